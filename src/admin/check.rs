@@ -1,0 +1,120 @@
+//! `pgcdc check`: a preflight of everything `run` needs, each item ok / warning / failure
+//! with a fix.
+
+use super::connect_catalog;
+use crate::config::Config;
+use crate::error::Result;
+use crate::pipeline::runner::open_sinks;
+use crate::source::conninfo::ConnInfo;
+use crate::source::replication::ReplicationConn;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckItem {
+    pub level: Level,
+    pub what: String,
+    pub detail: String,
+    pub hint: Option<String>,
+}
+
+fn item(level: Level, what: &str, detail: impl Into<String>, hint: Option<&str>) -> CheckItem {
+    CheckItem { level, what: what.into(), detail: detail.into(), hint: hint.map(str::to_string) }
+}
+
+/// Runs every check; stops early only when the server cannot be reached at all.
+pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
+    let mut items = Vec::new();
+    let info = ConnInfo::from_url(config.source.url.as_deref())?;
+    let catalog = match connect_catalog(&info).await {
+        Ok(c) => {
+            items.push(item(Level::Ok, "connect", info.redacted(), None));
+            c
+        }
+        Err(e) => {
+            items.push(CheckItem { level: Level::Fail, what: "connect".into(), detail: e.message, hint: e.hint });
+            return Ok(items);
+        }
+    };
+    let version = catalog.server_version_num().await?;
+    items.push(if version >= 100000 {
+        item(Level::Ok, "server version", format!("{version}"), None)
+    } else {
+        item(Level::Fail, "server version", format!("{version}"), Some("pgcdc needs PostgreSQL 10 or later"))
+    });
+    if version < 140000 {
+        items.push(item(Level::Warn, "streaming", "PostgreSQL < 14: large transactions are not streamed, they arrive at commit", Some("upgrade to 14+ for streaming of large transactions")));
+    }
+    let wal_level = catalog.setting("wal_level").await?;
+    items.push(if wal_level == "logical" {
+        item(Level::Ok, "wal_level", wal_level, None)
+    } else {
+        item(Level::Fail, "wal_level", format!("is `{wal_level}`"), Some("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"))
+    });
+    let (superuser, replication) = catalog.role_attributes().await?;
+    items.push(if superuser || replication {
+        item(Level::Ok, "replication privilege", format!("role {}", info.user), None)
+    } else {
+        item(Level::Fail, "replication privilege", format!("role {} has neither REPLICATION nor SUPERUSER", info.user), Some("ALTER ROLE ... WITH REPLICATION (see migrations/role.sql)"))
+    });
+    match ReplicationConn::connect(&info).await {
+        Ok(mut conn) => match conn.identify_system().await {
+            Ok(sys) => items.push(item(Level::Ok, "replication connection", format!("system {} timeline {} at {}", sys.system_id, sys.timeline, sys.xlogpos), None)),
+            Err(e) => items.push(CheckItem { level: Level::Fail, what: "replication connection".into(), detail: e.message, hint: e.hint }),
+        },
+        Err(e) => items.push(CheckItem { level: Level::Fail, what: "replication connection".into(), detail: e.message, hint: e.hint }),
+    }
+    let publication = &config.source.publication;
+    if catalog.publication_exists(publication).await? {
+        let tables = catalog.publication_tables(publication).await?;
+        items.push(item(Level::Ok, "publication", format!("{publication}: {} table(s)", tables.len()), None));
+        for (schema, table, ident, has_pk) in &tables {
+            match (ident.as_str(), has_pk) {
+                ("n", _) => items.push(item(Level::Warn, "replica identity", format!("{schema}.{table} has REPLICA IDENTITY NOTHING: updates and deletes fail on the source"), Some("ALTER TABLE ... REPLICA IDENTITY FULL or add a primary key"))),
+                ("d", false) => items.push(item(Level::Warn, "replica identity", format!("{schema}.{table} has no primary key: updates and deletes fail on the source and rows cannot be matched"), Some("add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL"))),
+                _ => {}
+            }
+        }
+    } else {
+        items.push(item(Level::Fail, "publication", format!("{publication} does not exist"), Some("run `pgcdc setup -c FILE`")));
+    }
+    let slot = &config.source.slot;
+    match catalog.slot(slot).await? {
+        None => items.push(item(Level::Warn, "slot", format!("{slot} does not exist yet"), Some("`pgcdc setup` or the first `pgcdc run` creates it"))),
+        Some(s) => {
+            let lag = match (catalog.current_wal_lsn().await, s.confirmed_flush_lsn) {
+                (Ok(cur), Some(c)) => format!(", {} bytes behind", cur.0.saturating_sub(c.0)),
+                _ => String::new(),
+            };
+            let detail = format!(
+                "{slot}: plugin {}, confirmed {}{lag}, wal_status {}",
+                s.plugin.clone().unwrap_or_default(),
+                s.confirmed_flush_lsn.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                s.wal_status.clone().unwrap_or_else(|| "-".into())
+            );
+            if s.plugin.as_deref() != Some("pgoutput") {
+                items.push(item(Level::Fail, "slot", detail, Some("pgcdc needs a pgoutput slot: choose another source.slot")));
+            } else if s.wal_status.as_deref() == Some("lost") {
+                items.push(item(Level::Fail, "slot", detail, Some("the slot is invalidated: start over with teardown + setup and an empty target")));
+            } else if s.active {
+                items.push(item(Level::Warn, "slot", format!("{detail}; in use by PID {}", s.active_pid.unwrap_or(0)), Some("another process reads this slot; `run` will fail until it stops")));
+            } else {
+                items.push(item(Level::Ok, "slot", detail, None));
+            }
+        }
+    }
+    match open_sinks(config) {
+        Ok(sinks) => {
+            for s in sinks {
+                items.push(item(Level::Ok, "target", format!("{} is writable", s.describe()), None));
+            }
+        }
+        Err(e) => items.push(CheckItem { level: Level::Fail, what: "target".into(), detail: e.message, hint: e.hint }),
+    }
+    Ok(items)
+}

@@ -1,0 +1,27 @@
+//! Operations on the source and the target behind `check`, `setup`, `status` and
+//! `teardown`. They return reports; the CLI presents them.
+
+pub mod check;
+pub mod setup;
+pub mod status;
+
+use crate::error::Result;
+use crate::source::catalog::Catalog;
+use crate::source::conninfo::ConnInfo;
+use crate::source::sql;
+
+pub async fn connect_catalog(info: &ConnInfo) -> Result<Catalog> {
+    Ok(Catalog::new(sql::connect(info).await?))
+}
+
+/// `"schema"."table"`, quoted for SQL.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+pub use crate::source::replication::quote_ident;
+
+/// `'text'` as an SQL literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}

@@ -1,0 +1,60 @@
+//! `pgcdc status`: the slot, the server position and what each target holds.
+
+use serde::Serialize;
+
+use super::connect_catalog;
+use crate::config::Config;
+use crate::error::Result;
+use crate::model::Lsn;
+use crate::sink::parquet::manifest;
+use crate::sink::storage;
+use crate::sink::Checkpoint;
+use crate::source::catalog::SlotState;
+use crate::source::conninfo::ConnInfo;
+
+#[derive(Serialize)]
+pub struct Status {
+    pub slot: String,
+    pub slot_exists: bool,
+    pub slot_active: bool,
+    pub confirmed_flush_lsn: Option<String>,
+    pub restart_lsn: Option<String>,
+    pub wal_status: Option<String>,
+    pub current_wal_lsn: String,
+    /// Bytes of WAL between the server's position and the slot's confirmed position.
+    pub lag_bytes: Option<u64>,
+    /// Bytes of WAL the slot holds back (from restart_lsn).
+    pub retained_bytes: Option<u64>,
+    pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Serialize)]
+pub struct TargetStatus {
+    pub target: String,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+pub async fn status(config: &Config) -> Result<Status> {
+    let info = ConnInfo::from_url(config.source.url.as_deref())?;
+    let catalog = connect_catalog(&info).await?;
+    let current = catalog.current_wal_lsn().await?;
+    let slot: Option<SlotState> = catalog.slot(&config.source.slot).await?;
+    let behind = |l: Option<Lsn>| l.map(|l| current.0.saturating_sub(l.0));
+    let mut targets = Vec::new();
+    for p in config.parquet_sinks() {
+        let st = storage::open(&p.url)?;
+        targets.push(TargetStatus { target: st.describe(), checkpoint: manifest::read_checkpoint(st.as_ref())? });
+    }
+    Ok(Status {
+        slot: config.source.slot.clone(),
+        slot_exists: slot.is_some(),
+        slot_active: slot.as_ref().is_some_and(|s| s.active),
+        confirmed_flush_lsn: slot.as_ref().and_then(|s| s.confirmed_flush_lsn).map(|l| l.to_string()),
+        restart_lsn: slot.as_ref().and_then(|s| s.restart_lsn).map(|l| l.to_string()),
+        wal_status: slot.as_ref().and_then(|s| s.wal_status.clone()),
+        current_wal_lsn: current.to_string(),
+        lag_bytes: behind(slot.as_ref().and_then(|s| s.confirmed_flush_lsn)),
+        retained_bytes: behind(slot.as_ref().and_then(|s| s.restart_lsn)),
+        targets,
+    })
+}

@@ -1,0 +1,163 @@
+//! Argument parsing and presentation. Every command's work lives elsewhere; this module
+//! turns its result into text and an exit code (SPEC 3: 0 ok, 1 runtime, 2 usage/config,
+//! 3 differences).
+
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Mode};
+use crate::error::{Error, Result};
+use crate::pipeline::runner::{self, RunOptions, Until};
+
+#[derive(Parser)]
+#[command(name = "pgcdc", version, about = "PostgreSQL logical replication to Parquet and Kinesis")]
+struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replicate: stream changes into every sink until --until-lsn or SIGINT/SIGTERM.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Overrides pipeline.mode.
+        #[arg(long)]
+        mode: Option<Mode>,
+        /// Stop once every transaction committed at or before LSN is durable (`X/Y` or `current`).
+        #[arg(long)]
+        until_lsn: Option<Until>,
+    },
+    /// Preflight: connectivity, wal_level, privileges, publication, slot, targets.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Create the publication and the slot (migrations/); safe to run again.
+    Setup {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Slot lag, confirmed LSN, target checkpoint and per-table counts.
+    Status {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the slot and the publication.
+    Teardown {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Required: confirms that the slot (and its retained WAL) may be dropped.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Entry point of the binary: returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::debug!(error = %e.message, "command failed");
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGCDC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config> {
+    Config::load(path)
+}
+
+async fn dispatch(command: Command) -> Result<i32> {
+    match command {
+        Command::Run { config, mode, until_lsn } => {
+            let mut config = load(&config)?;
+            if let Some(m) = mode {
+                config.pipeline.mode = m;
+            }
+            if config.pipeline.mode != Mode::Cdc {
+                return Err(Error::config(format!(
+                    "mode {:?} needs the full load, which this build does not have yet",
+                    config.pipeline.mode
+                ))
+                .with_hint("use --mode cdc (or pipeline.mode = \"cdc\")"));
+            }
+            let summary = runner::run(&config, RunOptions { until: until_lsn }).await?;
+            output::run_summary(&summary);
+            Ok(0)
+        }
+        Command::Check { config } => {
+            let config = load(&config)?;
+            let items = crate::admin::check::check(&config).await?;
+            Ok(output::check_report(&items))
+        }
+        Command::Setup { config } => {
+            let config = load(&config)?;
+            let report = crate::admin::setup::setup(&config).await?;
+            for a in report.actions {
+                println!("{a}");
+            }
+            Ok(0)
+        }
+        Command::Status { config, json } => {
+            let config = load(&config)?;
+            let status = crate::admin::status::status(&config).await?;
+            output::status(&status, json);
+            Ok(0)
+        }
+        Command::Teardown { config, yes } => {
+            let config = load(&config)?;
+            if !yes {
+                return Err(Error::config("teardown drops the replication slot and the publication; refusing without --yes")
+                    .with_hint("run `pgcdc teardown -c FILE --yes`"));
+            }
+            for a in crate::admin::setup::teardown(&config).await? {
+                println!("{a}");
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Text presentation of command results.
+
+use crate::admin::check::{CheckItem, Level};
+use crate::admin::status::Status;
+use crate::pipeline::runner::RunSummary;
+
+pub fn run_summary(s: &RunSummary) {
+    println!(
+        "replicated {} transactions ({} streamed, {} aborted streams skipped), {} rows; durable up to {}",
+        s.stats.transactions, s.stats.streamed_transactions, s.stats.aborted_streams, s.stats.rows, s.durable
+    );
+}
+
+/// Prints the check list; returns the exit code (1 if anything failed).
+pub fn check_report(items: &[CheckItem]) -> i32 {
+    let mut failed = false;
+    for i in items {
+        let tag = match i.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => {
+                failed = true;
+                "FAIL"
+            }
+        };
+        println!("[{tag}] {:<24} {}", i.what, i.detail);
+        if let Some(h) = &i.hint {
+            println!("       {:<24} hint: {h}", "");
+        }
+    }
+    if failed {
+        1
+    } else {
+        0
+    }
+}
+
+pub fn status(s: &Status, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s).expect("serialisable"));
+        return;
+    }
+    println!("slot {}: {}", s.slot, if !s.slot_exists { "missing" } else if s.slot_active { "active" } else { "inactive" });
+    println!("  server WAL position   {}", s.current_wal_lsn);
+    println!("  confirmed flush LSN   {}", s.confirmed_flush_lsn.as_deref().unwrap_or("-"));
+    println!("  restart LSN           {}", s.restart_lsn.as_deref().unwrap_or("-"));
+    println!("  wal_status            {}", s.wal_status.as_deref().unwrap_or("-"));
+    if let Some(l) = s.lag_bytes {
+        println!("  lag                   {l} bytes");
+    }
+    if let Some(r) = s.retained_bytes {
+        println!("  WAL retained          {r} bytes");
+    }
+    for t in &s.targets {
+        println!("target {}", t.target);
+        match &t.checkpoint {
+            None => println!("  no checkpoint yet"),
+            Some(cp) => {
+                println!("  durable up to         {} (last commit {}, written {})", cp.end_lsn, cp.commit_lsn, cp.written_at);
+                for (table, ops) in &cp.counts {
+                    let ops: Vec<String> = ops.iter().map(|(op, n)| format!("{op}={n}")).collect();
+                    println!("  {table:<32} {}", ops.join(" "));
+                }
+            }
+        }
+    }
+}

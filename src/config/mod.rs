@@ -1,0 +1,318 @@
+//! The TOML configuration of SPEC 4.
+//!
+//! Loading does, in order: read the file, replace `${VAR}` from the environment, parse with
+//! unknown keys rejected (the error names the nearest valid key), then validate values. Any
+//! failure is a configuration error (exit 2) that names the file, the key and a fix.
+
+mod env;
+mod units;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+pub use units::{parse_duration, parse_size};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub aws: Option<AwsConfig>,
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    pub state: Option<StateConfig>,
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetterConfig>,
+    #[serde(default)]
+    pub catalog: Option<CatalogConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// libpq-style URL; PG* environment variables fill what it leaves out.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_name")]
+    pub publication: String,
+    #[serde(default = "default_name")]
+    pub slot: String,
+    /// `schema.table` patterns with `*` wildcards; empty means every table of the publication.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Send a `pg_logical_emit_message` heartbeat at this interval so an idle slot advances
+    /// (SPEC 2.7). Off unless set.
+    #[serde(default, with = "units::opt_duration")]
+    pub heartbeat_interval: Option<Duration>,
+}
+
+fn default_name() -> String {
+    "pgcdc".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    FullLoad,
+    Cdc,
+    #[default]
+    FullLoadAndCdc,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "full-load" => Ok(Mode::FullLoad),
+            "cdc" => Ok(Mode::Cdc),
+            "full-load-and-cdc" => Ok(Mode::FullLoadAndCdc),
+            _ => Err(format!("unknown mode `{s}`: expected full-load, cdc or full-load-and-cdc")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    #[serde(default)]
+    pub mode: Mode,
+    /// Local directory for spilled streamed transactions; default: `_pgcdc/spill` in a local
+    /// target, else the system temp directory.
+    #[serde(default)]
+    pub spill_dir: Option<String>,
+    /// How often the slot is told our durable position (standby status update).
+    #[serde(default = "default_status_interval", with = "units::duration")]
+    pub status_interval: Duration,
+}
+
+fn default_status_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { mode: Mode::default(), spill_dir: None, status_interval: default_status_interval() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SinkConfig {
+    Parquet(ParquetSinkConfig),
+    Kinesis(KinesisSinkConfig),
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    #[default]
+    Native,
+    Dms,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// `file:///dir`, a plain path, or (later) `s3://bucket/prefix/`.
+    pub url: String,
+    #[serde(default)]
+    pub layout: Layout,
+    #[serde(default = "default_flush_interval", with = "units::duration")]
+    pub flush_interval: Duration,
+    #[serde(default = "default_max_file_size", with = "units::size")]
+    pub max_file_size: u64,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    #[serde(default)]
+    pub sse: Option<String>,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+}
+
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_file_size() -> u64 {
+    128 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisSinkConfig {
+    pub stream: String,
+    #[serde(default = "default_kinesis_format")]
+    pub format: String,
+    #[serde(default = "default_partition_key")]
+    pub partition_key: String,
+    #[serde(default = "default_aggregation")]
+    pub aggregation: String,
+}
+
+fn default_kinesis_format() -> String {
+    "dms-json".into()
+}
+fn default_partition_key() -> String {
+    "primary-key".into()
+}
+fn default_aggregation() -> String {
+    "none".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    pub glue_database: String,
+}
+
+impl Config {
+    /// Reads, substitutes, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let raw = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read configuration file {}: {e}", path.display()))
+                .with_hint("pass an existing TOML file with -c FILE")
+        })?;
+        Config::parse(&raw).map_err(|e| e.context(format!("configuration {}", path.display())))
+    }
+
+    /// Parses configuration text (after `${VAR}` substitution) and validates it.
+    pub fn parse(raw: &str) -> Result<Config> {
+        let text = env::substitute(raw)?;
+        let config: Config = toml::from_str(&text).map_err(|e| explain_toml_error(&e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.sinks.is_empty() {
+            return Err(Error::config("no [[sink]] is configured").with_hint(
+                "add a sink, e.g.\n    [[sink]]\n    kind = \"parquet\"\n    url = \"file:///var/lib/pgcdc/out\"",
+            ));
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            match sink {
+                SinkConfig::Parquet(p) => {
+                    if p.url.trim().is_empty() {
+                        return Err(Error::config(format!("sink {} (parquet): `url` is empty", i + 1)));
+                    }
+                    if p.url.starts_with("s3://") {
+                        return Err(Error::config(format!(
+                            "sink {} (parquet): S3 targets are not supported by this build yet ({})",
+                            i + 1,
+                            p.url
+                        ))
+                        .with_hint("use a local directory (file:///path or a plain path)"));
+                    }
+                    if p.layout == Layout::Dms {
+                        return Err(Error::config(format!(
+                            "sink {} (parquet): layout = \"dms\" is not supported by this build yet",
+                            i + 1
+                        ))
+                        .with_hint("use layout = \"native\""));
+                    }
+                    if p.max_file_size < 1024 {
+                        return Err(Error::config(format!(
+                            "sink {} (parquet): max_file_size must be at least 1KiB",
+                            i + 1
+                        )));
+                    }
+                }
+                SinkConfig::Kinesis(_) => {
+                    return Err(Error::config(format!(
+                        "sink {}: kind = \"kinesis\" is not supported by this build yet",
+                        i + 1
+                    ))
+                    .with_hint("remove the Kinesis sink or use a Parquet sink"));
+                }
+            }
+        }
+        if !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) && self.state.is_none() {
+            return Err(Error::config("no Parquet sink and no [state] url: progress has nowhere to live")
+                .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\""));
+        }
+        for pat in &self.source.tables {
+            if pat.trim().is_empty() {
+                return Err(Error::config("source.tables contains an empty pattern"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn parquet_sinks(&self) -> impl Iterator<Item = &ParquetSinkConfig> {
+        self.sinks.iter().filter_map(|s| match s {
+            SinkConfig::Parquet(p) => Some(p),
+            _ => None,
+        })
+    }
+}
+
+/// Turns a TOML/serde error into one readable line, suggesting the nearest valid key.
+fn explain_toml_error(e: &toml::de::Error) -> Error {
+    let msg = e.message().to_string();
+    let location = e.span().map(|_| String::new()).unwrap_or_default();
+    // serde's unknown-field message: "unknown field `x`, expected one of `a`, `b`"
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once('`') {
+            let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            let best = candidates
+                .iter()
+                .map(|c| (strsim::jaro_winkler(field, c), *c))
+                .filter(|(score, _)| *score > 0.7)
+                .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+            let mut err = Error::config(format!("unknown key `{field}`{location}"));
+            err = match best {
+                Some((_, c)) => err.with_hint(format!("did you mean `{c}`?")),
+                None => err.with_hint(format!("valid keys here: {}", candidates.join(", "))),
+            };
+            return err;
+        }
+    }
+    Error::config(format!("invalid configuration: {}", e.to_string().trim()))
+}
+
+#[cfg(test)]
+mod tests;

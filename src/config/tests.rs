@@ -1,0 +1,65 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[source]
+url = "postgres://u@localhost/db"
+[[sink]]
+kind = "parquet"
+url = "/tmp/out"
+"#;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = Config::parse(MINIMAL).unwrap();
+    assert_eq!(c.source.publication, "pgcdc");
+    assert_eq!(c.source.slot, "pgcdc");
+    assert_eq!(c.pipeline.mode, Mode::FullLoadAndCdc);
+    let p = c.parquet_sinks().next().unwrap();
+    assert_eq!(p.flush_interval, Duration::from_secs(60));
+    assert_eq!(p.max_file_size, 128 * 1024 * 1024);
+    assert_eq!(p.compression, Compression::Zstd);
+}
+
+#[test]
+fn unknown_key_suggests_nearest() {
+    let e = Config::parse(&MINIMAL.replace("url = \"/tmp/out\"", "url = \"/tmp/out\"\nflush_intervall = \"5s\"")).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.message.contains("flush_intervall"), "{e}");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `flush_interval`?"));
+    let e = Config::parse(&MINIMAL.replace("[source]", "[source]\npublicaton = \"x\"")).unwrap_err();
+    assert_eq!(e.hint.as_deref(), Some("did you mean `publication`?"), "{e}");
+}
+
+#[test]
+fn env_vars_are_substituted_and_missing_ones_named() {
+    std::env::set_var("PGCDC_TEST_OUT_DIR", "/data/out");
+    let c = Config::parse(&MINIMAL.replace("/tmp/out", "${PGCDC_TEST_OUT_DIR}")).unwrap();
+    assert_eq!(c.parquet_sinks().next().unwrap().url, "/data/out");
+    let e = Config::parse(&MINIMAL.replace("/tmp/out", "${PGCDC_TEST_SURELY_UNSET}")).unwrap_err();
+    assert!(e.message.contains("PGCDC_TEST_SURELY_UNSET"), "{e}");
+    assert_eq!(env::substitute("a $${B} c").unwrap(), "a ${B} c");
+}
+
+#[test]
+fn bad_values_are_config_errors() {
+    for bad in [
+        MINIMAL.replace("url = \"/tmp/out\"", "url = \"/tmp/out\"\nflush_interval = \"soon\""),
+        MINIMAL.replace("url = \"/tmp/out\"", "url = \"/tmp/out\"\nmax_file_size = \"12 parsecs\""),
+        MINIMAL.replace("kind = \"parquet\"", "kind = \"csv\""),
+        MINIMAL.replace("[source]", "[pipeline]\nmode = \"sometimes\"\n[source]"),
+        "[source]\nurl = \"x\"\n".to_string(),
+        "not toml at all [".to_string(),
+    ] {
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+    }
+}
+
+#[test]
+fn units_parse() {
+    assert_eq!(parse_size("128MiB").unwrap(), 128 << 20);
+    assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+    assert_eq!(parse_size("4096").unwrap(), 4096);
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert!(parse_size("1XB").is_err());
+}

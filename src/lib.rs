@@ -1,0 +1,16 @@
+//! pgcdc: PostgreSQL logical replication (`pgoutput`) to Parquet and Kinesis.
+//!
+//! The folders follow the data's path: [`source`] reads PostgreSQL, [`model`] is the change
+//! model everything speaks, [`batch`] turns changes into Arrow record batches, [`sink`] writes
+//! them out, and [`pipeline`] orders, acknowledges and checkpoints. [`cli`] only parses
+//! arguments and presents results.
+
+pub mod admin;
+pub mod batch;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod pipeline;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,132 @@
+//! The small change model every part of pgcdc speaks: LSNs, transactions and row changes.
+//!
+//! The source decodes pgoutput into these types, the pipeline orders and groups them, and
+//! the sinks turn them into files or records. Nothing here knows about Arrow or PostgreSQL
+//! wire formats.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A PostgreSQL write-ahead-log position (`XLogRecPtr`).
+///
+/// Displayed as PostgreSQL does (`16/B374D848`); [`Lsn::file_hex`] gives the 16 upper-case
+/// hex digits used in object names so that names sort in LSN order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    pub const ZERO: Lsn = Lsn(0);
+
+    /// 16 upper-case hex digits, zero padded: sorts like the LSN itself.
+    pub fn file_hex(self) -> String {
+        format!("{:016X}", self.0)
+    }
+
+    /// Parses the 16-hex-digit form written by [`Lsn::file_hex`].
+    pub fn from_file_hex(s: &str) -> Option<Lsn> {
+        if s.len() != 16 {
+            return None;
+        }
+        u64::from_str_radix(s, 16).ok().map(Lsn)
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+impl fmt::Debug for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Lsn {
+    type Err = String;
+    /// Accepts PostgreSQL's `X/Y` form.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (hi, lo) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not an LSN: expected the form 16/B374D848"))?;
+        let hi = u32::from_str_radix(hi, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
+        let lo = u32::from_str_radix(lo, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
+        Ok(Lsn(((hi as u64) << 32) | lo as u64))
+    }
+}
+
+/// Microseconds since the PostgreSQL epoch (2000-01-01 00:00:00 UTC), as on the wire.
+pub type PgTimestamp = i64;
+
+/// Seconds between the Unix epoch and the PostgreSQL epoch.
+pub const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
+
+/// Converts a PostgreSQL-epoch timestamp to microseconds since the Unix epoch.
+pub fn pg_ts_to_unix_micros(ts: PgTimestamp) -> i64 {
+    ts + PG_EPOCH_UNIX_SECS * 1_000_000
+}
+
+/// What identifies one committed transaction in the output.
+///
+/// `commit_lsn` is the LSN of the commit record (pgoutput's Begin `final_lsn`); it is what
+/// `_lsn` holds. `end_lsn` is the end of the commit record: the position confirmed to the slot
+/// once the transaction is durable, so that a restart resumes after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnMeta {
+    pub xid: Option<u32>,
+    pub commit_lsn: Lsn,
+    pub end_lsn: Lsn,
+    /// Commit time in microseconds since the Unix epoch.
+    pub commit_ts_us: i64,
+}
+
+/// The operation of one output row (`_op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowOp {
+    /// A row of the full load (`L`).
+    Load,
+    Insert,
+    Update,
+    Delete,
+    /// A TRUNCATE marker: the table is empty after this row (`T`).
+    Truncate,
+}
+
+impl RowOp {
+    pub fn code(self) -> &'static str {
+        match self {
+            RowOp::Load => "L",
+            RowOp::Insert => "I",
+            RowOp::Update => "U",
+            RowOp::Delete => "D",
+            RowOp::Truncate => "T",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<RowOp> {
+        Some(match s {
+            "L" => RowOp::Load,
+            "I" => RowOp::Insert,
+            "U" => RowOp::Update,
+            "D" => RowOp::Delete,
+            "T" => RowOp::Truncate,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trips_both_forms() {
+        let l: Lsn = "16/B374D848".parse().unwrap();
+        assert_eq!(l.0, 0x16_B374_D848);
+        assert_eq!(l.to_string(), "16/B374D848");
+        assert_eq!(l.file_hex(), "00000016B374D848");
+        assert_eq!(Lsn::from_file_hex(&l.file_hex()), Some(l));
+        assert!("16B374D848".parse::<Lsn>().is_err());
+        assert!(Lsn(1).file_hex() < Lsn(0x10).file_hex());
+    }
+}

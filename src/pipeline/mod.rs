@@ -1,0 +1,411 @@
+//! Ordering, durability acknowledgements, checkpoints and back-pressure.
+//!
+//! The pipeline runs on its own thread and owns the sinks. It receives [`SourceEvent`]s in
+//! stream order from the replication reader through a bounded channel (back-pressure: when
+//! the sinks are slow, the reader stops reading the socket), decodes pgoutput, assembles
+//! transactions (spilling streamed ones), applies the SPEC 5.1 row rules and drives every
+//! sink through the [`crate::sink::Sink`] contract. After all sinks flushed, it raises
+//! [`Progress::durable`], which the reader reports to the slot.
+
+mod changes;
+pub mod filter;
+pub mod progress;
+pub mod relations;
+pub mod runner;
+mod spill;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use self::changes::{truncate_values, update_rows, RowOut};
+use self::filter::TableFilter;
+use self::progress::Progress;
+use self::relations::{CatalogLookup, Relations};
+use self::spill::StreamSpill;
+use crate::batch::{OutputRow, TableSchema};
+use crate::error::{Error, Result};
+use crate::model::{pg_ts_to_unix_micros, Lsn, RowOp, TxnMeta};
+use crate::sink::{Checkpoint, Sink};
+use crate::source::pgoutput::{decode_message, Decoder, PgOutputMessage};
+
+/// What the replication reader hands to the pipeline, in stream order.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// One pgoutput message from XLogData.
+    Data { wal_end: Lsn, data: Bytes },
+    /// A keepalive: the server has sent everything before `wal_end`.
+    Keepalive { wal_end: Lsn },
+    /// Time passes (sent about once a second): lets age-based flushes happen when idle.
+    Tick,
+    /// Stop at the next transaction boundary, flush, and return.
+    Shutdown,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The pipeline is done (until-LSN reached or shutdown); everything is flushed.
+    Done,
+}
+
+struct SinkSlot {
+    sink: Box<dyn Sink>,
+    /// Transactions whose commit LSN is before this were already durable in this sink.
+    resume_from: Lsn,
+    /// Schema last announced to this sink per relation.
+    announced: HashMap<u32, Arc<TableSchema>>,
+    /// Whether the open transaction is fed to this sink.
+    active: bool,
+}
+
+struct OpenTxn {
+    meta: TxnMeta,
+    seq: i64,
+}
+
+pub struct PipelineOptions {
+    pub protocol_version: u32,
+    pub until: Option<Lsn>,
+    pub tables: Vec<String>,
+    pub spill_dir: PathBuf,
+    /// Minimum time between checkpoints written only to record idle progress.
+    pub idle_checkpoint_interval: Duration,
+}
+
+pub struct Pipeline {
+    decoder: Decoder,
+    protocol_version: u32,
+    sinks: Vec<SinkSlot>,
+    relations: Relations,
+    catalog: Box<dyn CatalogLookup + Send>,
+    filter: TableFilter,
+    txn: Option<OpenTxn>,
+    spill: StreamSpill,
+    /// Top-level xid of the stream chunk being received.
+    stream_xid: Option<u32>,
+    progress: Arc<Progress>,
+    until: Option<Lsn>,
+    last_commit: Option<(Lsn, Lsn)>,
+    last_checkpoint_at: Instant,
+    idle_checkpoint_interval: Duration,
+    stopping: bool,
+    pub stats: PipelineStats,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct PipelineStats {
+    pub transactions: u64,
+    pub rows: u64,
+    pub streamed_transactions: u64,
+    pub aborted_streams: u64,
+    pub flushes: u64,
+}
+
+impl Pipeline {
+    /// Recovers every sink and returns the pipeline and the LSN to start streaming from.
+    pub fn open(
+        mut sinks: Vec<Box<dyn Sink>>,
+        catalog: Box<dyn CatalogLookup + Send>,
+        opts: PipelineOptions,
+    ) -> Result<(Pipeline, Option<Lsn>)> {
+        let mut slots = Vec::new();
+        let mut start: Option<Lsn> = None;
+        let mut any_fresh = false;
+        for mut sink in sinks.drain(..) {
+            let cp = sink.recover().map_err(|e| e.context(format!("recovering {}", sink.describe())))?;
+            let resume_from = cp.as_ref().map(|c| c.end_lsn).unwrap_or(Lsn::ZERO);
+            if cp.is_none() {
+                any_fresh = true;
+            }
+            start = Some(start.map_or(resume_from, |s| s.min(resume_from)));
+            slots.push(SinkSlot { sink, resume_from, announced: HashMap::new(), active: false });
+        }
+        let start = if any_fresh { None } else { start };
+        let progress = Arc::new(Progress::new(start.unwrap_or(Lsn::ZERO)));
+        let pipeline = Pipeline {
+            decoder: Decoder::new(opts.protocol_version),
+            protocol_version: opts.protocol_version,
+            sinks: slots,
+            relations: Relations::default(),
+            catalog,
+            filter: TableFilter::new(&opts.tables),
+            txn: None,
+            spill: StreamSpill::new(opts.spill_dir)?,
+            stream_xid: None,
+            progress,
+            until: opts.until,
+            last_commit: None,
+            last_checkpoint_at: Instant::now(),
+            idle_checkpoint_interval: opts.idle_checkpoint_interval,
+            stopping: false,
+            stats: PipelineStats::default(),
+        };
+        Ok((pipeline, start))
+    }
+
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Handles one event. Errors stop the pipeline without flushing anything unfinished.
+    pub fn handle(&mut self, event: SourceEvent) -> Result<Flow> {
+        match event {
+            SourceEvent::Data { wal_end, data } => self.on_data(wal_end, data),
+            SourceEvent::Keepalive { wal_end } => self.on_position(wal_end),
+            SourceEvent::Tick => {
+                if self.txn.is_none() && self.sinks.iter().any(|s| s.sink.wants_flush(Instant::now())) {
+                    self.flush_all(None)?;
+                }
+                Ok(Flow::Continue)
+            }
+            SourceEvent::Shutdown => {
+                self.stopping = true;
+                if self.txn.is_none() {
+                    self.flush_all(None)?;
+                    return Ok(Flow::Done);
+                }
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    fn on_data(&mut self, _wal_end: Lsn, data: Bytes) -> Result<Flow> {
+        let raw = data.clone();
+        let msg = self.decoder.decode(data).map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
+        if let Some(top) = self.stream_xid {
+            if msg.stream_xid().is_some() {
+                self.spill.append(top, &raw)?;
+                return Ok(Flow::Continue);
+            }
+        }
+        match msg {
+            PgOutputMessage::Begin { final_lsn, commit_ts, xid } => {
+                if self.until.is_some_and(|u| final_lsn > u) {
+                    return self.finish();
+                }
+                let meta = TxnMeta { xid: Some(xid), commit_lsn: final_lsn, end_lsn: final_lsn, commit_ts_us: pg_ts_to_unix_micros(commit_ts) };
+                self.begin(meta)?;
+            }
+            PgOutputMessage::Commit { commit_lsn, end_lsn, commit_ts, .. } => {
+                let mut txn = self.txn.take().ok_or_else(|| Error::runtime("pgoutput Commit without Begin"))?;
+                if txn.meta.commit_lsn != commit_lsn {
+                    return Err(Error::runtime(format!(
+                        "pgoutput Commit at {commit_lsn} does not match Begin's final LSN {}",
+                        txn.meta.commit_lsn
+                    )));
+                }
+                txn.meta.end_lsn = end_lsn;
+                txn.meta.commit_ts_us = pg_ts_to_unix_micros(commit_ts);
+                return self.commit(txn);
+            }
+            PgOutputMessage::StreamStart { xid, .. } => self.stream_xid = Some(xid),
+            PgOutputMessage::StreamStop => self.stream_xid = None,
+            PgOutputMessage::StreamAbort { xid, subxid, .. } => {
+                if xid == subxid {
+                    self.stats.aborted_streams += 1;
+                }
+                self.spill.abort(xid, subxid);
+            }
+            PgOutputMessage::StreamCommit { xid, commit_lsn, end_lsn, commit_ts, .. } => {
+                return self.stream_commit(xid, commit_lsn, end_lsn, commit_ts);
+            }
+            PgOutputMessage::Message { flags, lsn, .. } if flags & 1 == 0 => {
+                // A non-transactional logical message (e.g. our heartbeat) marks a position.
+                return self.on_position(lsn);
+            }
+            PgOutputMessage::Origin { .. } | PgOutputMessage::Message { .. } => {}
+            PgOutputMessage::BeginPrepare { .. }
+            | PgOutputMessage::Prepare { .. }
+            | PgOutputMessage::CommitPrepared { .. }
+            | PgOutputMessage::RollbackPrepared { .. }
+            | PgOutputMessage::StreamPrepare { .. } => {
+                return Err(Error::runtime("received a two-phase commit message, but pgcdc does not enable two_phase")
+                    .with_hint("the slot was probably created with two_phase enabled by another tool: give pgcdc its own slot"));
+            }
+            change => self.apply_change(change)?,
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn begin(&mut self, meta: TxnMeta) -> Result<()> {
+        if self.txn.is_some() {
+            return Err(Error::runtime("pgoutput Begin inside an open transaction"));
+        }
+        for slot in &mut self.sinks {
+            slot.active = meta.commit_lsn >= slot.resume_from;
+            if slot.active {
+                slot.sink.begin(&meta)?;
+            }
+        }
+        self.txn = Some(OpenTxn { meta, seq: 0 });
+        Ok(())
+    }
+
+    fn commit(&mut self, txn: OpenTxn) -> Result<Flow> {
+        for slot in &mut self.sinks {
+            if slot.active {
+                slot.sink.commit(&txn.meta)?;
+                slot.active = false;
+            }
+        }
+        self.stats.transactions += 1;
+        self.last_commit = Some((txn.meta.commit_lsn, txn.meta.end_lsn));
+        let now = Instant::now();
+        if self.sinks.iter().any(|s| s.sink.wants_flush(now)) {
+            self.flush_all(None)?;
+        }
+        if self.stopping || self.until.is_some_and(|u| txn.meta.end_lsn > u) {
+            return self.finish();
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn stream_commit(&mut self, xid: u32, commit_lsn: Lsn, end_lsn: Lsn, commit_ts: i64) -> Result<Flow> {
+        if self.until.is_some_and(|u| commit_lsn > u) {
+            return self.finish();
+        }
+        let meta = TxnMeta { xid: Some(xid), commit_lsn, end_lsn, commit_ts_us: pg_ts_to_unix_micros(commit_ts) };
+        self.begin(meta)?;
+        self.stats.streamed_transactions += 1;
+        if let Some(mut spilled) = self.spill.take(xid)? {
+            while let Some(raw) = spilled.next_message()? {
+                let msg = decode_message(raw, self.protocol_version, true)
+                    .map_err(|e| Error::runtime(format!("decoding spilled pgoutput: {e}")))?;
+                if msg.stream_xid().is_some_and(|x| spilled.aborted_subxacts.contains(&x)) {
+                    continue;
+                }
+                match msg {
+                    PgOutputMessage::Message { .. } => {}
+                    change => self.apply_change(change)?,
+                }
+            }
+        }
+        let txn = self.txn.take().expect("begun above");
+        self.commit(txn)
+    }
+
+    /// Relation, Type, Insert, Update, Delete, Truncate inside a transaction.
+    fn apply_change(&mut self, msg: PgOutputMessage) -> Result<()> {
+        match msg {
+            PgOutputMessage::Relation { relation, .. } => {
+                self.relations.apply(&relation, self.catalog.as_mut())?;
+            }
+            PgOutputMessage::Type { .. } => {}
+            PgOutputMessage::Insert { relid, new, .. } => {
+                let table = self.relations.get(relid)?.clone();
+                self.emit(&table, RowOut { op: RowOp::Insert, values: new.as_slice().into() })?;
+            }
+            PgOutputMessage::Update { relid, old, new, .. } => {
+                let table = self.relations.get(relid)?.clone();
+                for row in update_rows(&table, old.as_ref(), &new) {
+                    self.emit(&table, row)?;
+                }
+            }
+            PgOutputMessage::Delete { relid, old, .. } => {
+                let table = self.relations.get(relid)?.clone();
+                self.emit(&table, RowOut { op: RowOp::Delete, values: old.1.as_slice().into() })?;
+            }
+            PgOutputMessage::Truncate { relids, .. } => {
+                for relid in relids {
+                    let table = self.relations.get(relid)?.clone();
+                    let values = truncate_values(&table);
+                    self.emit(&table, RowOut { op: RowOp::Truncate, values: values.as_slice().into() })?;
+                }
+            }
+            other => return Err(Error::runtime(format!("unexpected pgoutput message inside a transaction: {other:?}"))),
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, table: &Arc<TableSchema>, row: RowOut<'_>) -> Result<()> {
+        let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput sent a change outside a transaction"))?;
+        if !self.filter.matches(&table.schema, &table.name) {
+            return Ok(());
+        }
+        if row.values.len() != table.columns.len() {
+            return Err(Error::runtime(format!(
+                "a change of {}.{} has {} values for {} columns",
+                table.schema,
+                table.name,
+                row.values.len(),
+                table.columns.len()
+            )));
+        }
+        let out = OutputRow {
+            op: row.op,
+            lsn: txn.meta.commit_lsn,
+            seq: txn.seq,
+            xid: txn.meta.xid,
+            commit_ts_us: txn.meta.commit_ts_us,
+            values: &row.values,
+        };
+        txn.seq += 1;
+        self.stats.rows += 1;
+        for slot in self.sinks.iter_mut().filter(|s| s.active) {
+            let announced = slot.announced.get(&table.relid).is_some_and(|a| Arc::ptr_eq(a, table));
+            if !announced {
+                slot.sink.relation(table, &txn.meta)?;
+                slot.announced.insert(table.relid, table.clone());
+            }
+            slot.sink.row(table, &out)?;
+        }
+        Ok(())
+    }
+
+    /// The server has sent everything before `pos`. When nothing is open or waiting for a
+    /// flush, that position is as good as durable: record it (rate-limited) so idle slots
+    /// advance (SPEC 2.7), and stop if it passes the until-LSN.
+    fn on_position(&mut self, pos: Lsn) -> Result<Flow> {
+        let idle = self.txn.is_none() && self.spill.open_count() == 0 && !self.sinks.iter().any(|s| s.sink.has_pending());
+        if !idle {
+            return Ok(Flow::Continue);
+        }
+        let reached = self.until.is_some_and(|u| pos >= u);
+        if pos > self.progress.durable()
+            && (reached || self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval)
+        {
+            self.flush_all(Some(pos))?;
+        }
+        if reached || self.stopping {
+            return self.finish();
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Flushes every sink and raises the durable position. `idle_pos` is a position known to
+    /// have nothing unflushed before it.
+    fn flush_all(&mut self, idle_pos: Option<Lsn>) -> Result<()> {
+        let (commit_lsn, end_lsn) = self.last_commit.unwrap_or((Lsn::ZERO, Lsn::ZERO));
+        let end = idle_pos.map_or(end_lsn, |p| p.max(end_lsn));
+        if end == Lsn::ZERO || (end <= self.progress.durable() && !self.sinks.iter().any(|s| s.sink.has_pending())) {
+            return Ok(());
+        }
+        let cp = Checkpoint::new(end, commit_lsn);
+        for slot in &mut self.sinks {
+            slot.sink.flush(&cp).map_err(|e| e.context(format!("flushing {}", slot.sink.describe())))?;
+            slot.resume_from = slot.resume_from.max(end);
+        }
+        self.stats.flushes += 1;
+        self.last_checkpoint_at = Instant::now();
+        self.progress.advance(end);
+        tracing::debug!(lsn = %end, "flushed");
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Flow> {
+        self.flush_all(None)?;
+        Ok(Flow::Done)
+    }
+
+    /// Flushes what is committed; used when the source ends without a Shutdown event.
+    pub fn close(&mut self) -> Result<()> {
+        if self.txn.is_none() {
+            self.flush_all(None)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! The relation cache: pgoutput Relation messages turned into [`TableSchema`]s with resolved
+//! types and the key the materialisation rule uses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::batch::{resolve, CatalogType, ColumnSchema, TableSchema};
+use crate::error::{Error, Result};
+use crate::source::pgoutput::Relation;
+
+/// Catalog facts the pipeline may need while decoding. Implemented over a SQL session in
+/// production and by fixtures in tests.
+pub trait CatalogLookup {
+    fn type_facts(&mut self, oid: u32) -> Result<Option<CatalogType>>;
+    fn primary_key(&mut self, relid: u32) -> Result<Vec<String>>;
+}
+
+#[derive(Default)]
+pub struct Relations {
+    tables: HashMap<u32, Arc<TableSchema>>,
+    types: HashMap<u32, Option<CatalogType>>,
+}
+
+impl Relations {
+    pub fn get(&self, relid: u32) -> Result<&Arc<TableSchema>> {
+        self.tables.get(&relid).ok_or_else(|| {
+            Error::runtime(format!("pgoutput sent a change for relation {relid} before describing it"))
+        })
+    }
+
+    /// Updates the cache from a Relation message; returns the table's schema and whether its
+    /// shape (name, columns or types) differs from what was cached.
+    pub fn apply(&mut self, rel: &Relation, catalog: &mut dyn CatalogLookup) -> Result<(Arc<TableSchema>, bool)> {
+        let mut columns = Vec::with_capacity(rel.columns.len());
+        for c in &rel.columns {
+            let mut lookup_err = None;
+            let types = &mut self.types;
+            let pg_type = resolve(c.type_oid, c.type_modifier, &mut |oid| {
+                if let Some(t) = types.get(&oid) {
+                    return t.clone();
+                }
+                match catalog.type_facts(oid) {
+                    Ok(t) => {
+                        types.insert(oid, t.clone());
+                        t
+                    }
+                    Err(e) => {
+                        lookup_err = Some(e);
+                        None
+                    }
+                }
+            });
+            if let Some(e) = lookup_err {
+                return Err(e);
+            }
+            columns.push(ColumnSchema {
+                name: c.name.clone(),
+                type_oid: c.type_oid,
+                type_modifier: c.type_modifier,
+                pg_type,
+                replica_identity: c.is_key(),
+            });
+        }
+        let pk = catalog.primary_key(rel.relid)?;
+        let pk_idx: Option<Vec<usize>> = pk.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
+        let key = match pk_idx {
+            Some(idx) if !idx.is_empty() => idx,
+            _ => columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect(),
+        };
+        let table = Arc::new(TableSchema {
+            relid: rel.relid,
+            schema: rel.namespace.clone(),
+            name: rel.name.clone(),
+            columns,
+            key,
+            replica_identity: rel.replica_identity,
+        });
+        let changed = match self.tables.get(&rel.relid) {
+            Some(old) => !old.same_shape(&table) || old.schema != table.schema || old.name != table.name,
+            None => true,
+        };
+        let table = if changed || self.tables.get(&rel.relid).is_some_and(|o| o.key != table.key) {
+            self.tables.insert(rel.relid, table.clone());
+            table
+        } else {
+            self.tables[&rel.relid].clone()
+        };
+        Ok((table, changed))
+    }
+}

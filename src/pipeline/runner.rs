@@ -1,0 +1,329 @@
+//! `pgcdc run`: preflight, slot handling, the replication reader task and the pipeline
+//! thread, wired together.
+//!
+//! The reader (async, on tokio) reads the socket, answers keepalives and sends standby
+//! status updates carrying [`Progress::durable`]. The pipeline (one OS thread) does all
+//! decoding and writing. They talk through a bounded channel of event batches.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::relations::CatalogLookup;
+use super::{Flow, Pipeline, PipelineOptions, PipelineStats, SourceEvent};
+use crate::batch::CatalogType;
+use crate::config::{Config, SinkConfig};
+use crate::error::{Error, Result};
+use crate::model::Lsn;
+use crate::sink::parquet::ParquetSink;
+use crate::sink::Sink;
+use crate::source::catalog::Catalog;
+use crate::source::conninfo::ConnInfo;
+use crate::source::replication::{ReplicationConn, SnapshotAction, StreamEvent};
+use crate::source::sql;
+
+/// Where `--until-lsn` stops.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    Lsn(Lsn),
+    /// `pg_current_wal_lsn()` when the command starts.
+    Current,
+}
+
+impl std::str::FromStr for Until {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "current" {
+            Ok(Until::Current)
+        } else {
+            s.parse().map(Until::Lsn)
+        }
+    }
+}
+
+pub struct RunOptions {
+    pub until: Option<Until>,
+}
+
+#[derive(Debug)]
+pub struct RunSummary {
+    pub stats: PipelineStats,
+    pub durable: Lsn,
+}
+
+/// Catalog lookups from the pipeline thread, executed on the runtime.
+struct BlockingCatalog {
+    catalog: Arc<Catalog>,
+    handle: tokio::runtime::Handle,
+}
+
+impl CatalogLookup for BlockingCatalog {
+    fn type_facts(&mut self, oid: u32) -> Result<Option<CatalogType>> {
+        let c = self.catalog.clone();
+        self.handle.block_on(async move { c.type_facts(oid).await })
+    }
+    fn primary_key(&mut self, relid: u32) -> Result<Vec<String>> {
+        let c = self.catalog.clone();
+        self.handle.block_on(async move { c.primary_key(relid).await })
+    }
+}
+
+/// The pgoutput protocol version for a server: the highest it supports.
+pub fn protocol_version(server_version: u32) -> u32 {
+    match server_version {
+        v if v >= 160000 => 4,
+        v if v >= 150000 => 3,
+        v if v >= 140000 => 2,
+        _ => 1,
+    }
+}
+
+pub fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>> {
+    config
+        .sinks
+        .iter()
+        .map(|s| match s {
+            SinkConfig::Parquet(p) => Ok(Box::new(ParquetSink::open(p)?) as Box<dyn Sink>),
+            SinkConfig::Kinesis(_) => Err(Error::config("kind = \"kinesis\" is not supported by this build yet")),
+        })
+        .collect()
+}
+
+fn spill_dir(config: &Config) -> PathBuf {
+    if let Some(d) = &config.pipeline.spill_dir {
+        return PathBuf::from(d);
+    }
+    if let Some(p) = config.parquet_sinks().next() {
+        let root = p.url.strip_prefix("file://").unwrap_or(&p.url);
+        if !p.url.contains("://") || p.url.starts_with("file://") {
+            return PathBuf::from(root).join("_pgcdc").join("spill");
+        }
+    }
+    std::env::temp_dir().join(format!("pgcdc-spill-{}", std::process::id()))
+}
+
+/// Checks that streaming can start: wal_level, publication, slot state and our progress.
+async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Result<bool> {
+    let wal_level = catalog.setting("wal_level").await?;
+    if wal_level != "logical" {
+        return Err(Error::runtime(format!("the server's wal_level is `{wal_level}`, logical replication needs `logical`"))
+            .with_hint("set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"));
+    }
+    let publication = &config.source.publication;
+    if !catalog.publication_exists(publication).await? {
+        return Err(Error::runtime(format!("publication `{publication}` does not exist")).with_hint(format!(
+            "create it with `pgcdc setup -c FILE`, or CREATE PUBLICATION \"{publication}\" FOR TABLE ...; or fix source.publication"
+        )));
+    }
+    let slot_name = &config.source.slot;
+    match catalog.slot(slot_name).await? {
+        None => {
+            if let Some(start) = start {
+                return Err(Error::runtime(format!(
+                    "replication slot `{slot_name}` does not exist, but the target already holds changes up to {start}"
+                ))
+                .with_hint("changes since then are lost with the slot: start over with an empty target (and `pgcdc setup`), or restore the slot"));
+            }
+            Ok(false)
+        }
+        Some(slot) => {
+            if slot.plugin.as_deref() != Some("pgoutput") {
+                return Err(Error::runtime(format!(
+                    "replication slot `{slot_name}` uses plugin {:?}, pgcdc needs pgoutput",
+                    slot.plugin.unwrap_or_default()
+                ))
+                .with_hint("use another source.slot name; pgcdc creates its own slot"));
+            }
+            if slot.wal_status.as_deref() == Some("lost") {
+                return Err(Error::runtime(format!("replication slot `{slot_name}` is invalidated (wal_status = lost): the WAL it needed was removed"))
+                    .with_hint("changes were lost; start over with an empty target and a new slot (pgcdc teardown, then setup)"));
+            }
+            if slot.active {
+                return Err(Error::runtime(format!(
+                    "replication slot `{slot_name}` is in use by another process (PID {})",
+                    slot.active_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                ))
+                .with_hint("stop the other consumer, or give this pgcdc its own source.slot"));
+            }
+            if let (Some(start), Some(confirmed)) = (start, slot.confirmed_flush_lsn) {
+                if confirmed > start {
+                    return Err(Error::runtime(format!(
+                        "replication slot `{slot_name}` has confirmed {confirmed}, but the target only holds changes up to {start}: changes in between are missing"
+                    ))
+                    .with_hint("the slot was advanced by something else or recreated; start over with an empty target and a new slot"));
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Runs CDC until the until-LSN, a signal, or an error.
+pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
+    let info = ConnInfo::from_url(config.source.url.as_deref())?;
+    let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
+    let server_version = catalog.server_version_num().await?;
+    let proto = protocol_version(server_version);
+
+    let sinks = open_sinks(config)?;
+    let lookup = Box::new(BlockingCatalog { catalog: catalog.clone(), handle: tokio::runtime::Handle::current() });
+    let until = match opts.until {
+        Some(Until::Lsn(l)) => Some(l),
+        Some(Until::Current) => Some(catalog.current_wal_lsn().await?),
+        None => None,
+    };
+    let pipeline_opts = PipelineOptions {
+        protocol_version: proto,
+        until,
+        tables: config.source.tables.clone(),
+        spill_dir: spill_dir(config),
+        idle_checkpoint_interval: config.pipeline.status_interval,
+    };
+    let (pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
+    let slot_exists = preflight(&catalog, config, start).await?;
+
+    let mut conn = ReplicationConn::connect(&info).await?;
+    if !slot_exists {
+        let created = conn.create_slot(&config.source.slot, false, SnapshotAction::NoExport).await?;
+        tracing::info!(slot = %config.source.slot, lsn = %created.consistent_point, "created replication slot");
+    }
+    let mut options = vec![
+        ("proto_version", proto.to_string()),
+        ("publication_names", format!("\"{}\"", config.source.publication.replace('"', "\"\""))),
+    ];
+    if proto >= 2 {
+        options.push(("streaming", "on".into()));
+    }
+    if server_version >= 140000 {
+        options.push(("messages", "true".into()));
+    }
+    let start_lsn = start.unwrap_or(Lsn::ZERO);
+    let mut stream = conn.start_replication(&config.source.slot, start_lsn, &options).await?;
+    tracing::info!(slot = %config.source.slot, from = %start_lsn, protocol = proto, until = ?until, "replicating");
+
+    if let Some(u) = until {
+        // A non-transactional message past the until-LSN reaches us at once instead of
+        // waiting for the next keepalive. Failure only costs time.
+        let _ = catalog.client.execute("SELECT pg_logical_emit_message(false, 'pgcdc', 'until')", &[]).await;
+        let _ = u;
+    }
+
+    let progress = pipeline.progress();
+    let (tx, rx) = mpsc::channel::<Vec<SourceEvent>>(64);
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let worker = std::thread::Builder::new()
+        .name("pgcdc-pipeline".into())
+        .spawn(move || {
+            let result = pipeline_thread(pipeline, rx);
+            let _ = done_tx.send(());
+            result
+        })
+        .map_err(|e| Error::runtime(format!("starting the pipeline thread: {e}")))?;
+
+    let heartbeat = config.source.heartbeat_interval;
+    let mut status_tick = tokio::time::interval(config.pipeline.status_interval.min(Duration::from_secs(10)));
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    let mut heartbeat_tick = tokio::time::interval(heartbeat.unwrap_or(Duration::from_secs(3600)));
+    let mut received = start_lsn;
+    let mut shutdown_sent = false;
+    let mut reader_error: Option<Error> = None;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
+    let mut last_reported = Lsn::ZERO;
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut done_rx => break,
+            _ = tokio::signal::ctrl_c(), if !shutdown_sent => {
+                tracing::info!("interrupted: finishing the current transaction and flushing");
+                shutdown_sent = true;
+                if tx.send(vec![SourceEvent::Shutdown]).await.is_err() { break; }
+            }
+            _ = sigterm.recv(), if !shutdown_sent => {
+                tracing::info!("terminated: finishing the current transaction and flushing");
+                shutdown_sent = true;
+                if tx.send(vec![SourceEvent::Shutdown]).await.is_err() { break; }
+            }
+            _ = status_tick.tick() => {
+                let durable = progress.durable();
+                if let Err(e) = stream.send_status(received, durable, durable, false).await { reader_error = Some(e); break; }
+                last_reported = durable;
+            }
+            _ = second.tick() => {
+                if tx.send(vec![SourceEvent::Tick]).await.is_err() { break; }
+                let durable = progress.durable();
+                if durable > last_reported {
+                    // Tell the slot promptly after a flush.
+                    if let Err(e) = stream.send_status(received, durable, durable, false).await { reader_error = Some(e); break; }
+                    last_reported = durable;
+                }
+            }
+            _ = heartbeat_tick.tick(), if heartbeat.is_some() => {
+                if let Err(e) = catalog.client.execute("SELECT pg_logical_emit_message(false, 'pgcdc_heartbeat', now()::text)", &[]).await {
+                    tracing::warn!("heartbeat failed: {e}");
+                }
+            }
+            ev = stream.next() => {
+                match ev {
+                    Ok(Some(first)) => {
+                        let mut batch = Vec::with_capacity(64);
+                        let mut reply = false;
+                        let mut push = |ev: StreamEvent, batch: &mut Vec<SourceEvent>, received: &mut Lsn| match ev {
+                            StreamEvent::XLogData { wal_end, data, .. } => {
+                                *received = (*received).max(wal_end);
+                                batch.push(SourceEvent::Data { wal_end, data });
+                            }
+                            StreamEvent::Keepalive { wal_end, reply_requested } => {
+                                *received = (*received).max(wal_end);
+                                reply |= reply_requested;
+                                batch.push(SourceEvent::Keepalive { wal_end });
+                            }
+                        };
+                        push(first, &mut batch, &mut received);
+                        while batch.len() < 256 {
+                            match stream.try_next_buffered() {
+                                Ok(Some(ev)) => push(ev, &mut batch, &mut received),
+                                Ok(None) => break,
+                                Err(e) => { reader_error = Some(e); break; }
+                            }
+                        }
+                        if reply {
+                            let durable = progress.durable();
+                            if let Err(e) = stream.send_status(received, durable, durable, false).await { reader_error = Some(e); break; }
+                        }
+                        if reader_error.is_some() || tx.send(batch).await.is_err() { break; }
+                    }
+                    Ok(None) => { reader_error = Some(Error::runtime("the server ended the replication stream")); break; }
+                    Err(e) => { reader_error = Some(e); break; }
+                }
+            }
+        }
+    }
+    drop(tx);
+    let result = tokio::task::block_in_place(|| worker.join())
+        .map_err(|_| Error::runtime("the pipeline thread panicked"))?;
+    let durable = progress.durable();
+    let _ = stream.send_status(received, durable, durable, false).await;
+    stream.close().await;
+    let stats = result?;
+    if let Some(e) = reader_error {
+        return Err(e);
+    }
+    Ok(RunSummary { stats, durable })
+}
+
+fn pipeline_thread(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<SourceEvent>>) -> Result<PipelineStats> {
+    while let Some(batch) = rx.blocking_recv() {
+        for ev in batch {
+            if pipeline.handle(ev)? == Flow::Done {
+                return Ok(pipeline.stats.clone());
+            }
+        }
+    }
+    // The reader stopped (error or end of stream): keep what is complete.
+    pipeline.close()?;
+    Ok(pipeline.stats.clone())
+}

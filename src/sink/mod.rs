@@ -1,0 +1,112 @@
+//! Sinks: where changes go. One folder per sink (`parquet`, later `kinesis`) and the storage
+//! backends they write through (`storage`).
+//!
+//! # The sink contract
+//!
+//! The pipeline drives every sink with the same calls, in commit order, from one thread:
+//!
+//! * [`Sink::recover`] once at start. The sink finishes or discards whatever an earlier,
+//!   interrupted run left half done and returns its durable [`Checkpoint`]. The pipeline then
+//!   feeds it only transactions whose `end_lsn` is past that checkpoint: this is how a restart
+//!   skips what is already written (SPEC 2.2).
+//! * [`Sink::begin`], [`Sink::row`]…, [`Sink::commit`] for each committed transaction. Rows
+//!   handed over between `begin` and `commit` must not become visible to readers before the
+//!   transaction's commit has been handed over *and* a later [`Sink::flush`] returned
+//!   (SPEC 2.4). Rows are borrowed for the call only; a sink copies what it keeps.
+//! * [`Sink::flush`] makes everything committed so far durable and records the checkpoint in
+//!   the sink's own target. When it returns `Ok`, a crash at any later instant loses nothing
+//!   up to `checkpoint.end_lsn` and repeats nothing. "Durable" means: local files fsynced
+//!   together with their directory; S3 objects acknowledged; Kinesis records acknowledged.
+//!   Only after every sink's `flush` returned does the pipeline confirm the position to the
+//!   replication slot (SPEC 2.1).
+//! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the last successful
+//!   flush, so the next run repeats the unflushed transactions and `recover` cleans up.
+
+pub mod parquet;
+pub mod storage;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{OutputRow, TableSchema};
+use crate::error::Result;
+use crate::model::{Lsn, TxnMeta};
+
+/// Durable progress of one sink, stored in its target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Every transaction whose commit record ends at or before this LSN is durable in the
+    /// sink (or had no rows for it). Confirmed to the slot.
+    pub end_lsn: Lsn,
+    /// Commit LSN of the last transaction written, for people reading the file.
+    pub commit_lsn: Lsn,
+    /// Rows written per table and operation since the target was created: `{"public.t": {"I": 3}}`.
+    #[serde(default)]
+    pub counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// When this checkpoint was written (RFC 3339, UTC).
+    #[serde(default)]
+    pub written_at: String,
+}
+
+impl Checkpoint {
+    pub fn new(end_lsn: Lsn, commit_lsn: Lsn) -> Checkpoint {
+        Checkpoint { end_lsn, commit_lsn, counts: Default::default(), written_at: String::new() }
+    }
+}
+
+/// See the module documentation for the contract.
+pub trait Sink: Send {
+    /// A short name for logs and errors, e.g. `parquet file:///data/out`.
+    fn describe(&self) -> String;
+    fn recover(&mut self) -> Result<Option<Checkpoint>>;
+    fn begin(&mut self, txn: &TxnMeta) -> Result<()>;
+    /// The table's schema as of this point of the stream. Called before its first row and
+    /// again whenever its columns change (a new file with the new schema starts then).
+    fn relation(&mut self, table: &Arc<TableSchema>, txn: &TxnMeta) -> Result<()>;
+    fn row(&mut self, table: &Arc<TableSchema>, row: &OutputRow<'_>) -> Result<()>;
+    fn commit(&mut self, txn: &TxnMeta) -> Result<()>;
+    /// True when buffered data has reached a size or age limit and should be flushed.
+    fn wants_flush(&self, now: Instant) -> bool;
+    /// True when committed rows are waiting for a flush.
+    fn has_pending(&self) -> bool;
+    /// Makes everything committed durable and records `checkpoint`. `checkpoint.counts` is
+    /// filled in by the sink.
+    fn flush(&mut self, checkpoint: &Checkpoint) -> Result<()>;
+}
+
+/// Now as RFC 3339 UTC with seconds, without pulling in a date crate.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
+    }
+}

@@ -1,0 +1,259 @@
+//! The Parquet sink, native layout (SPEC 5.1).
+//!
+//! Per table it keeps an Arrow batch builder and an open part file in staging. Rows go to
+//! the builder; full batches go to the part; parts are sealed when a table's schema changes
+//! or a part passes `max_file_size`. A flush (every `flush_interval`, or when a part is too
+//! big at a transaction boundary) seals every open part and publishes all of them together
+//! with the checkpoint through the [`manifest`], so the target only ever shows whole
+//! transactions and each exactly once.
+
+mod history;
+pub mod manifest;
+pub mod naming;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parquet::file::properties::WriterProperties;
+
+use self::history::SchemaHistory;
+use self::manifest::{Manifest, ManifestPart};
+use self::naming::table_prefix;
+use self::writer::{LsnRange, PartWriter, SealedPart};
+use crate::batch::{OutputRow, TableBatchBuilder, TableSchema};
+use crate::config::ParquetSinkConfig;
+use crate::error::{Error, Result};
+use crate::model::TxnMeta;
+use crate::sink::storage::{self, Storage};
+use crate::sink::{Checkpoint, Sink};
+
+/// Hand a batch to the part writer once it holds this many rows or bytes.
+const BATCH_ROWS: usize = 16 * 1024;
+const BATCH_BYTES: usize = 16 << 20;
+
+struct TableState {
+    schema: Arc<TableSchema>,
+    builder: TableBatchBuilder,
+    part: Option<PartWriter>,
+    /// Transactions with rows in `builder` + `part`; `None` while both are empty.
+    range: Option<LsnRange>,
+    touched_in_txn: bool,
+}
+
+pub struct ParquetSink {
+    storage: Box<dyn Storage>,
+    flush_interval: Duration,
+    max_file_size: u64,
+    props: WriterProperties,
+    tables: HashMap<u32, TableState>,
+    sealed: Vec<SealedPart>,
+    history: SchemaHistory,
+    txn: Option<TxnMeta>,
+    /// When the first row not yet flushed was committed (flush_interval counts from here).
+    pending_since: Option<Instant>,
+    oversized: bool,
+    part_counter: u64,
+    counts: BTreeMap<String, BTreeMap<String, u64>>,
+    unflushed_counts: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl ParquetSink {
+    pub fn open(cfg: &ParquetSinkConfig) -> Result<ParquetSink> {
+        Ok(ParquetSink {
+            storage: storage::open(&cfg.url)?,
+            flush_interval: cfg.flush_interval,
+            max_file_size: cfg.max_file_size,
+            props: writer::writer_properties(cfg.compression),
+            tables: HashMap::new(),
+            sealed: Vec::new(),
+            history: SchemaHistory::default(),
+            txn: None,
+            pending_since: None,
+            oversized: false,
+            part_counter: 0,
+            counts: BTreeMap::new(),
+            unflushed_counts: BTreeMap::new(),
+        })
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// Moves the table's buffered rows into its part file, opening one if needed.
+    fn drain_builder(&mut self, relid: u32) -> Result<()> {
+        let state = self.tables.get_mut(&relid).expect("known table");
+        if state.builder.is_empty() {
+            return Ok(());
+        }
+        if state.part.is_none() {
+            self.part_counter += 1;
+            let path = self
+                .storage
+                .staging_dir()
+                .join(format!("{}-{}.parquet.part", std::process::id(), self.part_counter));
+            state.part = Some(PartWriter::create(path, state.schema.clone(), self.props.clone())?);
+        }
+        let batch = state.builder.finish();
+        state.part.as_mut().expect("opened above").write(&batch)
+    }
+
+    /// Closes the table's current part (if it has rows) and queues it for the next flush.
+    fn seal_part(&mut self, relid: u32) -> Result<()> {
+        if !self.tables.contains_key(&relid) {
+            return Ok(());
+        }
+        self.drain_builder(relid)?;
+        let state = self.tables.get_mut(&relid).expect("checked");
+        if let (Some(part), Some(range)) = (state.part.take(), state.range.take()) {
+            self.sealed.push(part.seal(range)?);
+        }
+        // A transaction still open on this table continues in the next part: its next row
+        // starts a new range.
+        Ok(())
+    }
+}
+
+impl Sink for ParquetSink {
+    fn describe(&self) -> String {
+        format!("parquet {}", self.storage.describe())
+    }
+
+    fn recover(&mut self) -> Result<Option<Checkpoint>> {
+        let cp = manifest::recover(self.storage.as_ref())?;
+        if let Some(cp) = &cp {
+            self.counts = cp.counts.clone();
+        }
+        Ok(cp)
+    }
+
+    fn begin(&mut self, txn: &TxnMeta) -> Result<()> {
+        self.txn = Some(txn.clone());
+        Ok(())
+    }
+
+    fn relation(&mut self, table: &Arc<TableSchema>, txn: &TxnMeta) -> Result<()> {
+        let changed = match self.tables.get(&table.relid) {
+            Some(s) => !s.schema.same_shape(table) || s.schema.schema != table.schema || s.schema.name != table.name,
+            None => true,
+        };
+        if !changed {
+            // Same shape: keep the open part, but remember e.g. a new key definition.
+            if let Some(s) = self.tables.get_mut(&table.relid) {
+                s.schema = table.clone();
+            }
+            return Ok(());
+        }
+        if self.tables.contains_key(&table.relid) {
+            self.seal_part(table.relid)?;
+        }
+        self.history.record(self.storage.as_ref(), table, txn.commit_lsn)?;
+        self.tables.insert(
+            table.relid,
+            TableState {
+                schema: table.clone(),
+                builder: TableBatchBuilder::new(table.clone()),
+                part: None,
+                range: None,
+                touched_in_txn: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn row(&mut self, table: &Arc<TableSchema>, row: &OutputRow<'_>) -> Result<()> {
+        let relid = table.relid;
+        let state = self
+            .tables
+            .get_mut(&relid)
+            .ok_or_else(|| Error::runtime(format!("internal: row for {}.{} before its schema", table.schema, table.name)))?;
+        state.builder.append(row).map_err(|e| {
+            Error::runtime(format!("cannot convert a value of {}.{} at LSN {}: {e}", table.schema, table.name, row.lsn))
+        })?;
+        state.touched_in_txn = true;
+        let range = state.range.get_or_insert(LsnRange { first_lsn: row.lsn, last_lsn: row.lsn, first_ts_us: row.commit_ts_us });
+        range.last_lsn = row.lsn;
+        let full = state.builder.len() >= BATCH_ROWS || state.builder.buffered_bytes() >= BATCH_BYTES;
+        let key = format!("{}.{}", table.schema, table.name);
+        *self.unflushed_counts.entry(key).or_default().entry(row.op.code().to_string()).or_default() += 1;
+        if full {
+            self.drain_builder(relid)?;
+            let size = self.tables[&relid].part.as_ref().map_or(0, |p| p.size());
+            if size >= self.max_file_size {
+                // Mid-transaction is fine: parts are only published together at a flush.
+                self.seal_part(relid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, txn: &TxnMeta) -> Result<()> {
+        let mut any = false;
+        for state in self.tables.values_mut() {
+            if state.touched_in_txn {
+                state.touched_in_txn = false;
+                any = true;
+                if let Some(r) = state.range.as_mut() {
+                    r.last_lsn = txn.commit_lsn;
+                }
+            }
+        }
+        if any {
+            if self.pending_since.is_none() {
+                self.pending_since = Some(Instant::now());
+            }
+            let max = self.max_file_size;
+            self.oversized = self.tables.values().any(|s| s.part.as_ref().is_some_and(|p| p.size() >= max));
+        }
+        self.txn = None;
+        Ok(())
+    }
+
+    fn wants_flush(&self, now: Instant) -> bool {
+        self.oversized || self.pending_since.is_some_and(|t| now.duration_since(t) >= self.flush_interval)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending_since.is_some() || !self.sealed.is_empty()
+    }
+
+    fn flush(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        if self.txn.is_some() {
+            return Err(Error::runtime("internal: flush inside a transaction"));
+        }
+        for relid in self.tables.keys().copied().collect::<Vec<_>>() {
+            self.seal_part(relid)?;
+        }
+        let parts: Vec<(String, _, _, i64)> = self
+            .sealed
+            .iter()
+            .map(|p| (table_prefix(&p.schema.schema, &p.schema.name), p.first_lsn, p.last_lsn, p.first_ts_us))
+            .collect();
+        let keys = naming::cdc_keys(&parts);
+        for (key, rows) in self.unflushed_counts.iter() {
+            for (op, n) in rows {
+                *self.counts.entry(key.clone()).or_default().entry(op.clone()).or_default() += n;
+            }
+        }
+        let mut cp = checkpoint.clone();
+        cp.counts = self.counts.clone();
+        cp.written_at = crate::sink::now_rfc3339();
+        let manifest = Manifest {
+            checkpoint: cp,
+            parts: self
+                .sealed
+                .iter()
+                .zip(keys)
+                .map(|(p, key)| ManifestPart { staging: p.path.to_string_lossy().into_owned(), key })
+                .collect(),
+        };
+        manifest::commit(self.storage.as_ref(), &manifest)?;
+        self.sealed.clear();
+        self.unflushed_counts.clear();
+        self.pending_since = None;
+        self.oversized = false;
+        Ok(())
+    }
+}

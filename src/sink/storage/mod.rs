@@ -1,0 +1,48 @@
+//! Storage backends under the Parquet writer: a local directory now, S3 next.
+//!
+//! Keys are `/`-separated paths relative to the sink's root URL. The contract:
+//!
+//! * [`Storage::publish_file`] makes a finished local file appear at a key atomically (a
+//!   reader sees all of it or nothing) and durably (it survives a crash once the call
+//!   returns). The local file is consumed.
+//! * [`Storage::put_atomic`] does the same for a small in-memory object (checkpoints,
+//!   manifests, schema history).
+//! * Files are assembled in [`Storage::staging_dir`], a local directory owned by the sink; for
+//!   a local target it lies inside the target so that publishing is a rename.
+
+mod local;
+
+pub use local::LocalStorage;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub trait Storage: Send {
+    /// The root, for messages (`file:///data/out`).
+    fn describe(&self) -> String;
+    fn staging_dir(&self) -> &Path;
+    fn publish_file(&self, local: &Path, key: &str) -> Result<()>;
+    fn put_atomic(&self, key: &str, data: &[u8]) -> Result<()>;
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn exists(&self, key: &str) -> Result<bool>;
+    fn delete(&self, key: &str) -> Result<()>;
+    /// Every key under `prefix` (recursively), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// Opens the storage for a sink URL: `file:///path`, `/path` or a relative path.
+pub fn open(url: &str) -> Result<Box<dyn Storage>> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(Error::config(format!("`{url}` is not an absolute file:// URL"))
+                .with_hint("write file:///absolute/path (three slashes)"));
+        }
+        return Ok(Box::new(LocalStorage::open(PathBuf::from(rest))?));
+    }
+    if url.contains("://") {
+        return Err(Error::config(format!("unsupported sink URL `{url}`"))
+            .with_hint("use file:///path or a plain directory path"));
+    }
+    Ok(Box::new(LocalStorage::open(PathBuf::from(url))?))
+}

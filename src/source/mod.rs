@@ -1,0 +1,9 @@
+//! The PostgreSQL side: connection parameters, TLS, the replication protocol, pgoutput
+//! decoding, and the catalog.
+
+pub mod catalog;
+pub mod conninfo;
+pub mod pgoutput;
+pub mod replication;
+pub mod sql;
+pub mod tls;

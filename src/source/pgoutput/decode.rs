@@ -1,0 +1,4 @@
+//! Placeholder: being written.
+#[derive(Debug)]
+pub struct DecodeError;
+pub struct Decoder;

@@ -1,0 +1,7 @@
+//! `pgoutput` logical replication messages and their decoder.
+
+mod decode;
+mod messages;
+
+pub use decode::{DecodeError, Decoder};
+pub use messages::*;

@@ -1,0 +1,49 @@
+//! Ordinary SQL connections (catalog queries, setup, checks) through `tokio-postgres`, over
+//! the same TLS negotiation as the replication connection.
+
+use tokio_postgres::{Client, NoTls};
+
+use super::conninfo::ConnInfo;
+use super::tls;
+use crate::error::{Error, Result};
+
+/// Connects an ordinary session with pgcdc's session settings (UTC, ISO dates, hex bytea).
+/// The connection task runs on the current tokio runtime until the client is dropped.
+pub async fn connect(info: &ConnInfo) -> Result<Client> {
+    let stream = tls::connect(info).await?;
+    let (client, connection) = info
+        .sql_config()
+        .connect_raw(stream, NoTls)
+        .await
+        .map_err(|e| describe_connect_error(info, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("SQL connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Turns a connection error into a message that says what to fix, without the password.
+pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
+    let (msg, code) = match e.as_db_error() {
+        Some(db) => (db.message().to_string(), Some(db.code().code().to_string())),
+        None => (e.to_string(), None),
+    };
+    let err = Error::runtime(format!("cannot connect to {}: {msg}", info.redacted()));
+    match code.as_deref() {
+        Some("28P01") | Some("28000") => err.with_hint(
+            "check the user and password (source.url or PGPASSWORD) and the server's pg_hba.conf",
+        ),
+        Some("3D000") => err.with_hint("the database does not exist: check the database name in source.url"),
+        _ => err,
+    }
+}
+
+/// Formats a server error with its SQLSTATE, for messages.
+pub fn db_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
