@@ -1,0 +1,57 @@
+# pgcdc developer entry points. `make test` is what CI runs (via .ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+CARGO ?= cargo
+CARGO_TARGET_DIR ?= $(HOME)/.cache/pgcdc-target
+export CARGO_TARGET_DIR
+VENV := $(CURDIR)/.venv
+# The interpreter the integration tests use for pyarrow / DuckDB / moto.
+PGCDC_PYTHON ?= $(VENV)/bin/python
+export PGCDC_PYTHON
+
+# Extra arguments for the test runner, e.g. `make test TEST_ARGS=harness`.
+TEST_ARGS ?=
+
+.PHONY: test deps test-deps demo bench build release clippy fmt fmt-check clean-venv
+
+## test: install what is missing (PostgreSQL, openssl, .venv), then run every test
+test: deps
+	@if [ -f src/lib.rs ]; then echo "+ $(CARGO) test --doc"; $(CARGO) test --doc; fi
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "+ $(CARGO) nextest run --no-fail-fast $(TEST_ARGS)"; \
+		$(CARGO) nextest run --no-fail-fast $(TEST_ARGS); \
+	else \
+		echo "+ $(CARGO) test --no-fail-fast $(TEST_ARGS)"; \
+		$(CARGO) test --no-fail-fast $(TEST_ARGS); \
+	fi
+
+deps test-deps:
+	@scripts/test-deps.sh all
+
+## demo: the embedded default (throwaway cluster -> ./pgcdc-demo)
+demo:
+	@scripts/test-deps.sh pg
+	$(CARGO) run --release -- demo
+
+## bench: the benchmark
+bench:
+	scripts/bench.sh
+
+build:
+	$(CARGO) build --all-targets
+
+release:
+	$(CARGO) build --release
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+fmt-check:
+	$(CARGO) fmt -- --check
+
+clean-venv:
+	rm -rf $(VENV)
