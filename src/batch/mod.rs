@@ -1,1 +1,25 @@
 //! Changes to Arrow record batches: PostgreSQL type mapping (SPEC 5.4) and per-table builders.
+//!
+//! * [`types`]: [`PgType`], type resolution ([`builtin`], [`resolve`]) and the Arrow mapping,
+//!   including the rule for values Arrow cannot hold natively (infinity, BC, `24:00:00`).
+//! * [`text`]: parsers of PostgreSQL's text output (and the reverse formatters).
+//! * [`mod@array`]: the array literal parser.
+//! * [`schema`]: [`TableSchema`] and the Arrow schema with the metadata columns of SPEC 5.1.
+//! * [`builder`]: [`TableBatchBuilder`], rows into record batches.
+//! * [`display`]: [`cell_to_string`], canonical strings of cells for comparisons.
+
+pub mod array;
+pub mod builder;
+mod columns;
+pub mod display;
+pub mod schema;
+pub mod text;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use builder::{OutputRow, TableBatchBuilder, ValueError};
+pub use display::cell_to_string;
+pub use schema::{ColumnSchema, TableSchema};
+pub use types::{builtin, resolve, CatalogType, PgType};

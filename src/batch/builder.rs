@@ -1,0 +1,233 @@
+//! [`TableBatchBuilder`]: output rows of one table into Arrow record batches.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+
+use super::columns::{parse, Cell, ColumnBuilder, Scratch};
+use super::schema::TableSchema;
+use super::types::Conv;
+use crate::model::{Lsn, RowOp};
+use crate::source::pgoutput::TupleValue;
+
+/// One output row: a change (or load row) with its metadata columns.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputRow<'a> {
+    pub op: RowOp,
+    pub lsn: Lsn,
+    pub seq: i64,
+    pub xid: Option<u32>,
+    pub commit_ts_us: i64,
+    /// One per table column; `Unchanged` → null in the data column and the column's name
+    /// listed in `_unchanged` (a null list when there are none).
+    pub values: &'a [TupleValue],
+}
+
+/// A value that cannot be converted to its column's Arrow type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct ValueError {
+    /// The column, when the problem is one value.
+    pub column: Option<String>,
+    /// The column's PostgreSQL type.
+    pub pg_type: Option<String>,
+    /// The offending value's text, truncated to about 80 characters.
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+const MAX_VALUE_CHARS: usize = 80;
+
+impl ValueError {
+    /// An error about a whole row (wrong number of values).
+    pub fn row(reason: impl Into<String>) -> ValueError {
+        ValueError { column: None, pg_type: None, value: None, reason: reason.into() }
+    }
+
+    /// An error about one value.
+    pub fn value(column: &str, pg_type: String, value: Option<&[u8]>, reason: impl Into<String>) -> ValueError {
+        let value = value.map(|v| {
+            let s = String::from_utf8_lossy(v);
+            let mut chars = s.chars();
+            let head: String = chars.by_ref().take(MAX_VALUE_CHARS).collect();
+            if chars.next().is_some() {
+                format!("{head}…")
+            } else {
+                head
+            }
+        });
+        ValueError { column: Some(column.to_string()), pg_type: Some(pg_type), value, reason: reason.into() }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(c) = &self.column {
+            s.push_str(&format!("column {c:?}"));
+            if let Some(t) = &self.pg_type {
+                s.push_str(&format!(" ({t})"));
+            }
+            if let Some(v) = &self.value {
+                s.push_str(&format!(", value {v:?}"));
+            }
+            s.push_str(": ");
+        }
+        s.push_str(&self.reason);
+        s
+    }
+}
+
+/// Fixed per-row estimate of the metadata columns' bytes.
+const ROW_OVERHEAD_BYTES: usize = 40;
+/// Per-value estimate besides the text (offsets, validity, fixed-width slots).
+const VALUE_OVERHEAD_BYTES: usize = 8;
+
+/// Builds the record batches of one table: data columns per [`TableSchema`], then the
+/// metadata columns. Builders are reused across [`finish`](Self::finish) calls.
+pub struct TableBatchBuilder {
+    table: Arc<TableSchema>,
+    schema: SchemaRef,
+    convs: Vec<Conv>,
+    columns: Vec<ColumnBuilder>,
+    op: StringBuilder,
+    lsn: Int64Builder,
+    seq: Int64Builder,
+    xid: Int64Builder,
+    commit_ts: TimestampMicrosecondBuilder,
+    unchanged: ListBuilder<StringBuilder>,
+    cells: Vec<Cell>,
+    scratch: Scratch,
+    rows: usize,
+    bytes: usize,
+}
+
+impl TableBatchBuilder {
+    pub fn new(table: Arc<TableSchema>) -> Self {
+        let convs: Vec<Conv> = table.columns.iter().map(|c| Conv::of(&c.pg_type)).collect();
+        let columns = convs.iter().map(ColumnBuilder::new).collect();
+        TableBatchBuilder {
+            schema: table.arrow_schema(),
+            cells: Vec::with_capacity(convs.len()),
+            convs,
+            columns,
+            op: StringBuilder::new(),
+            lsn: Int64Builder::new(),
+            seq: Int64Builder::new(),
+            xid: Int64Builder::new(),
+            commit_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            unchanged: ListBuilder::new(StringBuilder::new()),
+            scratch: Scratch::default(),
+            rows: 0,
+            bytes: 0,
+            table,
+        }
+    }
+
+    pub fn table(&self) -> &Arc<TableSchema> {
+        &self.table
+    }
+
+    /// The Arrow schema of the batches ([`TableSchema::arrow_schema`]).
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Appends a row. All values are parsed before anything is appended: on error nothing of
+    /// the row is in the builder.
+    pub fn append(&mut self, row: &OutputRow<'_>) -> Result<(), ValueError> {
+        let n = self.columns.len();
+        if row.values.len() != n {
+            return Err(ValueError::row(format!(
+                "a row of {} has {} values but the table has {} columns",
+                self.table.qualified_name(),
+                row.values.len(),
+                n
+            )));
+        }
+        self.cells.clear();
+        self.scratch.clear();
+        let mut bytes = ROW_OVERHEAD_BYTES + n * VALUE_OVERHEAD_BYTES;
+        let mut any_unchanged = false;
+        for (i, v) in row.values.iter().enumerate() {
+            let cell = match v {
+                TupleValue::Null => Cell::Null,
+                TupleValue::Unchanged => {
+                    any_unchanged = true;
+                    Cell::Null
+                }
+                TupleValue::Text(t) => {
+                    bytes += t.len();
+                    match parse(&self.convs[i], t, &mut self.scratch) {
+                        Ok(c) => c,
+                        Err(reason) => return Err(self.value_error(i, Some(t), reason)),
+                    }
+                }
+                TupleValue::Binary(_) => {
+                    return Err(self.value_error(i, None, "binary tuple format not supported (pgcdc reads text)"))
+                }
+            };
+            self.cells.push(cell);
+        }
+
+        for (i, col) in self.columns.iter_mut().enumerate() {
+            let raw: &[u8] = match &row.values[i] {
+                TupleValue::Text(t) => t,
+                _ => &[],
+            };
+            col.append(&self.cells[i], raw, &self.scratch);
+        }
+        self.op.append_value(row.op.code());
+        self.lsn.append_value(row.lsn.0 as i64);
+        self.seq.append_value(row.seq);
+        self.xid.append_option(row.xid.map(i64::from));
+        self.commit_ts.append_value(row.commit_ts_us);
+        if any_unchanged {
+            for (c, v) in self.table.columns.iter().zip(row.values) {
+                if matches!(v, TupleValue::Unchanged) {
+                    self.unchanged.values().append_value(&c.name);
+                    bytes += c.name.len();
+                }
+            }
+            self.unchanged.append(true);
+        } else {
+            self.unchanged.append(false);
+        }
+        self.rows += 1;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    fn value_error(&self, i: usize, value: Option<&[u8]>, reason: impl Into<String>) -> ValueError {
+        let c = &self.table.columns[i];
+        ValueError::value(&c.name, c.pg_type_name(), value, reason)
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Approximate bytes buffered (for flush decisions).
+    pub fn buffered_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The rows appended so far as one record batch; resets the builder.
+    pub fn finish(&mut self) -> RecordBatch {
+        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| c.finish()).collect();
+        arrays.push(Arc::new(self.op.finish()));
+        arrays.push(Arc::new(self.lsn.finish()));
+        arrays.push(Arc::new(self.seq.finish()));
+        arrays.push(Arc::new(self.xid.finish()));
+        arrays.push(Arc::new(self.commit_ts.finish()));
+        arrays.push(Arc::new(self.unchanged.finish()));
+        self.rows = 0;
+        self.bytes = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays).expect("builder arrays match the table's Arrow schema")
+    }
+}
