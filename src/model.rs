@@ -43,6 +43,20 @@ impl fmt::Debug for Lsn {
     }
 }
 
+/// Serialised as PostgreSQL writes LSNs (`"16/B374D848"`), so state files read naturally.
+impl serde::Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Lsn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Lsn {
     type Err = String;
     /// Accepts PostgreSQL's `X/Y` form.

@@ -59,6 +59,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The main job on an embedded default: a throwaway PostgreSQL, a sample schema and
+    /// workload, replicated into ./pgcdc-demo/ and checked against the source.
+    Demo {
+        /// Output directory.
+        #[arg(long, default_value = "pgcdc-demo")]
+        dir: PathBuf,
+    },
     /// Drop the slot and the publication.
     Teardown {
         #[arg(short, long)]
@@ -125,7 +132,7 @@ async fn dispatch(command: Command) -> Result<i32> {
                 ))
                 .with_hint("use --mode cdc (or pipeline.mode = \"cdc\")"));
             }
-            let summary = runner::run(&config, RunOptions { until: until_lsn }).await?;
+            let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None }).await?;
             output::run_summary(&summary);
             Ok(0)
         }
@@ -147,6 +154,10 @@ async fn dispatch(command: Command) -> Result<i32> {
             let status = crate::admin::status::status(&config).await?;
             output::status(&status, json);
             Ok(0)
+        }
+        Command::Demo { dir } => {
+            let report = crate::demo::run(&dir).await?;
+            Ok(output::demo(&report))
         }
         Command::Teardown { config, yes } => {
             let config = load(&config)?;

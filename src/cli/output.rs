@@ -2,6 +2,7 @@
 
 use crate::admin::check::{CheckItem, Level};
 use crate::admin::status::Status;
+use crate::demo::DemoReport;
 use crate::pipeline::runner::RunSummary;
 
 pub fn run_summary(s: &RunSummary) {
@@ -63,5 +64,44 @@ pub fn status(s: &Status, json: bool) {
                 }
             }
         }
+    }
+}
+
+/// Prints the demo summary; returns 0 when the output matched the source, else 3.
+pub fn demo(r: &DemoReport) -> i32 {
+    println!();
+    println!("pgcdc demo: replicated {} transactions ({} streamed) into {}", r.transactions, r.streamed, r.out_dir.display());
+    println!();
+    println!("{:<12} {:>12} {:>12} {:>12} {:>7}  {}", "table", "source rows", "target rows", "change rows", "files", "check");
+    let mut clean = true;
+    for t in &r.tables {
+        let ok = t.diff.is_clean();
+        clean &= ok;
+        println!(
+            "{:<12} {:>12} {:>12} {:>12} {:>7}  {}",
+            t.name,
+            t.diff.source_rows,
+            t.diff.target_rows,
+            t.change_rows,
+            t.files,
+            if ok { "identical".to_string() } else { format!("{} missing, {} extra, {} differing", t.diff.missing, t.diff.extra, t.diff.differing) }
+        );
+        for e in &t.diff.examples {
+            println!("    {e}");
+        }
+    }
+    let out = r.out_dir.join("out");
+    println!();
+    println!("The output is plain Parquet; change rows carry _op, _lsn, _seq, _xid, _commit_ts, _unchanged.");
+    println!("Read it with DuckDB:");
+    println!("  duckdb -c \"SELECT _op, count(*) FROM read_parquet('{}/public/orders/**/*.parquet', union_by_name=true) GROUP BY 1\"", out.display());
+    println!("or pyarrow:");
+    println!("  python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{}/public/orders', format='parquet', partitioning='hive').to_table().num_rows)\"", out.display());
+    println!("The configuration used is {}/pgcdc.toml.", r.out_dir.display());
+    if clean {
+        0
+    } else {
+        println!("\nThe output differs from the source: please report this.");
+        3
     }
 }

@@ -43,6 +43,8 @@ pub enum SourceEvent {
     Tick,
     /// Stop at the next transaction boundary, flush, and return.
     Shutdown,
+    /// From now on, stop like `--until-lsn` at this LSN.
+    SetUntil(Lsn),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -162,6 +164,13 @@ impl Pipeline {
                 }
                 Ok(Flow::Continue)
             }
+            SourceEvent::SetUntil(lsn) => {
+                self.until = Some(lsn);
+                if self.last_commit.is_some_and(|(_, end)| end > lsn) {
+                    return self.finish();
+                }
+                Ok(Flow::Continue)
+            }
             SourceEvent::Shutdown => {
                 self.stopping = true;
                 if self.txn.is_none() {
@@ -176,6 +185,7 @@ impl Pipeline {
     fn on_data(&mut self, _wal_end: Lsn, data: Bytes) -> Result<Flow> {
         let raw = data.clone();
         let msg = self.decoder.decode(data).map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
+        tracing::trace!(?msg, "pgoutput");
         if let Some(top) = self.stream_xid {
             if msg.stream_xid().is_some() {
                 self.spill.append(top, &raw)?;
@@ -185,6 +195,7 @@ impl Pipeline {
         match msg {
             PgOutputMessage::Begin { final_lsn, commit_ts, xid } => {
                 if self.until.is_some_and(|u| final_lsn > u) {
+                    tracing::debug!(%final_lsn, "transaction commits after the until-LSN: stopping");
                     return self.finish();
                 }
                 let meta = TxnMeta { xid: Some(xid), commit_lsn: final_lsn, end_lsn: final_lsn, commit_ts_us: pg_ts_to_unix_micros(commit_ts) };
@@ -259,6 +270,7 @@ impl Pipeline {
             self.flush_all(None)?;
         }
         if self.stopping || self.until.is_some_and(|u| txn.meta.end_lsn > u) {
+            tracing::debug!(end_lsn = %txn.meta.end_lsn, stopping = self.stopping, "stopping after commit");
             return self.finish();
         }
         Ok(Flow::Continue)
@@ -266,6 +278,7 @@ impl Pipeline {
 
     fn stream_commit(&mut self, xid: u32, commit_lsn: Lsn, end_lsn: Lsn, commit_ts: i64) -> Result<Flow> {
         if self.until.is_some_and(|u| commit_lsn > u) {
+            tracing::debug!(%commit_lsn, "streamed transaction commits after the until-LSN: stopping");
             return self.finish();
         }
         let meta = TxnMeta { xid: Some(xid), commit_lsn, end_lsn, commit_ts_us: pg_ts_to_unix_micros(commit_ts) };
@@ -371,6 +384,7 @@ impl Pipeline {
             self.flush_all(Some(pos))?;
         }
         if reached || self.stopping {
+            tracing::debug!(%pos, "idle at or past the until-LSN: stopping");
             return self.finish();
         }
         Ok(Flow::Continue)

@@ -45,6 +45,9 @@ impl std::str::FromStr for Until {
 
 pub struct RunOptions {
     pub until: Option<Until>,
+    /// An until-LSN decided after the run started (the demo sends it when its workload is
+    /// done). Same meaning as `until`.
+    pub until_later: Option<tokio::sync::oneshot::Receiver<Lsn>>,
 }
 
 #[derive(Debug)]
@@ -118,7 +121,17 @@ async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Re
         )));
     }
     let slot_name = &config.source.slot;
-    match catalog.slot(slot_name).await? {
+    // The walsender of a previous run (killed or stopped a moment ago) may still hold the
+    // slot while it notices its client is gone: give it a few seconds.
+    let mut slot = catalog.slot(slot_name).await?;
+    for _ in 0..50 {
+        if !slot.as_ref().is_some_and(|s| s.active) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        slot = catalog.slot(slot_name).await?;
+    }
+    match slot {
         None => {
             if let Some(start) = start {
                 return Err(Error::runtime(format!(
@@ -232,6 +245,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
     let mut last_reported = Lsn::ZERO;
+    let mut until_later = opts.until_later;
 
     loop {
         tokio::select! {
@@ -246,6 +260,13 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
                 tracing::info!("terminated: finishing the current transaction and flushing");
                 shutdown_sent = true;
                 if tx.send(vec![SourceEvent::Shutdown]).await.is_err() { break; }
+            }
+            later = async { until_later.as_mut().expect("guarded").await }, if until_later.is_some() => {
+                until_later = None;
+                if let Ok(lsn) = later {
+                    if tx.send(vec![SourceEvent::SetUntil(lsn)]).await.is_err() { break; }
+                    let _ = catalog.client.execute("SELECT pg_logical_emit_message(false, 'pgcdc', 'until')", &[]).await;
+                }
             }
             _ = status_tick.tick() => {
                 let durable = progress.durable();

@@ -4,7 +4,10 @@
 use tokio_postgres::Client;
 
 use super::sql::db_error_text;
-use crate::batch::CatalogType;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::batch::{builtin, resolve, CatalogType, ColumnSchema, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 
@@ -48,10 +51,13 @@ impl Catalog {
         Ok(self.setting("server_version_num").await?.parse().unwrap_or(0))
     }
 
+    /// The end of WAL inserted so far (`pg_current_wal_insert_lsn()`): every transaction
+    /// that has committed has its commit record before it. (`pg_current_wal_lsn()` is the
+    /// write position, which lags commits made with `synchronous_commit = off`.)
     pub async fn current_wal_lsn(&self) -> Result<Lsn> {
         let row = self
             .client
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
             .await
             .map_err(|e| q(e, "reading pg_current_wal_lsn()"))?;
         row.get::<_, String>(0).parse().map_err(Error::runtime)
@@ -160,6 +166,80 @@ impl Catalog {
                 delimiter: ch(5),
                 category: ch(6),
             }
+        }))
+    }
+
+    /// The current schema of a table, resolved like the pipeline resolves Relation messages
+    /// (key = primary key, else replica-identity index, else every column).
+    pub async fn table_schema(&self, schema: &str, table: &str) -> Result<Arc<TableSchema>> {
+        let rel = self
+            .client
+            .query_opt(
+                "SELECT c.oid, c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema, &table],
+            )
+            .await
+            .map_err(|e| q(e, "reading pg_class"))?
+            .ok_or_else(|| Error::runtime(format!("table {schema}.{table} does not exist")))?;
+        let relid: u32 = rel.get(0);
+        let ident: String = rel.get(1);
+        let cols = self
+            .client
+            .query(
+                "SELECT a.attname::text, a.atttypid, a.atttypmod,
+                        COALESCE(a.attnum = ANY (ri.indkey::int2[]), false)
+                   FROM pg_attribute a
+                   LEFT JOIN pg_index ri ON ri.indrelid = a.attrelid AND ri.indisreplident
+                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                  ORDER BY a.attnum",
+                &[&relid],
+            )
+            .await
+            .map_err(|e| q(e, "reading pg_attribute"))?;
+        let mut facts: HashMap<u32, Option<CatalogType>> = HashMap::new();
+        let mut todo: Vec<(u32, i32)> = cols.iter().map(|r| (r.get::<_, u32>(1), r.get::<_, i32>(2))).collect();
+        while let Some((oid, typmod)) = todo.pop() {
+            if facts.contains_key(&oid) || builtin(oid, typmod).is_some() {
+                continue;
+            }
+            let f = self.type_facts(oid).await?;
+            if let Some(f) = &f {
+                if f.base_type != 0 {
+                    todo.push((f.base_type, f.base_typmod));
+                }
+                if f.element != 0 {
+                    todo.push((f.element, -1));
+                }
+            }
+            facts.insert(oid, f);
+        }
+        let pk = self.primary_key(relid).await?;
+        let columns: Vec<ColumnSchema> = cols
+            .iter()
+            .map(|r| {
+                let (oid, typmod): (u32, i32) = (r.get(1), r.get(2));
+                ColumnSchema {
+                    name: r.get(0),
+                    type_oid: oid,
+                    type_modifier: typmod,
+                    pg_type: resolve(oid, typmod, &mut |o| facts.get(&o).cloned().flatten()),
+                    replica_identity: ident == "f" || r.get::<_, bool>(3),
+                }
+            })
+            .collect();
+        let pk_idx: Option<Vec<usize>> = pk.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
+        let key = match pk_idx {
+            Some(k) if !k.is_empty() => k,
+            _ => columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect(),
+        };
+        Ok(Arc::new(TableSchema {
+            relid,
+            schema: schema.to_string(),
+            name: table.to_string(),
+            columns,
+            key,
+            replica_identity: ident.bytes().next().unwrap_or(b'd'),
         }))
     }
 }

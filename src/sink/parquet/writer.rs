@@ -57,7 +57,8 @@ pub fn writer_properties(compression: CompressionConfig) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(codec)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_size(MAX_ROW_GROUP_ROWS)
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
         .set_created_by(format!("pgcdc {}", env!("CARGO_PKG_VERSION")))
         .build()
 }

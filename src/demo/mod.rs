@@ -1,0 +1,128 @@
+//! `pgcdc demo` (SPEC 9): a throwaway cluster, a small shop schema, a mixed workload while
+//! replicating into `./pgcdc-demo/`, then a check of the output against the source and a
+//! summary of where to look.
+
+pub mod cluster;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use self::cluster::LocalCluster;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pipeline::runner::{self, RunOptions};
+use crate::source::catalog::Catalog;
+use crate::source::conninfo::ConnInfo;
+use crate::source::sql;
+use crate::validate::compare::{canonical_rows, diff, TableDiff};
+use crate::validate::materialize::{materialize_table, project};
+
+pub const TABLES: [&str; 3] = ["customers", "products", "orders"];
+
+pub struct DemoTable {
+    pub name: String,
+    pub diff: TableDiff,
+    pub files: usize,
+    pub change_rows: usize,
+}
+
+pub struct DemoReport {
+    pub out_dir: PathBuf,
+    pub tables: Vec<DemoTable>,
+    pub transactions: u64,
+    pub streamed: u64,
+}
+
+/// Runs the demo into `out_dir` (replaced if it holds an earlier demo).
+pub async fn run(out_dir: &Path) -> Result<DemoReport> {
+    let cluster = tokio::task::block_in_place(|| LocalCluster::start("logical_decoding_work_mem = '1MB'"))?;
+    tracing::info!(port = cluster.port, "started a throwaway PostgreSQL");
+    let admin = sql::connect(&ConnInfo::from_url(Some(&cluster.url("postgres")))?).await?;
+    admin
+        .batch_execute("CREATE DATABASE shop")
+        .await
+        .map_err(|e| Error::runtime(format!("creating the demo database: {e}")))?;
+    let url = cluster.url("shop");
+    let info = ConnInfo::from_url(Some(&url))?;
+    let client = sql::connect(&info).await?;
+    client
+        .batch_execute(workload::SCHEMA)
+        .await
+        .map_err(|e| Error::runtime(format!("creating the demo schema: {}", sql::db_error_text(&e))))?;
+
+    if out_dir.join("_pgcdc").exists() || out_dir.join("pgcdc.toml").exists() {
+        std::fs::remove_dir_all(out_dir)?;
+    } else if out_dir.exists() && std::fs::read_dir(out_dir)?.next().is_some() {
+        return Err(Error::config(format!("{} exists and is not an earlier demo", out_dir.display()))
+            .with_hint("remove it or run the demo from another directory"));
+    }
+    std::fs::create_dir_all(out_dir)?;
+    let out_dir = out_dir.canonicalize()?;
+    let config_text = format!(
+        "# Written by `pgcdc demo`.\n[source]\nurl = \"{url}\"\npublication = \"pgcdc_demo\"\nslot = \"pgcdc_demo\"\n\n\
+         [pipeline]\nmode = \"cdc\"\n\n[[sink]]\nkind = \"parquet\"\nurl = \"file://{}\"\nflush_interval = \"2s\"\n",
+        out_dir.join("out").display()
+    );
+    std::fs::write(out_dir.join("pgcdc.toml"), &config_text)?;
+    let config = Config::parse(&config_text)?;
+    crate::admin::setup::setup(&config).await?;
+
+    let (until_tx, until_rx) = tokio::sync::oneshot::channel();
+    let run_config = config.clone();
+    let replication =
+        tokio::spawn(async move { runner::run(&run_config, RunOptions { until: None, until_later: Some(until_rx) }).await });
+    workload::run(&client).await?;
+    let catalog = Catalog::new(client);
+    let stop_at = catalog.current_wal_lsn().await?;
+    let _ = until_tx.send(stop_at);
+    let summary = replication.await.map_err(|e| Error::runtime(format!("replication task failed: {e}")))??;
+
+    let mut tables = Vec::new();
+    for name in TABLES {
+        let schema = catalog.table_schema("public", name).await?;
+        tables.push(compare_table(&catalog, &schema, &out_dir.join("out")).await?);
+    }
+    drop(cluster);
+    Ok(DemoReport {
+        out_dir,
+        tables,
+        transactions: summary.stats.transactions,
+        streamed: summary.stats.streamed_transactions,
+    })
+}
+
+async fn compare_table(catalog: &Catalog, schema: &Arc<crate::batch::TableSchema>, root: &Path) -> Result<DemoTable> {
+    let cols: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    let select = format!(
+        "SELECT {} FROM {}",
+        cols.iter().map(|c| crate::admin::quote_ident(c)).collect::<Vec<_>>().join(", "),
+        crate::admin::qualified(&schema.schema, &schema.name)
+    );
+    let rows = simple_rows(&catalog.client, &select).await?;
+    let source = canonical_rows(schema, &rows)?;
+    let dir = root.join(&schema.schema).join(&schema.name);
+    let m = tokio::task::block_in_place(|| materialize_table(&dir, None))?;
+    if !m.duplicates.is_empty() {
+        return Err(Error::runtime(format!("{}: {} duplicated (_lsn, _seq) pairs", schema.name, m.duplicates.len())));
+    }
+    let target = project(&m.rows, &cols);
+    Ok(DemoTable { name: schema.name.clone(), diff: diff(&cols, &source, &target), files: m.files, change_rows: m.change_rows })
+}
+
+/// All rows of a query as text values (simple query protocol).
+pub async fn simple_rows(client: &tokio_postgres::Client, sql_text: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let msgs = client
+        .simple_query(sql_text)
+        .await
+        .map_err(|e| Error::runtime(format!("{sql_text}: {}", sql::db_error_text(&e))))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}

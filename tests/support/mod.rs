@@ -1,0 +1,132 @@
+//! Checks of pgcdc's output used by several integration test files: materialise the target
+//! with the SPEC 5.1 rule and compare it with the source, value by value.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use pgcdc::source::catalog::Catalog;
+use pgcdc::source::conninfo::ConnInfo;
+use pgcdc::validate::compare::{canonical_rows, diff};
+use pgcdc::validate::materialize::{materialize_table, project, read_table_rows, ChangeRow};
+
+use crate::common::TestDb;
+
+/// A test's names and paths: its own publication, slot and output directory.
+pub struct Setup {
+    pub db: TestDb,
+    pub publication: String,
+    pub slot: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub async fn new(hint: &str) -> Setup {
+        let db = crate::common::fresh_db(hint).await;
+        let publication = db.unique("pub");
+        let slot = db.unique("slot");
+        Setup { db, publication, slot, dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Writes a config with a Parquet sink into the output directory; `extra_sink` lines go
+    /// into the `[[sink]]` table.
+    pub fn config(&self, extra_sink: &str) -> PathBuf {
+        let toml = format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+             [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n{extra_sink}\n",
+            self.db.url,
+            self.publication,
+            self.slot,
+            self.out().display()
+        );
+        crate::common::write_config(self.dir.path(), &toml)
+    }
+
+    /// `pgcdc <args> -c <config>`, waiting for it; returns the output.
+    pub async fn pgcdc(&self, config: &Path, args: &[&str]) -> Output {
+        let mut cmd = crate::common::pgcdc();
+        cmd.args(args).arg("-c").arg(config);
+        tokio::task::spawn_blocking(move || cmd.output().expect("run pgcdc")).await.expect("join")
+    }
+
+    /// `pgcdc run --until-lsn current`, asserting success.
+    pub async fn run_until_current(&self, config: &Path) -> Output {
+        let out = self.pgcdc(config, &["run", "--until-lsn", "current"]).await;
+        // Shown when the test fails later.
+        eprintln!("pgcdc run stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_success(&out, "pgcdc run --until-lsn current");
+        out
+    }
+
+    pub fn table_dir(&self, schema: &str, table: &str) -> PathBuf {
+        self.out().join(schema).join(table)
+    }
+
+    /// Every change row of a table, sorted by (_lsn, _seq).
+    pub fn change_rows(&self, schema: &str, table: &str) -> Vec<ChangeRow> {
+        let (mut rows, _, _) = read_table_rows(&self.table_dir(schema, table)).expect("read output");
+        rows.sort_by_key(|r| (r.lsn, r.seq));
+        rows
+    }
+
+    /// Asserts that the materialised target equals the source table and has no duplicate
+    /// `(_lsn, _seq)`. Returns the number of rows compared.
+    pub async fn assert_matches_source(&self, schema: &str, table: &str) -> usize {
+        let info = ConnInfo::from_url(Some(&self.db.url)).expect("url");
+        let client = pgcdc::source::sql::connect(&info).await.expect("connect");
+        let catalog = Catalog::new(client);
+        let ts = catalog.table_schema(schema, table).await.expect("table schema");
+        let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
+        let select = format!(
+            "SELECT {} FROM \"{schema}\".\"{table}\"",
+            cols.iter().map(|c| format!("\"{}\"", c.replace('"', "\"\""))).collect::<Vec<_>>().join(", ")
+        );
+        let text = pgcdc::demo::simple_rows(&catalog.client, &select).await.expect("select");
+        let source = canonical_rows(&ts, &text).expect("canonical source rows");
+        let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
+        assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
+        let target = project(&m.rows, &cols);
+        let d = diff(&cols, &source, &target);
+        assert!(d.is_clean(), "{schema}.{table} differs from the source: {d:#?}");
+        source.len()
+    }
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// All `*.parquet` files under `dir`, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "parquet") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
