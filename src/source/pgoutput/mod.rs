@@ -3,5 +3,5 @@
 mod decode;
 mod messages;
 
-pub use decode::{DecodeError, Decoder};
+pub use decode::{decode_message, DecodeError, Decoder};
 pub use messages::*;
