@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod failpoint;
 pub mod model;
 pub mod pipeline;
 pub mod sink;

@@ -285,6 +285,7 @@ impl Pipeline {
         self.begin(meta)?;
         self.stats.streamed_transactions += 1;
         if let Some(mut spilled) = self.spill.take(xid)? {
+            crate::failpoint::hit("stream-replay");
             while let Some(raw) = spilled.next_message()? {
                 let msg = decode_message(raw, self.protocol_version, true)
                     .map_err(|e| Error::runtime(format!("decoding spilled pgoutput: {e}")))?;
@@ -405,6 +406,7 @@ impl Pipeline {
         }
         self.stats.flushes += 1;
         self.last_checkpoint_at = Instant::now();
+        crate::failpoint::hit("flushed-before-ack");
         self.progress.advance(end);
         tracing::debug!(lsn = %end, "flushed");
         Ok(())

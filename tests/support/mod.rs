@@ -38,11 +38,12 @@ impl Setup {
     pub fn config(&self, extra_sink: &str) -> PathBuf {
         let toml = format!(
             "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
-             [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n{extra_sink}\n",
+             [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\n{}{extra_sink}\n",
             self.db.url,
             self.publication,
             self.slot,
-            self.out().display()
+            self.out().display(),
+            if extra_sink.contains("flush_interval") { "" } else { "flush_interval = \"1s\"\n" },
         );
         crate::common::write_config(self.dir.path(), &toml)
     }

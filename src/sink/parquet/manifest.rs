@@ -31,13 +31,21 @@ pub struct ManifestPart {
 
 /// Publishes `manifest` as one atomic step (see the module docs).
 pub fn commit(storage: &dyn Storage, manifest: &Manifest) -> Result<()> {
+    use crate::failpoint::hit;
     if !manifest.parts.is_empty() {
+        hit("flush-before-manifest");
         storage.put_atomic(MANIFEST_KEY, &serde_json::to_vec_pretty(manifest).expect("serialisable"))?;
-        for p in &manifest.parts {
+        hit("flush-after-manifest");
+        for (i, p) in manifest.parts.iter().enumerate() {
             storage.publish_file(std::path::Path::new(&p.staging), &p.key)?;
+            if i == 0 {
+                hit("flush-after-first-publish");
+            }
         }
     }
+    hit("flush-before-checkpoint");
     write_checkpoint(storage, &manifest.checkpoint)?;
+    hit("flush-after-checkpoint");
     if !manifest.parts.is_empty() {
         storage.delete(MANIFEST_KEY)?;
     }
@@ -82,6 +90,7 @@ pub fn recover(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
             for p in &manifest.parts {
                 if std::path::Path::new(&p.staging).exists() {
                     storage.publish_file(std::path::Path::new(&p.staging), &p.key)?;
+                    crate::failpoint::hit("recover-after-publish");
                 }
             }
             write_checkpoint(storage, &manifest.checkpoint)?;
