@@ -91,6 +91,12 @@ pub struct PipelineConfig {
     /// How often the slot is told our durable position (standby status update).
     #[serde(default = "default_status_interval", with = "units::duration")]
     pub status_interval: Duration,
+    /// Parallel copy sessions of the full load; default: the number of cores (2..8).
+    #[serde(default)]
+    pub load_workers: Option<usize>,
+    /// Heap bytes per full-load chunk (CTID range); default: from table size and workers.
+    #[serde(default, with = "units::opt_size")]
+    pub load_chunk_size: Option<u64>,
 }
 
 fn default_status_interval() -> Duration {
@@ -99,7 +105,13 @@ fn default_status_interval() -> Duration {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { mode: Mode::default(), spill_dir: None, status_interval: default_status_interval() }
+        PipelineConfig {
+            mode: Mode::default(),
+            spill_dir: None,
+            status_interval: default_status_interval(),
+            load_workers: None,
+            load_chunk_size: None,
+        }
     }
 }
 
@@ -273,6 +285,13 @@ impl Config {
         if !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) && self.state.is_none() {
             return Err(Error::config("no Parquet sink and no [state] url: progress has nowhere to live")
                 .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\""));
+        }
+        if self.pipeline.load_workers == Some(0) {
+            return Err(Error::config("pipeline.load_workers must be at least 1"));
+        }
+        if self.pipeline.mode != Mode::Cdc && self.parquet_sinks().count() > 1 {
+            return Err(Error::config("the full load writes to one Parquet sink; this configuration has several")
+                .with_hint("use mode = \"cdc\" for several Parquet sinks, or keep one"));
         }
         for pat in &self.source.tables {
             if pat.trim().is_empty() {

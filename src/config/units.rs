@@ -55,3 +55,20 @@ pub mod size {
         }
     }
 }
+
+pub mod opt_size {
+    use serde::{Deserialize, Deserializer};
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::N(n)) => Ok(Some(n)),
+            Some(Raw::S(s)) => super::parse_size(&s).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}

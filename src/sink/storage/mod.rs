@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub trait Storage: Send {
+pub trait Storage: Send + Sync {
     /// The root, for messages (`file:///data/out`).
     fn describe(&self) -> String;
     fn staging_dir(&self) -> &Path;
