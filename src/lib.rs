@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod failpoint;
+pub mod load;
 pub mod model;
 pub mod pipeline;
 pub mod sink;

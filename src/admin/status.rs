@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::connect_catalog;
 use crate::config::Config;
 use crate::error::Result;
+use crate::load::state::LoadState;
 use crate::model::Lsn;
 use crate::sink::parquet::manifest;
 use crate::sink::storage;
@@ -32,6 +33,40 @@ pub struct Status {
 pub struct TargetStatus {
     pub target: String,
     pub checkpoint: Option<Checkpoint>,
+    /// Full-load progress, when a load was planned in this target.
+    pub load: Option<LoadStatus>,
+}
+
+#[derive(Serialize)]
+pub struct LoadStatus {
+    pub complete: bool,
+    pub slot_lsn: String,
+    pub tables: Vec<TableLoadStatus>,
+}
+
+#[derive(Serialize)]
+pub struct TableLoadStatus {
+    pub table: String,
+    pub chunks_done: usize,
+    pub chunks: usize,
+    pub rows: u64,
+}
+
+fn load_status(state: LoadState) -> LoadStatus {
+    LoadStatus {
+        complete: state.complete,
+        slot_lsn: state.slot_lsn.to_string(),
+        tables: state
+            .tables
+            .iter()
+            .map(|(name, t)| TableLoadStatus {
+                table: name.clone(),
+                chunks_done: t.chunks.iter().filter(|c| c.done_at.is_some()).count(),
+                chunks: t.chunks.len(),
+                rows: t.chunks.iter().map(|c| c.rows).sum(),
+            })
+            .collect(),
+    }
 }
 
 pub async fn status(config: &Config) -> Result<Status> {
@@ -43,7 +78,11 @@ pub async fn status(config: &Config) -> Result<Status> {
     let mut targets = Vec::new();
     for p in config.parquet_sinks() {
         let st = storage::open(&p.url)?;
-        targets.push(TargetStatus { target: st.describe(), checkpoint: manifest::read_checkpoint(st.as_ref())? });
+        targets.push(TargetStatus {
+            target: st.describe(),
+            checkpoint: manifest::read_checkpoint(st.as_ref())?,
+            load: LoadState::read(st.as_ref())?.map(load_status),
+        });
     }
     Ok(Status {
         slot: config.source.slot.clone(),

@@ -6,6 +6,7 @@ use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMi
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
+use super::binary_values::{copy_native, parse_binary};
 use super::columns::{parse, Cell, ColumnBuilder, Scratch};
 use super::schema::TableSchema;
 use super::types::Conv;
@@ -89,6 +90,8 @@ pub struct TableBatchBuilder {
     table: Arc<TableSchema>,
     schema: SchemaRef,
     convs: Vec<Conv>,
+    /// Per column: binary values are decoded natively ([`copy_native`]), else as text.
+    native: Vec<bool>,
     columns: Vec<ColumnBuilder>,
     op: StringBuilder,
     lsn: Int64Builder,
@@ -109,6 +112,7 @@ impl TableBatchBuilder {
         TableBatchBuilder {
             schema: table.arrow_schema(),
             cells: Vec::with_capacity(convs.len()),
+            native: table.columns.iter().map(copy_native).collect(),
             convs,
             columns,
             op: StringBuilder::new(),
@@ -163,8 +167,18 @@ impl TableBatchBuilder {
                         Err(reason) => return Err(self.value_error(i, Some(t), reason)),
                     }
                 }
-                TupleValue::Binary(_) => {
-                    return Err(self.value_error(i, None, "binary tuple format not supported (pgcdc reads text)"))
+                TupleValue::Binary(b) => {
+                    bytes += b.len();
+                    // Columns not read natively were cast to text: their bytes are the text form.
+                    let parsed = if self.native[i] {
+                        parse_binary(&self.convs[i], b, &mut self.scratch)
+                    } else {
+                        parse(&self.convs[i], b, &mut self.scratch)
+                    };
+                    match parsed {
+                        Ok(c) => c,
+                        Err(reason) => return Err(self.value_error(i, Some(b), reason)),
+                    }
                 }
             };
             self.cells.push(cell);
@@ -172,7 +186,7 @@ impl TableBatchBuilder {
 
         for (i, col) in self.columns.iter_mut().enumerate() {
             let raw: &[u8] = match &row.values[i] {
-                TupleValue::Text(t) => t,
+                TupleValue::Text(t) | TupleValue::Binary(t) => t,
                 _ => &[],
             };
             col.append(&self.cells[i], raw, &self.scratch);

@@ -9,6 +9,7 @@
 //! * [`display`]: [`cell_to_string`], canonical strings of cells for comparisons.
 
 pub mod array;
+mod binary_values;
 pub mod builder;
 mod columns;
 pub mod display;
@@ -19,6 +20,7 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
+pub use binary_values::{copy_native, copy_select_expr};
 pub use builder::{OutputRow, TableBatchBuilder, ValueError};
 pub use display::cell_to_string;
 pub use schema::{ColumnSchema, TableSchema};

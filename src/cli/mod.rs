@@ -125,13 +125,6 @@ async fn dispatch(command: Command) -> Result<i32> {
             if let Some(m) = mode {
                 config.pipeline.mode = m;
             }
-            if config.pipeline.mode != Mode::Cdc {
-                return Err(Error::config(format!(
-                    "mode {:?} needs the full load, which this build does not have yet",
-                    config.pipeline.mode
-                ))
-                .with_hint("use --mode cdc (or pipeline.mode = \"cdc\")"));
-            }
             let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None }).await?;
             output::run_summary(&summary);
             Ok(0)

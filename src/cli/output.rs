@@ -6,10 +6,24 @@ use crate::demo::DemoReport;
 use crate::pipeline::runner::RunSummary;
 
 pub fn run_summary(s: &RunSummary) {
-    println!(
-        "replicated {} transactions ({} streamed, {} aborted streams skipped), {} rows; durable up to {}",
-        s.stats.transactions, s.stats.streamed_transactions, s.stats.aborted_streams, s.stats.rows, s.durable
-    );
+    if let Some(l) = &s.load {
+        println!(
+            "{} {} rows of {} tables in {} chunks in {:.1} s (snapshot {}); CDC continues from {}",
+            if l.resumed { "finished the full load:" } else { "full load:" },
+            l.rows,
+            l.tables,
+            l.chunks,
+            l.seconds,
+            l.snapshot_lsn,
+            l.slot_lsn
+        );
+    }
+    if let Some(st) = &s.stats {
+        println!(
+            "replicated {} transactions ({} streamed, {} aborted streams skipped), {} rows; durable up to {}",
+            st.transactions, st.streamed_transactions, st.aborted_streams, st.rows, s.durable
+        );
+    }
 }
 
 /// Prints the check list; returns the exit code (1 if anything failed).
@@ -54,6 +68,12 @@ pub fn status(s: &Status, json: bool) {
     }
     for t in &s.targets {
         println!("target {}", t.target);
+        if let Some(l) = &t.load {
+            println!("  full load             {} (CDC from {})", if l.complete { "complete" } else { "in progress" }, l.slot_lsn);
+            for tl in &l.tables {
+                println!("  {:<32} {}/{} chunks, {} rows", tl.table, tl.chunks_done, tl.chunks, tl.rows);
+            }
+        }
         match &t.checkpoint {
             None => println!("  no checkpoint yet"),
             Some(cp) => {
@@ -70,7 +90,13 @@ pub fn status(s: &Status, json: bool) {
 /// Prints the demo summary; returns 0 when the output matched the source, else 3.
 pub fn demo(r: &DemoReport) -> i32 {
     println!();
-    println!("pgcdc demo: replicated {} transactions ({} streamed) into {}", r.transactions, r.streamed, r.out_dir.display());
+    println!(
+        "pgcdc demo: loaded {} rows, then replicated {} transactions ({} streamed) into {}",
+        r.loaded_rows,
+        r.transactions,
+        r.streamed,
+        r.out_dir.display()
+    );
     println!();
     println!("{:<12} {:>12} {:>12} {:>12} {:>7}  {}", "table", "source rows", "target rows", "change rows", "files", "check");
     let mut clean = true;

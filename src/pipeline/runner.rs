@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::relations::CatalogLookup;
 use super::{Flow, Pipeline, PipelineOptions, PipelineStats, SourceEvent};
 use crate::batch::CatalogType;
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, Mode, SinkConfig};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 use crate::sink::parquet::ParquetSink;
@@ -50,9 +50,11 @@ pub struct RunOptions {
     pub until_later: Option<tokio::sync::oneshot::Receiver<Lsn>>,
 }
 
-#[derive(Debug)]
 pub struct RunSummary {
-    pub stats: PipelineStats,
+    /// The full load, when this run did (or finished) one.
+    pub load: Option<crate::load::LoadSummary>,
+    /// CDC statistics; `None` in `full-load` mode.
+    pub stats: Option<PipelineStats>,
     pub durable: Lsn,
 }
 
@@ -111,8 +113,7 @@ fn spill_dir(config: &Config) -> PathBuf {
 async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Result<bool> {
     let wal_level = catalog.setting("wal_level").await?;
     if wal_level != "logical" {
-        return Err(Error::runtime(format!("the server's wal_level is `{wal_level}`, logical replication needs `logical`"))
-            .with_hint("set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"));
+        return Err(wal_level_error(&wal_level));
     }
     let publication = &config.source.publication;
     if !catalog.publication_exists(publication).await? {
@@ -173,10 +174,44 @@ async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Re
     }
 }
 
-/// Runs CDC until the until-LSN, a signal, or an error.
+/// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
+/// signal, or an error.
 pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
+    let mode = config.pipeline.mode;
+    let mut load = None;
+    if mode != Mode::Cdc {
+        let wal_level = catalog.setting("wal_level").await?;
+        if wal_level != "logical" {
+            return Err(wal_level_error(&wal_level));
+        }
+        let load_run = crate::load::full_load(config, &info, &catalog, mode);
+        tokio::select! {
+            r = load_run => load = r?,
+            _ = tokio::signal::ctrl_c() => {
+                return Err(Error::runtime("interrupted during the full load; finished chunks are kept and the next run resumes"));
+            }
+        }
+        if let Some(l) = &load {
+            tracing::info!(rows = l.rows, tables = l.tables, chunks = l.chunks, seconds = format!("{:.1}", l.seconds), "full load done");
+        }
+        if mode == Mode::FullLoad {
+            return Ok(RunSummary { load, stats: None, durable: Lsn::ZERO });
+        }
+    }
+    let mut summary = run_cdc(config, opts, &info, catalog).await?;
+    summary.load = load;
+    Ok(summary)
+}
+
+fn wal_level_error(wal_level: &str) -> Error {
+    Error::runtime(format!("the server's wal_level is `{wal_level}`, logical replication needs `logical`"))
+        .with_hint("set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL")
+}
+
+async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Arc<Catalog>) -> Result<RunSummary> {
+    let info = info.clone();
     let server_version = catalog.server_version_num().await?;
     let proto = protocol_version(server_version);
 
@@ -333,7 +368,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     if let Some(e) = reader_error {
         return Err(e);
     }
-    Ok(RunSummary { stats, durable })
+    Ok(RunSummary { load: None, stats: Some(stats), durable })
 }
 
 fn pipeline_thread(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<SourceEvent>>) -> Result<PipelineStats> {

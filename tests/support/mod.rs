@@ -83,9 +83,12 @@ impl Setup {
         let catalog = Catalog::new(client);
         let ts = catalog.table_schema(schema, table).await.expect("table schema");
         let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let select = format!(
-            "SELECT {} FROM \"{schema}\".\"{table}\"",
-            cols.iter().map(|c| format!("\"{}\"", c.replace('"', "\"\""))).collect::<Vec<_>>().join(", ")
+            "SELECT {} FROM {}.{}",
+            cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
+            q(schema),
+            q(table)
         );
         let text = pgcdc::demo::simple_rows(&catalog.client, &select).await.expect("select");
         let source = canonical_rows(&ts, &text).expect("canonical source rows");

@@ -8,6 +8,7 @@
 //! transactions and each exactly once.
 
 mod history;
+pub mod load;
 pub mod manifest;
 pub mod naming;
 mod writer;

@@ -43,7 +43,6 @@ pub struct LsnRange {
 pub struct SealedPart {
     pub path: PathBuf,
     pub schema: Arc<TableSchema>,
-    pub rows: u64,
     pub first_lsn: Lsn,
     pub last_lsn: Lsn,
     pub first_ts_us: i64,
@@ -93,10 +92,10 @@ impl PartWriter {
         let PartWriter { path, schema, writer, rows } = self;
         let file = writer.into_inner().runtime_ctx(|| format!("finishing {}", path.display()))?;
         file.sync_all().runtime_ctx(|| format!("fsync of {}", path.display()))?;
+        tracing::debug!(path = %path.display(), rows, "sealed a part");
         Ok(SealedPart {
             path,
             schema,
-            rows,
             first_lsn: range.first_lsn,
             last_lsn: range.last_lsn,
             first_ts_us: range.first_ts_us,

@@ -1,0 +1,129 @@
+//! A copy worker: one SQL session inside the load's snapshot, copying chunks one after the
+//! other with `COPY (SELECT …) TO STDOUT (FORMAT binary)`, decoded straight into Arrow
+//! batches and written to the chunk's Parquet file.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio_postgres::Client;
+
+use super::progress::TableProgress;
+use super::state::Chunk;
+use crate::batch::{copy_select_expr, OutputRow, TableBatchBuilder, TableSchema};
+use crate::config::Compression;
+use crate::error::{Error, Result};
+use crate::model::{Lsn, RowOp};
+use crate::sink::parquet::load::{remove_part, LoadWriter};
+use crate::sink::storage::Storage;
+use crate::source::copy_format::BinaryCopyParser;
+use crate::source::pgoutput::TupleValue;
+use crate::source::sql::db_error_text;
+
+const BATCH_ROWS: usize = 16 * 1024;
+
+/// What every chunk of one load shares.
+pub struct LoadContext {
+    pub storage: Arc<dyn Storage>,
+    pub snapshot_lsn: Lsn,
+    pub snapshot_ts_us: i64,
+    pub compression: Compression,
+    pub tid_ranges: bool,
+}
+
+/// Imports the exported snapshot into a fresh session.
+pub async fn enter_snapshot(client: &Client, snapshot: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+            snapshot.replace('\'', "''")
+        ))
+        .await
+        .map_err(|e| Error::runtime(format!("importing the load snapshot: {}", db_error_text(&e))))
+}
+
+/// `_seq` of a loaded row: the chunk in the high half, the row within it in the low half,
+/// so rows of parallel chunks never collide.
+pub fn load_seq(part: u32, row: u64) -> i64 {
+    ((part as i64) << 32) | (row as i64 & 0xFFFF_FFFF)
+}
+
+/// Copies one chunk and publishes its file; returns the number of rows.
+pub async fn copy_chunk(
+    client: &Client,
+    ctx: &LoadContext,
+    table: &Arc<TableSchema>,
+    chunk: &Chunk,
+    progress: &TableProgress,
+) -> Result<u64> {
+    let storage = ctx.storage.as_ref();
+    tokio::task::block_in_place(|| remove_part(storage, &table.schema, &table.name, chunk.part))?;
+    let exprs: Vec<String> = table.columns.iter().map(copy_select_expr).collect();
+    let sql = format!(
+        "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
+        if exprs.is_empty() { "".to_string() } else { exprs.join(", ") },
+        crate::admin::qualified(&chunk.leaf_schema, &chunk.leaf_table),
+        super::plan::chunk_filter(chunk, ctx.tid_ranges)
+    );
+    let what = || format!("copying {}.{} (part {})", table.schema, table.name, chunk.part);
+    let stream = client.copy_out(&sql).await.map_err(|e| Error::runtime(format!("{}: {}", what(), db_error_text(&e))))?;
+    futures_util::pin_mut!(stream);
+    let mut parser = BinaryCopyParser::new();
+    let mut builder = TableBatchBuilder::new(table.clone());
+    let mut writer: Option<LoadWriter> = None;
+    let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
+    let mut rows = 0u64;
+    let open = |writer: &mut Option<LoadWriter>| -> Result<()> {
+        if writer.is_none() {
+            *writer = Some(LoadWriter::create(storage, table, ctx.snapshot_lsn, ctx.snapshot_ts_us, chunk.part, ctx.compression)?);
+        }
+        Ok(())
+    };
+    while let Some(bytes) = stream.next().await {
+        let bytes = bytes.map_err(|e| Error::runtime(format!("{}: {}", what(), db_error_text(&e))))?;
+        progress.add(0, bytes.len() as u64);
+        parser.push(bytes);
+        while parser
+            .next_row(&mut values)
+            .map_err(|e| Error::runtime(format!("{}: {e}", what())))?
+            .is_some()
+        {
+            let row = OutputRow {
+                op: RowOp::Load,
+                lsn: ctx.snapshot_lsn,
+                seq: load_seq(chunk.part, rows),
+                xid: None,
+                commit_ts_us: ctx.snapshot_ts_us,
+                values: &values,
+            };
+            builder
+                .append(&row)
+                .map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
+            rows += 1;
+            if builder.len() >= BATCH_ROWS {
+                let batch = builder.finish();
+                progress.add(batch.num_rows() as u64, 0);
+                tokio::task::block_in_place(|| {
+                    open(&mut writer)?;
+                    writer.as_mut().expect("opened").write(&batch)
+                })?;
+            }
+        }
+    }
+    if !parser.finished() {
+        return Err(Error::runtime(format!("{}: the COPY stream ended early", what())));
+    }
+    let batch = builder.finish();
+    progress.add(batch.num_rows() as u64, 0);
+    tokio::task::block_in_place(|| -> Result<()> {
+        // Part 0 is always written, even empty, so every loaded table has a file with its schema.
+        if batch.num_rows() > 0 || chunk.part == 0 {
+            open(&mut writer)?;
+            writer.as_mut().expect("opened").write(&batch)?;
+        }
+        if let Some(w) = writer.take() {
+            w.finish(storage)?;
+        }
+        Ok(())
+    })?;
+    Ok(rows)
+}

@@ -1,0 +1,72 @@
+//! Full-load files: `{schema}/{table}/load/{snapshot_lsn}-{part:05}.parquet`, one per chunk.
+//!
+//! A chunk's file is assembled in staging and published in one step when the chunk is
+//! complete, so a reader never sees half a chunk. Redoing a chunk after a crash first
+//! removes any file an earlier attempt published for the same part (under an older
+//! snapshot), so rows are never loaded twice.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+
+use super::naming::table_prefix;
+use super::writer::{writer_properties, LsnRange, PartWriter};
+use crate::batch::TableSchema;
+use crate::config::Compression;
+use crate::error::Result;
+use crate::model::Lsn;
+use crate::sink::storage::Storage;
+
+pub fn load_key(schema: &str, table: &str, snapshot_lsn: Lsn, part: u32) -> String {
+    format!("{}/load/{}-{part:05}.parquet", table_prefix(schema, table), snapshot_lsn.file_hex())
+}
+
+/// Deletes files of `part` published by earlier attempts of the table's load.
+pub fn remove_part(storage: &dyn Storage, schema: &str, table: &str, part: u32) -> Result<()> {
+    let suffix = format!("-{part:05}.parquet");
+    for key in storage.list(&format!("{}/load", table_prefix(schema, table)))? {
+        if key.ends_with(&suffix) {
+            storage.delete(&key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one chunk's file. Owned by one copy worker.
+pub struct LoadWriter {
+    part: PartWriter,
+    key: String,
+    lsn: Lsn,
+    ts_us: i64,
+}
+
+impl LoadWriter {
+    pub fn create(
+        storage: &dyn Storage,
+        table: &Arc<TableSchema>,
+        snapshot_lsn: Lsn,
+        snapshot_ts_us: i64,
+        part: u32,
+        compression: Compression,
+    ) -> Result<LoadWriter> {
+        let key = load_key(&table.schema, &table.name, snapshot_lsn, part);
+        let path = storage.staging_dir().join(format!("load-{}-{}.parquet.part", std::process::id(), key.replace('/', "_")));
+        Ok(LoadWriter {
+            part: PartWriter::create(path, table.clone(), writer_properties(compression))?,
+            key,
+            lsn: snapshot_lsn,
+            ts_us: snapshot_ts_us,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.part.write(batch)
+    }
+
+    /// Seals, fsyncs and publishes the file; returns its key.
+    pub fn finish(self, storage: &dyn Storage) -> Result<String> {
+        let sealed = self.part.seal(LsnRange { first_lsn: self.lsn, last_lsn: self.lsn, first_ts_us: self.ts_us })?;
+        storage.publish_file(&sealed.path, &self.key)?;
+        Ok(self.key)
+    }
+}

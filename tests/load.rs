@@ -1,0 +1,165 @@
+//! The full load (SPEC 2.6, 5.1, issue 3): a consistent snapshot, parallel chunked COPY,
+//! resumption after a kill, and the hand-off to CDC, checked against the source.
+
+mod common;
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use pgcdc::model::RowOp;
+use support::{assert_success, parquet_files, Setup};
+
+fn load_config(s: &Setup, mode: &str, extra_pipeline: &str) -> std::path::PathBuf {
+    let toml = format!(
+        "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"{mode}\"\nstatus_interval = \"1s\"\n{extra_pipeline}\n\n\
+         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
+        s.db.url,
+        s.publication,
+        s.slot,
+        s.out().display()
+    );
+    common::write_config(s.dir.path(), &toml)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
+    let s = Setup::new("load_concurrent").await;
+    s.db.exec(
+        "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2), updated timestamptz);
+         INSERT INTO acct SELECT g, 'owner ' || g, g, now() FROM generate_series(1, 200000) g;
+         CREATE TABLE events (id bigserial PRIMARY KEY, acct int, what text);
+         INSERT INTO events (acct, what) SELECT g % 1000, 'e' || g FROM generate_series(1, 50000) g",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "acct, events").await;
+    let cfg = load_config(&s, "full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"512KiB\"");
+
+    // Writers change the rows being copied while the load runs.
+    let db = s.db.clone();
+    let writer = tokio::spawn(async move {
+        for i in 0..40 {
+            db.exec(&format!(
+                "UPDATE acct SET balance = balance + 1, updated = now() WHERE id % 40 = {i};
+                 DELETE FROM acct WHERE id % 997 = {i};
+                 INSERT INTO acct VALUES ({} , 'new', 0, now());
+                 UPDATE acct SET id = id + 1000000 WHERE id = {};
+                 INSERT INTO events (acct, what) VALUES ({i}, 'during load')",
+                300000 + i,
+                5000 + i
+            ))
+            .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut cmd = common::pgcdc();
+    cmd.args(["run", "-c"]).arg(&cfg).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    writer.await.unwrap();
+    // Let it reach the end of the writers' work, then stop it politely.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    eprintln!("first run:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "SIGTERM is a clean stop: {:?}", out.status);
+
+    // Catch up on whatever is left, in CDC mode from the same target.
+    let cfg_cdc = load_config(&s, "full-load-and-cdc", "");
+    s.run_until_current(&cfg_cdc).await;
+    s.assert_matches_source("public", "acct").await;
+    s.assert_matches_source("public", "events").await;
+    let rows = s.change_rows("public", "acct");
+    let loaded = rows.iter().filter(|r| r.op == RowOp::Load).count();
+    assert!(loaded >= 199_000, "the load wrote {loaded} rows");
+    let load_lsn = rows.iter().find(|r| r.op == RowOp::Load).unwrap().lsn;
+    assert!(rows.iter().filter(|r| r.op != RowOp::Load).all(|r| r.lsn > load_lsn), "CDC starts after the snapshot");
+    assert!(parquet_files(&s.table_dir("public", "acct").join("load")).len() > 2, "several chunks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_killed_midway_resumes_keeps_finished_chunks_and_converges() {
+    let s = Setup::new("load_resume").await;
+    s.db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT g, repeat('a', 100) FROM generate_series(1, 60000) g;
+         CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO b SELECT g, repeat('b', 100) FROM generate_series(1, 60000) g;",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "a, b").await;
+    let cfg = load_config(&s, "full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"128KiB\"");
+    let mut cmd = common::pgcdc();
+    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "load-chunk-done@5");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.signal(), Some(9), "killed in the middle of the load: {}", String::from_utf8_lossy(&out.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.out().join("_pgcdc/load.json")).unwrap()).unwrap();
+    assert_eq!(state["complete"], false);
+    // Chunks recorded as done must be kept as they are; others are redone.
+    let mut done_files = Vec::new();
+    for (name, t) in state["tables"].as_object().unwrap() {
+        for c in t["chunks"].as_array().unwrap() {
+            if let Some(lsn) = c["done_at"].as_str() {
+                let lsn: pgcdc::model::Lsn = lsn.parse().unwrap();
+                let (schema, table) = name.split_once('.').unwrap();
+                let f = s.table_dir(schema, table).join("load").join(format!("{}-{:05}.parquet", lsn.file_hex(), c["part"].as_u64().unwrap()));
+                let modified = std::fs::metadata(&f).unwrap_or_else(|_| panic!("{} is missing", f.display())).modified().unwrap();
+                done_files.push((f, modified));
+            }
+        }
+    }
+    assert!(done_files.len() >= 3, "chunks finished before the kill: {}", done_files.len());
+
+    // The source changes while pgcdc is down; the resumed load uses a newer snapshot.
+    s.db.exec("UPDATE a SET v = 'changed' WHERE id % 10 = 0; DELETE FROM b WHERE id % 3 = 0; INSERT INTO b VALUES (100000, 'late')").await;
+    let out = s.run_until_current(&cfg).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming the full load"));
+    for (f, modified) in &done_files {
+        let now = std::fs::metadata(f).unwrap_or_else(|_| panic!("finished chunk {} was removed", f.display())).modified().unwrap();
+        assert_eq!(&now, modified, "finished chunk {} was rewritten", f.display());
+    }
+    s.assert_matches_source("public", "a").await;
+    s.assert_matches_source("public", "b").await;
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.out().join("_pgcdc/load.json")).unwrap()).unwrap();
+    assert_eq!(state["complete"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_keyless_partitioned_and_quoted_tables_load() {
+    let s = Setup::new("load_shapes").await;
+    s.db.exec(
+        r#"CREATE TABLE empty_t (id int PRIMARY KEY, v text);
+           CREATE TABLE nokey (a int, b text);
+           ALTER TABLE nokey REPLICA IDENTITY FULL;
+           INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (2, NULL);
+           CREATE TABLE parted (id int, region text, v numeric(8,2), PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+           CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');
+           CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us');
+           INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 1000) g;
+           CREATE SCHEMA "Mixed Schema";
+           CREATE TABLE "Mixed Schema"."Odd ""Name""" ("Id" int PRIMARY KEY, "Value Col" text, arr int[], d date, ts timestamptz, j jsonb, u uuid);
+           INSERT INTO "Mixed Schema"."Odd ""Name""" VALUES (1, 'v', '{1,NULL,3}', 'infinity', '2024-01-01 00:00:00+00', '{"a": 1}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+                                                   (2, NULL, NULL, '0044-03-15 BC', NULL, NULL, NULL);"#,
+    )
+    .await;
+    s.db.exec(&format!(
+        "CREATE PUBLICATION \"{}\" FOR TABLE empty_t, nokey, parted, \"Mixed Schema\".\"Odd \"\"Name\"\"\" WITH (publish_via_partition_root = true)",
+        s.publication
+    ))
+    .await;
+    let cfg = load_config(&s, "full-load", "");
+    let out = s.pgcdc(&cfg, &["run"]).await;
+    assert_success(&out, "run --mode full-load");
+    assert!(s.db.slot_names().await.is_empty(), "full-load uses a temporary slot only");
+
+    // Empty table: one file with the schema and no rows.
+    let empty = parquet_files(&s.table_dir("public", "empty_t"));
+    assert_eq!(empty.len(), 1);
+    assert!(s.change_rows("public", "empty_t").is_empty());
+    // No key: every row, duplicates included.
+    assert_eq!(s.change_rows("public", "nokey").len(), 3);
+    // Partitioned with publish_via_partition_root: rows under the root.
+    assert_eq!(s.change_rows("public", "parted").len(), 1000);
+    s.assert_matches_source("public", "parted").await;
+    s.assert_matches_source("Mixed Schema", "Odd \"Name\"").await;
+}
