@@ -98,7 +98,7 @@ pub fn demo(r: &DemoReport) -> i32 {
         r.out_dir.display()
     );
     println!();
-    println!("{:<12} {:>12} {:>12} {:>12} {:>7}  {}", "table", "source rows", "target rows", "change rows", "files", "check");
+    println!("{:<12} {:>12} {:>12} {:>12} {:>7}  check", "table", "source rows", "target rows", "change rows", "files");
     let mut clean = true;
     for t in &r.tables {
         let ok = t.diff.is_clean();

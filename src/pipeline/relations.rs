@@ -15,6 +15,16 @@ pub trait CatalogLookup {
     fn primary_key(&mut self, relid: u32) -> Result<Vec<String>>;
 }
 
+/// The key of the materialisation rule: the primary key when all its columns are present,
+/// else the replica-identity columns (the index's, or every column under FULL).
+pub fn choose_key(columns: &[ColumnSchema], primary_key: &[String]) -> Vec<usize> {
+    let pk: Option<Vec<usize>> = primary_key.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
+    match pk {
+        Some(idx) if !idx.is_empty() => idx,
+        _ => columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect(),
+    }
+}
+
 #[derive(Default)]
 pub struct Relations {
     tables: HashMap<u32, Arc<TableSchema>>,
@@ -61,12 +71,7 @@ impl Relations {
                 replica_identity: c.is_key(),
             });
         }
-        let pk = catalog.primary_key(rel.relid)?;
-        let pk_idx: Option<Vec<usize>> = pk.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
-        let key = match pk_idx {
-            Some(idx) if !idx.is_empty() => idx,
-            _ => columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect(),
-        };
+        let key = choose_key(&columns, &catalog.primary_key(rel.relid)?);
         let table = Arc::new(TableSchema {
             relid: rel.relid,
             schema: rel.namespace.clone(),

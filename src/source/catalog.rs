@@ -228,11 +228,7 @@ impl Catalog {
                 }
             })
             .collect();
-        let pk_idx: Option<Vec<usize>> = pk.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
-        let key = match pk_idx {
-            Some(k) if !k.is_empty() => k,
-            _ => columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect(),
-        };
+        let key = crate::pipeline::relations::choose_key(&columns, &pk);
         Ok(Arc::new(TableSchema {
             relid,
             schema: schema.to_string(),
