@@ -153,9 +153,10 @@ fn row_level_errors() {
     let e = b.append(&row(RowOp::Insert, 1, 0, &[t("1")])).unwrap_err();
     assert!(e.column.is_none());
     assert!(e.to_string().contains("has 1 values but the table has 2 columns"), "{e}");
-    let e = b.append(&row(RowOp::Insert, 1, 0, &[t("1"), TupleValue::Binary(Bytes::from_static(b"x"))])).unwrap_err();
-    assert_eq!(e.column.as_deref(), Some("v"));
-    assert!(e.to_string().contains("binary tuple format not supported"), "{e}");
+    // A binary value must have its type's width (int4: 4 bytes).
+    let e = b.append(&row(RowOp::Insert, 1, 0, &[TupleValue::Binary(Bytes::from_static(b"xyz")), t("v")])).unwrap_err();
+    assert_eq!(e.column.as_deref(), Some("id"));
+    assert!(e.to_string().contains("binary value has 3 bytes, expected 4"), "{e}");
     let e = b.append(&row(RowOp::Insert, 1, 0, &[t("12x"), t("v")])).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("id"));
     assert_eq!(e.pg_type.as_deref(), Some("int4"));
