@@ -357,16 +357,23 @@ pub(super) fn io_err(e: std::io::Error) -> Error {
 }
 
 fn parse_server_version(v: &str) -> u32 {
-    // "15.4 (Debian 15.4-1)" -> 150004; "9.6.2" -> 90602
-    let nums: Vec<u32> = v
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(3)
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    // "15.4 (Debian 15.4-1)" -> 150004; "16beta1" -> 160000; "9.6.2" -> 90602
+    let version = v.split_whitespace().next().unwrap_or("");
+    let mut nums = Vec::new();
+    for part in version.split('.') {
+        let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+        match digits.parse::<u32>() {
+            Ok(n) => nums.push(n),
+            Err(_) => break,
+        }
+        if digits.len() < part.len() {
+            break; // "16beta1": what follows is not a minor version
+        }
+    }
     match nums.as_slice() {
         [major, minor, ..] if *major >= 10 => major * 10000 + minor,
         [major, minor, patch, ..] => major * 10000 + minor * 100 + patch,
+        [major, minor] => major * 10000 + minor * 100,
         [major] => major * 10000,
         _ => 0,
     }
