@@ -15,6 +15,9 @@ pub struct TableProgress {
     pub bytes: AtomicU64,
     pub total_bytes: u64,
     bar: Option<ProgressBar>,
+    /// The overall bar and row count, shared by every table.
+    overall: Option<ProgressBar>,
+    overall_rows: Arc<AtomicU64>,
 }
 
 impl TableProgress {
@@ -24,6 +27,11 @@ impl TableProgress {
         if let Some(bar) = &self.bar {
             bar.set_position(b.min(bar.length().unwrap_or(u64::MAX)));
             bar.set_message(format!("{} rows", self.rows.load(Ordering::Relaxed)));
+        }
+        if let Some(all) = &self.overall {
+            all.inc(bytes.min(all.length().unwrap_or(u64::MAX).saturating_sub(all.position())));
+            let total = self.overall_rows.fetch_add(rows, Ordering::Relaxed) + rows;
+            all.set_message(format!("{total} rows"));
         }
     }
     pub fn finish(&self) {
@@ -49,6 +57,15 @@ impl LoadProgress {
         let style = ProgressStyle::with_template("{prefix:<32} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} ETA {eta:>4} {msg}")
             .expect("valid template")
             .progress_chars("=> ");
+        let total: u64 = tables.iter().map(|(_, b)| *b).sum();
+        let overall = multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(total.max(1)));
+            b.set_style(style.clone());
+            b.set_prefix("all tables");
+            b.set_message("0 rows");
+            b
+        });
+        let overall_rows = Arc::new(AtomicU64::new(0));
         let tables = tables
             .iter()
             .map(|(name, bytes)| {
@@ -58,7 +75,15 @@ impl LoadProgress {
                     b.set_prefix(name.clone());
                     b
                 });
-                Arc::new(TableProgress { name: name.clone(), rows: AtomicU64::new(0), bytes: AtomicU64::new(0), total_bytes: *bytes, bar })
+                Arc::new(TableProgress {
+                    name: name.clone(),
+                    rows: AtomicU64::new(0),
+                    bytes: AtomicU64::new(0),
+                    total_bytes: *bytes,
+                    bar,
+                    overall: overall.clone(),
+                    overall_rows: overall_rows.clone(),
+                })
             })
             .collect();
         LoadProgress { multi, tables, started: Instant::now(), last_log: Mutex::new(Instant::now()) }
