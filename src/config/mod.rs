@@ -234,7 +234,7 @@ impl Config {
     /// Parses configuration text (after `${VAR}` substitution) and validates it.
     pub fn parse(raw: &str) -> Result<Config> {
         let text = env::substitute(raw)?;
-        let config: Config = toml::from_str(&text).map_err(|e| explain_toml_error(&e))?;
+        let config: Config = toml::from_str(&text).map_err(|e| explain_toml_error(&e, &text))?;
         config.validate()?;
         Ok(config)
     }
@@ -310,9 +310,13 @@ impl Config {
 }
 
 /// Turns a TOML/serde error into one readable line, suggesting the nearest valid key.
-fn explain_toml_error(e: &toml::de::Error) -> Error {
-    let msg = e.message().to_string();
-    let location = e.span().map(|_| String::new()).unwrap_or_default();
+///
+/// The message gives the position (line and column) instead of quoting the offending line:
+/// that line may hold a password (`url = "postgres://u:secret@..."`, or a `${VAR}` already
+/// substituted), and secrets never appear in errors (SPEC 2.9).
+fn explain_toml_error(e: &toml::de::Error, text: &str) -> Error {
+    let msg = mask_url_passwords(e.message().trim());
+    let location = e.span().map(|span| position(text, span.start)).unwrap_or_default();
     // serde's unknown-field message: "unknown field `x`, expected one of `a`, `b`"
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         if let Some((field, expected)) = rest.split_once('`') {
@@ -330,7 +334,47 @@ fn explain_toml_error(e: &toml::de::Error) -> Error {
             return err;
         }
     }
-    Error::config(format!("invalid configuration: {}", e.to_string().trim()))
+    Error::config(format!("invalid configuration{location}: {msg}"))
+}
+
+/// ` at line L, column C` (1-based) of a byte offset.
+fn position(text: &str, offset: usize) -> String {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!(" at line {line}, column {column}")
+}
+
+/// Replaces the password of every `scheme://user:password@` in `s` with `***`.
+fn mask_url_passwords(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        // The authority ends at the first '/', '?', '#', quote or whitespace.
+        let end = rest
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if let Some(at) = authority.rfind('@') {
+            if let Some(colon) = authority[..at].find(':') {
+                out.push_str(&authority[..colon + 1]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+                rest = &rest[end..];
+                continue;
+            }
+        }
+        out.push_str(authority);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

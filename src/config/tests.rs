@@ -63,3 +63,17 @@ fn units_parse() {
     assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
     assert!(parse_size("1XB").is_err());
 }
+
+#[test]
+fn toml_errors_give_the_position_but_never_a_password() {
+    let bad = "[source]\nurl = \"postgres://app:TopSecret@db/x\n[[sink]]\nkind = \"parquet\"\nurl = \"/tmp/out\"\n";
+    let e = Config::parse(bad).unwrap_err();
+    assert!(e.message.contains("line 2"), "{e}");
+    assert!(!e.to_string().contains("TopSecret"), "{e}");
+    let e = Config::parse("source = \"postgres://app:TopSecret@db/x\"\n").unwrap_err();
+    assert!(e.message.contains("postgres://app:***@db/x"), "{e}");
+    assert!(!e.to_string().contains("TopSecret"), "{e}");
+    let e = Config::parse(&MINIMAL.replace("[source]", "[source]\nslott = \"x\"")).unwrap_err();
+    assert!(e.message.contains("unknown key `slott` at line 3"), "{e}");
+    assert_eq!(mask_url_passwords("a postgres://u@h/d b s3://k:s@b/"), "a postgres://u@h/d b s3://k:***@b/");
+}

@@ -78,6 +78,10 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
     let workers = config.pipeline.load_workers.unwrap_or_else(default_workers);
     let slot = &config.source.slot;
 
+    // A missing publication fails here, before a slot is created or recreated: a run that
+    // cannot load must leave the server as it found it (SPEC 2.8).
+    selected_tables(config, catalog).await?;
+
     // The connection whose snapshot the workers import: it must stay open and idle until
     // every worker has imported it, so it lives until the load is done.
     let mut repl = ReplicationConn::connect(info).await?;

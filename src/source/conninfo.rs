@@ -22,6 +22,18 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// libpq's spelling (`verify-full`), so a redacted URL can be pasted back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     fn parse(s: &str) -> Result<SslMode> {
         Ok(match s {
             "disable" => SslMode::Disable,
@@ -167,7 +179,7 @@ impl ConnInfo {
             self.host,
             self.port,
             self.dbname,
-            format!("{:?}", self.sslmode).to_lowercase()
+            self.sslmode.as_str()
         )
     }
 
@@ -223,6 +235,7 @@ mod tests {
         assert_eq!(c.sslmode, SslMode::VerifyFull);
         assert_eq!(c.sslrootcert, Some(PathBuf::from("/ca.pem")));
         assert!(!c.redacted().contains("cret"));
+        assert_eq!(c.redacted(), "postgres://app@db.internal:6543/shop?sslmode=verify-full");
         assert!(!format!("{c:?}").contains("cret"));
     }
 

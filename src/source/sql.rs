@@ -28,8 +28,16 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
 pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
     let (msg, code) = match e.as_db_error() {
         Some(db) => (db.message().to_string(), Some(db.code().code().to_string())),
-        None => (e.to_string(), None),
+        None => (error_chain(e), None),
     };
+    if code.is_none() && info.password.is_none() && msg.contains("password missing") {
+        return Error::runtime(format!(
+            "cannot connect to {}: the server asks for a password for user {} but none is configured",
+            info.redacted(),
+            info.user
+        ))
+        .with_hint("put the password in source.url (postgres://user:${PGPASSWORD}@host/db) or set PGPASSWORD");
+    }
     let err = Error::runtime(format!("cannot connect to {}: {msg}", info.redacted()));
     match code.as_deref() {
         Some("28P01") | Some("28000") => err.with_hint(
@@ -44,6 +52,22 @@ pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Err
 pub fn db_error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => error_chain(e),
     }
+}
+
+/// The error and its causes: tokio-postgres's own text is only the kind ("invalid
+/// configuration", "error communicating with the server"); the cause says what happened.
+fn error_chain(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.ends_with(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }

@@ -105,7 +105,9 @@ impl ReplicationConn {
         let err = e.into_error(&format!("cannot open a replication connection to {}", self.info.redacted()));
         match code.as_str() {
             "28P01" => err.with_hint("check the user and password (source.url or PGPASSWORD)"),
-            "28000" => err.with_hint(
+            // 28000: pg_hba.conf rejects the connection; 42501: the role lacks REPLICATION
+            // ("must be superuser or replication role to start walsender").
+            "28000" | "42501" => err.with_hint(
                 "the role needs the REPLICATION attribute (ALTER ROLE ... REPLICATION) and pg_hba.conf must allow it to connect",
             ),
             "3D000" => err.with_hint("the database does not exist: check the database name in source.url"),
