@@ -34,9 +34,11 @@ demo:
 	@scripts/test-deps.sh pg
 	$(CARGO) run --release -- demo
 
-## bench: the benchmark
+## bench: release build, then pgcdc vs pg_recvlogical on a throwaway cluster (bench/RESULTS.md)
+# Extra arguments for scripts/bench.py, e.g. `make bench BENCH_ARGS="--repeat 3"`.
+BENCH_ARGS ?=
 bench:
-	scripts/bench.sh
+	scripts/bench.sh $(BENCH_ARGS)
 
 build:
 	$(CARGO) build --all-targets

@@ -1,4 +1,19 @@
 #!/usr/bin/env bash
-# Placeholder: the benchmark is not written yet (another change adds it).
-echo "scripts/bench.sh: the benchmark is not written yet" >&2
-exit 1
+# `make bench`: release build of pgcdc, then scripts/bench.py (pgcdc vs pg_recvlogical on a
+# throwaway cluster; table on stdout and in bench/RESULTS.md). Extra arguments go to bench.py,
+# e.g. `scripts/bench.sh --rows-a 200000 --seconds-b 5` or `make bench BENCH_ARGS=--repeat=3`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pgcdc-target}"
+CARGO="${CARGO:-cargo}"
+
+# PostgreSQL server binaries and the .venv with pyarrow (quiet when already there).
+scripts/test-deps.sh all
+
+echo "+ $CARGO build --release" >&2
+"$CARGO" build --release
+
+PY="${PGCDC_PYTHON:-$ROOT/.venv/bin/python}"
+exec "$PY" scripts/bench.py --pgcdc "$CARGO_TARGET_DIR/release/pgcdc" "$@"

@@ -1,0 +1,747 @@
+#!/usr/bin/env python3
+"""pgcdc vs pg_recvlogical: catch-up throughput on the same WAL, on a throwaway cluster.
+
+Run through `make bench` (which builds the release binary first), or directly:
+
+    .venv/bin/python scripts/bench.py --pgcdc $CARGO_TARGET_DIR/release/pgcdc
+
+What it does, in one run:
+
+1. initdb + start a throwaway cluster in a temp dir (wal_level=logical, fsync=off,
+   max_wal_size=4GB, everything else default, notably logical_decoding_work_mem=64MB);
+   as root the server runs as `postgres`.
+2. Creates `bench_a` and `bench_b` (id bigint, name text, amount numeric(12,2),
+   ts timestamptz, doc jsonb), pre-fills `bench_b`, and one publication over both.
+3. For each workload: creates the slots (one per consumer run: `pgcdc setup` for pgcdc,
+   `pg_recvlogical --create-slot` for pg_recvlogical), runs the workload, takes
+   `pg_current_wal_insert_lsn()` as the end position, then runs each consumer alone, one
+   after the other (--repeat times each, alternating who goes first; medians reported),
+   catching up on the already-written WAL up to that position (`pg_recvlogical --endpos`,
+   `pgcdc run --until-lsn`). One small "sentinel" transaction on a third published table
+   follows the end position, as on a live source, so both stop as soon as they reach it
+   (--no-sentinel: an idle source after the end). Wall time is process start to exit; peak
+   RSS and CPU time of the process come from GNU time (else wait4() and /proc VmHWM); the
+   CPU time of the server's walsender is sampled from /proc.
+     (a) one transaction inserting --rows-a rows (default 1M) into bench_a;
+     (b) --seconds-b seconds (default 20) of pgbench with a custom script of small
+         insert/update/delete transactions on bench_b. The row changes it produced are
+         counted from pg_stat_user_tables (n_tup_ins/upd/del deltas), independent of
+         either consumer.
+4. Checks pgcdc's output: Parquet row count (and I/U/D split) equals the expected count, and
+   no (_lsn, _seq) pair appears twice.
+5. Prints the table and writes it, with the machine description, between the markers of
+   bench/RESULTS.md (the rest of that file is kept).
+
+The cluster and every temp dir are removed at exit, also on failure or Ctrl-C.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+BEGIN_MARK = "<!-- bench:begin (written by scripts/bench.py; edits inside are overwritten) -->"
+END_MARK = "<!-- bench:end -->"
+
+TARGET_RATIO = 0.9
+TARGET_RSS_MIB = 256
+
+TABLE_DDL = """
+CREATE TABLE {name} (
+    id     bigint PRIMARY KEY {ident},
+    name   text,
+    amount numeric(12,2),
+    ts     timestamptz,
+    doc    jsonb
+);
+"""
+
+# Small transactions: an insert and an update of an existing row in one transaction, a
+# delete of an existing row in another. Each transaction holds at most one lock on a
+# pre-existing row, so concurrent clients cannot deadlock.
+PGBENCH_SCRIPT = r"""
+\set u random(1, :maxid)
+\set d random(1, :maxid)
+BEGIN;
+INSERT INTO bench_b (name, amount, ts, doc)
+    VALUES ('pgbench ' || :client_id, random() * 1000, now(),
+            jsonb_build_object('client', :client_id, 'u', :u, 'tags', jsonb_build_array('x', 'y')));
+UPDATE bench_b SET amount = amount + 1, ts = now(), doc = doc || jsonb_build_object('touched', :u) WHERE id = :u;
+END;
+DELETE FROM bench_b WHERE id = :d;
+"""
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bindir():
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        if os.path.exists(os.path.join(out, "initdb")):
+            return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    cands = []
+    for d in os.listdir("/usr/lib/postgresql") if os.path.isdir("/usr/lib/postgresql") else []:
+        if d.isdigit() and os.path.exists(f"/usr/lib/postgresql/{d}/bin/initdb"):
+            cands.append((int(d), f"/usr/lib/postgresql/{d}/bin"))
+    if not cands:
+        raise BenchError("PostgreSQL server binaries not found (pg_config --bindir, /usr/lib/postgresql/*/bin)")
+    return max(cands)[1]
+
+
+class Cluster:
+    """A throwaway cluster in a temp dir; stop() removes everything."""
+
+    def __init__(self, bindir, workdir):
+        self.bindir = bindir
+        self.as_postgres = os.geteuid() == 0
+        self.dir = os.path.join(workdir, "pg")
+        os.makedirs(self.dir)
+        if self.as_postgres:
+            pw = pwd.getpwnam("postgres")
+            os.chown(workdir, pw.pw_uid, pw.pw_gid)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.started = False
+        self.conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.dir}'",
+            "wal_level": "logical",
+            "max_replication_slots": "20",
+            "max_wal_senders": "20",
+            "fsync": "off",
+            "max_wal_size": "4GB",
+        }
+
+    def _server(self, tool, *args, check=True):
+        cmd = [os.path.join(self.bindir, tool), *args]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        r = subprocess.run(cmd, cwd=self.dir, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise BenchError(f"{tool} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+        return r
+
+    def start(self):
+        self._server("initdb", "-D", self.data, "--auth=trust", "-E", "UTF8", "--locale=C", "-U", "postgres")
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("\n# pgcdc bench\n")
+            for k, v in self.conf.items():
+                f.write(f"{k} = {v}\n")
+        log_path = os.path.join(self.dir, "server.log")
+        try:
+            self._server("pg_ctl", "-D", self.data, "-l", log_path, "-w", "-t", "60", "start")
+        except BenchError:
+            tail = open(log_path).read()[-2000:] if os.path.exists(log_path) else ""
+            raise BenchError(f"PostgreSQL did not start:\n{tail}")
+        self.started = True
+
+    def postmaster_pid(self):
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def stop(self):
+        if self.started:
+            self._server("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop", check=False)
+            self.started = False
+
+    def conn_args(self, db="bench"):
+        return ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db]
+
+    def url(self, db="bench"):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def psql(self, sql, db="bench"):
+        """Runs SQL (single transaction per statement), returns unaligned tuples-only output."""
+        r = subprocess.run(
+            [os.path.join(self.bindir, "psql"), *self.conn_args(db), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"psql failed: {r.stderr.strip()}\nSQL: {sql[:500]}")
+        return r.stdout.strip()
+
+
+CURRENT = {"proc": None}
+
+
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def run_measured(cmd, log_path, timeout, sampler=None):
+    """Runs cmd alone; returns (seconds, exit code, peak RSS KiB, CPU seconds).
+
+    Peak RSS: Linux carries a process's ru_maxrss over fork and exec, so wait4() on a child
+    forked from this (large) Python process reports at least Python's own RSS. GNU time, a
+    small process, forks the command itself and reports its exact maxrss; without it, the
+    command's VmHWM (reset by exec) is sampled from /proc while it runs.
+    """
+    rss_file = log_path + ".time"
+    full = [GNU_TIME, "-q", "-o", rss_file, "-f", "%M %U %S %x", *cmd] if GNU_TIME else cmd
+    hwm = 0
+    with open(log_path, "wb") as logf:
+        t0 = time.monotonic()
+        # Its own process group, so a timeout or Ctrl-C can stop GNU time and the command.
+        p = subprocess.Popen(full, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        CURRENT["proc"] = p
+        deadline = t0 + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid != 0:
+                break
+            if sampler is not None:
+                sampler.sample()
+            if GNU_TIME is None:
+                try:
+                    with open(f"/proc/{p.pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                hwm = max(hwm, int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+            if time.monotonic() > deadline:
+                kill_group(p)
+                p.returncode = -9
+                CURRENT["proc"] = None
+                raise BenchError(f"{os.path.basename(cmd[0])} did not finish within {timeout}s (log: {tail(log_path)})")
+            time.sleep(0.01)
+        secs = time.monotonic() - t0
+        if sampler is not None:
+            sampler.sample()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        CURRENT["proc"] = None
+    cpu = ru.ru_utime + ru.ru_stime
+    rc = p.returncode
+    if GNU_TIME:
+        try:
+            fields = open(rss_file).read().split()
+            hwm, cpu, rc = int(fields[-4]), float(fields[-3]) + float(fields[-2]), int(fields[-1])
+        except (OSError, ValueError, IndexError):
+            raise BenchError(f"could not read GNU time's output for {cmd[0]} (exit {rc}):{tail(log_path)}")
+    return secs, rc, hwm, cpu
+
+
+class WalsenderCpu:
+    """CPU seconds of the walsender(s) the postmaster starts while a consumer runs: the
+    server's share of the work (reading WAL, decoding, pgoutput), the same for both tools.
+    Sampled from /proc (children of the postmaster, cmdline 'postgres: walsender ...')."""
+
+    def __init__(self, postmaster_pid):
+        self.pm = postmaster_pid
+        self.ticks = {}
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def sample(self):
+        try:
+            kids = open(f"/proc/{self.pm}/task/{self.pm}/children").read().split()
+        except OSError:
+            return
+        for pid in kids:
+            try:
+                if pid not in self.ticks:
+                    if not open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"postgres: walsender"):
+                        continue
+                st = open(f"/proc/{pid}/stat").read()
+                fields = st[st.rindex(")") + 2:].split()
+                self.ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, ValueError):
+                pass
+
+    def seconds(self):
+        return sum(self.ticks.values()) / self.hz
+
+
+def kill_group(p):
+    """Kills the process group of p (GNU time and the measured command) and reaps p."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(p.pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def tail(path, n=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "\n" + "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def pgcdc_startup(log_path, wall0):
+    """Seconds from process start to pgcdc's 'replicating' log line (best effort)."""
+    try:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", open(log_path, errors="replace").read())
+    except OSError:
+        return None
+    m = re.search(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z\s.*\breplicating\b", text, re.M)
+    if not m:
+        return None
+    ts = m.group(1)
+    if "." in ts:
+        ts = ts[:26]
+    at = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f" if "." in ts else "%Y-%m-%dT%H:%M:%S")
+    return at.replace(tzinfo=datetime.timezone.utc).timestamp() - wall0
+
+
+def lsn_int(s):
+    hi, lo = s.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def pgoutput_proto(version_num):
+    major = version_num // 10000
+    if major >= 16:
+        return 4
+    if major == 15:
+        return 3
+    if major == 14:
+        return 2
+    return 1
+
+
+class Bench:
+    def __init__(self, args, workdir):
+        self.args = args
+        self.workdir = workdir
+        self.cluster = Cluster(pg_bindir(), workdir)
+        self.results = []
+        self.failures = []
+
+    # --- consumers -------------------------------------------------------------------------
+
+    def pgcdc_config(self, name, slot):
+        d = os.path.join(self.workdir, name)
+        os.makedirs(d, exist_ok=True)
+        out = os.path.join(d, "out")
+        cfg = os.path.join(d, "pgcdc.toml")
+        with open(cfg, "w") as f:
+            f.write(
+                f'[source]\nurl = "{self.cluster.url()}"\npublication = "bench"\nslot = "{slot}"\n\n'
+                f'[pipeline]\nmode = "cdc"\n\n'
+                f'[[sink]]\nkind = "parquet"\nurl = "{out}"\n'
+                f'flush_interval = "{self.args.flush_interval}"\nmax_file_size = "{self.args.max_file_size}"\n'
+            )
+        return cfg, out
+
+    def create_slots(self, wl):
+        """One slot per consumer run, created before the workload."""
+        runs = []
+        for i in range(self.args.repeat):
+            slot = f"pgcdc_{wl}_{i}"
+            cfg, out = self.pgcdc_config(f"pgcdc_{wl}_{i}", slot)
+            r = subprocess.run([self.args.pgcdc, "setup", "-c", cfg], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise BenchError(f"pgcdc setup failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+            runs.append(("pgcdc", slot, cfg, out))
+            rslot = f"recv_{wl}_{i}"
+            r = subprocess.run(
+                [os.path.join(self.cluster.bindir, "pg_recvlogical"), *self.cluster.conn_args(),
+                 "-S", rslot, "--create-slot", "-P", "pgoutput"],
+                capture_output=True, text=True,
+            )
+            if r.returncode != 0:
+                raise BenchError(f"pg_recvlogical --create-slot failed: {r.stderr.strip()}")
+            runs.append(("pg_recvlogical", rslot, None, None))
+        # Alternate who goes first when repeating, so page cache / catalog warmth is fair.
+        ordered = []
+        for i in range(self.args.repeat):
+            pair = runs[2 * i: 2 * i + 2]
+            ordered.extend(reversed(pair) if i % 2 == 0 else pair)
+        return ordered
+
+    def run_consumer(self, wl, tool, slot, cfg, endpos):
+        log_path = os.path.join(self.workdir, f"{slot}.log")
+        if tool == "pgcdc":
+            cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg, "--until-lsn", endpos]
+        else:
+            cmd = [os.path.join(self.cluster.bindir, "pg_recvlogical"), *self.cluster.conn_args(),
+                   "-S", slot, "--start", "-n", "-f", "/dev/null", "-E", endpos,
+                   "-o", f"proto_version={self.proto}", "-o", "publication_names=bench"]
+            if self.proto >= 2:
+                cmd += ["-o", "streaming=on"]
+        log(f"({wl}) {tool}: catching up to {endpos} ...")
+        ws = WalsenderCpu(self.cluster.postmaster_pid())
+        wall0 = time.time()
+        secs, rc, rss_kib, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=ws)
+        if rc != 0:
+            raise BenchError(f"({wl}) {tool} exited with {rc}:{tail(log_path)}")
+        startup = pgcdc_startup(log_path, wall0) if tool == "pgcdc" else None
+        extra = f", startup {startup:.2f} s" if startup is not None else ""
+        log(f"({wl}) {tool}: {secs:.2f} s, peak RSS {rss_kib / 1024:.0f} MiB, CPU {cpu:.2f} s, "
+            f"walsender CPU {ws.seconds():.2f} s{extra}")
+        self.cluster.psql(f"SELECT pg_drop_replication_slot('{slot}')")
+        return {"secs": secs, "rss": rss_kib, "cpu": cpu, "ws": ws.seconds(), "startup": startup}
+
+    # --- output check ----------------------------------------------------------------------
+
+    def pgcdc_output(self, out, table):
+        """(total rows, {op: n}, duplicate (_lsn,_seq) count, files) of pgcdc's CDC output."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        files = []
+        base = os.path.join(out, "public", table)
+        for dirpath, _, names in os.walk(base):
+            files += [os.path.join(dirpath, n) for n in names if n.endswith(".parquet")]
+        ops, keys = {}, set()
+        total = dups = 0
+        for f in sorted(files):
+            t = pq.read_table(f, columns=["_op", "_lsn", "_seq"])
+            total += t.num_rows
+            vc = pc.value_counts(t.column("_op"))
+            for item in vc.to_pylist():
+                ops[item["values"]] = ops.get(item["values"], 0) + item["counts"]
+            for k in zip(t.column("_lsn").to_pylist(), t.column("_seq").to_pylist()):
+                if k in keys:
+                    dups += 1
+                keys.add(k)
+        return total, ops, dups, len(files)
+
+    # --- workloads -------------------------------------------------------------------------
+
+    def tup_counts(self):
+        r = self.cluster.psql("SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'bench_b'")
+        return tuple(int(x) for x in r.split("|"))
+
+    def workload_a(self):
+        n = self.args.rows_a
+        log(f"(a) one transaction inserting {n} rows into bench_a ...")
+        t0 = time.monotonic()
+        self.cluster.psql(
+            f"INSERT INTO bench_a SELECT g, 'name ' || g, (g % 1000000) / 100.0, "
+            f"'2024-01-01 00:00:00+00'::timestamptz + g * interval '1 second', "
+            f"jsonb_build_object('id', g, 'tag', 't' || (g % 100), 'flag', g % 2 = 0, 'items', jsonb_build_array(g, g + 1)) "
+            f"FROM generate_series(1, {n}) g"
+        )
+        log(f"(a) inserted in {time.monotonic() - t0:.1f} s")
+        return {"I": n}, f"1 transaction, INSERT of {n:,} rows"
+
+    def workload_b(self):
+        secs = self.args.seconds_b
+        script = os.path.join(self.workdir, "bench_b.sql")
+        with open(script, "w") as f:
+            f.write(PGBENCH_SCRIPT)
+        before = self.tup_counts()
+        log(f"(b) pgbench {secs} s, {self.args.clients} clients ...")
+        r = subprocess.run(
+            [os.path.join(self.cluster.bindir, "pgbench"), *self.cluster.conn_args()[:-2], "-n",
+             "-c", str(self.args.clients), "-j", str(min(self.args.clients, os.cpu_count() or 1)),
+             "-T", str(secs), "-D", f"maxid={self.args.prefill_b}", "-f", script, "bench"],
+            capture_output=True, text=True,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"pgbench failed ({r.returncode}): {r.stderr[-2000:]}{r.stdout[-2000:]}")
+        m = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
+        scripts_done = int(m.group(1)) if m else 0
+        failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
+        if failed and int(failed.group(1)) != 0:
+            raise BenchError(f"pgbench reported failed transactions:\n{r.stdout}")
+        # pgbench's backends flush their statistics when they exit, which can be a moment
+        # after pgbench itself has exited: wait for them to be gone and the counts stable.
+        deadline = time.monotonic() + 30
+        prev = None
+        while True:
+            busy = int(self.cluster.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'"))
+            cur = self.tup_counts()
+            if busy == 0 and cur == prev:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("pgbench backends did not go away")
+            prev = cur
+            time.sleep(0.5)
+        ins, upd, dele = (c - b for c, b in zip(cur, before))
+        desc = (f"pgbench {secs} s, {self.args.clients} clients, {scripts_done:,} script runs "
+                f"(2 transactions each: INSERT+UPDATE, DELETE)")
+        return {"I": ins, "U": upd, "D": dele}, desc
+
+    def one(self, wl, fn, table):
+        runs = self.create_slots(wl)
+        start_lsn = self.cluster.psql("SELECT pg_current_wal_insert_lsn()")
+        expected, desc = fn()
+        # The insert position, not pg_current_wal_lsn() (the write position), which can lag
+        # behind the last commit record while it sits in the WAL buffers.
+        endpos = self.cluster.psql("SELECT pg_current_wal_insert_lsn()")
+        if self.args.sentinel:
+            # One small published transaction after the end position, as on a live database:
+            # both consumers stop when they see it begin. Without it, pgcdc (as of this
+            # writing) holds its unflushed file until flush_interval and then waits for a
+            # keepalive before it notices the until-LSN (see bench/RESULTS.md).
+            self.cluster.psql("INSERT INTO bench_sentinel DEFAULT VALUES")
+        else:
+            self.cluster.psql("SELECT pg_logical_emit_message(false, 'bench', 'end')")
+        self.cluster.psql("CHECKPOINT")
+        wal_mib = (lsn_int(endpos) - lsn_int(start_lsn)) / 1048576
+        rows = sum(expected.values())
+        log(f"({wl}) {rows:,} row changes, {wal_mib:.0f} MiB of WAL; end position {endpos}")
+        measured = {"pgcdc": [], "pg_recvlogical": []}
+        check = []
+        for tool, slot, cfg, out in runs:
+            measured[tool].append(self.run_consumer(wl, tool, slot, cfg, endpos))
+            if tool == "pgcdc":
+                total, ops, dups, nfiles = self.pgcdc_output(out, table)
+                ok = total == rows and dups == 0 and all(ops.get(k, 0) == v for k, v in expected.items())
+                check.append((ok, total, ops, dups, nfiles))
+                if not ok:
+                    self.failures.append(
+                        f"({wl}) pgcdc output has {total} rows {ops} in {nfiles} files, {dups} duplicate (_lsn,_seq); "
+                        f"expected {rows} {expected}")
+                shutil.rmtree(os.path.dirname(out), ignore_errors=True)
+        self.results.append({
+            "wl": wl, "desc": desc, "rows": rows, "expected": expected, "wal_mib": wal_mib,
+            "pgcdc": measured["pgcdc"], "recv": measured["pg_recvlogical"], "check": check,
+        })
+
+    def run(self):
+        c = self.cluster
+        try:
+            self.load_start = " ".join(open("/proc/loadavg").read().split()[:3])
+        except OSError:
+            self.load_start = "?"
+        log(f"starting a throwaway cluster in {c.dir} ...")
+        c.start()
+        c.psql("CREATE DATABASE bench", db="postgres")
+        self.version = c.psql("SHOW server_version")
+        self.version_num = int(c.psql("SHOW server_version_num"))
+        self.proto = pgoutput_proto(self.version_num)
+        self.work_mem = c.psql("SHOW logical_decoding_work_mem")
+        c.psql(TABLE_DDL.format(name="bench_a", ident=""))
+        c.psql(TABLE_DDL.format(name="bench_b", ident="GENERATED BY DEFAULT AS IDENTITY"))
+        c.psql(
+            f"INSERT INTO bench_b (name, amount, ts, doc) SELECT 'pre ' || g, g / 100.0, now(), "
+            f"jsonb_build_object('g', g) FROM generate_series(1, {self.args.prefill_b}) g")
+        c.psql("VACUUM ANALYZE bench_b")
+        c.psql("CREATE TABLE bench_sentinel (id serial PRIMARY KEY, at timestamptz DEFAULT now())")
+        c.psql("CREATE PUBLICATION bench FOR TABLE bench_a, bench_b, bench_sentinel")
+        if "a" in self.args.workloads:
+            self.one("a", self.workload_a, "bench_a")
+        if "b" in self.args.workloads:
+            self.one("b", self.workload_b, "bench_b")
+
+    # --- report ----------------------------------------------------------------------------
+
+    def machine(self):
+        cpu = "unknown"
+        try:
+            for line in open("/proc/cpuinfo"):
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        mem = "unknown"
+        try:
+            for line in open("/proc/meminfo"):
+                if line.startswith("MemTotal"):
+                    mem = f"{int(line.split()[1]) / 1048576:.1f} GiB"
+        except OSError:
+            pass
+        try:
+            load_end = " ".join(open("/proc/loadavg").read().split()[:3])
+        except OSError:
+            load_end = "?"
+        version = subprocess.run([self.args.pgcdc, "--version"], capture_output=True, text=True).stdout.strip() or "?"
+        built = datetime.datetime.fromtimestamp(os.stat(self.args.pgcdc).st_mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip() or "?"
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"],
+                               capture_output=True, text=True).stdout.strip()
+        return [
+            ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+            ("nproc", str(os.cpu_count())),
+            ("CPU", cpu),
+            ("memory", mem),
+            ("kernel", platform.release()),
+            ("load average (1/5/15 min) at start / end", f"{self.load_start} / {load_end} "
+             "(other work on the machine competes for the same cores: compare with care)"),
+            ("PostgreSQL", f"{self.version} (pgoutput proto_version={self.proto}, streaming={'on' if self.proto >= 2 else 'off'})"),
+            ("server settings", "wal_level=logical, fsync=off, max_wal_size=4GB, "
+                                f"logical_decoding_work_mem={self.work_mem} (default), everything else default"),
+            ("pgcdc", f"{self.args.pgcdc} ({version}, built {built}); source tree at {commit}"
+                      f"{' + uncommitted src changes' if dirty else ''}; {rustc}"),
+            ("end of run", "a one-row sentinel transaction follows the end position" if self.args.sentinel
+             else "idle source after the end position (--no-sentinel)"),
+            ("pgcdc sink", f"parquet, local dir, flush_interval={self.args.flush_interval}, "
+                           f"max_file_size={self.args.max_file_size}, default compression"),
+        ]
+
+    def report(self):
+        def med(xs):
+            xs = sorted(xs)
+            return xs[len(xs) // 2]
+
+        main = [
+            "| workload | rows | pg_recvlogical s | pg_recvlogical rows/s | pgcdc s | pgcdc rows/s "
+            "| ratio pgcdc/pg_recvlogical | pgcdc peak RSS MiB | pgcdc output check |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        detail = [
+            "| workload | WAL MiB | tool | wall s (each run) | CPU s (user+sys) | server walsender CPU s "
+            "| peak RSS MiB | pgcdc start-up s |",
+            "|---|---:|---|---|---:|---:|---:|---:|",
+        ]
+        verdicts = []
+        for r in self.results:
+            ps = med([m["secs"] for m in r["pgcdc"]])
+            rs = med([m["secs"] for m in r["recv"]])
+            prss = max(m["rss"] for m in r["pgcdc"]) / 1024
+            ratio = rs / ps if ps > 0 else 0.0
+            ok = all(c[0] for c in r["check"])
+            c0 = r["check"][0]
+            ops = ", ".join(f"{k} {v:,}" for k, v in sorted(c0[2].items()))
+            check = f"{'OK' if ok else 'MISMATCH'}: {c0[1]:,} rows ({ops}), {c0[4]} file(s), no duplicate (_lsn,_seq)" \
+                if ok else f"MISMATCH: {c0[1]:,} rows ({ops}), {c0[3]} duplicates"
+            main.append(
+                f"| ({r['wl']}) {r['desc']} | {r['rows']:,} | {rs:.2f} | {r['rows'] / rs:,.0f} "
+                f"| {ps:.2f} | {r['rows'] / ps:,.0f} | **{ratio:.2f}** | {prss:.0f} | {check} |"
+            )
+            for tool, key in (("pg_recvlogical", "recv"), ("pgcdc", "pgcdc")):
+                ms = r[key]
+                st = [m["startup"] for m in ms if m.get("startup") is not None]
+                walls = ", ".join("%.2f" % m["secs"] for m in ms)
+                startup = "%.2f" % med(st) if st else "-"
+                cpu = med([m["cpu"] for m in ms])
+                ws = med([m["ws"] for m in ms])
+                rss = max(m["rss"] for m in ms) / 1024
+                detail.append(
+                    f"| ({r['wl']}) | {r['wal_mib']:.0f} | {tool} | {walls} | {cpu:.2f} | {ws:.2f} | {rss:.0f} | {startup} |")
+            verdicts.append((r["wl"], ratio, prss, ok))
+        rep = f", median of {self.args.repeat} runs per tool" if self.args.repeat > 1 else ""
+        md = [f"Each consumer alone, catching up on the already-written WAL of the workload{rep}. Seconds: wall "
+              "time from process start to exit. Rows: row changes (inserts + updates + deletes) the workload "
+              "produced. rows/s = rows / seconds; ratio = pgcdc rows/s / pg_recvlogical rows/s.", ""]
+        md += main
+        md.append("")
+        met_all = True
+        for wl, ratio, rss, ok in verdicts:
+            r_ok = ratio >= TARGET_RATIO
+            m_ok = rss <= TARGET_RSS_MIB
+            met_all &= r_ok and m_ok and ok
+            md.append(f"* ({wl}) ratio {ratio:.2f} {'>=' if r_ok else '<'} {TARGET_RATIO}: "
+                      f"**{'met' if r_ok else 'NOT met'}**; pgcdc peak RSS {rss:.0f} MiB {'<=' if m_ok else '>'} "
+                      f"{TARGET_RSS_MIB} MiB: **{'met' if m_ok else 'NOT met'}**; output check: "
+                      f"**{'OK' if ok else 'FAILED'}**")
+        for f in self.failures:
+            md.append(f"* {f}")
+        md += ["", "Where the time goes (CPU of the consumer process; walsender = the server process decoding "
+               "for it; start-up = process start to pgcdc's `replicating` log line):", ""]
+        md += detail
+        md += ["", "Machine and settings:", ""]
+        md += [f"* {k}: {v}" for k, v in self.machine()]
+        return "\n".join(md), met_all
+
+
+def write_results(text):
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    block = f"{BEGIN_MARK}\n{text}\n{END_MARK}"
+    old = open(RESULTS).read() if os.path.exists(RESULTS) else ""
+    if BEGIN_MARK in old and END_MARK in old:
+        pre, rest = old.split(BEGIN_MARK, 1)
+        post = rest.split(END_MARK, 1)[1]
+        new = pre + block + post
+    else:
+        new = "# pgcdc benchmark results\n\nRegenerate with `make bench`.\n\n## Latest run\n\n" + block + "\n" + old
+    with open(RESULTS, "w") as f:
+        f.write(new)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pgcdc", required=True, help="the pgcdc binary (release build)")
+    ap.add_argument("--rows-a", type=int, default=1_000_000)
+    ap.add_argument("--seconds-b", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=4, help="pgbench clients for (b)")
+    ap.add_argument("--prefill-b", type=int, default=100_000)
+    ap.add_argument("--workloads", default="ab", help="which workloads to run: a, b or ab")
+    ap.add_argument("--repeat", type=int, default=3, help="consumer runs per tool and workload (median reported)")
+    ap.add_argument("--flush-interval", default="60s")
+    ap.add_argument("--max-file-size", default="128MiB")
+    ap.add_argument("--no-sentinel", dest="sentinel", action="store_false",
+                    help="no published transaction after the end position (an idle source at the end)")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds before a consumer run counts as hung")
+    ap.add_argument("--pgcdc-wrap", default="", metavar="CMD",
+                    help="prefix for pgcdc run, to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
+                         "'valgrind --tool=callgrind --callgrind-out-file=/tmp/pgcdc.cg'; times and RSS are then the wrapper's")
+    ap.add_argument("--no-results-file", action="store_true", help="print only, leave bench/RESULTS.md alone")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (cluster stopped) for inspection")
+    args = ap.parse_args()
+    if not os.access(args.pgcdc, os.X_OK):
+        raise SystemExit(f"bench: {args.pgcdc} is not an executable")
+    args.pgcdc = os.path.abspath(args.pgcdc)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    workdir = tempfile.mkdtemp(prefix="pgcdc-bench-")
+    bench = None
+    code = 1
+    try:
+        bench = Bench(args, workdir)
+        bench.run()
+        text, met = bench.report()
+        print()
+        print(text)
+        print()
+        if not args.no_results_file:
+            write_results(text)
+            log(f"wrote {os.path.relpath(RESULTS)}")
+        if bench.failures:
+            log("pgcdc's output did not match the expected row counts")
+            code = 1
+        else:
+            log("targets met" if met else "targets NOT met (see the table)")
+            code = 0
+    except BenchError as e:
+        log(f"FAILED: {e}")
+    except KeyboardInterrupt:
+        log("interrupted")
+        code = 130
+    finally:
+        p = CURRENT["proc"]
+        if p is not None and p.returncode is None:
+            kill_group(p)
+        if bench is not None:
+            bench.cluster.stop()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
