@@ -6,6 +6,7 @@
 //! is made by one function, [`copy_native`], on both sides.
 
 use super::columns::{Cell, Scratch};
+use super::text::{DATE_INFINITY, DATE_NEG_INFINITY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY};
 use super::schema::ColumnSchema;
 use super::types::{Conv, PgType};
 
@@ -67,17 +68,23 @@ pub(crate) fn parse_binary(conv: &Conv, b: &[u8], sc: &mut Scratch) -> Result<Ce
         }
         Conv::Date => {
             let d = i32::from_be_bytes(exact(b)?);
-            // PostgreSQL's ±infinity sentinels are the same values the text path uses.
-            Cell::I32(if d == i32::MAX || d == i32::MIN { d } else { d + PG_EPOCH_DAYS })
+            // PostgreSQL's ±infinity sentinels become the values the text path uses.
+            Cell::I32(match d {
+                i32::MAX => DATE_INFINITY,
+                i32::MIN => DATE_NEG_INFINITY,
+                d => d + PG_EPOCH_DAYS,
+            })
         }
         Conv::Time => Cell::I64(i64::from_be_bytes(exact(b)?)),
         Conv::Timestamp | Conv::Timestamptz => {
             let t = i64::from_be_bytes(exact(b)?);
-            Cell::I64(if t == i64::MAX || t == i64::MIN {
-                t
+            Cell::I64(if t == i64::MAX {
+                TIMESTAMP_INFINITY
+            } else if t == i64::MIN {
+                TIMESTAMP_NEG_INFINITY
             } else {
                 t.checked_add(PG_EPOCH_MICROS)
-                    .filter(|v| *v != i64::MAX)
+                    .filter(|v| *v > TIMESTAMP_NEG_INFINITY && *v < TIMESTAMP_INFINITY)
                     .ok_or_else(|| "timestamp beyond the range of microseconds since 1970 in 64 bits".to_string())?
             })
         }

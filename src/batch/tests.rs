@@ -407,12 +407,12 @@ fn every_type_builds_with_exact_values() {
     let dt = batch.column_by_name("dt").unwrap().as_primitive::<Date32Type>();
     assert_eq!((dt.value(0), dt.value(1), dt.value(2)), (-735_202, 108_853_222, i32::MAX));
     let dt2 = batch.column_by_name("dt2").unwrap().as_primitive::<Date32Type>();
-    assert_eq!(dt2.value(0), i32::MIN);
+    assert_eq!(dt2.value(0), -i32::MAX);
     let tm = batch.column_by_name("tm").unwrap().as_primitive::<Time64MicrosecondType>();
     assert_eq!(tm.value(0), 86_400_000_000);
     let ts = batch.column_by_name("ts").unwrap().as_primitive::<TimestampMicrosecondType>();
     assert_eq!(ts.value(0), 1_706_704_496_123_456);
-    assert_eq!(ts.value(2), i64::MIN);
+    assert_eq!(ts.value(2), -i64::MAX);
     let tstz = batch.column_by_name("tstz").unwrap().as_primitive::<TimestampMicrosecondType>();
     assert_eq!(tstz.value(0), 1_706_704_496_123_456);
     assert_eq!(tstz.value(2), i64::MAX);

@@ -12,14 +12,17 @@ pub type ParseResult<T> = Result<T, String>;
 
 /// Microseconds per day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
-/// Date32 value of PostgreSQL `infinity` (`DATEVAL_NOEND`).
+/// Date32 value of PostgreSQL `infinity` (PostgreSQL's `DATEVAL_NOEND`, DuckDB's `infinity`).
 pub const DATE_INFINITY: i32 = i32::MAX;
-/// Date32 value of PostgreSQL `-infinity` (`DATEVAL_NOBEGIN`).
-pub const DATE_NEG_INFINITY: i32 = i32::MIN;
-/// Timestamp value of PostgreSQL `infinity` (`DT_NOEND`).
+/// Date32 value of PostgreSQL `-infinity`: `-i32::MAX`, DuckDB's `-infinity`. (PostgreSQL's
+/// own `DATEVAL_NOBEGIN` is `i32::MIN`, which DuckDB shows as the date 5877642-06-23 BC.)
+pub const DATE_NEG_INFINITY: i32 = -i32::MAX;
+/// Timestamp value of PostgreSQL `infinity` (PostgreSQL's `DT_NOEND`, DuckDB's `infinity`).
 pub const TIMESTAMP_INFINITY: i64 = i64::MAX;
-/// Timestamp value of PostgreSQL `-infinity` (`DT_NOBEGIN`).
-pub const TIMESTAMP_NEG_INFINITY: i64 = i64::MIN;
+/// Timestamp value of PostgreSQL `-infinity`: `-i64::MAX`, DuckDB's `-infinity`. (PostgreSQL's
+/// own `DT_NOBEGIN`, `i64::MIN`, makes DuckDB fail: "Date out of range in timestamp
+/// conversion".)
+pub const TIMESTAMP_NEG_INFINITY: i64 = -i64::MAX;
 
 // ---------------------------------------------------------------------------------------
 // bool, integers, floats
@@ -399,7 +402,7 @@ pub fn parse_timestamp(s: &[u8], tz: bool) -> ParseResult<i64> {
         .checked_mul(MICROS_PER_DAY)
         .and_then(|v| v.checked_add(time))
         .and_then(|v| v.checked_sub(offset * 1_000_000))
-        .filter(|&v| v != TIMESTAMP_INFINITY && v != TIMESTAMP_NEG_INFINITY)
+        .filter(|&v| v > TIMESTAMP_NEG_INFINITY && v < TIMESTAMP_INFINITY)
         .ok_or("timestamp beyond the range of Arrow timestamp(µs) (about 290 000 years around 1970)")?;
     Ok(us)
 }
@@ -705,7 +708,7 @@ mod tests {
         assert_eq!(parse_date(b"300000-01-01"), Ok(108_853_222));
         assert_eq!(parse_date(b"5874897-12-31"), Ok(2_145_042_905));
         assert_eq!(parse_date(b"infinity"), Ok(i32::MAX));
-        assert_eq!(parse_date(b"-infinity"), Ok(i32::MIN));
+        assert_eq!(parse_date(b"-infinity"), Ok(-i32::MAX));
         assert!(parse_date(b"Infinity").is_err());
         assert!(parse_date(b"0000-01-01").is_err());
         for s in ["2024-01-31", "0044-02-01 BC", "300000-01-01", "infinity", "-infinity", "0001-01-01", "4714-11-24 BC"] {
@@ -744,7 +747,7 @@ mod tests {
             Ok(106_661_767 * MICROS_PER_DAY)
         );
         assert_eq!(parse_timestamp(b"infinity", false), Ok(i64::MAX));
-        assert_eq!(parse_timestamp(b"-infinity", true), Ok(i64::MIN));
+        assert_eq!(parse_timestamp(b"-infinity", true), Ok(-i64::MAX));
         // PostgreSQL's first timestamp.
         assert_eq!(parse_timestamp(b"4714-11-24 00:00:00 BC", false), Ok(-2_440_588 * MICROS_PER_DAY));
         // The last ~30 years PostgreSQL allows overflow i64 µs since 1970: an error, not a clamp.

@@ -39,13 +39,15 @@ const DECIMAL256_MAX_PRECISION: u8 = 76;
 /// | `Timestamp` / `Timestamptz` | Timestamp(µs) / Timestamp(µs, "UTC") |
 /// | `Array{e,_}` | `List<e>` with nullable elements named `item` |
 ///
-/// **Values Arrow cannot hold natively (the infinity rule).** PostgreSQL's own sentinels are
-/// kept, so the mapping is exact and reversible:
-/// * date `infinity` / `-infinity` → Date32 `i32::MAX` / `i32::MIN` (PostgreSQL's
-///   `DATEVAL_NOEND` / `DATEVAL_NOBEGIN`). Every finite PostgreSQL date (4713 BC ..
+/// **Values Arrow cannot hold natively (the infinity rule).** They become values no finite
+/// PostgreSQL value takes, so the mapping is exact and reversible:
+/// * date `infinity` / `-infinity` → Date32 `i32::MAX` / `-i32::MAX` (DuckDB's date
+///   `infinity` / `-infinity`; PostgreSQL's own `DATEVAL_NOBEGIN`, `i32::MIN`, would read as
+///   a date in DuckDB). Every finite PostgreSQL date (4713 BC ..
 ///   5874897 AD) is strictly between them.
-/// * timestamp(tz) `infinity` / `-infinity` → `i64::MAX` / `i64::MIN` µs (PostgreSQL's
-///   `DT_NOEND` / `DT_NOBEGIN`). Finite timestamps from 4713 BC to 294246 AD fit strictly
+/// * timestamp(tz) `infinity` / `-infinity` → `i64::MAX` / `-i64::MAX` µs (DuckDB's
+///   `infinity` / `-infinity`; PostgreSQL's `DT_NOBEGIN`, `i64::MIN`, makes DuckDB fail to
+///   read the column). Finite timestamps from 4713 BC to 294246 AD fit strictly
 ///   between them; the last ~30 years PostgreSQL accepts (294247..294276 AD) do not fit
 ///   microseconds since 1970 in an i64 and are a [`ValueError`](super::ValueError), never
 ///   clamped.

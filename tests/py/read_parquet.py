@@ -17,7 +17,7 @@ JSON values: bytes -> hex, Decimal -> str, date/time/datetime -> isoformat, time
 {"microseconds": total}, uuid -> dashed str, MonthDayNano ->
 {"months","days","nanoseconds"}, NaN/inf -> "NaN"/"Infinity"/"-Infinity", lists -> lists,
 structs -> objects, maps -> [[k, v], ...]; a value Python can't hold (timestamp beyond year
-9999, ...) -> {"raw": <integer storage value>}.
+9999, time 24:00:00, ...) -> {"raw": <integer storage value>}.
 """
 import argparse
 import datetime
@@ -63,14 +63,34 @@ def to_json(v):
     return str(v)
 
 
+def time_values(col):
+    """Times; pyarrow's to_pylist wraps a time of a whole day (PostgreSQL's 24:00:00) to
+    00:00:00 silently: such values become {"raw": <integer storage value>}."""
+    t = col.type
+    day = {"s": 86400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}[t.unit]
+    raw = pc.cast(col, pa.int32() if pa.types.is_time32(t) else pa.int64()).to_pylist()
+    return [
+        None if r is None else {"raw": r} if not 0 <= r < day else to_json(v)
+        for r, v in zip(raw, col.to_pylist())
+    ]
+
+
 def column_values(col):
-    """JSON values of a column. Values Python can't hold (timestamps beyond year 9999, for
-    instance) become {"raw": <integer storage value>}."""
+    """JSON values of a column. Values Python can't hold (timestamps beyond year 9999, times
+    of 24:00:00, for instance) become {"raw": <integer storage value>}, also inside lists."""
+    if pa.types.is_time(col.type):
+        return time_values(col)
+    if (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) and pa.types.is_time(col.type.value_type):
+        return [column_values(v.values) if v.is_valid else None for v in col]
     try:
         return [to_json(x) for x in col.to_pylist()]
     except (OverflowError, ValueError):
         pass
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return [column_values(v.values) if v.is_valid else None for v in col]
     storage = col.cast(col.type.storage_type) if isinstance(col.type, pa.BaseExtensionType) else col
+    if pa.types.is_date32(storage.type) or pa.types.is_time32(storage.type):
+        storage = pc.cast(storage, pa.int32())  # no direct cast from these to int64
     raw = pc.cast(storage, pa.int64()).to_pylist()
     out = []
     for i, r in enumerate(raw):
@@ -113,9 +133,16 @@ def read_duckdb(files):
     return count, {row[0]: row[1] for row in desc}
 
 
+def read_file(path):
+    """One file as a table. ParquetFile.read() drops the schema-level metadata that
+    schema_arrow has (pgcdc.table, ...): put it back."""
+    pf = pq.ParquetFile(path)
+    return pf.read().replace_schema_metadata(pf.schema_arrow.metadata)
+
+
 def read_group(root, rels):
     files = [str(root / r) for r in rels]
-    tables = [pq.ParquetFile(f).read() for f in files]
+    tables = [read_file(f) for f in files]
     out = {
         "files": [str(r) for r in rels],
         "file_rows": [t.num_rows for t in tables],
