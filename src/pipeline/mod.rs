@@ -183,15 +183,15 @@ impl Pipeline {
     }
 
     fn on_data(&mut self, _wal_end: Lsn, data: Bytes) -> Result<Flow> {
-        let raw = data.clone();
-        let msg = self.decoder.decode(data).map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
-        tracing::trace!(?msg, "pgoutput");
         if let Some(top) = self.stream_xid {
-            if msg.stream_xid().is_some() {
-                self.spill.append(top, &raw)?;
+            // Changes inside a stream are only stored now and decoded once, at Stream Commit.
+            if matches!(data.first(), Some(b'R' | b'Y' | b'I' | b'U' | b'D' | b'T' | b'M')) {
+                self.spill.append(top, &data)?;
                 return Ok(Flow::Continue);
             }
         }
+        let msg = self.decoder.decode(data).map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
+        tracing::trace!(?msg, "pgoutput");
         match msg {
             PgOutputMessage::Begin { final_lsn, commit_ts, xid } => {
                 if self.until.is_some_and(|u| final_lsn > u) {
@@ -374,19 +374,19 @@ impl Pipeline {
     /// flush, that position is as good as durable: record it (rate-limited) so idle slots
     /// advance (SPEC 2.7), and stop if it passes the until-LSN.
     fn on_position(&mut self, pos: Lsn) -> Result<Flow> {
-        let idle = self.txn.is_none() && self.spill.open_count() == 0 && !self.sinks.iter().any(|s| s.sink.has_pending());
-        if !idle {
+        if self.txn.is_some() {
             return Ok(Flow::Continue);
         }
+        // Open streamed transactions commit after `pos`; unflushed rows are committed work.
+        let idle = self.spill.open_count() == 0 && !self.sinks.iter().any(|s| s.sink.has_pending());
         let reached = self.until.is_some_and(|u| pos >= u);
-        if pos > self.progress.durable()
-            && (reached || self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval)
-        {
-            self.flush_all(Some(pos))?;
-        }
         if reached || self.stopping {
-            tracing::debug!(%pos, "idle at or past the until-LSN: stopping");
-            return self.finish();
+            tracing::debug!(%pos, "at or past the until-LSN between transactions: stopping");
+            self.flush_all(if self.spill.open_count() == 0 { Some(pos) } else { None })?;
+            return Ok(Flow::Done);
+        }
+        if idle && pos > self.progress.durable() && self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval {
+            self.flush_all(Some(pos))?;
         }
         Ok(Flow::Continue)
     }

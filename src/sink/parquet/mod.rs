@@ -41,7 +41,28 @@ struct TableState {
     /// Transactions with rows in `builder` + `part`; `None` while both are empty.
     range: Option<LsnRange>,
     touched_in_txn: bool,
+    /// Rows since the last flush by operation (L, I, U, D, T): counted here, named at flush.
+    unflushed: [u64; 5],
 }
+
+fn op_index(op: crate::model::RowOp) -> usize {
+    use crate::model::RowOp::*;
+    match op {
+        Load => 0,
+        Insert => 1,
+        Update => 2,
+        Delete => 3,
+        Truncate => 4,
+    }
+}
+
+const OPS: [crate::model::RowOp; 5] = [
+    crate::model::RowOp::Load,
+    crate::model::RowOp::Insert,
+    crate::model::RowOp::Update,
+    crate::model::RowOp::Delete,
+    crate::model::RowOp::Truncate,
+];
 
 pub struct ParquetSink {
     storage: Box<dyn Storage>,
@@ -57,7 +78,6 @@ pub struct ParquetSink {
     oversized: bool,
     part_counter: u64,
     counts: BTreeMap<String, BTreeMap<String, u64>>,
-    unflushed_counts: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl ParquetSink {
@@ -75,7 +95,6 @@ impl ParquetSink {
             oversized: false,
             part_counter: 0,
             counts: BTreeMap::new(),
-            unflushed_counts: BTreeMap::new(),
         })
     }
 
@@ -151,6 +170,7 @@ impl Sink for ParquetSink {
             self.seal_part(table.relid)?;
         }
         self.history.record(self.storage.as_ref(), table, txn.commit_lsn)?;
+        let unflushed = self.tables.get(&table.relid).map_or([0; 5], |s| s.unflushed);
         self.tables.insert(
             table.relid,
             TableState {
@@ -159,6 +179,7 @@ impl Sink for ParquetSink {
                 part: None,
                 range: None,
                 touched_in_txn: false,
+                unflushed,
             },
         );
         Ok(())
@@ -176,9 +197,8 @@ impl Sink for ParquetSink {
         state.touched_in_txn = true;
         let range = state.range.get_or_insert(LsnRange { first_lsn: row.lsn, last_lsn: row.lsn, first_ts_us: row.commit_ts_us });
         range.last_lsn = row.lsn;
+        state.unflushed[op_index(row.op)] += 1;
         let full = state.builder.len() >= BATCH_ROWS || state.builder.buffered_bytes() >= BATCH_BYTES;
-        let key = format!("{}.{}", table.schema, table.name);
-        *self.unflushed_counts.entry(key).or_default().entry(row.op.code().to_string()).or_default() += 1;
         if full {
             self.drain_builder(relid)?;
             let size = self.tables[&relid].part.as_ref().map_or(0, |p| p.size());
@@ -233,9 +253,10 @@ impl Sink for ParquetSink {
             .map(|p| (table_prefix(&p.schema.schema, &p.schema.name), p.first_lsn, p.last_lsn, p.first_ts_us))
             .collect();
         let keys = naming::cdc_keys(&parts);
-        for (key, rows) in self.unflushed_counts.iter() {
-            for (op, n) in rows {
-                *self.counts.entry(key.clone()).or_default().entry(op.clone()).or_default() += n;
+        for state in self.tables.values_mut() {
+            for (i, n) in std::mem::take(&mut state.unflushed).into_iter().enumerate().filter(|(_, n)| *n > 0) {
+                let key = state.schema.qualified_name();
+                *self.counts.entry(key).or_default().entry(OPS[i].code().to_string()).or_default() += n;
             }
         }
         let mut cp = checkpoint.clone();
@@ -252,7 +273,6 @@ impl Sink for ParquetSink {
         };
         manifest::commit(self.storage.as_ref(), &manifest)?;
         self.sealed.clear();
-        self.unflushed_counts.clear();
         self.pending_since = None;
         self.oversized = false;
         Ok(())

@@ -1,13 +1,18 @@
 //! One Parquet part file being written in the staging directory.
 //!
-//! A part belongs to one table and one schema. Batches are appended as they fill; the Arrow
-//! writer's buffered row group is flushed to disk once it passes [`ROW_GROUP_BYTES`], so memory
-//! stays bounded however large the transaction. Nothing here is visible to readers: the sink
-//! publishes finished parts.
+//! A part belongs to one table and one schema. Batches are appended as they fill. Encoding
+//! (Parquet pages, dictionaries, zstd) runs on the part's own encoder thread, fed through a
+//! channel of [`QUEUED_BATCHES`] batches, so that it overlaps the decoding and conversion of
+//! the next rows; the channel's bound is the back-pressure that keeps memory flat. The Arrow
+//! writer's buffered row group is flushed to disk once it passes [`ROW_GROUP_BYTES`].
+//! Nothing here is visible to readers: the sink publishes finished parts.
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -16,17 +21,25 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::batch::TableSchema;
 use crate::config::Compression as CompressionConfig;
-use crate::error::{Result, ResultExt};
+use crate::error::{Error, Result, ResultExt};
 use crate::model::Lsn;
 
 /// Flush a row group once this many bytes are buffered in memory.
 pub const ROW_GROUP_BYTES: usize = 32 << 20;
 const MAX_ROW_GROUP_ROWS: usize = 256 * 1024;
+/// Batches waiting for the encoder thread at most.
+pub const QUEUED_BATCHES: usize = 2;
 
 pub struct PartWriter {
     pub path: PathBuf,
     pub schema: Arc<TableSchema>,
-    writer: ArrowWriter<File>,
+    sender: Option<SyncSender<RecordBatch>>,
+    encoder: Option<JoinHandle<Result<File>>>,
+    /// Bytes written plus bytes buffered by the encoder, as of its last batch.
+    encoded_size: Arc<AtomicU64>,
+    /// In-memory size of the batches queued but not encoded yet (an over-estimate of what
+    /// they add to the file).
+    queued_bytes: Arc<AtomicU64>,
     pub rows: u64,
 }
 
@@ -65,37 +78,66 @@ pub fn writer_properties(compression: CompressionConfig) -> WriterProperties {
 impl PartWriter {
     pub fn create(path: PathBuf, schema: Arc<TableSchema>, props: WriterProperties) -> Result<PartWriter> {
         let file = File::create(&path).runtime_ctx(|| format!("creating {}", path.display()))?;
-        let writer = ArrowWriter::try_new(file, schema.arrow_schema(), Some(props))
+        let mut writer = ArrowWriter::try_new(file, schema.arrow_schema(), Some(props))
             .runtime_ctx(|| format!("starting Parquet file {}", path.display()))?;
-        Ok(PartWriter { path, schema, writer, rows: 0 })
+        let (sender, receiver) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
+        let encoded_size = Arc::new(AtomicU64::new(0));
+        let queued_bytes = Arc::new(AtomicU64::new(0));
+        let (size, queued) = (encoded_size.clone(), queued_bytes.clone());
+        let p = path.clone();
+        let encoder = std::thread::Builder::new()
+            .name("pgcdc-parquet".into())
+            .spawn(move || -> Result<File> {
+                for batch in receiver {
+                    queued.fetch_sub(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+                    writer.write(&batch).runtime_ctx(|| format!("writing {}", p.display()))?;
+                    if writer.in_progress_size() >= ROW_GROUP_BYTES {
+                        writer.flush().runtime_ctx(|| format!("writing {}", p.display()))?;
+                    }
+                    size.store((writer.bytes_written() + writer.in_progress_size()) as u64, Ordering::Relaxed);
+                }
+                writer.into_inner().runtime_ctx(|| format!("finishing {}", p.display()))
+            })
+            .map_err(|e| Error::runtime(format!("starting a Parquet encoder thread: {e}")))?;
+        Ok(PartWriter { path, schema, sender: Some(sender), encoder: Some(encoder), encoded_size, queued_bytes, rows: 0 })
     }
 
+    /// Queues a batch for encoding (waits while [`QUEUED_BATCHES`] are queued).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.writer.write(batch).runtime_ctx(|| format!("writing {}", self.path.display()))?;
-        self.rows += batch.num_rows() as u64;
-        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
-            self.writer.flush().runtime_ctx(|| format!("writing {}", self.path.display()))?;
+        self.queued_bytes.fetch_add(batch.get_array_memory_size() as u64, Ordering::Relaxed);
+        let sent = self.sender.as_ref().map(|s| s.send(batch.clone()).is_ok()).unwrap_or(false);
+        if !sent {
+            // The encoder stopped: its result says why.
+            return Err(self.join().err().unwrap_or_else(|| Error::runtime("internal: Parquet encoder stopped")));
         }
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
-    /// Bytes on disk plus bytes buffered: what the file would weigh if closed now.
+    /// About what the file would weigh if closed now: encoded bytes plus the queued batches.
     pub fn size(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+        self.encoded_size.load(Ordering::Relaxed) + self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    fn join(&mut self) -> Result<File> {
+        self.sender = None;
+        match self.encoder.take() {
+            Some(h) => h.join().map_err(|_| Error::runtime("a Parquet encoder thread panicked"))?,
+            None => Err(Error::runtime("internal: Parquet encoder already finished")),
+        }
     }
 
     /// Writes the footer and fsyncs.
-    pub fn seal(self, range: LsnRange) -> Result<SealedPart> {
-        let PartWriter { path, schema, writer, rows } = self;
-        let file = writer.into_inner().runtime_ctx(|| format!("finishing {}", path.display()))?;
-        file.sync_all().runtime_ctx(|| format!("fsync of {}", path.display()))?;
-        tracing::debug!(path = %path.display(), rows, "sealed a part");
+    pub fn seal(mut self, range: LsnRange) -> Result<SealedPart> {
+        let file = self.join()?;
+        file.sync_all().runtime_ctx(|| format!("fsync of {}", self.path.display()))?;
+        tracing::debug!(path = %self.path.display(), rows = self.rows, "sealed a part");
         Ok(SealedPart {
-            path,
-            schema,
+            path: self.path.clone(),
+            schema: self.schema.clone(),
             first_lsn: range.first_lsn,
             last_lsn: range.last_lsn,
             first_ts_us: range.first_ts_us,
