@@ -59,6 +59,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the target with the source at one exact LSN (a snapshot of the source);
+    /// exit 3 on any difference.
+    Validate {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// How long to wait for the target to reach the snapshot's LSN (`pgcdc run` must be
+        /// running, or have run with --until-lsn current).
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
+        /// Report as a text table or as JSON.
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+        format: ValidateFormat,
+    },
     /// The main job on an embedded default: a throwaway PostgreSQL, a sample schema and
     /// workload, replicated into ./pgcdc-demo/ and checked against the source.
     Demo {
@@ -74,6 +87,16 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ValidateFormat {
+    Text,
+    Json,
+}
+
+fn parse_timeout(s: &str) -> std::result::Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 30s, 5m"))
 }
 
 /// Entry point of the binary: returns the process exit code.
@@ -147,6 +170,12 @@ async fn dispatch(command: Command) -> Result<i32> {
             let status = crate::admin::status::status(&config).await?;
             output::status(&status, json);
             Ok(0)
+        }
+        Command::Validate { config, timeout, format } => {
+            let config = load(&config)?;
+            let opts = crate::validate::run::ValidateOptions { timeout, ..Default::default() };
+            let report = crate::validate::run::validate(&config, &opts).await?;
+            Ok(output::validate(&report, format == ValidateFormat::Json))
         }
         Command::Demo { dir } => {
             let report = crate::demo::run(&dir).await?;

@@ -133,3 +133,95 @@ pub fn demo(r: &DemoReport) -> i32 {
         3
     }
 }
+
+/// Prints the `validate` report (a table, or JSON); returns 0 when clean, else 3.
+pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
+    use crate::validate::run::{ExampleKind, TableStatus, TargetReady};
+    let code = if r.clean { 0 } else { 3 };
+    if json {
+        println!("{}", serde_json::to_string_pretty(r).expect("serialisable"));
+        return code;
+    }
+    let value = |v: &Option<String>| match v {
+        None => "NULL".to_string(),
+        Some(s) if !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || "._-:+/@".contains(c)) => s.clone(),
+        Some(s) => format!("{s:?}"),
+    };
+    let key = |k: &[(String, Option<String>)]| {
+        let parts: Vec<String> = k.iter().map(|(c, v)| format!("{c}={}", value(v))).collect();
+        if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(", ")) }
+    };
+    let target_lsn = r.target_lsn.map_or("-".to_string(), |l| l.to_string());
+    match r.target_ready {
+        TargetReady::Checkpoint => println!("validated at LSN {} (target {}, durable up to {target_lsn})", r.lsn, r.target),
+        TargetReady::NoChangesSinceCheckpoint => println!(
+            "validated at LSN {} (target {}, durable up to {target_lsn}; no change to these tables committed in between)",
+            r.lsn, r.target
+        ),
+    }
+    println!();
+    let width = r.tables.iter().map(|t| t.name().chars().count()).max().unwrap_or(0).max(5);
+    println!("{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  result", "table", "source rows", "target rows", "missing", "extra", "differing");
+    let (mut identical, mut different, mut skipped) = (0, 0, 0);
+    for t in &r.tables {
+        if t.status == TableStatus::NotValidated {
+            skipped += 1;
+            println!(
+                "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  cannot validate: {}",
+                t.name(), "-", "-", "-", "-", "-",
+                t.reason.as_deref().unwrap_or("unknown reason")
+            );
+            continue;
+        }
+        let mut result = if t.status == TableStatus::Identical {
+            identical += 1;
+            "identical".to_string()
+        } else {
+            different += 1;
+            "DIFFERENT".to_string()
+        };
+        if t.duplicates > 0 {
+            result.push_str(&format!(" ({} duplicated (_lsn, _seq))", t.duplicates));
+        }
+        if t.compared_by == Some(crate::validate::run::CompareBy::WholeRow) {
+            result.push_str(" [whole rows: no key, REPLICA IDENTITY FULL]");
+        }
+        println!(
+            "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  {result}",
+            t.name(), t.source_rows, t.target_rows, t.missing, t.extra, t.differing
+        );
+        for e in &t.examples {
+            let line = match e.kind {
+                ExampleKind::Missing | ExampleKind::Extra => {
+                    let label = if e.kind == ExampleKind::Missing { "missing" } else { "extra" };
+                    match (e.source_count, e.target_count) {
+                        (Some(s), Some(tc)) => format!("{label:<9}  {} ({s}× in the source, {tc}× in the target)", key(&e.key)),
+                        _ => format!("{label:<9}  {}", key(&e.key)),
+                    }
+                }
+                ExampleKind::Differing => {
+                    let cols: Vec<String> = e
+                        .columns
+                        .iter()
+                        .map(|c| format!("{}: {} in the source, {} in the target", c.column, value(&c.source), value(&c.target)))
+                        .collect();
+                    format!("{:<9}  {}: {}", "differing", key(&e.key), cols.join("; "))
+                }
+                ExampleKind::Duplicate => format!(
+                    "{:<9}  (_lsn, _seq) = ({}, {}) is written more than once",
+                    "duplicate",
+                    e.lsn.map_or("-".to_string(), |l| l.to_string()),
+                    e.seq.unwrap_or_default()
+                ),
+            };
+            println!("    {line}");
+        }
+    }
+    println!();
+    let mut summary = format!("{} table(s): {identical} identical, {different} different", r.tables.len());
+    if skipped > 0 {
+        summary.push_str(&format!(", {skipped} cannot be validated"));
+    }
+    println!("{summary}");
+    code
+}
