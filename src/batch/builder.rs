@@ -6,7 +6,7 @@ use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMi
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
-use super::binary_values::{copy_native, parse_binary};
+use super::binary_values::{binary_conv, parse_binary, BinaryConv};
 use super::columns::{parse, Cell, ColumnBuilder, Scratch};
 use super::schema::TableSchema;
 use super::types::Conv;
@@ -90,8 +90,9 @@ pub struct TableBatchBuilder {
     table: Arc<TableSchema>,
     schema: SchemaRef,
     convs: Vec<Conv>,
-    /// Per column: binary values are decoded natively ([`copy_native`]), else as text.
-    native: Vec<bool>,
+    /// Per column: how a `TupleValue::Binary` (a binary COPY value of the SELECT list made by
+    /// [`copy_select_expr`](super::copy_select_expr)) is decoded.
+    binary: Vec<BinaryConv>,
     columns: Vec<ColumnBuilder>,
     op: StringBuilder,
     lsn: Int64Builder,
@@ -112,7 +113,7 @@ impl TableBatchBuilder {
         TableBatchBuilder {
             schema: table.arrow_schema(),
             cells: Vec::with_capacity(convs.len()),
-            native: table.columns.iter().map(copy_native).collect(),
+            binary: table.columns.iter().map(binary_conv).collect(),
             convs,
             columns,
             op: StringBuilder::new(),
@@ -169,13 +170,8 @@ impl TableBatchBuilder {
                 }
                 TupleValue::Binary(b) => {
                     bytes += b.len();
-                    // Columns not read natively were cast to text: their bytes are the text form.
-                    let parsed = if self.native[i] {
-                        parse_binary(&self.convs[i], b, &mut self.scratch)
-                    } else {
-                        parse(&self.convs[i], b, &mut self.scratch)
-                    };
-                    match parsed {
+                    // Columns not read natively were selected as text: their bytes are the text form.
+                    match parse_binary(self.binary[i], &self.convs[i], b, &mut self.scratch) {
                         Ok(c) => c,
                         Err(reason) => return Err(self.value_error(i, Some(b), reason)),
                     }

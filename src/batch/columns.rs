@@ -31,8 +31,12 @@ pub(crate) enum Cell {
     D128(i128),
     D256(i256),
     Uuid([u8; 16]),
-    /// The value's own text, checked to be UTF-8 (top-level Utf8 columns).
+    /// The value's own bytes: its text, checked to be UTF-8 (top-level Utf8 columns), or a
+    /// binary COPY bytea.
     Raw,
+    /// The value's own bytes from this offset, checked to be UTF-8 (binary jsonb after its
+    /// version byte).
+    RawFrom(u32),
     /// `Scratch::bytes[start..end]`: decoded bytea, or an array element's unescaped text
     /// (UTF-8, as the whole array text was checked).
     Bytes { start: u32, end: u32 },
@@ -213,8 +217,8 @@ impl ColumnBuilder {
         }
     }
 
-    /// Appends a cell produced by [`parse`] for this column's conversion. `raw` is the value's
-    /// text for [`Cell::Raw`].
+    /// Appends a cell produced by [`parse`] (or the binary parser) for this column's
+    /// conversion. `raw` is the value's bytes for [`Cell::Raw`] and [`Cell::RawFrom`].
     #[inline]
     pub fn append(&mut self, cell: &Cell, raw: &[u8], sc: &Scratch) {
         match (self, *cell) {
@@ -232,6 +236,11 @@ impl ColumnBuilder {
                 // (the immutable text of the same tuple value) are UTF-8.
                 b.append_value(unsafe { std::str::from_utf8_unchecked(raw) })
             }
+            (ColumnBuilder::Utf8(b), Cell::RawFrom(start)) => {
+                // SAFETY: as for Cell::Raw, from the same offset.
+                b.append_value(unsafe { std::str::from_utf8_unchecked(&raw[start as usize..]) })
+            }
+            (ColumnBuilder::Binary(b), Cell::Raw) => b.append_value(raw),
             (ColumnBuilder::Utf8(b), Cell::Bytes { start, end }) => {
                 // SAFETY: Utf8 elements are slices of an array text checked to be UTF-8, with
                 // only ASCII quotes and backslashes removed, which keeps them UTF-8.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
 use crate::sink::parquet::load::{remove_part, LoadWriter};
 use crate::sink::storage::Storage;
-use crate::source::copy_format::BinaryCopyParser;
+use crate::source::copy::BinaryCopyParser;
 use crate::source::pgoutput::TupleValue;
 use crate::source::sql::db_error_text;
 
@@ -67,7 +67,7 @@ pub async fn copy_chunk(
     let what = || format!("copying {}.{} (part {})", table.schema, table.name, chunk.part);
     let stream = client.copy_out(&sql).await.map_err(|e| Error::runtime(format!("{}: {}", what(), db_error_text(&e))))?;
     futures_util::pin_mut!(stream);
-    let mut parser = BinaryCopyParser::new();
+    let mut parser = BinaryCopyParser::with_field_count(table.columns.len());
     let mut builder = TableBatchBuilder::new(table.clone());
     let mut writer: Option<LoadWriter> = None;
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
@@ -109,9 +109,7 @@ pub async fn copy_chunk(
             }
         }
     }
-    if !parser.finished() {
-        return Err(Error::runtime(format!("{}: the COPY stream ended early", what())));
-    }
+    parser.finish().map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
     let batch = builder.finish();
     progress.add(batch.num_rows() as u64, 0);
     tokio::task::block_in_place(|| -> Result<()> {

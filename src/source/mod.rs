@@ -3,7 +3,7 @@
 
 pub mod catalog;
 pub mod conninfo;
-pub mod copy_format;
+pub mod copy;
 pub mod pgoutput;
 pub mod replication;
 pub mod sql;
