@@ -17,27 +17,31 @@ pub type Rows = HashMap<Vec<Option<String>>, Vec<Option<String>>>;
 /// Converts text rows (as `simple_query` returns them, in column order) through the Arrow
 /// type mapping of `table`, keyed by `table.key`.
 pub fn canonical_rows(table: &Arc<TableSchema>, text_rows: &[Vec<Option<String>>]) -> Result<Rows> {
+    Ok(canonical_list(table, text_rows)?
+        .into_iter()
+        .map(|vals| (table.key.iter().map(|&k| vals[k].clone()).collect(), vals))
+        .collect())
+}
+
+/// Text rows through the Arrow type mapping of `table`, in order, as canonical strings.
+pub fn canonical_list(table: &Arc<TableSchema>, text_rows: &[Vec<Option<String>>]) -> Result<Vec<Vec<Option<String>>>> {
     let mut builder = TableBatchBuilder::new(table.clone());
-    let mut out = HashMap::with_capacity(text_rows.len());
+    let mut out = Vec::with_capacity(text_rows.len());
+    let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     for chunk in text_rows.chunks(8192) {
         for r in chunk {
-            let values: Vec<TupleValue> = r
-                .iter()
-                .map(|v| match v {
-                    None => TupleValue::Null,
-                    Some(s) => TupleValue::Text(Bytes::copy_from_slice(s.as_bytes())),
-                })
-                .collect();
+            values.clear();
+            values.extend(r.iter().map(|v| match v {
+                None => TupleValue::Null,
+                Some(s) => TupleValue::Text(Bytes::copy_from_slice(s.as_bytes())),
+            }));
             builder
                 .append(&OutputRow { op: RowOp::Load, lsn: Lsn::ZERO, seq: 0, xid: None, commit_ts_us: 0, values: &values })
                 .map_err(|e| Error::runtime(format!("{}.{}: {e}", table.schema, table.name)))?;
         }
         let batch = builder.finish();
         for r in 0..batch.num_rows() {
-            let vals: Vec<Option<String>> =
-                (0..table.columns.len()).map(|c| cell_to_string(batch.column(c).as_ref(), r)).collect();
-            let key = table.key.iter().map(|&k| vals[k].clone()).collect();
-            out.insert(key, vals);
+            out.push((0..table.columns.len()).map(|c| cell_to_string(batch.column(c).as_ref(), r)).collect());
         }
     }
     Ok(out)

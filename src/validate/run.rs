@@ -32,13 +32,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::Serialize;
 
-use super::compare::canonical_rows;
+use super::compare::{canonical_list, canonical_rows};
 use super::materialize::{materialize_rows, project, read_table_rows, ChangeRow};
 use crate::admin::{qualified, quote_ident, quote_literal};
-use crate::batch::{cell_to_string, OutputRow, TableBatchBuilder, TableSchema};
+use crate::batch::TableSchema;
 use crate::config::{Config, Layout, ParquetSinkConfig};
 use crate::error::{Error, Result};
 use crate::load::state::LoadState;
@@ -48,7 +47,6 @@ use crate::sink::parquet::{manifest, naming};
 use crate::sink::storage::{self, Storage};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
-use crate::source::pgoutput::TupleValue;
 use crate::source::replication::{ReplicationConn, SnapshotAction};
 use crate::source::sql;
 
@@ -522,32 +520,6 @@ fn duplicates(rows: &[ChangeRow]) -> Vec<(i64, i64)> {
 }
 
 type Row = Vec<Option<String>>;
-
-/// Source rows through the output type mapping, like [`canonical_rows`] but without keying
-/// (for whole-row comparison).
-fn canonical_list(table: &Arc<TableSchema>, text_rows: &[Row]) -> Result<Vec<Row>> {
-    let mut builder = TableBatchBuilder::new(table.clone());
-    let mut out = Vec::with_capacity(text_rows.len());
-    for chunk in text_rows.chunks(8192) {
-        for r in chunk {
-            let values: Vec<TupleValue> = r
-                .iter()
-                .map(|v| match v {
-                    None => TupleValue::Null,
-                    Some(s) => TupleValue::Text(Bytes::copy_from_slice(s.as_bytes())),
-                })
-                .collect();
-            builder
-                .append(&OutputRow { op: RowOp::Load, lsn: Lsn::ZERO, seq: 0, xid: None, commit_ts_us: 0, values: &values })
-                .map_err(|e| Error::runtime(e.to_string()))?;
-        }
-        let batch = builder.finish();
-        for r in 0..batch.num_rows() {
-            out.push((0..table.columns.len()).map(|c| cell_to_string(batch.column(c).as_ref(), r)).collect());
-        }
-    }
-    Ok(out)
-}
 
 fn count_rows(rows: Vec<Row>) -> HashMap<Row, usize> {
     let mut counts = HashMap::with_capacity(rows.len());

@@ -81,7 +81,7 @@ impl ReplicationConn {
         ];
         params.extend(SESSION_SETTINGS.iter().copied());
         let mut out = BytesMut::new();
-        frontend::startup_message(params.into_iter(), &mut out).map_err(io_err)?;
+        frontend::startup_message(params, &mut out).map_err(io_err)?;
         conn.send(&out).await?;
         conn.authenticate().await?;
         loop {
@@ -297,7 +297,7 @@ impl ReplicationConn {
                     return Ok(false);
                 }
                 let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-                if self.buf.len() >= len + 1 {
+                if self.buf.len() > len {
                     let _ = self.buf.split_to(len + 1);
                     return Ok(true);
                 }
