@@ -122,7 +122,7 @@ pub fn demo(r: &DemoReport) -> i32 {
     let query = format!("SELECT _op, count(*) FROM read_parquet('{}/public/orders/**/*.parquet', union_by_name=true) GROUP BY 1", out.display());
     println!("Read it with DuckDB (CLI or Python):");
     println!("  duckdb -c \"{query}\"");
-    println!("  python3 -c 'import duckdb; print(duckdb.sql(\"{query}\"))'");
+    println!("  python3 -c \"import duckdb; print(duckdb.sql(\\\"{query}\\\"))\"");
     println!("or pyarrow:");
     println!("  python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{}/public/orders', format='parquet', partitioning='hive').to_table().num_rows)\"", out.display());
     println!("The configuration used is {}/pgcdc.toml.", r.out_dir.display());
