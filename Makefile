@@ -39,6 +39,7 @@ demo:
 BENCH_ARGS ?=
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
+	scripts/bench-full-load.sh
 
 build:
 	$(CARGO) build --all-targets
