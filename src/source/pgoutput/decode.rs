@@ -520,5 +520,5 @@ impl Reader {
 }
 
 #[cfg(test)]
-#[path = "decode_tests.rs"]
+#[path = "decode_tests/mod.rs"]
 mod tests;
