@@ -69,6 +69,10 @@ async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
     s.run_until_current(&cfg_cdc).await;
     s.assert_matches_source("public", "acct").await;
     s.assert_matches_source("public", "events").await;
+    let out = s.pgcdc(&cfg_cdc, &["validate", "--timeout", "60s"]).await;
+    assert_success(&out, "pgcdc validate after a load with concurrent writers");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("acct") && report.contains("events"), "{report}");
     let rows = s.change_rows("public", "acct");
     let loaded = rows.iter().filter(|r| r.op == RowOp::Load).count();
     assert!(loaded >= 199_000, "the load wrote {loaded} rows");
@@ -120,6 +124,7 @@ async fn a_load_killed_midway_resumes_keeps_finished_chunks_and_converges() {
     }
     s.assert_matches_source("public", "a").await;
     s.assert_matches_source("public", "b").await;
+    assert_success(&s.pgcdc(&cfg, &["validate", "--timeout", "60s"]).await, "pgcdc validate after a resumed load");
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.out().join("_pgcdc/load.json")).unwrap()).unwrap();
     assert_eq!(state["complete"], true);
 }
