@@ -190,3 +190,38 @@ async fn a_recreated_slot_is_detected_instead_of_silently_skipping_changes() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("changes in between are missing"), "{}", stderr(&out));
 }
+
+/// SPEC 2.7: with `heartbeat_interval`, pgcdc writes `pg_logical_emit_message` heartbeats,
+/// so the slot's confirmed position keeps moving on a database where nothing else writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_advance_an_otherwise_idle_slot() {
+    let s = Setup::new("cdc_heartbeat").await;
+    s.db.exec("CREATE TABLE quiet (id int PRIMARY KEY)").await;
+    s.db.create_publication(&s.publication, "quiet").await;
+    let toml = format!(
+        "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\nheartbeat_interval = \"500ms\"\n\n\
+         [pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n[[sink]]\nkind = \"parquet\"\nurl = \"{}\"\n",
+        s.db.url,
+        s.publication,
+        s.slot,
+        s.out().display()
+    );
+    let cfg = common::write_config(s.dir.path(), &toml);
+    assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    let before: pgcdc::model::Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();
+    let child = common::pgcdc().args(["run", "-c"]).arg(&cfg).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut advanced = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let now: pgcdc::model::Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();
+        if now > before {
+            advanced = true;
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(advanced, "the slot stayed at {before}: heartbeats did not advance it");
+    assert!(parquet_files(&s.out()).is_empty(), "heartbeats write no rows");
+}
