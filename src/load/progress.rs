@@ -1,12 +1,38 @@
 //! Full-load progress: bars per table and overall on a terminal (rows, bytes, rate, ETA),
 //! plain log lines every few seconds otherwise.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The bars on screen, if any: log lines are written through them so they do not tear
+/// the bars apart.
+static ACTIVE_BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Writes a log line to stderr, above the progress bars when they are shown.
+pub fn write_log(buf: &[u8]) -> std::io::Result<()> {
+    let bars = ACTIVE_BARS.lock().unwrap_or_else(|e| e.into_inner());
+    match bars.as_ref() {
+        Some(m) => m.suspend(|| std::io::stderr().write_all(buf)),
+        None => std::io::stderr().write_all(buf),
+    }
+}
+
+/// The `tracing` writer: stderr, through [`write_log`].
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write_log(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Counters of one table, shared by its workers.
 pub struct TableProgress {
@@ -45,6 +71,7 @@ impl TableProgress {
 
 pub struct LoadProgress {
     multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
     pub tables: Vec<Arc<TableProgress>>,
     started: Instant,
     last_log: Mutex<Instant>,
@@ -86,7 +113,10 @@ impl LoadProgress {
                 })
             })
             .collect();
-        LoadProgress { multi, tables, started: Instant::now(), last_log: Mutex::new(Instant::now()) }
+        if let Some(m) = &multi {
+            *ACTIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()) = Some(m.clone());
+        }
+        LoadProgress { multi, overall, tables, started: Instant::now(), last_log: Mutex::new(Instant::now()) }
     }
 
     pub fn table(&self, name: &str) -> Arc<TableProgress> {
@@ -118,5 +148,17 @@ impl LoadProgress {
 
     pub fn total_rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl Drop for LoadProgress {
+    fn drop(&mut self) {
+        if let Some(all) = &self.overall {
+            // Leaves the overall bar on screen as it ended (complete or not).
+            all.abandon_with_message(format!("{} rows", self.total_rows()));
+        }
+        if self.multi.is_some() {
+            *ACTIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
