@@ -34,12 +34,13 @@ demo:
 	@scripts/test-deps.sh pg
 	$(CARGO) run --release -- demo
 
-## bench: release build, then pgcdc vs pg_recvlogical on a throwaway cluster (bench/RESULTS.md)
-# Extra arguments for scripts/bench.py, e.g. `make bench BENCH_ARGS="--repeat 3"`.
+## bench: release build, then on a throwaway cluster pgcdc vs pg_recvlogical (CDC) and pgcdc's
+## full load vs a raw binary COPY (bench/RESULTS.md)
+# Extra arguments for scripts/bench.py, e.g. `make bench BENCH_ARGS="--repeat 3"` or
+# `make bench BENCH_ARGS="--workloads f"` (full load only).
 BENCH_ARGS ?=
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
-	scripts/bench-full-load.sh
 
 build:
 	$(CARGO) build --all-targets

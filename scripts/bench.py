@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""pgcdc vs pg_recvlogical: catch-up throughput on the same WAL, on a throwaway cluster.
+"""pgcdc vs pg_recvlogical: catch-up throughput on the same WAL, and pgcdc's full load vs a raw
+binary COPY of the same table, on a throwaway cluster.
 
 Run through `make bench` (which builds the release binary first), or directly:
 
@@ -29,7 +30,16 @@ What it does, in one run:
          either consumer.
 4. Checks pgcdc's output: Parquet row count (and I/U/D split) equals the expected count, and
    no (_lsn, _seq) pair appears twice.
-5. Prints the table and writes it, with the machine description, between the markers of
+5. Full load (workload f): creates `bench_load` with --rows-load rows (default 5M) of the same
+   shape and values as (a), VACUUM ANALYZE, its own publication. Then, --repeat times each
+   (order alternating): the raw baseline `psql -c "COPY (SELECT * FROM bench_load) TO STDOUT
+   (FORMAT binary)"` into /dev/null; --raw-parallel psql processes at once, one CTID range
+   each (a parallel raw baseline); `pgcdc run -c cfg` with `mode = "full-load"` for each
+   --load-workers value, a fresh output dir each run. Wall time, client CPU and peak RSS
+   (GNU time), CPU of the server backends serving the run (/proc). pgcdc's output is checked:
+   row count from the Parquet metadata, ids exactly 1..N, at least 2 load chunk files, and no
+   replication slot left behind.
+6. Prints the tables and writes them, with the machine description, between the markers of
    bench/RESULTS.md (the rest of that file is kept).
 
 The cluster and every temp dir are removed at exit, also on failure or Ctrl-C.
@@ -41,6 +51,7 @@ import os
 import platform
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -56,6 +67,12 @@ END_MARK = "<!-- bench:end -->"
 
 TARGET_RATIO = 0.9
 TARGET_RSS_MIB = 256
+# Full load: pgcdc writing Parquet vs one raw `COPY ... TO STDOUT (FORMAT binary)` into /dev/null.
+TARGET_LOAD_RATIO = 0.9
+
+# Server processes that work for a client: backends (user `postgres`, database `bench`) and
+# walsenders. Their CPU is sampled while a full-load run goes on.
+SERVER_BACKENDS = (b"postgres: postgres bench", b"postgres: walsender")
 
 TABLE_DDL = """
 CREATE TABLE {name} (
@@ -194,8 +211,10 @@ CURRENT = {"proc": None}
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
-def run_measured(cmd, log_path, timeout, sampler=None):
+def run_measured(cmd, log_path, timeout, sampler=None, stdout_devnull=False):
     """Runs cmd alone; returns (seconds, exit code, peak RSS KiB, CPU seconds).
+
+    Output goes to log_path (stderr only when stdout_devnull: stdout then goes to /dev/null).
 
     Peak RSS: Linux carries a process's ru_maxrss over fork and exec, so wait4() on a child
     forked from this (large) Python process reports at least Python's own RSS. GNU time, a
@@ -208,7 +227,8 @@ def run_measured(cmd, log_path, timeout, sampler=None):
     with open(log_path, "wb") as logf:
         t0 = time.monotonic()
         # Its own process group, so a timeout or Ctrl-C can stop GNU time and the command.
-        p = subprocess.Popen(full, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        p = subprocess.Popen(full, stdout=subprocess.DEVNULL if stdout_devnull else logf,
+                             stderr=logf if stdout_devnull else subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True)
         CURRENT["proc"] = p
         deadline = t0 + timeout
@@ -251,10 +271,13 @@ def run_measured(cmd, log_path, timeout, sampler=None):
 class WalsenderCpu:
     """CPU seconds of the walsender(s) the postmaster starts while a consumer runs: the
     server's share of the work (reading WAL, decoding, pgoutput), the same for both tools.
-    Sampled from /proc (children of the postmaster, cmdline 'postgres: walsender ...')."""
+    Sampled from /proc (children of the postmaster, cmdline 'postgres: walsender ...').
+    With prefixes: the children whose cmdline starts with any of them (e.g. the client
+    backends 'postgres: postgres bench ...' that serve a COPY)."""
 
-    def __init__(self, postmaster_pid):
+    def __init__(self, postmaster_pid, prefixes=(b"postgres: walsender",)):
         self.pm = postmaster_pid
+        self.prefixes = tuple(prefixes)
         self.ticks = {}
         self.hz = os.sysconf("SC_CLK_TCK")
 
@@ -266,7 +289,7 @@ class WalsenderCpu:
         for pid in kids:
             try:
                 if pid not in self.ticks:
-                    if not open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"postgres: walsender"):
+                    if not open(f"/proc/{pid}/cmdline", "rb").read().startswith(self.prefixes):
                         continue
                 st = open(f"/proc/{pid}/stat").read()
                 fields = st[st.rindex(")") + 2:].split()
@@ -523,6 +546,139 @@ class Bench:
             "pgcdc": measured["pgcdc"], "recv": measured["pg_recvlogical"], "check": check,
         })
 
+    # --- full load -------------------------------------------------------------------------
+
+    def load_table(self):
+        """Creates and fills bench_load (the shape of workload (a)), VACUUM ANALYZE."""
+        n = self.args.rows_load
+        c = self.cluster
+        c.psql(TABLE_DDL.format(name="bench_load", ident=""))
+        log(f"(full load) filling bench_load with {n:,} rows ...")
+        t0 = time.monotonic()
+        c.psql(
+            f"INSERT INTO bench_load SELECT g, 'name ' || g, (g % 1000000) / 100.0, "
+            f"'2024-01-01 00:00:00+00'::timestamptz + g * interval '1 second', "
+            f"jsonb_build_object('id', g, 'tag', 't' || (g % 100), 'flag', g % 2 = 0, 'items', jsonb_build_array(g, g + 1)) "
+            f"FROM generate_series(1, {n}) g"
+        )
+        c.psql("VACUUM ANALYZE bench_load")
+        c.psql("CHECKPOINT")
+        # Its own publication: pgcdc's full load copies every table of the publication.
+        c.psql("CREATE PUBLICATION bench_load FOR TABLE bench_load")
+        pages, heap, total = c.psql(
+            "SELECT relpages, pg_relation_size('bench_load'), pg_total_relation_size('bench_load') "
+            "FROM pg_class WHERE relname = 'bench_load'").split("|")
+        self.load_pages = int(pages)
+        self.load_heap_mib = int(heap) / 1048576
+        self.load_total_mib = int(total) / 1048576
+        log(f"(full load) filled in {time.monotonic() - t0:.1f} s: heap {self.load_heap_mib:.0f} MiB, "
+            f"with indexes and TOAST {self.load_total_mib:.0f} MiB")
+
+    def raw_copy_cmd(self, where=""):
+        return [os.path.join(self.cluster.bindir, "psql"), *self.cluster.conn_args(), "-X", "-q",
+                "-v", "ON_ERROR_STOP=1", "-c", f"COPY (SELECT * FROM bench_load{where}) TO STDOUT (FORMAT binary)"]
+
+    def ctid_ranges(self, n):
+        """n WHERE clauses splitting bench_load into equal block ranges (the last open-ended)."""
+        per = -(-self.load_pages // n)
+        out = []
+        for i in range(n):
+            lo, hi = i * per, (i + 1) * per
+            cond = f" WHERE ctid >= '({lo},0)'::tid"
+            if i < n - 1:
+                cond += f" AND ctid < '({hi},0)'::tid"
+            out.append(cond)
+        return out
+
+    def run_raw(self, label, nproc, i):
+        """Raw binary COPY into /dev/null: one psql, or nproc psql processes on CTID ranges."""
+        log_path = os.path.join(self.workdir, f"raw_{nproc}_{i}.log")
+        if nproc == 1:
+            cmd = self.raw_copy_cmd()
+        else:
+            # All at once from one shell; the wall time ends when the last one is done.
+            parts = [" ".join(shlex.quote(a) for a in self.raw_copy_cmd(w)) + " >/dev/null &"
+                     for w in self.ctid_ranges(nproc)]
+            cmd = ["sh", "-c", " ".join(parts) + " wait; exit 0"]
+        srv = WalsenderCpu(self.cluster.postmaster_pid(), SERVER_BACKENDS)
+        secs, rc, rss, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=srv, stdout_devnull=True)
+        if rc != 0 or os.path.getsize(log_path) > 0:
+            raise BenchError(f"(full load) {label} failed ({rc}):{tail(log_path)}")
+        log(f"(full load) {label}: {secs:.2f} s, client CPU {cpu:.2f} s, server CPU {srv.seconds():.2f} s")
+        return {"secs": secs, "rss": rss, "cpu": cpu, "ws": srv.seconds()}
+
+    def run_pgcdc_load(self, workers, i):
+        d = os.path.join(self.workdir, f"load_w{workers}_{i}")
+        os.makedirs(d)
+        out = os.path.join(d, "out")
+        cfg = os.path.join(d, "pgcdc.toml")
+        with open(cfg, "w") as f:
+            f.write(
+                f'[source]\nurl = "{self.cluster.url()}"\npublication = "bench_load"\nslot = "pgcdc_load_bench"\n\n'
+                f'[pipeline]\nmode = "full-load"\nload_workers = {workers}\n\n'
+                f'[[sink]]\nkind = "parquet"\nurl = "{out}"\n'
+            )
+        log_path = os.path.join(d, "pgcdc.log")
+        cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg]
+        srv = WalsenderCpu(self.cluster.postmaster_pid(), SERVER_BACKENDS)
+        secs, rc, rss, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=srv)
+        if rc != 0:
+            raise BenchError(f"(full load) pgcdc load_workers={workers} exited with {rc}:{tail(log_path)}")
+        slots = self.cluster.psql("SELECT count(*) FROM pg_replication_slots")
+        rows, files, ids_ok, nbytes = self.load_output(out)
+        ok = rows == self.args.rows_load and ids_ok and files >= 2 and slots == "0"
+        check = {"ok": ok, "rows": rows, "files": files, "ids_ok": ids_ok, "slots": int(slots), "mib": nbytes / 1048576}
+        if not ok:
+            self.failures.append(
+                f"(full load) pgcdc load_workers={workers} run {i + 1}: {rows:,} rows in {files} load file(s), "
+                f"ids 1..N distinct: {ids_ok}, replication slots left: {slots}; expected {self.args.rows_load:,} rows "
+                f"in >= 2 files, no slot")
+        log(f"(full load) pgcdc load_workers={workers}: {secs:.2f} s, peak RSS {rss / 1024:.0f} MiB, CPU {cpu:.2f} s, "
+            f"server CPU {srv.seconds():.2f} s; {rows:,} rows in {files} files ({nbytes / 1048576:.0f} MiB)"
+            f"{'' if ok else ' MISMATCH'}")
+        shutil.rmtree(d, ignore_errors=True)
+        return {"secs": secs, "rss": rss, "cpu": cpu, "ws": srv.seconds(), "check": check}
+
+    def load_output(self, out):
+        """(rows from Parquet metadata, load files, ids exactly 1..N, bytes) of a full load."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        base = os.path.join(out, "public", "bench_load", "load")
+        files = sorted(os.path.join(base, n) for n in os.listdir(base) if n.endswith(".parquet")) \
+            if os.path.isdir(base) else []
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        nbytes = sum(os.path.getsize(f) for f in files)
+        ids_ok = False
+        if rows == self.args.rows_load:
+            ids = pq.ParquetDataset(files).read(columns=["id"]).column("id")
+            mm = pc.min_max(ids).as_py()
+            ids_ok = mm["min"] == 1 and mm["max"] == rows and pc.count_distinct(ids).as_py() == rows
+        return rows, len(files), ids_ok, nbytes
+
+    def full_load(self):
+        self.load_table()
+        n = self.args.rows_load
+        where = self.ctid_ranges(max(2, self.args.raw_parallel))[0]
+        plan = self.cluster.psql(f"EXPLAIN SELECT * FROM bench_load{where}")
+        self.tid_range_scan = "Tid Range Scan" in plan
+        kinds = [("raw", 1)]
+        if self.args.raw_parallel > 1:
+            kinds.append(("raw", self.args.raw_parallel))
+        kinds += [("pgcdc", w) for w in self.args.load_workers]
+        measured = {k: [] for k in kinds}
+        for i in range(self.args.repeat):
+            # Alternate the order between repeats, as for the CDC workloads.
+            for kind, w in (kinds if i % 2 == 0 else list(reversed(kinds))):
+                if kind == "raw":
+                    label = "raw COPY" if w == 1 else f"raw COPY x{w} (CTID ranges)"
+                    log(f"(full load) {label}, run {i + 1} ...")
+                    measured[(kind, w)].append(self.run_raw(label, w, i))
+                else:
+                    log(f"(full load) pgcdc load_workers={w}, run {i + 1} ...")
+                    measured[(kind, w)].append(self.run_pgcdc_load(w, i))
+        self.load_results = {"rows": n, "measured": measured, "kinds": kinds}
+
     def run(self):
         c = self.cluster
         try:
@@ -548,6 +704,8 @@ class Bench:
             self.one("a", self.workload_a, "bench_a")
         if "b" in self.args.workloads:
             self.one("b", self.workload_b, "bench_b")
+        if "f" in self.args.workloads:
+            self.full_load()
 
     # --- report ----------------------------------------------------------------------------
 
@@ -577,7 +735,7 @@ class Bench:
         commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"],
                                capture_output=True, text=True).stdout.strip()
-        return [
+        rows = [
             ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
             ("nproc", str(os.cpu_count())),
             ("CPU", cpu),
@@ -590,11 +748,95 @@ class Bench:
                                 f"logical_decoding_work_mem={self.work_mem} (default), everything else default"),
             ("pgcdc", f"{self.args.pgcdc} ({version}, built {built}); source tree at {commit}"
                       f"{' + uncommitted src changes' if dirty else ''}; {rustc}"),
-            ("end of run", "a one-row sentinel transaction follows the end position" if self.args.sentinel
-             else "idle source after the end position (--no-sentinel)"),
-            ("pgcdc sink", f"parquet, local dir, flush_interval={self.args.flush_interval}, "
-                           f"max_file_size={self.args.max_file_size}, default compression"),
         ]
+        if self.results:
+            rows += [
+                ("CDC end of run", "a one-row sentinel transaction follows the end position" if self.args.sentinel
+                 else "idle source after the end position (--no-sentinel)"),
+                ("CDC pgcdc sink", f"parquet, local dir, flush_interval={self.args.flush_interval}, "
+                                   f"max_file_size={self.args.max_file_size}, default compression"),
+            ]
+        if getattr(self, "load_results", None):
+            rows.append(("full load", f"pgcdc `run -c` with `mode = \"full-load\"` (temporary slot, exits when done), "
+                                      f"load_workers {'/'.join(map(str, self.args.load_workers))}, default load_chunk_size, "
+                                      "parquet sink on a local dir, default compression; raw COPY by psql -X -c, "
+                                      f"parallel raw COPY {'by Tid Range Scan' if self.tid_range_scan else 'on CTID ranges'}"))
+        return rows
+
+    def report_load(self, med, rep):
+        lr = self.load_results
+        n = lr["rows"]
+        raw = lr["measured"][("raw", 1)]
+        raw_s = med([m["secs"] for m in raw])
+        rows = []
+        meds = {}
+        for kind, w in lr["kinds"]:
+            ms = lr["measured"][(kind, w)]
+            secs = med([m["secs"] for m in ms])
+            meds[(kind, w)] = secs
+            walls = ", ".join("%.2f" % m["secs"] for m in ms)
+            cpu = med([m["cpu"] for m in ms])
+            ws = med([m["ws"] for m in ms])
+            rss = max(m["rss"] for m in ms) / 1024
+            if kind == "raw":
+                what = ("`COPY (SELECT * FROM bench_load) TO STDOUT (FORMAT binary)` > /dev/null, one psql" if w == 1
+                        else f"the same, {w} psql processes at once, one CTID range each")
+                check = "-"
+            else:
+                dflt = " (the default here: one per core)" if w == min(max(os.cpu_count() or 2, 2), 8) else ""
+                what = f"pgcdc `mode = \"full-load\"`, `load_workers = {w}`{dflt}, writing Parquet"
+                cs = [m["check"] for m in ms]
+                c0 = cs[0]
+                files = "/".join(sorted({str(c["files"]) for c in cs}))
+                check = (f"{'OK' if all(c['ok'] for c in cs) else 'MISMATCH'}: {c0['rows']:,} rows, ids 1..{n:,} "
+                         f"{'distinct' if all(c['ids_ok'] for c in cs) else 'NOT distinct'}, {files} load files "
+                         f"({c0['mib']:.0f} MiB), {max(c['slots'] for c in cs)} slots left")
+            rows.append(f"| {what} | {walls} | {secs:.2f} | {n / secs:,.0f} | **{raw_s / secs:.2f}** | {cpu:.2f} "
+                        f"| {ws:.2f} | {rss:.0f} | {check} |")
+        md = ["### Full load: pgcdc vs raw binary COPY", "",
+              f"{n:,} rows of `bench_load` (same columns and values as (a); heap {self.load_heap_mib:.0f} MiB, "
+              f"{self.load_total_mib:.0f} MiB with index and TOAST; VACUUM ANALYZEd, in the OS page cache), "
+              f"each run alone{rep}. Seconds: wall time from process start to exit; for pgcdc that includes "
+              "connecting, the temporary slot and its exported snapshot, planning the CTID chunks, encoding, "
+              "fsync and publishing the files (a fresh output directory per run). ratio = raw COPY seconds / "
+              "seconds (= rows/s / raw COPY rows/s). Client CPU: the psql or pgcdc process (GNU time); "
+              "server CPU: the backends and walsenders serving it (sampled from /proc).", "",
+              "| run | wall s (each run) | median s | rows/s | ratio to raw COPY | client CPU s | server CPU s "
+              "| peak RSS MiB | pgcdc output check |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        md += rows
+        md.append("")
+        met = True
+        pg = [(w, meds[("pgcdc", w)]) for kind, w in lr["kinds"] if kind == "pgcdc"]
+        default_w = min(max(os.cpu_count() or 2, 2), 8)
+        for w, secs in pg:
+            ratio = raw_s / secs
+            rss = max(m["rss"] for m in lr["measured"][("pgcdc", w)]) / 1024
+            ok = all(m["check"]["ok"] for m in lr["measured"][("pgcdc", w)])
+            r_ok = ratio >= TARGET_LOAD_RATIO
+            m_ok = rss <= TARGET_RSS_MIB
+            if w == default_w or len(pg) == 1:
+                met &= r_ok and m_ok and ok
+            md.append(f"* load_workers={w}{' (default)' if w == default_w else ''}: ratio {ratio:.2f} "
+                      f"{'>=' if r_ok else '<'} {TARGET_LOAD_RATIO}: **{'met' if r_ok else 'NOT met'}**; "
+                      f"peak RSS {rss:.0f} MiB {'<=' if m_ok else '>'} {TARGET_RSS_MIB} MiB: "
+                      f"**{'met' if m_ok else 'NOT met'}**; output check: **{'OK' if ok else 'FAILED'}**")
+        if len(pg) > 1:
+            (w1, s1), (wn, sn) = pg[0], pg[-1]
+            line = f"* parallel speed-up on this machine ({os.cpu_count()} cores, shared with the server): pgcdc " \
+                   f"load_workers {w1} -> {wn}: **{s1 / sn:.2f}x**"
+            if ("raw", self.args.raw_parallel) in meds:
+                line += (f"; raw COPY 1 -> {self.args.raw_parallel} psql processes: "
+                         f"{raw_s / meds[('raw', self.args.raw_parallel)]:.2f}x")
+            md.append(line)
+            same = [f"load_workers={w}: {meds[('raw', w)] / secs:.2f}" for w, secs in pg if ("raw", w) in meds]
+            if same:
+                md.append("* against the raw COPY with as many sessions as pgcdc has workers (not the target, "
+                          "for reading the speed-up): " + "; ".join(same))
+        if not self.tid_range_scan:
+            md.append("* note: the CTID-range queries did not plan as a Tid Range Scan on this server")
+        md.append("")
+        return md, met
 
     def report(self):
         def med(xs):
@@ -638,26 +880,34 @@ class Bench:
                     f"| ({r['wl']}) | {r['wal_mib']:.0f} | {tool} | {walls} | {cpu:.2f} | {ws:.2f} | {rss:.0f} | {startup} |")
             verdicts.append((r["wl"], ratio, prss, ok))
         rep = f", median of {self.args.repeat} runs per tool" if self.args.repeat > 1 else ""
-        md = [f"Each consumer alone, catching up on the already-written WAL of the workload{rep}. Seconds: wall "
-              "time from process start to exit. Rows: row changes (inserts + updates + deletes) the workload "
-              "produced. rows/s = rows / seconds; ratio = pgcdc rows/s / pg_recvlogical rows/s.", ""]
-        md += main
-        md.append("")
+        md = []
         met_all = True
-        for wl, ratio, rss, ok in verdicts:
-            r_ok = ratio >= TARGET_RATIO
-            m_ok = rss <= TARGET_RSS_MIB
-            met_all &= r_ok and m_ok and ok
-            md.append(f"* ({wl}) ratio {ratio:.2f} {'>=' if r_ok else '<'} {TARGET_RATIO}: "
-                      f"**{'met' if r_ok else 'NOT met'}**; pgcdc peak RSS {rss:.0f} MiB {'<=' if m_ok else '>'} "
-                      f"{TARGET_RSS_MIB} MiB: **{'met' if m_ok else 'NOT met'}**; output check: "
-                      f"**{'OK' if ok else 'FAILED'}**")
-        for f in self.failures:
-            md.append(f"* {f}")
-        md += ["", "Where the time goes (CPU of the consumer process; walsender = the server process decoding "
-               "for it; start-up = process start to pgcdc's `replicating` log line):", ""]
-        md += detail
-        md += ["", "Machine and settings:", ""]
+        if self.results:
+            md += ["### CDC: pgcdc vs pg_recvlogical", "",
+                   f"Each consumer alone, catching up on the already-written WAL of the workload{rep}. Seconds: wall "
+                   "time from process start to exit. Rows: row changes (inserts + updates + deletes) the workload "
+                   "produced. rows/s = rows / seconds; ratio = pgcdc rows/s / pg_recvlogical rows/s.", ""]
+            md += main
+            md.append("")
+            for wl, ratio, rss, ok in verdicts:
+                r_ok = ratio >= TARGET_RATIO
+                m_ok = rss <= TARGET_RSS_MIB
+                met_all &= r_ok and m_ok and ok
+                md.append(f"* ({wl}) ratio {ratio:.2f} {'>=' if r_ok else '<'} {TARGET_RATIO}: "
+                          f"**{'met' if r_ok else 'NOT met'}**; pgcdc peak RSS {rss:.0f} MiB {'<=' if m_ok else '>'} "
+                          f"{TARGET_RSS_MIB} MiB: **{'met' if m_ok else 'NOT met'}**; output check: "
+                          f"**{'OK' if ok else 'FAILED'}**")
+            md += ["", "Where the time goes (CPU of the consumer process; walsender = the server process decoding "
+                   "for it; start-up = process start to pgcdc's `replicating` log line):", ""]
+            md += detail
+            md.append("")
+        if getattr(self, "load_results", None):
+            text, met = self.report_load(med, rep)
+            md += text
+            met_all &= met
+        if self.failures:
+            md += ["Failures:", ""] + [f"* {f}" for f in self.failures] + [""]
+        md += ["Machine and settings:", ""]
         md += [f"* {k}: {v}" for k, v in self.machine()]
         return "\n".join(md), met_all
 
@@ -683,7 +933,13 @@ def main():
     ap.add_argument("--seconds-b", type=int, default=20)
     ap.add_argument("--clients", type=int, default=4, help="pgbench clients for (b)")
     ap.add_argument("--prefill-b", type=int, default=100_000)
-    ap.add_argument("--workloads", default="ab", help="which workloads to run: a, b or ab")
+    ap.add_argument("--workloads", default="abf",
+                    help="which workloads to run: any of a, b (CDC) and f (full load), e.g. ab or f")
+    ap.add_argument("--rows-load", type=int, default=5_000_000, help="rows of the full-load table")
+    ap.add_argument("--load-workers", default="1,2",
+                    help="pgcdc load_workers values to measure for the full load (comma-separated)")
+    ap.add_argument("--raw-parallel", type=int, default=2, metavar="N",
+                    help="also time N psql COPYs at once on CTID ranges of the full-load table (0: skip)")
     ap.add_argument("--repeat", type=int, default=3, help="consumer runs per tool and workload (median reported)")
     ap.add_argument("--flush-interval", default="60s")
     ap.add_argument("--max-file-size", default="128MiB")
@@ -696,6 +952,7 @@ def main():
     ap.add_argument("--no-results-file", action="store_true", help="print only, leave bench/RESULTS.md alone")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (cluster stopped) for inspection")
     args = ap.parse_args()
+    args.load_workers = [int(w) for w in args.load_workers.split(",") if w.strip()]
     if not os.access(args.pgcdc, os.X_OK):
         raise SystemExit(f"bench: {args.pgcdc} is not an executable")
     args.pgcdc = os.path.abspath(args.pgcdc)

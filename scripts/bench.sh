@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make bench`: release build of pgcdc, then scripts/bench.py (pgcdc vs pg_recvlogical on a
-# throwaway cluster; table on stdout and in bench/RESULTS.md). Extra arguments go to bench.py,
-# e.g. `scripts/bench.sh --rows-a 200000 --seconds-b 5` or `make bench BENCH_ARGS=--repeat=3`.
+# `make bench`: release build of pgcdc, then scripts/bench.py on a throwaway cluster: pgcdc vs
+# pg_recvlogical on two CDC workloads, and pgcdc's full load vs a raw binary COPY of a 5M-row
+# table (tables on stdout and in bench/RESULTS.md). Extra arguments go to bench.py, e.g.
+# `scripts/bench.sh --rows-a 200000 --seconds-b 5 --rows-load 500000` or
+# `make bench BENCH_ARGS=--repeat=3`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
