@@ -108,7 +108,14 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
             }
         }
     }
-    match open_sinks(config) {
+    // Opening a sink changes nothing in its target; the probe looks without writing.
+    let probed = open_sinks(config).and_then(|sinks| {
+        for p in config.parquet_sinks() {
+            crate::sink::storage::open(&p.url)?.probe_writable()?;
+        }
+        Ok(sinks)
+    });
+    match probed {
         Ok(sinks) => {
             for s in sinks {
                 items.push(item(Level::Ok, "target", format!("{} is writable", s.describe()), None));

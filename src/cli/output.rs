@@ -119,12 +119,13 @@ pub fn demo(r: &DemoReport) -> i32 {
     let out = r.out_dir.join("out");
     println!();
     println!("The output is plain Parquet; change rows carry _op, _lsn, _seq, _xid, _commit_ts, _unchanged.");
-    let query = format!("SELECT _op, count(*) FROM read_parquet('{}/public/orders/**/*.parquet', union_by_name=true) GROUP BY 1", out.display());
+    let orders = crate::sink::parquet::naming::table_dir(&out, "public", "orders");
+    let query = format!("SELECT _op, count(*) FROM read_parquet('{}/**/*.parquet', union_by_name=true) GROUP BY 1", orders.display());
     println!("Read it with DuckDB (CLI or Python):");
     println!("  duckdb -c \"{query}\"");
     println!("  python3 -c \"import duckdb; print(duckdb.sql(\\\"{query}\\\"))\"");
     println!("or pyarrow:");
-    println!("  python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{}/public/orders', format='parquet', partitioning='hive').to_table().num_rows)\"", out.display());
+    println!("  python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{}', format='parquet', partitioning='hive').to_table().num_rows)\"", orders.display());
     println!("The configuration used is {}/pgcdc.toml.", r.out_dir.display());
     if clean {
         0

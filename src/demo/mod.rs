@@ -110,7 +110,7 @@ async fn compare_table(catalog: &Catalog, schema: &Arc<crate::batch::TableSchema
     );
     let rows = simple_rows(&catalog.client, &select).await?;
     let source = canonical_rows(schema, &rows)?;
-    let dir = root.join(&schema.schema).join(&schema.name);
+    let dir = crate::sink::parquet::naming::table_dir(root, &schema.schema, &schema.name);
     let m = tokio::task::block_in_place(|| materialize_table(&dir, None))?;
     if !m.duplicates.is_empty() {
         return Err(Error::runtime(format!("{}: {} duplicated (_lsn, _seq) pairs", schema.name, m.duplicates.len())));

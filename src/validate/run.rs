@@ -421,7 +421,7 @@ fn target_root(sink: &ParquetSinkConfig) -> Result<PathBuf> {
 /// Every change row of one table in the target, the number of files read and the key
 /// named in the newest file. The one place that reads Parquet files (local for now).
 pub fn read_target_table(sink: &ParquetSinkConfig, schema: &str, table: &str) -> Result<(Vec<ChangeRow>, usize, Vec<String>)> {
-    let dir = target_root(sink)?.join(naming::table_prefix(schema, table));
+    let dir = naming::table_dir(&target_root(sink)?, schema, table);
     read_table_rows(&dir)
 }
 

@@ -64,8 +64,9 @@ impl Setup {
         out
     }
 
+    /// The table's directory, named as pgcdc names it (`naming::table_dir`).
     pub fn table_dir(&self, schema: &str, table: &str) -> PathBuf {
-        self.out().join(schema).join(table)
+        pgcdc::sink::parquet::naming::table_dir(&self.out(), schema, table)
     }
 
     /// Every change row of a table, sorted by (_lsn, _seq).

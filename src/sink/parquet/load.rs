@@ -50,7 +50,11 @@ impl LoadWriter {
         compression: Compression,
     ) -> Result<LoadWriter> {
         let key = load_key(&table.schema, &table.name, snapshot_lsn, part);
-        let path = storage.staging_dir().join(format!("load-{}-{}.parquet.part", std::process::id(), key.replace('/', "_")));
+        // Unique per process and file: names derived from the key could collide
+        // (`a/b_c` and `a_b/c` flattened alike).
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = storage.staging_dir().join(format!("load-{}-{n}.parquet.part", std::process::id()));
         Ok(LoadWriter {
             part: PartWriter::create(path, table.clone(), writer_properties(compression))?,
             key,

@@ -4,8 +4,10 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Storage;
+use super::lock::{lock_local_file, LOCK_KEY};
+use super::{Storage, TargetLock};
 use crate::error::{Error, Result, ResultExt};
 
 pub struct LocalStorage {
@@ -14,26 +16,44 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
+    /// A storage rooted at `root` (relative paths are taken from the current directory).
+    /// Changes nothing on disk: [`Storage::lock`] creates the target for a writer.
     pub fn open(root: PathBuf) -> Result<LocalStorage> {
         let root = if root.is_absolute() { root } else { std::env::current_dir()?.join(root) };
-        fs::create_dir_all(&root).map_err(|e| {
-            Error::runtime(format!("cannot create output directory {}: {e}", root.display()))
-                .with_hint("check the sink url and that pgcdc may write there")
-        })?;
         let staging = root.join("_pgcdc").join("staging");
-        fs::create_dir_all(&staging).runtime_ctx(|| format!("creating {}", staging.display()))?;
-        // Probe that we can really write here, so a read-only target fails before replication starts.
-        let probe = staging.join(".write-probe");
-        File::create(&probe)
-            .and_then(|mut f| f.write_all(b"ok"))
-            .map_err(|e| Error::runtime(format!("output directory {} is not writable: {e}", root.display())))?;
-        fs::remove_file(&probe).ok();
         Ok(LocalStorage { root, staging })
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    /// The file of `key`. Refuses keys that could leave the root (absolute, or with an
+    /// empty, `.` or `..` segment) or that hold NUL: callers build keys from encoded names,
+    /// so such a key is a bug, reported instead of written.
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
     }
+
+    fn cannot_create(&self, e: impl std::fmt::Display) -> Error {
+        Error::runtime(format!("cannot create output directory {}: {e}", self.root.display()))
+            .with_hint("check the sink url and that pgcdc may write there")
+    }
+}
+
+/// See [`LocalStorage::path`].
+fn check_key(key: &str) -> Result<()> {
+    let bad = key.starts_with('/')
+        || key.contains('\0')
+        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        return Err(Error::runtime(format!("internal error: refusing storage key `{}` (it could leave the target)", key.escape_debug()))
+            .with_hint("this is a bug in pgcdc; please report it with the table's schema and name"));
+    }
+    Ok(())
+}
+
+/// A unique name for a temporary file of this process.
+fn temp_name(what: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(".{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// fsyncs a directory so that entries created or renamed in it survive a crash.
@@ -67,12 +87,52 @@ impl Storage for LocalStorage {
         format!("file://{}", self.root.display())
     }
 
+    fn lock(&self) -> Result<TargetLock> {
+        // Only what the lock file needs is created before the lock is held; on a target
+        // that another run holds, both exist already and nothing changes.
+        fs::create_dir_all(self.root.join("_pgcdc")).map_err(|e| self.cannot_create(e))?;
+        let file = lock_local_file(&self.root.join(LOCK_KEY), &self.describe())?;
+        fs::create_dir_all(&self.staging).runtime_ctx(|| format!("creating {}", self.staging.display()))?;
+        // Probe that we can really write here, so a read-only target fails before replication starts.
+        let probe = self.staging.join(temp_name("write-probe"));
+        File::create(&probe)
+            .and_then(|mut f| f.write_all(b"ok"))
+            .map_err(|e| Error::runtime(format!("output directory {} is not writable: {e}", self.root.display())))?;
+        fs::remove_file(&probe).ok();
+        Ok(TargetLock::new(self.describe(), Box::new(file)))
+    }
+
+    fn probe_writable(&self) -> Result<()> {
+        let mut dir = self.root.as_path();
+        while !dir.exists() {
+            dir = match dir.parent() {
+                Some(p) => p,
+                None => break,
+            };
+        }
+        if !dir.is_dir() {
+            return Err(self.cannot_create(format!("{} is not a directory", dir.display())));
+        }
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| self.cannot_create(e))?;
+        // SAFETY: a valid NUL-terminated path; access() only reads it.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if dir == self.root {
+                Error::runtime(format!("output directory {} is not writable: {e}", self.root.display()))
+                    .with_hint("check the sink url and that pgcdc may write there")
+            } else {
+                self.cannot_create(format!("{}: {e}", dir.display()))
+            });
+        }
+        Ok(())
+    }
+
     fn staging_dir(&self) -> &Path {
         &self.staging
     }
 
     fn publish_file(&self, local: &Path, key: &str) -> Result<()> {
-        let dest = self.path(key);
+        let dest = self.path(key)?;
         let parent = dest.parent().expect("keys have a parent");
         create_dirs_durably(parent)?;
         fs::rename(local, &dest).runtime_ctx(|| format!("moving {} to {}", local.display(), dest.display()))?;
@@ -80,7 +140,8 @@ impl Storage for LocalStorage {
     }
 
     fn put_atomic(&self, key: &str, data: &[u8]) -> Result<()> {
-        let tmp = self.staging.join(format!(".put-{}", key.replace('/', "_")));
+        check_key(key)?;
+        let tmp = self.staging.join(temp_name("put"));
         {
             let mut f = File::create(&tmp).runtime_ctx(|| format!("creating {}", tmp.display()))?;
             f.write_all(data).runtime_ctx(|| format!("writing {}", tmp.display()))?;
@@ -90,33 +151,35 @@ impl Storage for LocalStorage {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match fs::read(self.path(key)) {
+        let path = self.path(key)?;
+        match fs::read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::runtime(format!("reading {}: {e}", self.path(key).display()))),
+            Err(e) => Err(Error::runtime(format!("reading {}: {e}", path.display()))),
         }
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.path(key).exists())
+        Ok(self.path(key)?.exists())
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match fs::remove_file(self.path(key)) {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
             Ok(()) => {
-                if let Some(p) = self.path(key).parent() {
+                if let Some(p) = path.parent() {
                     sync_dir(p)?;
                 }
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::runtime(format!("deleting {}: {e}", self.path(key).display()))),
+            Err(e) => Err(Error::runtime(format!("deleting {}: {e}", path.display()))),
         }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        let base = self.path(prefix);
+        let base = if prefix.is_empty() { self.root.clone() } else { self.path(prefix)? };
         if !base.exists() {
             return Ok(out);
         }
@@ -145,6 +208,8 @@ mod tests {
     fn publish_put_get_list_delete() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStorage::open(dir.path().join("out")).unwrap();
+        assert!(!dir.path().join("out").exists(), "opening creates nothing");
+        let _lock = s.lock().unwrap();
         let staged = s.staging_dir().join("part");
         fs::write(&staged, b"data").unwrap();
         s.publish_file(&staged, "public/t/cdc/date=2024-01-01/a.parquet").unwrap();
@@ -162,5 +227,58 @@ mod tests {
     fn unwritable_target_is_a_clear_error() {
         let e = super::super::open("file://relative/path").err().unwrap();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn keys_never_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path().join("out")).unwrap();
+        let _lock = s.lock().unwrap();
+        for key in ["../x", "/etc/x", "a/../../x", "a//b", "./a", "a/.", "", "a/", "a\0b"] {
+            assert!(s.put_atomic(key, b"x").is_err(), "{key:?}");
+            assert!(s.get(key).is_err(), "{key:?}");
+            assert!(s.delete(key).is_err(), "{key:?}");
+            let staged = s.staging_dir().join("f");
+            fs::write(&staged, b"x").unwrap();
+            assert!(s.publish_file(&staged, key).is_err(), "{key:?}");
+        }
+        assert!(!dir.path().join("x").exists());
+        // Dots inside a segment are fine.
+        s.put_atomic("a/..b/c.json", b"x").unwrap();
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LocalStorage::open(dir.path().join("out")).unwrap();
+        let b = LocalStorage::open(dir.path().join("out")).unwrap();
+        let held = a.lock().unwrap();
+        let listing = |p: &Path| {
+            let mut v: Vec<_> = fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect();
+            v.sort();
+            v
+        };
+        let before = (listing(&dir.path().join("out/_pgcdc")), fs::read(dir.path().join("out/_pgcdc/lock")).unwrap());
+        let e = b.lock().unwrap_err();
+        // Same process: reported as a configuration mistake, naming the target.
+        assert!(e.message.contains("configured twice"), "{}", e.message);
+        assert_eq!(before, (listing(&dir.path().join("out/_pgcdc")), fs::read(dir.path().join("out/_pgcdc/lock")).unwrap()));
+        let holder: super::super::lock::LockHolder =
+            serde_json::from_slice(&fs::read(dir.path().join("out/_pgcdc/lock")).unwrap()).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        drop(held);
+        // Released: the stale file does not block.
+        b.lock().unwrap();
+    }
+
+    #[test]
+    fn probe_writable_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path().join("out/deeper")).unwrap();
+        s.probe_writable().unwrap();
+        assert!(!dir.path().join("out").exists());
+        fs::write(dir.path().join("file"), b"x").unwrap();
+        let s = LocalStorage::open(dir.path().join("file/out")).unwrap();
+        assert!(s.probe_writable().unwrap_err().message.contains("cannot create output directory"));
     }
 }

@@ -9,10 +9,17 @@
 //!   manifests, schema history).
 //! * Files are assembled in [`Storage::staging_dir`], a local directory owned by the sink; for
 //!   a local target it lies inside the target so that publishing is a rename.
+//! * Opening a storage changes nothing in the target. Only the holder of the target's lock
+//!   ([`Storage::lock`]) writes: taking the lock prepares the target for writing.
+//! * Keys never leave the root: a key that is absolute or has an empty, `.` or `..` segment
+//!   is refused with an internal error (table names are encoded into safe segments by
+//!   [`crate::sink::parquet::naming::path_component`] before they get here).
 
 mod local;
+pub mod lock;
 
 pub use local::LocalStorage;
+pub use lock::TargetLock;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +28,18 @@ use crate::error::{Error, Result};
 pub trait Storage: Send + Sync {
     /// The root, for messages (`file:///data/out`).
     fn describe(&self) -> String;
+    /// Takes the target's writer lock, without waiting, and prepares the target for writing
+    /// (creates it and its staging area). Contract: while the returned [`TargetLock`] lives,
+    /// no other process's `lock` on the same target succeeds; the lock is released when it
+    /// is dropped or the process ends in any way (a crash never leaves a target locked for
+    /// good). When another process holds it, the error (exit 1) names the holder (host, pid,
+    /// since when) and the target is left exactly as it was. `pgcdc run` takes it on every
+    /// Parquet target before recovery, staging cleanup or any read of progress; commands
+    /// that only read (`validate`, `status`, `check`) do not. A local target uses `flock`
+    /// (see [`lock`]); an S3 target will use a conditional write of the lock object.
+    fn lock(&self) -> Result<TargetLock>;
+    /// Checks that the target could be written (for `check`) without changing it.
+    fn probe_writable(&self) -> Result<()>;
     fn staging_dir(&self) -> &Path;
     fn publish_file(&self, local: &Path, key: &str) -> Result<()>;
     fn put_atomic(&self, key: &str, data: &[u8]) -> Result<()>;
