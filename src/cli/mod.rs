@@ -131,8 +131,11 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGCDC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Log lines go above the full load's progress bars instead of through them.
+    // Colours only on a terminal: captured or redirected logs are plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(|| crate::load::progress::LogWriter);
     match format {
         LogFormat::Text => builder.init(),

@@ -163,11 +163,14 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         tid_ranges,
     });
     let shared_state = Arc::new(Mutex::new(state));
-    let mut handles = Vec::new();
+    // Dropping this future (a signal, see `runner::run`) stops the workers at their next
+    // await: a chunk is published and recorded without an await in between, so what is
+    // recorded is complete, and an unfinished chunk is copied again by the next run.
+    let mut handles = AbortOnDrop(Vec::new());
     for _ in 0..workers.min(chunks.max(1)) {
         let (info, name, jobs, ctx, state, progress) =
             (info.clone(), snapshot_name.clone(), jobs.clone(), ctx.clone(), shared_state.clone(), progress.clone());
-        handles.push(tokio::spawn(async move {
+        handles.0.push(tokio::spawn(async move {
             let client = sql::connect(&info).await?;
             enter_snapshot(&client, &name).await?;
             loop {
@@ -192,7 +195,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         }));
     }
     let mut first_error = None;
-    for h in handles {
+    for h in handles.0.iter_mut() {
         match h.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => first_error = first_error.or(Some(e)),
@@ -225,6 +228,17 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         resumed,
         seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// Copy workers that are aborted when the load is dropped unfinished.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<Result<()>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
 }
 
 fn default_workers() -> usize {

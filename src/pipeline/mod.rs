@@ -13,6 +13,7 @@ pub mod progress;
 pub mod relations;
 pub mod runner;
 mod spill;
+mod stop;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

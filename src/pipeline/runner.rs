@@ -189,11 +189,12 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             return Err(wal_level_error(&wal_level));
         }
         let load_run = crate::load::full_load(config, &info, &catalog, mode);
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
         tokio::select! {
             r = load_run => load = r?,
-            _ = tokio::signal::ctrl_c() => {
-                return Err(Error::runtime("interrupted during the full load; finished chunks are kept and the next run resumes"));
-            }
+            _ = tokio::signal::ctrl_c() => return super::stop::stopped_during_load(config, "interrupted"),
+            _ = sigterm.recv() => return super::stop::stopped_during_load(config, "terminated"),
         }
         if let Some(l) = &load {
             tracing::info!(rows = l.rows, tables = l.tables, chunks = l.chunks, seconds = format!("{:.1}", l.seconds), "full load done");
