@@ -629,7 +629,7 @@ mod tests {
         let mut values = BTreeMap::new();
         values.insert("id".to_string(), Some(id.to_string()));
         values.insert("v".to_string(), Some(v.to_string()));
-        ChangeRow { op, lsn, seq, unchanged: Vec::new(), values }
+        ChangeRow { op, lsn, seq, unchanged: Vec::new(), values, key: Default::default() }
     }
 
     fn row(id: &str, v: &str) -> Row {
