@@ -59,18 +59,18 @@ impl ColumnSchema {
     /// when known.
     pub fn arrow_field(&self) -> Field {
         let field = self.pg_type.arrow_field(&self.name);
-        let mut meta = HashMap::new();
+        if self.attnum.is_none() && self.missing.is_none() {
+            return field;
+        }
+        // Added to the field's own metadata (e.g. an Arrow extension type's name).
+        let mut meta = field.metadata().clone();
         if let Some(a) = self.attnum {
             meta.insert(META_ATTNUM.to_string(), a.to_string());
         }
         if let Some(m) = &self.missing {
             meta.insert(META_MISSING.to_string(), m.clone());
         }
-        if meta.is_empty() {
-            field
-        } else {
-            field.with_metadata(meta)
-        }
+        field.with_metadata(meta)
     }
 
     /// The PostgreSQL type name shown in metadata: the builtin name (`varchar`,
