@@ -101,6 +101,25 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Names of the table's generated (STORED) columns, in `attnum` order. pgoutput does not
+    /// send them on PostgreSQL 15, so the output has no such column and `validate` compares
+    /// without them (and says so).
+    pub async fn generated_columns(&self, relid: u32) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT attname::text FROM pg_attribute
+                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated <> ''
+                  ORDER BY attnum",
+                &[&relid],
+            )
+            .await
+            .map_err(|e| Error::runtime(format!("reading pg_attribute: {}", db_error_text(&e))))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
