@@ -31,6 +31,11 @@ pub const META_KEY: &str = "pgcdc.key";
 /// Schema-level metadata key: JSON array, per data column, of
 /// `{"column", "type", "oid", "typmod"}` (the PostgreSQL type behind each Arrow type).
 pub const META_PG_TYPES: &str = "pgcdc.pg_types";
+/// Field-level metadata key: the column's `pg_attribute.attnum` (its identity across renames).
+pub const META_ATTNUM: &str = "pgcdc.attnum";
+/// Field-level metadata key: the value, in PostgreSQL's text form, that rows written before
+/// the column existed have (`attmissingval` of a fast default); absent when null.
+pub const META_MISSING: &str = "pgcdc.missing";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnSchema {
@@ -40,9 +45,34 @@ pub struct ColumnSchema {
     pub pg_type: PgType,
     /// Part of the replica identity (pgoutput's column flag).
     pub replica_identity: bool,
+    /// `pg_attribute.attnum`: the column's identity across renames (`None` when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attnum: Option<i16>,
+    /// The value of the column in rows written before it was added (a fast default's
+    /// `attmissingval`), in PostgreSQL's text form; `None` means null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
 }
 
 impl ColumnSchema {
+    /// The column's Arrow field, with field metadata `pgcdc.attnum` and `pgcdc.missing`
+    /// when known.
+    pub fn arrow_field(&self) -> Field {
+        let field = self.pg_type.arrow_field(&self.name);
+        if self.attnum.is_none() && self.missing.is_none() {
+            return field;
+        }
+        // Added to the field's own metadata (e.g. an Arrow extension type's name).
+        let mut meta = field.metadata().clone();
+        if let Some(a) = self.attnum {
+            meta.insert(META_ATTNUM.to_string(), a.to_string());
+        }
+        if let Some(m) = &self.missing {
+            meta.insert(META_MISSING.to_string(), m.clone());
+        }
+        field.with_metadata(meta)
+    }
+
     /// The PostgreSQL type name shown in metadata: the builtin name (`varchar`,
     /// `timestamptz[]`, `numeric(10,2)`), else the resolved type's name.
     pub fn pg_type_name(&self) -> String {
@@ -66,6 +96,10 @@ pub struct TableSchema {
     pub key: Vec<usize>,
     /// `d` default, `n` nothing, `f` full, `i` index.
     pub replica_identity: u8,
+    /// `pg_class.relfilenode` when the schema was read (`None` when unknown): a change
+    /// means the table was rewritten (see `crate::pipeline::rewrite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relfilenode: Option<u32>,
 }
 
 /// The Arrow fields of the metadata columns (SPEC 5.1), in order.
@@ -94,7 +128,7 @@ impl TableSchema {
     /// The Arrow schema of the table's output: its columns in order (all nullable), then the
     /// metadata columns, with schema metadata `pgcdc.table`, `pgcdc.key`, `pgcdc.pg_types`.
     pub fn arrow_schema(&self) -> SchemaRef {
-        let mut fields: Vec<Field> = self.columns.iter().map(|c| c.pg_type.arrow_field(&c.name)).collect();
+        let mut fields: Vec<Field> = self.columns.iter().map(ColumnSchema::arrow_field).collect();
         fields.extend(metadata_fields());
         let pg_types: Vec<serde_json::Value> = self
             .columns
@@ -116,9 +150,9 @@ impl TableSchema {
         Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 
-    /// True if both produce the same data columns: same names, type OIDs, modifiers and
-    /// resolved types, in the same order (hence the same Arrow fields). The key, the
-    /// replica identity and the table's name are not part of the shape.
+    /// True if both produce the same data columns: same names, type OIDs, modifiers,
+    /// resolved types, attnums and missing values, in the same order (hence the same Arrow
+    /// fields). The key, the replica identity and the table's name are not part of the shape.
     pub fn same_shape(&self, other: &TableSchema) -> bool {
         self.columns.len() == other.columns.len()
             && self.columns.iter().zip(&other.columns).all(|(a, b)| {
@@ -126,7 +160,16 @@ impl TableSchema {
                     && a.type_oid == b.type_oid
                     && a.type_modifier == b.type_modifier
                     && a.pg_type == b.pg_type
+                    && a.attnum == b.attnum
+                    && a.missing == b.missing
             })
+    }
+
+    /// True if the schema history needs no new entry for `other`: same shape, same key
+    /// columns and same relfilenode. A difference also seals the open part, so that every
+    /// file has one shape and one key (its `pgcdc.key`).
+    pub fn same_history(&self, other: &TableSchema) -> bool {
+        self.same_shape(other) && self.key_names() == other.key_names() && self.relfilenode == other.relfilenode
     }
 }
 
@@ -141,6 +184,8 @@ mod tests {
             type_modifier: typmod,
             pg_type: builtin(oid, typmod).unwrap(),
             replica_identity: false,
+            attnum: None,
+            missing: None,
         }
     }
 
@@ -158,6 +203,7 @@ mod tests {
             ],
             key: vec![1, 0],
             replica_identity: b'd',
+            relfilenode: None,
         }
     }
 

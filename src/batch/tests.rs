@@ -23,6 +23,8 @@ fn col(name: &str, oid: u32, typmod: i32) -> ColumnSchema {
         type_modifier: typmod,
         pg_type: builtin(oid, typmod).unwrap_or_else(|| panic!("oid {oid} is builtin")),
         replica_identity: false,
+        attnum: None,
+        missing: None,
     }
 }
 
@@ -34,6 +36,7 @@ fn table(columns: Vec<ColumnSchema>) -> Arc<TableSchema> {
         columns,
         key: vec![0],
         replica_identity: b'd',
+        relfilenode: None,
     })
 }
 

@@ -187,6 +187,9 @@ pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
         if t.compared_by == Some(crate::validate::run::CompareBy::WholeRow) {
             result.push_str(" [whole rows: no key, REPLICA IDENTITY FULL]");
         }
+        if !t.not_compared.is_empty() {
+            result.push_str(&format!(" [generated columns not in the output, not compared: {}]", t.not_compared.join(", ")));
+        }
         println!(
             "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  {result}",
             t.name(), t.source_rows, t.target_rows, t.missing, t.extra, t.differing

@@ -81,8 +81,10 @@ mod tests {
             type_modifier: -1,
             pg_type: PgType::Text,
             replica_identity: true,
+            attnum: None,
+            missing: None,
         };
-        TableSchema { relid: 1, schema: "public".into(), name: "t".into(), columns: vec![col("id"), col("big")], key: vec![0], replica_identity: b'f' }
+        TableSchema { relid: 1, schema: "public".into(), name: "t".into(), columns: vec![col("id"), col("big")], key: vec![0], replica_identity: b'f', relfilenode: None }
     }
     fn t(s: &str) -> TupleValue {
         TupleValue::Text(Bytes::copy_from_slice(s.as_bytes()))

@@ -11,6 +11,7 @@ mod changes;
 pub mod filter;
 pub mod progress;
 pub mod relations;
+pub mod rewrite;
 pub mod runner;
 mod spill;
 mod stop;
@@ -307,7 +308,11 @@ impl Pipeline {
     fn apply_change(&mut self, msg: PgOutputMessage) -> Result<()> {
         match msg {
             PgOutputMessage::Relation { relation, .. } => {
-                self.relations.apply(&relation, self.catalog.as_mut())?;
+                let (table, _, prev) = self.relations.apply(&relation, self.catalog.as_mut())?;
+                // Within this run; across runs the schema history notices (sink/parquet/history.rs).
+                if let Some(reason) = prev.and_then(|p| rewrite::rewritten(&p, &table)) {
+                    tracing::warn!("{reason}");
+                }
             }
             PgOutputMessage::Type { .. } => {}
             PgOutputMessage::Insert { relid, new, .. } => {

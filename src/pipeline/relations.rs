@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::batch::{resolve, CatalogType, ColumnSchema, TableSchema};
 use crate::error::{Error, Result};
+use crate::source::attributes::RelationFacts;
 use crate::source::pgoutput::Relation;
 
 /// Catalog facts the pipeline may need while decoding. Implemented over a SQL session in
@@ -13,15 +14,27 @@ use crate::source::pgoutput::Relation;
 pub trait CatalogLookup {
     fn type_facts(&mut self, oid: u32) -> Result<Option<CatalogType>>;
     fn primary_key(&mut self, relid: u32) -> Result<Vec<String>>;
+    /// The table's relfilenode and columns (attnums, missing values), read when a Relation
+    /// message arrives. The default knows nothing (columns get no attnum).
+    fn relation_facts(&mut self, _relid: u32) -> Result<RelationFacts> {
+        Ok(RelationFacts::default())
+    }
 }
 
-/// The key of the materialisation rule: the primary key when all its columns are present,
-/// else the replica-identity columns (the index's, or every column under FULL).
-pub fn choose_key(columns: &[ColumnSchema], primary_key: &[String]) -> Vec<usize> {
+/// The key of the materialisation rule, from the identity the stream declares (so that
+/// deletes and key-changing updates, which carry only the identity columns, find their
+/// row): the columns flagged as replica identity (the primary key under `DEFAULT`, the
+/// index's columns under `USING INDEX`). Under `FULL` (`replica_identity` `f`, every column
+/// flagged) and `NOTHING` (`n`, none), the primary key when the table has one and all its
+/// columns are present, else the flagged columns (every column under FULL).
+pub fn choose_key(columns: &[ColumnSchema], primary_key: &[String], replica_identity: u8) -> Vec<usize> {
     let pk: Option<Vec<usize>> = primary_key.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
-    match pk {
-        Some(idx) if !idx.is_empty() => idx,
-        _ => columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect(),
+    let pk = pk.filter(|idx| !idx.is_empty());
+    let flagged: Vec<usize> = columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect();
+    match replica_identity {
+        b'f' | b'n' => pk.unwrap_or(flagged),
+        _ if flagged.is_empty() => pk.unwrap_or_default(),
+        _ => flagged,
     }
 }
 
@@ -38,11 +51,17 @@ impl Relations {
         })
     }
 
-    /// Updates the cache from a Relation message; returns the table's schema and whether its
-    /// shape (name, columns or types) differs from what was cached.
-    pub fn apply(&mut self, rel: &Relation, catalog: &mut dyn CatalogLookup) -> Result<(Arc<TableSchema>, bool)> {
+    /// Updates the cache from a Relation message; returns the table's schema, whether its
+    /// shape (name, columns or types) differs from what was cached, and the schema cached
+    /// before (if any).
+    pub fn apply(
+        &mut self,
+        rel: &Relation,
+        catalog: &mut dyn CatalogLookup,
+    ) -> Result<(Arc<TableSchema>, bool, Option<Arc<TableSchema>>)> {
+        let facts = catalog.relation_facts(rel.relid)?;
         let mut columns = Vec::with_capacity(rel.columns.len());
-        for c in &rel.columns {
+        for (position, c) in rel.columns.iter().enumerate() {
             let mut lookup_err = None;
             let types = &mut self.types;
             let pg_type = resolve(c.type_oid, c.type_modifier, &mut |oid| {
@@ -69,9 +88,11 @@ impl Relations {
                 type_modifier: c.type_modifier,
                 pg_type,
                 replica_identity: c.is_key(),
+                attnum: facts.attribute(&c.name, position).map(|a| a.attnum),
+                missing: facts.attribute(&c.name, position).and_then(|a| a.missing.clone()),
             });
         }
-        let key = choose_key(&columns, &catalog.primary_key(rel.relid)?);
+        let key = choose_key(&columns, &catalog.primary_key(rel.relid)?, rel.replica_identity);
         let table = Arc::new(TableSchema {
             relid: rel.relid,
             schema: rel.namespace.clone(),
@@ -79,17 +100,19 @@ impl Relations {
             columns,
             key,
             replica_identity: rel.replica_identity,
+            relfilenode: facts.relfilenode,
         });
+        let prev = self.tables.get(&rel.relid).cloned();
         let changed = match self.tables.get(&rel.relid) {
             Some(old) => !old.same_shape(&table) || old.schema != table.schema || old.name != table.name,
             None => true,
         };
-        let table = if changed || self.tables.get(&rel.relid).is_some_and(|o| o.key != table.key) {
+        let table = if changed || self.tables.get(&rel.relid).is_some_and(|o| !o.same_history(&table)) {
             self.tables.insert(rel.relid, table.clone());
             table
         } else {
             self.tables[&rel.relid].clone()
         };
-        Ok((table, changed))
+        Ok((table, changed, prev))
     }
 }

@@ -73,6 +73,10 @@ impl CatalogLookup for BlockingCatalog {
         let c = self.catalog.clone();
         self.handle.block_on(async move { c.primary_key(relid).await })
     }
+    fn relation_facts(&mut self, relid: u32) -> Result<crate::source::attributes::RelationFacts> {
+        let c = self.catalog.clone();
+        self.handle.block_on(async move { c.relation_facts(relid).await })
+    }
 }
 
 /// The pgoutput protocol version for a server: the highest it supports.

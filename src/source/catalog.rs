@@ -170,7 +170,7 @@ impl Catalog {
     }
 
     /// The current schema of a table, resolved like the pipeline resolves Relation messages
-    /// (key = primary key, else replica-identity index, else every column).
+    /// (key = the replica identity's columns, see [`crate::pipeline::relations::choose_key`]).
     pub async fn table_schema(&self, schema: &str, table: &str) -> Result<Arc<TableSchema>> {
         let rel = self
             .client
@@ -188,7 +188,7 @@ impl Catalog {
             .client
             .query(
                 "SELECT a.attname::text, a.atttypid, a.atttypmod,
-                        COALESCE(a.attnum = ANY (ri.indkey::int2[]), false)
+                        COALESCE(a.attnum = ANY (ri.indkey::int2[]), false), a.attnum
                    FROM pg_attribute a
                    LEFT JOIN pg_index ri ON ri.indrelid = a.attrelid AND ri.indisreplident
                   WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -225,17 +225,21 @@ impl Catalog {
                     type_modifier: typmod,
                     pg_type: resolve(oid, typmod, &mut |o| facts.get(&o).cloned().flatten()),
                     replica_identity: ident == "f" || r.get::<_, bool>(3),
+                    attnum: Some(r.get(4)),
+                    missing: None,
                 }
             })
             .collect();
-        let key = crate::pipeline::relations::choose_key(&columns, &pk);
+        let ident = ident.bytes().next().unwrap_or(b'd');
+        let key = crate::pipeline::relations::choose_key(&columns, &pk, ident);
         Ok(Arc::new(TableSchema {
             relid,
             schema: schema.to_string(),
             name: table.to_string(),
             columns,
             key,
-            replica_identity: ident.bytes().next().unwrap_or(b'd'),
+            replica_identity: ident,
+            relfilenode: None,
         }))
     }
 }

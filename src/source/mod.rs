@@ -1,6 +1,7 @@
 //! The PostgreSQL side: connection parameters, TLS, the replication protocol, pgoutput
 //! decoding, and the catalog.
 
+pub mod attributes;
 pub mod catalog;
 pub mod conninfo;
 pub mod copy;

@@ -12,12 +12,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::identity::{self, FileColumn, FileShape};
 use crate::batch::cell_to_string;
+use crate::batch::schema::{META_ATTNUM, META_KEY, META_MISSING, META_PG_TYPES};
 use crate::error::{Error, Result, ResultExt};
 use crate::model::RowOp;
 
@@ -28,8 +31,11 @@ pub struct ChangeRow {
     pub lsn: i64,
     pub seq: i64,
     pub unchanged: Vec<String>,
-    /// Data columns by name.
+    /// Data columns by name (the names of the newest file, see [`super::identity`]).
     pub values: BTreeMap<String, Option<String>>,
+    /// The key of the file the row comes from (its `pgcdc.key`, with the newest names);
+    /// empty when the file names none.
+    pub key: Arc<Vec<String>>,
 }
 
 /// A table's state: key → row (column name → canonical value).
@@ -47,25 +53,88 @@ pub struct Materialized {
 
 const META: [&str; 6] = ["_op", "_lsn", "_seq", "_xid", "_commit_ts", "_unchanged"];
 
-/// Reads every Parquet file of `{root}/{schema}/{table}/` (load and cdc).
+/// Reads every Parquet file of `{root}/{schema}/{table}/` (load and cdc). Columns are
+/// named, filled and converted as [`super::identity`] describes; the key returned is the
+/// newest file's.
 pub fn read_table_rows(dir: &Path) -> Result<(Vec<ChangeRow>, usize, Vec<String>)> {
-    let mut files = Vec::new();
-    collect_parquet(dir, &mut files)?;
-    files.sort();
-    let mut rows = Vec::new();
-    let mut key: Vec<String> = Vec::new();
-    for f in &files {
+    let mut paths = Vec::new();
+    collect_parquet(dir, &mut paths)?;
+    paths.sort();
+    let mut files: Vec<(FileShape, Vec<ChangeRow>)> = Vec::new();
+    for f in &paths {
         let file = File::open(f).runtime_ctx(|| format!("opening {}", f.display()))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).runtime_ctx(|| format!("reading {}", f.display()))?;
-        if let Some(k) = builder.schema().metadata().get("pgcdc.key") {
-            key = k.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-        }
+        let shape = file_shape(builder.schema());
+        let mut rows = Vec::new();
         for batch in builder.build().runtime_ctx(|| format!("reading {}", f.display()))? {
             let batch = batch.runtime_ctx(|| format!("reading {}", f.display()))?;
             rows_of_batch(&batch, &mut rows).map_err(|e| e.context(f.display()))?;
         }
+        if !rows.is_empty() {
+            files.push((shape, rows));
+        }
     }
-    Ok((rows, files.len(), key))
+    // Oldest first: by the first change of each file (a file holds one LSN range).
+    files.sort_by_key(|(_, rows)| rows.iter().map(|r| (r.lsn, r.seq)).min());
+    let shapes: Vec<FileShape> = files.iter().map(|(s, _)| s.clone()).collect();
+    let plans = identity::plan(&shapes);
+    let key = plans.last().map(|p| p.key.as_ref().clone()).unwrap_or_default();
+    let mut out = Vec::with_capacity(files.iter().map(|(_, r)| r.len()).sum());
+    let mut converted: HashMap<((u32, i32), String), Option<String>> = HashMap::new();
+    for ((shape, rows), plan) in files.into_iter().zip(&plans) {
+        for mut row in rows {
+            let mut values = BTreeMap::new();
+            for ((col, name), convert) in shape.columns.iter().zip(&plan.names).zip(&plan.convert) {
+                let mut v = row.values.remove(&col.name).flatten();
+                if let (Some(to), Some(text)) = (convert, &v) {
+                    let c = converted
+                        .entry((*to, text.clone()))
+                        .or_insert_with(|| identity::to_canonical(to.0, to.1, text).or_else(|| Some(text.clone())));
+                    v = c.clone();
+                }
+                values.insert(name.clone(), v);
+            }
+            if row.op != RowOp::Truncate {
+                for (name, fill) in &plan.fill {
+                    values.insert(name.clone(), fill.clone());
+                }
+            }
+            row.unchanged = row
+                .unchanged
+                .iter()
+                .map(|u| shape.columns.iter().position(|c| &c.name == u).map_or_else(|| u.clone(), |i| plan.names[i].clone()))
+                .collect();
+            row.values = values;
+            row.key = plan.key.clone();
+            out.push(row);
+        }
+    }
+    Ok((out, paths.len(), key))
+}
+
+/// The columns (with attnum, missing value and PostgreSQL type) and key of one file.
+fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
+    let meta = schema.metadata();
+    let key = meta.get(META_KEY).map(|k| k.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    let pg_types: HashMap<String, (u32, i32)> = meta
+        .get(META_PG_TYPES)
+        .and_then(|j| serde_json::from_str::<Vec<serde_json::Value>>(j).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| Some((t["column"].as_str()?.to_string(), (t["oid"].as_u64()? as u32, t["typmod"].as_i64()? as i32))))
+        .collect();
+    let columns = schema
+        .fields()
+        .iter()
+        .filter(|f| !META.contains(&f.name().as_str()))
+        .map(|f| FileColumn {
+            name: f.name().clone(),
+            attnum: f.metadata().get(META_ATTNUM).and_then(|a| a.parse().ok()),
+            missing: f.metadata().get(META_MISSING).cloned(),
+            pg_type: pg_types.get(f.name()).copied(),
+        })
+        .collect();
+    FileShape { columns, key }
 }
 
 fn collect_parquet(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
@@ -118,13 +187,16 @@ fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ChangeRow>) -> Result<()> {
             .iter()
             .map(|(name, i)| (name.clone(), cell_to_string(batch.column(*i).as_ref(), r)))
             .collect();
-        out.push(ChangeRow { op, lsn: lsn.value(r), seq: seq.value(r), unchanged, values });
+        out.push(ChangeRow { op, lsn: lsn.value(r), seq: seq.value(r), unchanged, values, key: Arc::default() });
     }
     Ok(())
 }
 
-/// Applies the rule to `rows` (any order) using `key` columns. With `up_to`, rows with
-/// `_lsn > up_to` are ignored.
+/// Applies the rule to `rows` (any order). Each row is applied with its own key
+/// ([`ChangeRow::key`], the key of its file), or `key` when it has none; when the key
+/// changes from one row to the next, the state is re-keyed (its rows are whole rows, so
+/// the new key's columns are there). The state returned is keyed by `key` (when not empty).
+/// With `up_to`, rows with `_lsn > up_to` are ignored.
 pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<i64>) -> (TableState, Vec<(i64, i64)>) {
     rows.sort_by_key(|r| (r.lsn, r.seq));
     let mut duplicates = Vec::new();
@@ -134,11 +206,17 @@ pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<
         }
     }
     let mut state: TableState = BTreeMap::new();
-    let key_of = |values: &BTreeMap<String, Option<String>>| -> Vec<Option<String>> {
+    let mut state_key: Vec<String> = key.to_vec();
+    let key_of = |key: &[String], values: &BTreeMap<String, Option<String>>| -> Vec<Option<String>> {
         key.iter().map(|k| values.get(k).cloned().flatten()).collect()
     };
     let mut last_deleted: Option<(i64, i64, BTreeMap<String, Option<String>>)> = None;
     for row in rows.into_iter().filter(|r| up_to.is_none_or(|u| r.lsn <= u)) {
+        let row_key: &[String] = if row.key.is_empty() { key } else { &row.key };
+        if row_key != state_key.as_slice() && row.op != RowOp::Truncate {
+            state = rekey(state, row_key);
+            state_key = row_key.to_vec();
+        }
         match row.op {
             RowOp::Load | RowOp::Insert => {
                 let mut values = row.values;
@@ -149,10 +227,10 @@ pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<
                         }
                     }
                 }
-                state.insert(key_of(&values), values);
+                state.insert(key_of(&state_key, &values), values);
             }
             RowOp::Update => {
-                let k = key_of(&row.values);
+                let k = key_of(&state_key, &row.values);
                 let mut values = row.values;
                 if let Some(prev) = state.get(&k) {
                     for c in &row.unchanged {
@@ -162,7 +240,7 @@ pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<
                 state.insert(k, values);
             }
             RowOp::Delete => {
-                let k = key_of(&row.values);
+                let k = key_of(&state_key, &row.values);
                 let removed = state.remove(&k);
                 last_deleted = removed.map(|v| (row.lsn, row.seq, v));
                 continue;
@@ -171,7 +249,15 @@ pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<
         }
         last_deleted = None;
     }
+    if !key.is_empty() && state_key != key {
+        state = rekey(state, key);
+    }
     (state, duplicates)
+}
+
+/// The same rows keyed by `key`.
+fn rekey(state: TableState, key: &[String]) -> TableState {
+    state.into_values().map(|v| (key.iter().map(|k| v.get(k).cloned().flatten()).collect(), v)).collect()
 }
 
 /// Reads and materialises one table directory.
@@ -198,7 +284,7 @@ mod tests {
         let mut values = BTreeMap::new();
         values.insert("id".to_string(), Some(id.to_string()));
         values.insert("v".to_string(), v.map(str::to_string));
-        ChangeRow { op, lsn, seq, unchanged: unchanged.iter().map(|s| s.to_string()).collect(), values }
+        ChangeRow { op, lsn, seq, unchanged: unchanged.iter().map(|s| s.to_string()).collect(), values, key: Arc::default() }
     }
 
     #[test]

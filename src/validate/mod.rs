@@ -2,5 +2,6 @@
 //! source. `pgcdc validate` (SPEC 6), the demo and the tests are built on it.
 
 pub mod compare;
+pub mod identity;
 pub mod materialize;
 pub mod run;

@@ -123,6 +123,9 @@ pub struct TableReport {
     pub compared_by: Option<CompareBy>,
     /// Key columns (for `whole_row`: every column).
     pub key: Vec<String>,
+    /// Generated columns: not sent by pgoutput, absent from the output, not compared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_compared: Vec<String>,
     pub source_rows: usize,
     pub target_rows: usize,
     pub missing: usize,
@@ -436,6 +439,7 @@ async fn compare_table(snap: &Catalog, sink: &ParquetSinkConfig, table: &Arc<Tab
         reason: None,
         compared_by: None,
         key: key.clone(),
+        not_compared: snap.generated_columns(table.relid).await?,
         source_rows: 0,
         target_rows: 0,
         missing: 0,
@@ -629,7 +633,7 @@ mod tests {
         let mut values = BTreeMap::new();
         values.insert("id".to_string(), Some(id.to_string()));
         values.insert("v".to_string(), Some(v.to_string()));
-        ChangeRow { op, lsn, seq, unchanged: Vec::new(), values }
+        ChangeRow { op, lsn, seq, unchanged: Vec::new(), values, key: Default::default() }
     }
 
     fn row(id: &str, v: &str) -> Row {
@@ -690,6 +694,7 @@ mod tests {
             reason: None,
             compared_by: None,
             key: Vec::new(),
+            not_compared: Vec::new(),
             source_rows: 0,
             target_rows: 0,
             missing: 0,

@@ -1,5 +1,6 @@
 //! Schema history under `_pgcdc/schema/{schema}/{table}/{lsn}.json`: one entry each time a
-//! table's columns change, named by the commit LSN of the transaction that first used them.
+//! table's columns (with their attnums and missing values), its key or its relfilenode
+//! change, named by the commit LSN of the transaction that first used them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,10 @@ pub struct SchemaHistory {
 }
 
 impl SchemaHistory {
-    /// Records `table` if it differs from the latest stored entry for it.
+    /// Records `table` if it differs from the latest stored entry for it
+    /// ([`TableSchema::same_history`]). The first time a table is recorded in a run, a
+    /// relfilenode that differs from the stored entry's is logged as a rewrite that happened
+    /// while pgcdc was stopped ([`crate::pipeline::rewrite::rewritten`]).
     pub fn record(&mut self, storage: &dyn Storage, table: &Arc<TableSchema>, at: Lsn) -> Result<()> {
         let prefix = table_prefix(&table.schema, &table.name);
         let dir = format!("_pgcdc/schema/{prefix}");
@@ -30,9 +34,12 @@ impl SchemaHistory {
                     .map(Arc::new),
                 None => None,
             };
+            if let Some(reason) = stored.as_ref().and_then(|s| crate::pipeline::rewrite::rewritten(s, table)) {
+                tracing::warn!("{reason} (since the last run)");
+            }
             self.latest.insert(prefix.clone(), stored);
         }
-        let same = matches!(self.latest.get(&prefix), Some(Some(s)) if s.same_shape(table));
+        let same = matches!(self.latest.get(&prefix), Some(Some(s)) if s.same_history(table));
         if !same {
             let body = serde_json::to_vec_pretty(table.as_ref()).expect("serialisable");
             storage.put_atomic(&format!("{dir}/{}.json", at.file_hex()), &body)?;

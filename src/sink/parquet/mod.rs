@@ -155,12 +155,13 @@ impl Sink for ParquetSink {
     }
 
     fn relation(&mut self, table: &Arc<TableSchema>, txn: &TxnMeta) -> Result<()> {
+        // A new key or relfilenode seals the part too: each file names its own key.
         let changed = match self.tables.get(&table.relid) {
-            Some(s) => !s.schema.same_shape(table) || s.schema.schema != table.schema || s.schema.name != table.name,
+            Some(s) => !s.schema.same_history(table) || s.schema.schema != table.schema || s.schema.name != table.name,
             None => true,
         };
         if !changed {
-            // Same shape: keep the open part, but remember e.g. a new key definition.
+            // Same shape and key: keep the open part.
             if let Some(s) = self.tables.get_mut(&table.relid) {
                 s.schema = table.clone();
             }
