@@ -76,7 +76,13 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
                   CASE WHEN g % 2 = 0 OR g = 41 THEN 'NG' ELSE 'KE' END, 'note ' || g
              FROM generate_series(1, 42) g;
          CREATE TABLE plain (id int PRIMARY KEY, v text);
-         INSERT INTO plain SELECT g, 'v' || g FROM generate_series(1, 5) g",
+         INSERT INTO plain SELECT g, 'v' || g FROM generate_series(1, 5) g;
+         -- Published through its root: the root's column list and filter apply to the leaves.
+         CREATE TABLE orders (id int, region text, card text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
+         CREATE TABLE orders_us PARTITION OF orders FOR VALUES IN ('us');
+         INSERT INTO orders SELECT g, CASE WHEN g % 3 = 0 THEN 'us' ELSE 'eu' END, 'CARD-SECRET-' || g
+           FROM generate_series(1, 30) g",
     )
     .await;
     assert_eq!(
@@ -88,7 +94,9 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
     // The column list in another order than the table's: files follow the table's order.
     s.db.create_publication(
         &s.publication,
-        "TABLE people (country, name, id) WHERE (country = 'NG'), plain",
+        "TABLE people (country, name, id) WHERE (country = 'NG'), plain,
+               orders (id, region) WHERE (region = 'eu' OR id > 20)
+         WITH (publish_via_partition_root = true)",
     )
     .await;
     let cfg = config(&s, "filters.toml", "");
@@ -126,7 +134,11 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
          UPDATE people SET national_id = 'NID-SECRET-CHANGED' WHERE id = 10; -- only an unpublished column
          DELETE FROM people WHERE id IN (7, 8);                             -- outside and inside
          INSERT INTO people VALUES (100, 'new NG', 'NID-SECRET-100', 'NG', 'n'), (101, 'new KE', 'NID-SECRET-101', 'KE', 'n');
-         UPDATE plain SET v = 'changed' WHERE id = 1",
+         UPDATE plain SET v = 'changed' WHERE id = 1;
+         UPDATE orders SET region = 'us' WHERE id IN (1, 2);  -- leave (and move partition)
+         UPDATE orders SET region = 'eu' WHERE id = 3;        -- enter
+         INSERT INTO orders VALUES (31, 'us', 'CARD-SECRET-31'), (32, 'eu', 'CARD-SECRET-32');
+         DELETE FROM orders WHERE id IN (4, 6)",
     )
     .await;
     s.db.exec("UPDATE people SET country = 'KE' WHERE id = 12")
@@ -158,7 +170,7 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
             .map(|c| c.as_str().unwrap())
             .collect();
         assert!(
-            !cols.contains(&"national_id") && !cols.contains(&"note"),
+            !cols.contains(&"national_id") && !cols.contains(&"note") && !cols.contains(&"card"),
             "{name} has unpublished columns: {cols:?}"
         );
         assert!(
@@ -167,6 +179,10 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
         );
     }
     let text = all.to_string();
+    assert!(
+        !text.contains("CARD-SECRET"),
+        "a card number reached the target"
+    );
     assert!(
         !text.contains("NID-SECRET"),
         "a national id reached the target"
@@ -204,6 +220,17 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
         "ids 1, 3 entered, 2, 4 left, 8 deleted, 100 inserted"
     );
     s.assert_matches_source("public", "plain").await;
+    // Loaded: 20 in eu + 21, 24, 27, 30 in us; then 1, 2 left, 3 entered, 31 and 32
+    // inserted, 4 deleted (6 was in us and outside).
+    let orders = s
+        .assert_matches_source_published(
+            "public",
+            "orders",
+            &["id", "region"],
+            "region = 'eu' OR id > 20",
+        )
+        .await;
+    assert_eq!(orders, 24 - 2 + 1 + 2 - 1);
     let out = validate(&s, &cfg, true).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
