@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::pipeline::runner::open_sinks;
 use crate::source::conninfo::ConnInfo;
+use crate::source::publication::{add_tables_sql, table_names};
 use crate::source::replication::ReplicationConn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,14 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
                 ("d", false) => items.push(item(Level::Warn, "replica identity", format!("{schema}.{table} has no primary key: updates and deletes fail on the source and rows cannot be matched"), Some("add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL"))),
                 _ => {}
             }
+        }
+        // A failure, not a warning: the user asked for these tables and will not get them.
+        // (`check` exits 1 on any failure, as for every other item.)
+        let missing = catalog.unpublished_matching_tables(publication, &config.source.tables).await?;
+        if !missing.is_empty() {
+            let hint = format!("{} (or run `pgcdc setup -c FILE`, which adds them)", add_tables_sql(publication, &missing));
+            let detail = format!("{} match source.tables but are not in publication {publication}: not replicated", table_names(&missing));
+            items.push(item(Level::Fail, "unpublished tables", detail, Some(&hint)));
         }
     } else {
         items.push(item(Level::Fail, "publication", format!("{publication} does not exist"), Some("run `pgcdc setup -c FILE`")));

@@ -163,8 +163,17 @@ pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
     println!();
     let width = r.tables.iter().map(|t| t.name().chars().count()).max().unwrap_or(0).max(5);
     println!("{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  result", "table", "source rows", "target rows", "missing", "extra", "differing");
-    let (mut identical, mut different, mut skipped) = (0, 0, 0);
+    let (mut identical, mut different, mut skipped, mut unpublished) = (0, 0, 0, 0);
     for t in &r.tables {
+        if t.status == TableStatus::NotPublished {
+            unpublished += 1;
+            println!(
+                "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  NOT PUBLISHED: {}",
+                t.name(), "-", "-", "-", "-", "-",
+                t.reason.as_deref().unwrap_or("not in the publication")
+            );
+            continue;
+        }
         if t.status == TableStatus::NotValidated {
             skipped += 1;
             println!(
@@ -225,6 +234,9 @@ pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
     let mut summary = format!("{} table(s): {identical} identical, {different} different", r.tables.len());
     if skipped > 0 {
         summary.push_str(&format!(", {skipped} cannot be validated"));
+    }
+    if unpublished > 0 {
+        summary.push_str(&format!(", {unpublished} not published"));
     }
     println!("{summary}");
     code

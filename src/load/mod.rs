@@ -22,7 +22,7 @@ pub mod progress;
 pub mod state;
 mod worker;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use self::progress::LoadProgress;
@@ -130,9 +130,15 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         }
     };
 
+    // Only the published columns and rows (PG15 column lists and row filters), as CDC streams them.
     let mut schemas: Vec<(String, Arc<TableSchema>)> = Vec::new();
+    let mut row_filters = HashMap::new();
     for (key, t) in &state.tables {
-        schemas.push((key.clone(), catalog.table_schema(&t.schema, &t.table).await?));
+        let published = catalog.published_table_schema(&config.source.publication, &t.schema, &t.table).await?;
+        if let Some(f) = published.row_filter {
+            row_filters.insert(key.clone(), f);
+        }
+        schemas.push((key.clone(), published.schema));
     }
     let progress = Arc::new(LoadProgress::new(
         &state.tables.iter().map(|(k, t)| (k.clone(), t.bytes)).collect::<Vec<_>>(),
@@ -161,6 +167,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         snapshot_ts_us: now_us(),
         compression: sink.compression,
         tid_ranges,
+        row_filters,
     });
     let shared_state = Arc::new(Mutex::new(state));
     // Dropping this future (a signal, see `runner::run`) stops the workers at their next

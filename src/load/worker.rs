@@ -1,7 +1,9 @@
 //! A copy worker: one SQL session inside the load's snapshot, copying chunks one after the
 //! other with `COPY (SELECT …) TO STDOUT (FORMAT binary)`, decoded straight into Arrow
-//! batches and written to the chunk's Parquet file.
+//! batches and written to the chunk's Parquet file. The SELECT names only the published
+//! columns and applies the publication's row filter (see [`crate::source::publication`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -28,6 +30,8 @@ pub struct LoadContext {
     pub snapshot_ts_us: i64,
     pub compression: Compression,
     pub tid_ranges: bool,
+    /// The publication's row filter of each table that has one, by `schema.table`.
+    pub row_filters: HashMap<String, String>,
 }
 
 /// Imports the exported snapshot into a fresh session.
@@ -62,7 +66,10 @@ pub async fn copy_chunk(
         "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
         if exprs.is_empty() { "".to_string() } else { exprs.join(", ") },
         crate::admin::qualified(&chunk.leaf_schema, &chunk.leaf_table),
-        super::plan::chunk_filter(chunk, ctx.tid_ranges)
+        crate::source::publication::with_row_filter(
+            &super::plan::chunk_filter(chunk, ctx.tid_ranges),
+            ctx.row_filters.get(&format!("{}.{}", table.schema, table.name)).map(String::as_str)
+        )
     );
     let what = || format!("copying {}.{} (part {})", table.schema, table.name, chunk.part);
     let stream = client.copy_out(&sql).await.map_err(|e| Error::runtime(format!("{}: {}", what(), db_error_text(&e))))?;

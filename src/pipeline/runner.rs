@@ -185,6 +185,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let _locks = crate::sink::storage::lock::lock_parquet_targets(config)?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
+    crate::source::publication::warn_unpublished(&catalog, &config.source.publication, &config.source.tables).await;
     let mode = config.pipeline.mode;
     let mut load = None;
     if mode != Mode::Cdc {

@@ -10,7 +10,10 @@
 //!    matching `source.tables`, with their columns and key as of `V`: primary key, else
 //!    replica identity index; `REPLICA IDENTITY FULL` without either is compared as a
 //!    multiset of whole rows; a table with no key and no full identity cannot be validated
-//!    (reported, not a difference).
+//!    (reported, not a difference). Only the columns and rows the publication publishes
+//!    are read (PG15 column lists and row filters, [`Catalog::published_table_schema`]).
+//!    Tables `source.tables` selects that the publication leaves out are reported as not
+//!    published, which makes the report unclean.
 //! 3. **Wait for the target.** It must hold every transaction that committed before `V`:
 //!    its checkpoint (`_pgcdc/checkpoint.json` of the first Parquet sink) reached `V` — or,
 //!    when no `pgcdc run` is reading the pipeline's slot, none of the transactions between
@@ -82,7 +85,7 @@ pub struct ValidateReport {
     /// Why the target was known to hold everything before `lsn`.
     pub target_ready: TargetReady,
     /// True when every validated table is identical (tables that cannot be validated do
-    /// not count as differences).
+    /// not count as differences) and no selected table is missing from the publication.
     pub clean: bool,
     pub tables: Vec<TableReport>,
 }
@@ -102,6 +105,9 @@ pub enum TableStatus {
     Identical,
     Different,
     NotValidated,
+    /// Selected by `source.tables` but not in the publication: never replicated. Makes the
+    /// report unclean (exit 3).
+    NotPublished,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,6 +147,28 @@ pub struct TableReport {
 }
 
 impl TableReport {
+    /// A report of `schema.table` with nothing compared yet.
+    fn empty(schema: String, table: String) -> TableReport {
+        TableReport {
+            schema,
+            table,
+            status: TableStatus::NotValidated,
+            reason: None,
+            compared_by: None,
+            key: Vec::new(),
+            not_compared: Vec::new(),
+            source_rows: 0,
+            target_rows: 0,
+            missing: 0,
+            extra: 0,
+            differing: 0,
+            duplicates: 0,
+            files: 0,
+            change_rows: 0,
+            examples: Vec::new(),
+        }
+    }
+
     pub fn name(&self) -> String {
         format!("{}.{}", self.schema, self.table)
     }
@@ -250,10 +278,12 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let mut tables = Vec::new();
     for (schema, table, _, _) in snap.publication_tables(publication).await? {
         if filter.matches(&schema, &table) {
-            tables.push(snap.table_schema(&schema, &table).await?);
+            // Only the published columns and rows (PG15 column lists and row filters).
+            tables.push(snap.published_table_schema(publication, &schema, &table).await?);
         }
     }
-    let relids: HashSet<u32> = tables.iter().map(|t| t.relid).collect();
+    let unpublished = snap.unpublished_matching_tables(publication, &config.source.tables).await?;
+    let relids: HashSet<u32> = tables.iter().map(|t| t.schema.relid).collect();
 
     // 3. Wait until the target holds everything before V.
     let target = storage::open(&sink.url)?;
@@ -261,8 +291,11 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
 
     // 4. Compare, one table at a time.
     let mut reports = Vec::new();
-    for table in &tables {
-        let report = compare_table(&snap, sink, table, v).await.map_err(|e| e.context(format!("{}.{}", table.schema, table.name)))?;
+    for published in &tables {
+        let table = &published.schema;
+        let report = compare_table(&snap, sink, table, published.row_filter.as_deref(), v)
+            .await
+            .map_err(|e| e.context(format!("{}.{}", table.schema, table.name)))?;
         tracing::info!(
             table = %report.name(),
             status = ?report.status,
@@ -278,7 +311,15 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
         tracing::debug!("dropping the temporary slot: {e}");
     }
     drop(repl);
-    let clean = !reports.iter().any(TableReport::has_differences);
+    for (schema, table) in unpublished {
+        let reason = format!(
+            "matches source.tables but is not in publication `{publication}`, so it is not replicated: {}",
+            crate::source::publication::add_tables_sql(publication, &[(schema.clone(), table.clone())])
+        );
+        tracing::warn!(table = %format!("{schema}.{table}"), "not published");
+        reports.push(TableReport { status: TableStatus::NotPublished, reason: Some(reason), ..TableReport::empty(schema, table) });
+    }
+    let clean = !reports.iter().any(|r| r.has_differences() || r.status == TableStatus::NotPublished);
     Ok(ValidateReport { lsn: v, target: target.describe(), target_lsn, target_ready, clean, tables: reports })
 }
 
@@ -428,27 +469,14 @@ pub fn read_target_table(sink: &ParquetSinkConfig, schema: &str, table: &str) ->
     read_table_rows(&dir)
 }
 
-async fn compare_table(snap: &Catalog, sink: &ParquetSinkConfig, table: &Arc<TableSchema>, v: Lsn) -> Result<TableReport> {
+async fn compare_table(snap: &Catalog, sink: &ParquetSinkConfig, table: &Arc<TableSchema>, row_filter: Option<&str>, v: Lsn) -> Result<TableReport> {
     let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     let key: Vec<String> = table.key.iter().map(|&i| cols[i].clone()).collect();
     let whole_row = table.replica_identity == b'f' && table.key.len() == cols.len() && !has_key_index(snap, table.relid).await?;
     let mut report = TableReport {
-        schema: table.schema.clone(),
-        table: table.name.clone(),
-        status: TableStatus::NotValidated,
-        reason: None,
-        compared_by: None,
         key: key.clone(),
         not_compared: snap.generated_columns(table.relid).await?,
-        source_rows: 0,
-        target_rows: 0,
-        missing: 0,
-        extra: 0,
-        differing: 0,
-        duplicates: 0,
-        files: 0,
-        change_rows: 0,
-        examples: Vec::new(),
+        ..TableReport::empty(table.schema.clone(), table.name.clone())
     };
     if key.is_empty() {
         report.reason = Some("no primary key or replica identity".to_string());
@@ -466,9 +494,10 @@ async fn compare_table(snap: &Catalog, sink: &ParquetSinkConfig, table: &Arc<Tab
     // table only its own (inheritance children are published and written separately).
     let only = if relkind == "p" { "" } else { "ONLY " };
     let select = format!(
-        "SELECT {} FROM {only}{}",
+        "SELECT {} FROM {only}{}{}",
         cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
-        qualified(&table.schema, &table.name)
+        qualified(&table.schema, &table.name),
+        crate::source::publication::with_row_filter("", row_filter)
     );
     let text = crate::demo::simple_rows(&snap.client, &select).await?;
 

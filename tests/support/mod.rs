@@ -100,6 +100,41 @@ impl Setup {
         assert!(d.is_clean(), "{schema}.{table} differs from the source: {d:#?}");
         source.len()
     }
+
+    /// Like [`Setup::assert_matches_source`] for a table published with a column list and a
+    /// row filter: the source is read as `SELECT <columns> FROM table WHERE <filter>`
+    /// (`columns` in table order), and the target must equal exactly that. The key is the
+    /// table's key (every key column must be among `columns`).
+    pub async fn assert_matches_source_published(&self, schema: &str, table: &str, columns: &[&str], filter: &str) -> usize {
+        let info = ConnInfo::from_url(Some(&self.db.url)).expect("url");
+        let catalog = Catalog::new(pgcdc::source::sql::connect(&info).await.expect("connect"));
+        let full = catalog.table_schema(schema, table).await.expect("table schema");
+        let key_names: Vec<String> = full.key.iter().map(|&i| full.columns[i].name.clone()).collect();
+        let mut ts = (*full).clone();
+        ts.columns.retain(|c| columns.contains(&c.name.as_str()));
+        assert_eq!(ts.columns.len(), columns.len(), "{schema}.{table} lacks some of {columns:?}");
+        ts.key = key_names
+            .iter()
+            .map(|k| ts.columns.iter().position(|c| &c.name == k).unwrap_or_else(|| panic!("key column {k} is not in {columns:?}")))
+            .collect();
+        let ts = std::sync::Arc::new(ts);
+        let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let select = format!(
+            "SELECT {} FROM {}.{} WHERE {filter}",
+            cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
+            q(schema),
+            q(table)
+        );
+        let text = pgcdc::demo::simple_rows(&catalog.client, &select).await.expect("select");
+        let source = canonical_rows(&ts, &text).expect("canonical source rows");
+        let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
+        assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
+        let target = project(&m.rows, &cols);
+        let d = diff(&cols, &source, &target);
+        assert!(d.is_clean(), "{schema}.{table} differs from the published source rows: {d:#?}");
+        source.len()
+    }
 }
 
 pub fn assert_success(out: &Output, what: &str) {
