@@ -19,6 +19,8 @@
 
 pub mod plan;
 pub mod progress;
+pub mod registry;
+pub mod reload;
 pub mod state;
 mod worker;
 
@@ -161,6 +163,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         snapshot_ts_us: now_us(),
         compression: sink.compression,
         tid_ranges,
+        reload: false,
     });
     let shared_state = Arc::new(Mutex::new(state));
     let mut handles = Vec::new();

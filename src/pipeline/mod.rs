@@ -11,8 +11,11 @@ mod changes;
 pub mod filter;
 pub mod progress;
 pub mod relations;
+pub mod reload;
+mod reload_wiring;
 pub mod runner;
 mod spill;
+pub mod table_watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -95,6 +98,8 @@ pub struct Pipeline {
     last_checkpoint_at: Instant,
     idle_checkpoint_interval: Duration,
     stopping: bool,
+    /// Told about every Relation message of a selected table (see [`reload`]).
+    reloads: Option<Arc<reload::Reloads>>,
     pub stats: PipelineStats,
 }
 
@@ -144,9 +149,16 @@ impl Pipeline {
             last_checkpoint_at: Instant::now(),
             idle_checkpoint_interval: opts.idle_checkpoint_interval,
             stopping: false,
+            reloads: None,
             stats: PipelineStats::default(),
         };
         Ok((pipeline, start))
+    }
+
+    /// Makes the pipeline report tables the stream shows (OID and name) to `reloads`, which
+    /// asks for a reload of a table that joined, was renamed or was recreated.
+    pub fn set_reloads(&mut self, reloads: Arc<reload::Reloads>) {
+        self.reloads = Some(reloads);
     }
 
     pub fn progress(&self) -> Arc<Progress> {
@@ -307,6 +319,9 @@ impl Pipeline {
         match msg {
             PgOutputMessage::Relation { relation, .. } => {
                 self.relations.apply(&relation, self.catalog.as_mut())?;
+                if let Some(r) = self.reloads.as_ref().filter(|_| self.filter.matches(&relation.namespace, &relation.name)) {
+                    r.observe(relation.relid, &relation.namespace, &relation.name, None)?;
+                }
             }
             PgOutputMessage::Type { .. } => {}
             PgOutputMessage::Insert { relid, new, .. } => {
