@@ -40,6 +40,10 @@ enum Command {
         /// Stop once every transaction committed at or before LSN is durable (`X/Y` or `current`).
         #[arg(long)]
         until_lsn: Option<Until>,
+        /// Reload SCHEMA.TABLE while CDC runs: a fresh snapshot of it replaces what the
+        /// target holds for it (repeatable).
+        #[arg(long, value_name = "SCHEMA.TABLE")]
+        reload: Vec<String>,
     },
     /// Preflight: connectivity, wal_level, privileges, publication, slot, targets.
     Check {
@@ -149,12 +153,12 @@ fn load(path: &std::path::Path) -> Result<Config> {
 
 async fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Run { config, mode, until_lsn } => {
+        Command::Run { config, mode, until_lsn, reload } => {
             let mut config = load(&config)?;
             if let Some(m) = mode {
                 config.pipeline.mode = m;
             }
-            let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None }).await?;
+            let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None, reload }).await?;
             output::run_summary(&summary);
             Ok(0)
         }

@@ -19,6 +19,8 @@
 
 pub mod plan;
 pub mod progress;
+pub mod registry;
+pub mod reload;
 pub mod state;
 mod worker;
 
@@ -168,6 +170,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         compression: sink.compression,
         tid_ranges,
         row_filters,
+        reload: false,
     });
     let shared_state = Arc::new(Mutex::new(state));
     // Dropping this future (a signal, see `runner::run`) stops the workers at their next

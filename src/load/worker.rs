@@ -32,6 +32,9 @@ pub struct LoadContext {
     pub tid_ranges: bool,
     /// The publication's row filter of each table that has one, by `schema.table`.
     pub row_filters: HashMap<String, String>,
+    /// A reload ([`super::reload`]): part 0 starts with the reset row `T` at
+    /// `(_lsn, _seq) = (snapshot_lsn, -1)`, and files of other snapshots are kept.
+    pub reload: bool,
 }
 
 /// Imports the exported snapshot into a fresh session.
@@ -60,7 +63,9 @@ pub async fn copy_chunk(
     progress: &TableProgress,
 ) -> Result<u64> {
     let storage = ctx.storage.as_ref();
-    tokio::task::block_in_place(|| remove_part(storage, &table.schema, &table.name, chunk.part))?;
+    if !ctx.reload {
+        tokio::task::block_in_place(|| remove_part(storage, &table.schema, &table.name, chunk.part))?;
+    }
     let exprs: Vec<String> = table.columns.iter().map(copy_select_expr).collect();
     let sql = format!(
         "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
@@ -79,6 +84,11 @@ pub async fn copy_chunk(
     let mut writer: Option<LoadWriter> = None;
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     let mut rows = 0u64;
+    if ctx.reload && chunk.part == 0 {
+        let nulls = vec![TupleValue::Null; table.columns.len()];
+        let reset = OutputRow { op: RowOp::Truncate, lsn: ctx.snapshot_lsn, seq: -1, xid: None, commit_ts_us: ctx.snapshot_ts_us, values: &nulls };
+        builder.append(&reset).map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
+    }
     let open = |writer: &mut Option<LoadWriter>| -> Result<()> {
         if writer.is_none() {
             *writer = Some(LoadWriter::create(storage, table, ctx.snapshot_lsn, ctx.snapshot_ts_us, chunk.part, ctx.compression)?);

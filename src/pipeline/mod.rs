@@ -11,10 +11,13 @@ mod changes;
 pub mod filter;
 pub mod progress;
 pub mod relations;
+pub mod reload;
+mod reload_wiring;
 pub mod rewrite;
 pub mod runner;
 mod spill;
 mod stop;
+pub mod table_watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -97,6 +100,8 @@ pub struct Pipeline {
     last_checkpoint_at: Instant,
     idle_checkpoint_interval: Duration,
     stopping: bool,
+    /// Told about every Relation message of a selected table (see [`reload`]).
+    reloads: Option<Arc<reload::Reloads>>,
     pub stats: PipelineStats,
 }
 
@@ -146,9 +151,16 @@ impl Pipeline {
             last_checkpoint_at: Instant::now(),
             idle_checkpoint_interval: opts.idle_checkpoint_interval,
             stopping: false,
+            reloads: None,
             stats: PipelineStats::default(),
         };
         Ok((pipeline, start))
+    }
+
+    /// Makes the pipeline report tables the stream shows (OID and name) to `reloads`, which
+    /// asks for a reload of a table that joined, was renamed or was recreated.
+    pub fn set_reloads(&mut self, reloads: Arc<reload::Reloads>) {
+        self.reloads = Some(reloads);
     }
 
     pub fn progress(&self) -> Arc<Progress> {
@@ -309,9 +321,21 @@ impl Pipeline {
         match msg {
             PgOutputMessage::Relation { relation, .. } => {
                 let (table, _, prev) = self.relations.apply(&relation, self.catalog.as_mut())?;
+                let reloads = self.reloads.as_ref().filter(|_| self.filter.matches(&relation.namespace, &relation.name));
+                if let Some(r) = reloads {
+                    r.observe(relation.relid, &relation.namespace, &relation.name, None)?;
+                }
                 // Within this run; across runs the schema history notices (sink/parquet/history.rs).
                 if let Some(reason) = prev.and_then(|p| rewrite::rewritten(&p, &table)) {
                     tracing::warn!("{reason}");
+                    if let Some(r) = reloads {
+                        r.submit(reload::ReloadRequest {
+                            relid: table.relid,
+                            schema: table.schema.clone(),
+                            table: table.name.clone(),
+                            reason: "the table was rewritten without sending its rows".into(),
+                        })?;
+                    }
                 }
             }
             PgOutputMessage::Type { .. } => {}

@@ -48,6 +48,8 @@ pub struct RunOptions {
     /// An until-LSN decided after the run started (the demo sends it when its workload is
     /// done). Same meaning as `until`.
     pub until_later: Option<tokio::sync::oneshot::Receiver<Lsn>>,
+    /// Tables to reload (`schema.table`, `--reload`), while CDC runs (README, "Reloads").
+    pub reload: Vec<String>,
 }
 
 pub struct RunSummary {
@@ -237,8 +239,12 @@ async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Ar
         spill_dir: spill_dir(config),
         idle_checkpoint_interval: config.pipeline.status_interval,
     };
-    let (pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
+    let (mut pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
     let slot_exists = preflight(&catalog, config, start).await?;
+    let reloads = super::reload_wiring::start(config, &catalog, server_version, &opts.reload).await?;
+    if let Some(r) = &reloads {
+        pipeline.set_reloads(r.reloads.clone());
+    }
 
     let mut conn = ReplicationConn::connect(&info).await?;
     if !slot_exists {
@@ -289,11 +295,17 @@ async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Ar
         .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
     let mut last_reported = Lsn::ZERO;
     let mut until_later = opts.until_later;
+    let (mut reload_task, mut watch_task) = match &reloads {
+        Some(r) => r.spawn(&info, config),
+        None => (tokio::spawn(std::future::pending::<Result<()>>()), tokio::spawn(std::future::pending::<Result<()>>())),
+    };
 
     loop {
         tokio::select! {
             biased;
             _ = &mut done_rx => break,
+            r = &mut reload_task => { reader_error = Some(super::reload_wiring::task_error(r, "the reload worker")); break; }
+            r = &mut watch_task => { reader_error = Some(super::reload_wiring::task_error(r, "the publication watch")); break; }
             _ = tokio::signal::ctrl_c(), if !shutdown_sent => {
                 tracing::info!("interrupted: finishing the current transaction and flushing");
                 shutdown_sent = true;
@@ -375,6 +387,15 @@ async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Ar
     let stats = result?;
     if let Some(e) = reader_error {
         return Err(e);
+    }
+    watch_task.abort();
+    if reloads.is_none() {
+        reload_task.abort();
+    }
+    if let Some(r) = &reloads {
+        // Stopping at the until-LSN finishes the reloads asked for; a signal leaves them
+        // pending for the next run.
+        r.finish(reload_task, shutdown_sent).await?;
     }
     Ok(RunSummary { load: None, stats: Some(stats), durable })
 }

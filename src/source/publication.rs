@@ -115,7 +115,7 @@ impl Catalog {
             .filter(|c| names.contains(c.name.as_str()))
             .cloned()
             .collect();
-        let key = choose_key(&columns, &self.primary_key(full.relid).await?);
+        let key = choose_key(&columns, &self.primary_key(full.relid).await?, full.replica_identity);
         let schema = Arc::new(TableSchema {
             columns,
             key,

@@ -247,6 +247,16 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
             .with_hint("create it with `pgcdc setup -c FILE`"));
     }
 
+    // Tables that joined, were renamed or recreated are reloaded by `run`: wait for that
+    // before the snapshot, which would cut off a reload that finishes after it.
+    let target = storage::open(&sink.url)?;
+    let filter = TableFilter::new(&config.source.tables);
+    let reloading = crate::pipeline::table_watch::wait_until_followed(&control, target.as_ref(), publication, &filter, opts.timeout, opts.poll_interval).await?;
+    if !reloading.is_empty() {
+        return Err(Error::runtime(format!("the target does not hold these tables completely yet: {}", reloading.join("; ")))
+            .with_hint("`pgcdc run` loads them: keep it running, or run `pgcdc run --until-lsn current` first; raise --timeout if it is only slow"));
+    }
+
     // 1. The snapshot and its LSN.
     let mut repl = ReplicationConn::connect(&info).await?;
     // Unique on the server: the pid, plus the time for processes on other machines.
@@ -274,7 +284,6 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     tracing::info!(lsn = %v, "validation snapshot taken");
 
     // 2. The tables, as of the snapshot.
-    let filter = TableFilter::new(&config.source.tables);
     let mut tables = Vec::new();
     for (schema, table, _, _) in snap.publication_tables(publication).await? {
         if filter.matches(&schema, &table) {
@@ -286,7 +295,6 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let relids: HashSet<u32> = tables.iter().map(|t| t.schema.relid).collect();
 
     // 3. Wait until the target holds everything before V.
-    let target = storage::open(&sink.url)?;
     let (target_lsn, target_ready) = wait_for_target(&control, target.as_ref(), config, v, &relids, opts).await?;
 
     // 4. Compare, one table at a time.
