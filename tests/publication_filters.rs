@@ -390,3 +390,52 @@ async fn tables_matching_the_patterns_but_not_published_are_reported_by_check_ru
     let out = validate(&s, &all, false).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_adds_exactly_the_tables_check_reports_as_unpublished() {
+    let s = Setup::new("pub_setup").await;
+    s.db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY);
+         CREATE TABLE p (id int, k int, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);
+         CREATE UNLOGGED TABLE scratch (id int);
+         INSERT INTO a VALUES (1); INSERT INTO p VALUES (1, 1)",
+    )
+    .await;
+    let cfg = config(&s, "setup.toml", "tables = [\"public.*\"]\n");
+    // A partitioned table is published per partition (publish_via_partition_root is off):
+    // a second setup must not add it again, and an unlogged table is left alone.
+    for _ in 0..2 {
+        let out = s.pgcdc(&cfg, &["setup"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    }
+    let out = s.pgcdc(&cfg, &["check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    s.db.exec("CREATE TABLE c (id int PRIMARY KEY)").await;
+    let out = s.pgcdc(&cfg, &["check"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let out = s.pgcdc(&cfg, &["setup"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("added public.c to publication"),
+        "{}",
+        describe(&out)
+    );
+    let out = s.pgcdc(&cfg, &["check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    s.run_until_current(&cfg).await;
+    s.db.exec("INSERT INTO c VALUES (1); INSERT INTO p VALUES (2, 1)")
+        .await;
+    s.run_until_current(&cfg).await;
+    s.assert_matches_source("public", "c").await;
+    s.assert_matches_source("public", "a").await;
+    assert_eq!(
+        s.assert_matches_source("public", "p1").await,
+        2,
+        "published per partition"
+    );
+    let out = validate(&s, &cfg, false).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}

@@ -47,21 +47,9 @@ pub async fn setup(config: &Config) -> Result<SetupReport> {
         })?;
         actions.push(format!("created publication {publication} for {target}"));
     } else if !config.source.tables.is_empty() {
-        let present: Vec<(String, String)> = catalog
-            .publication_tables(publication)
-            .await?
-            .into_iter()
-            .map(|(s, t, _, _)| (s, t))
-            .collect();
-        let all_tables: bool = client
-            .query_one("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[publication])
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(false);
-        for (s, t) in tables.iter().filter(|st| !present.contains(st)) {
-            if all_tables {
-                break;
-            }
+        // The same notion of "missing" as `check` and `validate`: a partitioned table whose
+        // partitions are published (or the other way round) is not added again.
+        for (s, t) in &catalog.unpublished_matching_tables(publication, &config.source.tables).await? {
             let sql = format!("ALTER PUBLICATION {} ADD TABLE {}", quote_ident(publication), qualified(s, t));
             client
                 .batch_execute(&sql)
@@ -95,12 +83,13 @@ pub async fn setup(config: &Config) -> Result<SetupReport> {
     Ok(SetupReport { actions })
 }
 
-/// User tables matching the patterns (every user table when there are none).
+/// User tables matching the patterns (every user table when there are none), except
+/// unlogged and temporary ones, which cannot be published.
 pub async fn matching_tables(client: &tokio_postgres::Client, patterns: &[String]) -> Result<Vec<(String, String)>> {
     let rows = client
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+              WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p'
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
               ORDER BY 1, 2",
             &[],

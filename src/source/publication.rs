@@ -9,7 +9,7 @@
 //! column the DBA kept out of the publication reaches the target and rows outside the filter
 //! are loaded and never removed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::catalog::Catalog;
@@ -30,8 +30,6 @@ pub struct PublishedTable {
     /// The publication's row filter (`pg_publication_tables.rowfilter`, an SQL expression
     /// over the table's columns); `None` when every row is published.
     pub row_filter: Option<String>,
-    /// True when the publication has a column list that leaves out some of the table's columns.
-    pub columns_restricted: bool,
 }
 
 /// The publication's column list and row filter of one table, as read from the catalog.
@@ -86,46 +84,29 @@ impl Catalog {
         table: &str,
     ) -> Result<PublishedTable> {
         let full = self.table_schema(schema, table).await?;
-        let Some(entry) = self.publication_entry(publication, schema, table).await? else {
-            return Ok(PublishedTable {
-                schema: full,
-                row_filter: None,
-                columns_restricted: false,
-            });
+        let (attnames, row_filter) =
+            match self.publication_entry(publication, schema, table).await? {
+                Some(e) => (e.attnames, e.row_filter.filter(|f| !f.trim().is_empty())),
+                None => (None, None),
+            };
+        let schema = match attnames {
+            Some(names) if full.columns.iter().any(|c| !names.contains(&c.name)) => {
+                let columns: Vec<_> = full
+                    .columns
+                    .iter()
+                    .filter(|c| names.contains(&c.name))
+                    .cloned()
+                    .collect();
+                let key = choose_key(&columns, &self.primary_key(full.relid).await?, full.replica_identity);
+                Arc::new(TableSchema {
+                    columns,
+                    key,
+                    ..(*full).clone()
+                })
+            }
+            _ => full,
         };
-        let row_filter = entry.row_filter.filter(|f| !f.trim().is_empty());
-        let Some(names) = entry.attnames else {
-            return Ok(PublishedTable {
-                schema: full,
-                row_filter,
-                columns_restricted: false,
-            });
-        };
-        let names: HashSet<&str> = names.iter().map(String::as_str).collect();
-        if full.columns.iter().all(|c| names.contains(c.name.as_str())) {
-            return Ok(PublishedTable {
-                schema: full,
-                row_filter,
-                columns_restricted: false,
-            });
-        }
-        let columns: Vec<_> = full
-            .columns
-            .iter()
-            .filter(|c| names.contains(c.name.as_str()))
-            .cloned()
-            .collect();
-        let key = choose_key(&columns, &self.primary_key(full.relid).await?, full.replica_identity);
-        let schema = Arc::new(TableSchema {
-            columns,
-            key,
-            ..(*full).clone()
-        });
-        Ok(PublishedTable {
-            schema,
-            row_filter,
-            columns_restricted: true,
-        })
+        Ok(PublishedTable { schema, row_filter })
     }
 
     /// Tables of the database that the `source.tables` `patterns` select but `publication`
