@@ -38,7 +38,8 @@ impl Running {
 
     /// Waits until the slot confirmed everything written so far (the run flushed it).
     async fn wait_caught_up(&self, s: &Setup) {
-        let target: Lsn = s.db.current_lsn().await.parse().unwrap();
+        // The insert position: with synchronous_commit off, the write position may lag.
+        let target: Lsn = s.db.query_scalar("SELECT pg_current_wal_insert_lsn()::text").await.unwrap().parse().unwrap();
         let started = Instant::now();
         loop {
             let confirmed: Option<Lsn> =
@@ -132,7 +133,18 @@ async fn a_primary_key_changed_while_stopped_keys_each_change_by_its_own_identit
     s.run_until_current(&cfg).await;
     assert_eq!(s.assert_matches_source("public", "items").await, 40 - 4 + 1);
     assert_validate_clean(&s, &cfg).await;
-    // The history records both keys; each file names its own.
+    // Each file names its own key; the history records both.
+    let mut keys: Vec<String> = support::parquet_files(&s.table_dir("public", "items"))
+        .iter()
+        .map(|f| {
+            let file = std::fs::File::open(f).unwrap();
+            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+            b.schema().metadata()["pgcdc.key"].clone()
+        })
+        .collect();
+    keys.dedup();
+    assert_eq!(keys.first().map(String::as_str), Some("id"));
+    assert_eq!(keys.last().map(String::as_str), Some("code"));
     let history = std::fs::read_dir(s.out().join("_pgcdc/schema/public/items"))
         .unwrap()
         .count();
@@ -185,20 +197,26 @@ async fn renamed_columns_keep_the_values_of_rows_not_touched_since() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_default_reaches_rows_written_before_the_column() {
     let s = Setup::new("schema_fast_default").await;
-    s.db.exec("CREATE TABLE f (id int PRIMARY KEY, v int)")
-        .await;
-    s.db.create_publication(&s.publication, "f").await;
+    s.db.exec("CREATE TABLE f (id int PRIMARY KEY, v int); CREATE TABLE f_stopped (id int PRIMARY KEY, v int)").await;
+    s.db.create_publication(&s.publication, "f, f_stopped").await;
     let cfg = s.config("");
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
-    s.db.exec("INSERT INTO f SELECT g, g FROM generate_series(1, 20) g")
-        .await;
+    // `f` gets its column between two runs, `f_stopped` while pgcdc is stopped.
+    s.db.exec("INSERT INTO f SELECT g, g FROM generate_series(1, 20) g").await;
     s.run_until_current(&cfg).await;
-    s.db.exec("ALTER TABLE f ADD COLUMN c text DEFAULT 'x y', ADD COLUMN d int DEFAULT 7, ADD COLUMN e text").await;
-    s.db.exec("UPDATE f SET v = 0 WHERE id = 1").await;
-    s.db.exec("INSERT INTO f VALUES (21, 21, 'set', NULL, 'e')")
+    s.db.exec("INSERT INTO f_stopped SELECT g, g FROM generate_series(1, 20) g").await;
+    for t in ["f", "f_stopped"] {
+        s.db.exec(&format!(
+            "ALTER TABLE {t} ADD COLUMN c text DEFAULT 'x y', ADD COLUMN d int DEFAULT 7, ADD COLUMN e text;
+             UPDATE {t} SET v = 0 WHERE id = 1;
+             INSERT INTO {t} VALUES (21, 21, 'set', NULL, 'e');"
+        ))
         .await;
+    }
     s.run_until_current(&cfg).await;
-    s.assert_matches_source("public", "f").await;
+    for t in ["f", "f_stopped"] {
+        s.assert_matches_source("public", t).await;
+    }
     assert_validate_clean(&s, &cfg).await;
 }
 

@@ -8,7 +8,7 @@
 //! is carried into the renamed column; a column dropped since gets a name of its own
 //! (`name#attnum`) so that a new column of the same name never receives its values. A
 //! column of the newest file that a file lacks (added later) is filled with its missing
-//! value (`pgcdc.missing`, a fast default's `attmissingval`), else null. A value written
+//! value (`pgcdc.missing`, a fast default's `attmissingval`, as first recorded), else null. A value written
 //! under another type than the newest file's is converted to the newest type's canonical
 //! form when it parses as such (`int` 1 → `numeric(20,2)` 1.00), so values compare as values.
 
@@ -95,7 +95,14 @@ pub fn plan(files: &[FileShape]) -> Vec<FilePlan> {
                 .filter(|c| !names.contains(&c.name))
                 .map(|c| {
                     let value = fills.entry(ident(c)).or_insert_with(|| {
-                        c.missing.as_ref().map(|m| match c.pg_type {
+                        // As recorded first: a later ALTER rewrite clears `attmissingval`.
+                        let id = ident(c);
+                        let missing = files
+                            .iter()
+                            .flat_map(|f| &f.columns)
+                            .find(|o| ident(o) == id && o.missing.is_some())
+                            .and_then(|o| o.missing.as_ref());
+                        missing.map(|m| match c.pg_type {
                             Some((oid, typmod)) => {
                                 to_canonical(oid, typmod, m).unwrap_or_else(|| m.clone())
                             }
