@@ -116,3 +116,40 @@ impl Relations {
         Ok((table, changed, prev))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::PgType;
+
+    fn cols(flags: &[bool]) -> Vec<ColumnSchema> {
+        ["id", "code", "v"]
+            .iter()
+            .zip(flags)
+            .map(|(n, &f)| ColumnSchema {
+                name: n.to_string(),
+                type_oid: 25,
+                type_modifier: -1,
+                pg_type: PgType::Text,
+                replica_identity: f,
+                attnum: None,
+                missing: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_key_is_the_streamed_identity() {
+        let pk = vec!["id".to_string()];
+        // USING INDEX on `code`: the identity, not today's primary key.
+        assert_eq!(choose_key(&cols(&[false, true, false]), &pk, b'i'), vec![1]);
+        // DEFAULT: the flagged primary key (as the stream had it, whatever the catalog says now).
+        assert_eq!(choose_key(&cols(&[true, false, false]), &["code".to_string()], b'd'), vec![0]);
+        // FULL: the primary key when there is one, else every column.
+        assert_eq!(choose_key(&cols(&[true, true, true]), &pk, b'f'), vec![0]);
+        assert_eq!(choose_key(&cols(&[true, true, true]), &[], b'f'), vec![0, 1, 2]);
+        // NOTHING: the primary key if any.
+        assert_eq!(choose_key(&cols(&[false, false, false]), &pk, b'n'), vec![0]);
+        assert!(choose_key(&cols(&[false, false, false]), &[], b'n').is_empty());
+    }
+}

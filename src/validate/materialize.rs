@@ -312,6 +312,26 @@ mod tests {
     }
 
     #[test]
+    fn rows_apply_by_their_file_key_and_the_state_is_rekeyed() {
+        let with = |mut r: ChangeRow, code: &str, key: &str| {
+            r.values.insert("code".to_string(), Some(code.to_string()));
+            r.key = Arc::new(vec![key.to_string()]);
+            r
+        };
+        let rows = vec![
+            with(row(RowOp::Insert, 10, 0, "1", Some("a"), &[]), "c1", "id"),
+            with(row(RowOp::Insert, 10, 1, "2", Some("b"), &[]), "c2", "id"),
+            // After a key change to `code`: the delete carries only the new key.
+            ChangeRow { values: BTreeMap::from([("code".to_string(), Some("c1".to_string()))]), ..with(row(RowOp::Delete, 20, 0, "", None, &[]), "c1", "code") },
+            with(row(RowOp::Update, 30, 0, "2", None, &["v"]), "c2", "code"),
+        ];
+        let (state, _) = materialize_rows(rows, &["id".to_string()], None);
+        assert_eq!(state.len(), 1, "the delete by the new key found its row");
+        let r = &state[&vec![Some("2".to_string())]];
+        assert_eq!(r["v"].as_deref(), Some("b"), "the unchanged value is carried under the new key");
+    }
+
+    #[test]
     fn duplicates_are_reported_and_up_to_cuts() {
         let key = vec!["id".to_string()];
         let rows = vec![row(RowOp::Insert, 10, 0, "1", Some("a"), &[]), row(RowOp::Insert, 10, 0, "1", Some("a"), &[]), row(RowOp::Insert, 11, 0, "2", None, &[])];
