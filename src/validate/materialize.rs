@@ -82,7 +82,15 @@ pub fn read_table_rows(dir: &Path) -> Result<(Vec<ChangeRow>, usize, Vec<String>
     let mut out = Vec::with_capacity(files.iter().map(|(_, r)| r.len()).sum());
     let mut converted: HashMap<((u32, i32), String), Option<String>> = HashMap::new();
     for ((shape, rows), plan) in files.into_iter().zip(&plans) {
+        let as_written = plan.fill.is_empty()
+            && plan.convert.iter().all(Option::is_none)
+            && shape.columns.iter().zip(&plan.names).all(|(c, n)| &c.name == n);
         for mut row in rows {
+            if as_written {
+                row.key = plan.key.clone();
+                out.push(row);
+                continue;
+            }
             let mut values = BTreeMap::new();
             for ((col, name), convert) in shape.columns.iter().zip(&plan.names).zip(&plan.convert) {
                 let mut v = row.values.remove(&col.name).flatten();
