@@ -39,7 +39,12 @@ impl Running {
     /// Waits until the slot confirmed everything written so far (the run flushed it).
     async fn wait_caught_up(&self, s: &Setup) {
         // The insert position: with synchronous_commit off, the write position may lag.
-        let target: Lsn = s.db.query_scalar("SELECT pg_current_wal_insert_lsn()::text").await.unwrap().parse().unwrap();
+        let target: Lsn =
+            s.db.query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+                .await
+                .unwrap()
+                .parse()
+                .unwrap();
         let started = Instant::now();
         loop {
             let confirmed: Option<Lsn> =
@@ -138,7 +143,8 @@ async fn a_primary_key_changed_while_stopped_keys_each_change_by_its_own_identit
         .iter()
         .map(|f| {
             let file = std::fs::File::open(f).unwrap();
-            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap();
             b.schema().metadata()["pgcdc.key"].clone()
         })
         .collect();
@@ -198,13 +204,16 @@ async fn renamed_columns_keep_the_values_of_rows_not_touched_since() {
 async fn a_fast_default_reaches_rows_written_before_the_column() {
     let s = Setup::new("schema_fast_default").await;
     s.db.exec("CREATE TABLE f (id int PRIMARY KEY, v int); CREATE TABLE f_stopped (id int PRIMARY KEY, v int)").await;
-    s.db.create_publication(&s.publication, "f, f_stopped").await;
+    s.db.create_publication(&s.publication, "f, f_stopped")
+        .await;
     let cfg = s.config("");
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
     // `f` gets its column between two runs, `f_stopped` while pgcdc is stopped.
-    s.db.exec("INSERT INTO f SELECT g, g FROM generate_series(1, 20) g").await;
+    s.db.exec("INSERT INTO f SELECT g, g FROM generate_series(1, 20) g")
+        .await;
     s.run_until_current(&cfg).await;
-    s.db.exec("INSERT INTO f_stopped SELECT g, g FROM generate_series(1, 20) g").await;
+    s.db.exec("INSERT INTO f_stopped SELECT g, g FROM generate_series(1, 20) g")
+        .await;
     for t in ["f", "f_stopped"] {
         s.db.exec(&format!(
             "ALTER TABLE {t} ADD COLUMN c text DEFAULT 'x y', ADD COLUMN d int DEFAULT 7, ADD COLUMN e text;
@@ -292,4 +301,29 @@ async fn generated_columns_are_not_in_the_output_and_validate_says_so() {
         report.contains("generated columns not in the output, not compared: doubled"),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_load_keys_by_the_same_identity_as_the_stream() {
+    let s = Setup::new("schema_ri_index_load").await;
+    s.db.exec(
+        "CREATE TABLE accounts (id int PRIMARY KEY, code text NOT NULL, v int);
+         CREATE UNIQUE INDEX accounts_code ON accounts (code);
+         ALTER TABLE accounts REPLICA IDENTITY USING INDEX accounts_code;
+         INSERT INTO accounts SELECT g, 'c' || g, g FROM generate_series(1, 59) g;",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "accounts").await;
+    let toml = std::fs::read_to_string(s.config(""))
+        .unwrap()
+        .replace("mode = \"cdc\"", "mode = \"full-load-and-cdc\"");
+    let cfg = common::write_config(s.dir.path(), &toml);
+    assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    s.run_until_current(&cfg).await;
+    s.db.exec("DELETE FROM accounts WHERE id % 5 = 0").await;
+    s.db.exec("UPDATE accounts SET id = id + 1000 WHERE id IN (1, 2, 3)")
+        .await;
+    s.run_until_current(&cfg).await;
+    assert_eq!(s.assert_matches_source("public", "accounts").await, 59 - 11);
+    assert_validate_clean(&s, &cfg).await;
 }
