@@ -48,12 +48,23 @@ mod tests {
     #[test]
     fn a_new_relfilenode_is_a_rewrite() {
         let why = rewritten(&table(Some(100)), &table(Some(200))).expect("rewritten");
-        assert!(why.contains("public.t") && why.contains("100 -> 200"), "{why}");
+        assert!(
+            why.contains("public.t") && why.contains("100 -> 200"),
+            "{why}"
+        );
         assert_eq!(rewritten(&table(Some(100)), &table(Some(100))), None);
-        assert_eq!(rewritten(&table(None), &table(Some(100))), None, "unknown before: no claim");
+        assert_eq!(
+            rewritten(&table(None), &table(Some(100))),
+            None,
+            "unknown before: no claim"
+        );
         assert_eq!(rewritten(&table(Some(100)), &table(None)), None);
         let mut other = table(Some(200));
         other.relid = 8;
-        assert_eq!(rewritten(&table(Some(100)), &other), None, "another relation");
+        assert_eq!(
+            rewritten(&table(Some(100)), &other),
+            None,
+            "another relation"
+        );
     }
 }

@@ -38,10 +38,12 @@ impl RelationFacts {
     /// The fallback is right unless columns were also added or dropped before it since
     /// (a documented limit); `None` when nothing matches.
     pub fn attribute(&self, name: &str, position: usize) -> Option<&AttributeFacts> {
-        self.attributes
-            .iter()
-            .find(|a| a.name == name)
-            .or_else(|| self.attributes.iter().filter(|a| !a.generated).nth(position))
+        self.attributes.iter().find(|a| a.name == name).or_else(|| {
+            self.attributes
+                .iter()
+                .filter(|a| !a.generated)
+                .nth(position)
+        })
     }
 }
 
@@ -89,11 +91,16 @@ impl Catalog {
         for r in &rows {
             let node: u32 = r.get(0);
             facts.relfilenode = Some(node).filter(|n| *n != 0);
-            let Some(name) = r.get::<_, Option<String>>(1) else { continue };
+            let Some(name) = r.get::<_, Option<String>>(1) else {
+                continue;
+            };
             facts.attributes.push(AttributeFacts {
                 name,
                 attnum: r.get(2),
-                missing: r.get::<_, Option<String>>(3).as_deref().and_then(missing_value),
+                missing: r
+                    .get::<_, Option<String>>(3)
+                    .as_deref()
+                    .and_then(missing_value),
                 generated: r.get(4),
             });
         }
@@ -127,7 +134,10 @@ mod tests {
     #[test]
     fn missing_values_are_unquoted() {
         assert_eq!(missing_value("{x}").as_deref(), Some("x"));
-        assert_eq!(missing_value(r#"{"a b \"q\" \\ z"}"#).as_deref(), Some(r#"a b "q" \ z"#));
+        assert_eq!(
+            missing_value(r#"{"a b \"q\" \\ z"}"#).as_deref(),
+            Some(r#"a b "q" \ z"#)
+        );
         assert_eq!(missing_value("{NULL}"), None);
         assert_eq!(missing_value(r#"{"NULL"}"#).as_deref(), Some("NULL"));
         assert_eq!(missing_value("{{1,2}}").as_deref(), Some("{1,2}"));
@@ -135,8 +145,16 @@ mod tests {
 
     #[test]
     fn renamed_columns_fall_back_to_their_position() {
-        let a = |name: &str, attnum: i16, generated: bool| AttributeFacts { name: name.into(), attnum, missing: None, generated };
-        let facts = RelationFacts { relfilenode: Some(1), attributes: vec![a("id", 1, false), a("g", 2, true), a("renamed", 3, false)] };
+        let a = |name: &str, attnum: i16, generated: bool| AttributeFacts {
+            name: name.into(),
+            attnum,
+            missing: None,
+            generated,
+        };
+        let facts = RelationFacts {
+            relfilenode: Some(1),
+            attributes: vec![a("id", 1, false), a("g", 2, true), a("renamed", 3, false)],
+        };
         assert_eq!(facts.attribute("id", 0).map(|a| a.attnum), Some(1));
         assert_eq!(facts.attribute("old_name", 1).map(|a| a.attnum), Some(3));
         assert_eq!(facts.attribute("gone", 5), None);

@@ -8,7 +8,7 @@
 //! is carried into the renamed column; a column dropped since gets a name of its own
 //! (`name#attnum`) so that a new column of the same name never receives its values. A
 //! column of the newest file that a file lacks (added later) is filled with its missing
-//! value (`pgcdc.missing`, a fast default's `attmissingval`), else null. A value written
+//! value (`pgcdc.missing`, a fast default's `attmissingval`, as first recorded), else null. A value written
 //! under another type than the newest file's is converted to the newest type's canonical
 //! form when it parses as such (`int` 1 → `numeric(20,2)` 1.00), so values compare as values.
 
@@ -55,13 +55,17 @@ enum Ident {
 }
 
 fn ident(c: &FileColumn) -> Ident {
-    c.attnum.map_or_else(|| Ident::Name(c.name.clone()), Ident::Att)
+    c.attnum
+        .map_or_else(|| Ident::Name(c.name.clone()), Ident::Att)
 }
 
 /// The plans of `files`, given oldest first (see the module docs).
 pub fn plan(files: &[FileShape]) -> Vec<FilePlan> {
-    let Some(newest) = files.last() else { return Vec::new() };
-    let current: HashMap<Ident, &FileColumn> = newest.columns.iter().map(|c| (ident(c), c)).collect();
+    let Some(newest) = files.last() else {
+        return Vec::new();
+    };
+    let current: HashMap<Ident, &FileColumn> =
+        newest.columns.iter().map(|c| (ident(c), c)).collect();
     let name_of = |c: &FileColumn| -> String {
         match (current.get(&ident(c)), c.attnum) {
             (Some(cur), _) => cur.name.clone(),
@@ -91,8 +95,17 @@ pub fn plan(files: &[FileShape]) -> Vec<FilePlan> {
                 .filter(|c| !names.contains(&c.name))
                 .map(|c| {
                     let value = fills.entry(ident(c)).or_insert_with(|| {
-                        c.missing.as_ref().map(|m| match c.pg_type {
-                            Some((oid, typmod)) => to_canonical(oid, typmod, m).unwrap_or_else(|| m.clone()),
+                        // As recorded first: a later ALTER rewrite clears `attmissingval`.
+                        let id = ident(c);
+                        let missing = files
+                            .iter()
+                            .flat_map(|f| &f.columns)
+                            .find(|o| ident(o) == id && o.missing.is_some())
+                            .and_then(|o| o.missing.as_ref());
+                        missing.map(|m| match c.pg_type {
+                            Some((oid, typmod)) => {
+                                to_canonical(oid, typmod, m).unwrap_or_else(|| m.clone())
+                            }
                             None => m.clone(),
                         })
                     });
@@ -102,9 +115,19 @@ pub fn plan(files: &[FileShape]) -> Vec<FilePlan> {
             let key = f
                 .key
                 .iter()
-                .map(|k| f.columns.iter().position(|c| &c.name == k).map_or_else(|| k.clone(), |i| names[i].clone()))
+                .map(|k| {
+                    f.columns
+                        .iter()
+                        .position(|c| &c.name == k)
+                        .map_or_else(|| k.clone(), |i| names[i].clone())
+                })
                 .collect();
-            FilePlan { names, convert, fill, key: Arc::new(key) }
+            FilePlan {
+                names,
+                convert,
+                fill,
+                key: Arc::new(key),
+            }
         })
         .collect()
 }
@@ -140,14 +163,30 @@ mod tests {
     use super::*;
 
     fn col(name: &str, attnum: Option<i16>, oid: u32) -> FileColumn {
-        FileColumn { name: name.into(), attnum, missing: None, pg_type: Some((oid, -1)) }
+        FileColumn {
+            name: name.into(),
+            attnum,
+            missing: None,
+            pg_type: Some((oid, -1)),
+        }
     }
 
     #[test]
     fn renames_follow_the_attnum_and_dropped_columns_keep_apart() {
-        let old = FileShape { columns: vec![col("id", Some(1), 23), col("v", Some(2), 25), col("gone", Some(3), 25)], key: vec!["id".into()] };
+        let old = FileShape {
+            columns: vec![
+                col("id", Some(1), 23),
+                col("v", Some(2), 25),
+                col("gone", Some(3), 25),
+            ],
+            key: vec!["id".into()],
+        };
         let new = FileShape {
-            columns: vec![col("code", Some(1), 23), col("w", Some(2), 25), col("gone", Some(4), 25)],
+            columns: vec![
+                col("code", Some(1), 23),
+                col("w", Some(2), 25),
+                col("gone", Some(4), 25),
+            ],
             key: vec!["code".into()],
         };
         let p = plan(&[old, new]);
@@ -160,16 +199,25 @@ mod tests {
 
     #[test]
     fn added_columns_take_their_missing_value_and_types_convert() {
-        let old = FileShape { columns: vec![col("id", Some(1), 23), col("n", Some(2), 23)], key: vec!["id".into()] };
+        let old = FileShape {
+            columns: vec![col("id", Some(1), 23), col("n", Some(2), 23)],
+            key: vec!["id".into()],
+        };
         let mut added = col("c", Some(3), 25);
         added.missing = Some("x".into());
         let mut n = col("n", Some(2), 1700);
         n.pg_type = Some((1700, ((20 << 16) | 2) + 4));
-        let new = FileShape { columns: vec![col("id", Some(1), 23), n, added], key: vec!["id".into()] };
+        let new = FileShape {
+            columns: vec![col("id", Some(1), 23), n, added],
+            key: vec!["id".into()],
+        };
         let p = plan(&[old, new]);
         assert_eq!(p[0].fill, [("c".to_string(), Some("x".to_string()))]);
         assert_eq!(p[0].convert, [None, Some((1700, ((20 << 16) | 2) + 4))]);
-        assert_eq!(to_canonical(1700, ((20 << 16) | 2) + 4, "1").as_deref(), Some("1.00"));
+        assert_eq!(
+            to_canonical(1700, ((20 << 16) | 2) + 4, "1").as_deref(),
+            Some("1.00")
+        );
         assert_eq!(to_canonical(23, -1, "x"), None);
     }
 }

@@ -82,7 +82,15 @@ pub fn read_table_rows(dir: &Path) -> Result<(Vec<ChangeRow>, usize, Vec<String>
     let mut out = Vec::with_capacity(files.iter().map(|(_, r)| r.len()).sum());
     let mut converted: HashMap<((u32, i32), String), Option<String>> = HashMap::new();
     for ((shape, rows), plan) in files.into_iter().zip(&plans) {
+        let as_written = plan.fill.is_empty()
+            && plan.convert.iter().all(Option::is_none)
+            && shape.columns.iter().zip(&plan.names).all(|(c, n)| &c.name == n);
         for mut row in rows {
+            if as_written {
+                row.key = plan.key.clone();
+                out.push(row);
+                continue;
+            }
             let mut values = BTreeMap::new();
             for ((col, name), convert) in shape.columns.iter().zip(&plan.names).zip(&plan.convert) {
                 let mut v = row.values.remove(&col.name).flatten();
@@ -309,6 +317,26 @@ mod tests {
             None,
         );
         assert_eq!(state.keys().cloned().collect::<Vec<_>>(), vec![vec![Some("5".to_string())]]);
+    }
+
+    #[test]
+    fn rows_apply_by_their_file_key_and_the_state_is_rekeyed() {
+        let with = |mut r: ChangeRow, code: &str, key: &str| {
+            r.values.insert("code".to_string(), Some(code.to_string()));
+            r.key = Arc::new(vec![key.to_string()]);
+            r
+        };
+        let rows = vec![
+            with(row(RowOp::Insert, 10, 0, "1", Some("a"), &[]), "c1", "id"),
+            with(row(RowOp::Insert, 10, 1, "2", Some("b"), &[]), "c2", "id"),
+            // After a key change to `code`: the delete carries only the new key.
+            ChangeRow { values: BTreeMap::from([("code".to_string(), Some("c1".to_string()))]), ..with(row(RowOp::Delete, 20, 0, "", None, &[]), "c1", "code") },
+            with(row(RowOp::Update, 30, 0, "2", None, &["v"]), "c2", "code"),
+        ];
+        let (state, _) = materialize_rows(rows, &["id".to_string()], None);
+        assert_eq!(state.len(), 1, "the delete by the new key found its row");
+        let r = &state[&vec![Some("2".to_string())]];
+        assert_eq!(r["v"].as_deref(), Some("b"), "the unchanged value is carried under the new key");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //!    (`REPEATABLE READ READ ONLY`, `SET TRANSACTION SNAPSHOT`) and keeps that transaction
 //!    open until the end; the replication connection stays idle meanwhile.
 //! 2. **Tables.** The publication's tables (`pg_publication_tables`, read in the snapshot)
-//!    matching `source.tables`, with their columns and key as of `V`: primary key, else
-//!    replica identity index; `REPLICA IDENTITY FULL` without either is compared as a
+//!    matching `source.tables`, with their columns and key as of `V`: the replica identity's
+//!    columns (the primary key, or the index's under `USING INDEX`; the primary key under
+//!    `FULL`); `REPLICA IDENTITY FULL` without a primary key is compared as a
 //!    multiset of whole rows; a table with no key and no full identity cannot be validated
 //!    (reported, not a difference). Only the columns and rows the publication publishes
 //!    are read (PG15 column lists and row filters, [`Catalog::published_table_schema`]).
