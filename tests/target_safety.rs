@@ -42,6 +42,20 @@ async fn wait(child: Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.unwrap()
 }
 
+/// Waits for `child`, killing it and failing the test when it runs longer than `limit`.
+async fn wait_at_most(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = wait(child).await;
+            panic!("still running after {limit:?}; killed. stderr:\n{}", stderr(&out));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait(child).await
+}
+
 fn sigterm(child: &Child) {
     // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -270,7 +284,7 @@ async fn sigterm_during_the_full_load_keeps_finished_chunks_and_exits_0() {
     wait_for_a_done_chunk(&s, &mut child).await;
     let sent = Instant::now();
     sigterm(&child);
-    let out = wait(child).await;
+    let out = wait_at_most(child, Duration::from_secs(30)).await;
     let took = sent.elapsed();
     let err = stderr(&out);
     eprintln!("{err}");
@@ -301,7 +315,8 @@ async fn validate_behind_a_prepared_transaction_times_out_and_names_it() {
     let gid = s.db.unique("gid");
     s.db.exec(&format!("BEGIN; INSERT INTO items VALUES (1000, 'prepared'); PREPARE TRANSACTION '{gid}'")).await;
     let started = Instant::now();
-    let out = s.pgcdc(&cfg, &["validate", "--timeout", "3s"]).await;
+    let child = spawn(&cfg, &["validate", "--timeout", "3s"]);
+    let out = wait_at_most(child, Duration::from_secs(20)).await;
     let took = started.elapsed();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     eprintln!("{text}");

@@ -4,3 +4,4 @@
 pub mod compare;
 pub mod materialize;
 pub mod run;
+mod waiting;

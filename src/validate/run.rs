@@ -47,7 +47,7 @@ use crate::sink::parquet::{manifest, naming};
 use crate::sink::storage::{self, Storage};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
-use crate::source::replication::{ReplicationConn, SnapshotAction};
+use crate::source::replication::ReplicationConn;
 use crate::source::sql;
 
 /// Examples kept per kind (missing, extra, differing, duplicate) and table.
@@ -200,6 +200,8 @@ impl Example {
 
 /// Validates the configured target against the source (see the module docs).
 pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<ValidateReport> {
+    // `--timeout` bounds both waits together: for the snapshot and for the target.
+    let deadline = Instant::now() + opts.timeout;
     let sink = config.parquet_sinks().next().ok_or_else(|| {
         Error::config("validate compares the source with a Parquet target, but the configuration has no [[sink]] with kind = \"parquet\"")
     })?;
@@ -222,8 +224,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let slot_name = format!("pgcdc_validate_{}_{nanos}", std::process::id());
     tracing::info!(slot = %slot_name, "taking the validation snapshot (a temporary slot; waits for running transactions to finish)");
-    let created = repl
-        .create_slot(&slot_name, true, SnapshotAction::Export)
+    let created = super::waiting::create_snapshot_slot(&mut repl, &control, &slot_name, deadline, opts.timeout)
         .await
         .map_err(|e| e.context("creating the temporary slot for the validation snapshot"))?;
     let v = created.consistent_point;
@@ -254,6 +255,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
 
     // 3. Wait until the target holds everything before V.
     let target = storage::open(&sink.url)?;
+    let opts = &ValidateOptions { timeout: deadline.saturating_duration_since(Instant::now()), ..*opts };
     let (target_lsn, target_ready) = wait_for_target(&control, target.as_ref(), config, v, &relids, opts).await?;
 
     // 4. Compare, one table at a time.
