@@ -177,10 +177,10 @@ async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Re
 /// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
 /// signal, or an error.
 pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
-    // One writer per target: before any recovery, cleanup, progress read or slot action.
-    let _locks = crate::sink::storage::lock::lock_parquet_targets(config)?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
+    // One writer per target: before any recovery, cleanup, progress read or slot action.
+    let _locks = crate::sink::storage::lock::lock_parquet_targets(config)?;
     let mode = config.pipeline.mode;
     let mut load = None;
     if mode != Mode::Cdc {
