@@ -115,6 +115,9 @@ async fn cancel_creation(control: &Catalog, slot: &str) {
         )
         .await;
     if let Err(e) = r {
-        tracing::debug!("cancelling the validation slot's creation: {}", sql::db_error_text(&e));
+        tracing::debug!(
+            "cancelling the validation slot's creation: {}",
+            sql::db_error_text(&e)
+        );
     }
 }
