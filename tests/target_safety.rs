@@ -39,7 +39,26 @@ fn spawn(cfg: &Path, args: &[&str]) -> Child {
 }
 
 async fn wait(child: Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.unwrap()
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .unwrap()
+}
+
+/// Waits for `child`, killing it and failing the test when it runs longer than `limit`.
+async fn wait_at_most(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = wait(child).await;
+            panic!(
+                "still running after {limit:?}; killed. stderr:\n{}",
+                stderr(&out)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait(child).await
 }
 
 fn sigterm(child: &Child) {
@@ -50,7 +69,10 @@ fn sigterm(child: &Child) {
 /// Log lines are plain text when stderr is not a terminal.
 fn assert_no_ansi(out: &Output) {
     let err = stderr(out);
-    assert!(!err.contains("\x1b["), "ANSI escape codes in captured stderr:\n{err:?}");
+    assert!(
+        !err.contains("\x1b["),
+        "ANSI escape codes in captured stderr:\n{err:?}"
+    );
 }
 
 async fn assert_validate_clean(s: &Setup, cfg: &Path) {
@@ -90,12 +112,18 @@ async fn wait_for_a_done_chunk(s: &Setup, child: &mut Child) {
                     .filter(|c| !c["done_at"].is_null())
                     .count();
                 if done > 0 {
-                    assert_eq!(v["complete"], false, "the load finished too fast for this test");
+                    assert_eq!(
+                        v["complete"], false,
+                        "the load finished too fast for this test"
+                    );
                     return;
                 }
             }
         }
-        assert!(child.try_wait().unwrap().is_none(), "pgcdc run ended before a chunk was done");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pgcdc run ended before a chunk was done"
+        );
         assert!(Instant::now() < deadline, "no chunk done within 60 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -122,7 +150,13 @@ async fn two_runs_on_a_fresh_target_one_loads_the_other_is_refused_at_once() {
     let s = Setup::new("ts_two_runs").await;
     create_big_table(&s, 100_000).await;
     let cfg = load_config(&s, SLOW_LOAD);
-    let args = ["run", "--mode", "full-load-and-cdc", "--until-lsn", "current"];
+    let args = [
+        "run",
+        "--mode",
+        "full-load-and-cdc",
+        "--until-lsn",
+        "current",
+    ];
     let first = spawn(&cfg, &args);
     let first_pid = first.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -132,26 +166,45 @@ async fn two_runs_on_a_fresh_target_one_loads_the_other_is_refused_at_once() {
     let second_out = wait(second).await;
     let second_took = started.elapsed();
     let first_out = wait(first).await;
-    eprintln!("first:\n{}\nsecond:\n{}", stderr(&first_out), stderr(&second_out));
+    eprintln!(
+        "first:\n{}\nsecond:\n{}",
+        stderr(&first_out),
+        stderr(&second_out)
+    );
     assert_no_ansi(&first_out);
     assert_no_ansi(&second_out);
 
     // Exactly one succeeds; the other is refused with the holder named.
-    let (winner, loser, winner_pid, loser_took) = match (first_out.status.success(), second_out.status.success()) {
-        (true, false) => (&first_out, &second_out, first_pid, Some(second_took)),
-        (false, true) => (&second_out, &first_out, second_pid, None),
-        other => panic!("exactly one run must succeed: {other:?}"),
-    };
+    let (winner, loser, winner_pid, loser_took) =
+        match (first_out.status.success(), second_out.status.success()) {
+            (true, false) => (&first_out, &second_out, first_pid, Some(second_took)),
+            (false, true) => (&second_out, &first_out, second_pid, None),
+            other => panic!("exactly one run must succeed: {other:?}"),
+        };
     assert_success(winner, "the run holding the target");
     assert_eq!(loser.status.code(), Some(1));
     let msg = stderr(loser);
-    assert!(msg.contains("is in use by pgcdc pid") && msg.contains(&format!("pid {winner_pid} on host ")), "{msg}");
+    assert!(
+        msg.contains("is in use by pgcdc pid")
+            && msg.contains(&format!("pid {winner_pid} on host ")),
+        "{msg}"
+    );
     assert!(msg.contains(" since ") && msg.contains("hint:"), "{msg}");
-    assert!(msg.contains(&format!("file://{}", s.out().display())), "{msg}");
+    assert!(
+        msg.contains(&format!("file://{}", s.out().display())),
+        "{msg}"
+    );
     if let Some(t) = loser_took {
-        assert!(t < Duration::from_secs(3), "the refusal is immediate, took {t:?}");
+        assert!(
+            t < Duration::from_secs(3),
+            "the refusal is immediate, took {t:?}"
+        );
     }
-    assert!(stderr(winner).contains("full load done"), "{}", stderr(winner));
+    assert!(
+        stderr(winner).contains("full load done"),
+        "{}",
+        stderr(winner)
+    );
 
     s.assert_matches_source("public", "big").await;
     assert_validate_clean(&s, &cfg).await;
@@ -168,13 +221,23 @@ async fn a_second_run_while_one_streams_is_refused_and_changes_nothing() {
     // Wait until the load is done and CDC writes: the first CDC rows are in the output.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !s.out().join("_pgcdc/checkpoint.json").exists() {
-        assert!(first.try_wait().unwrap().is_none(), "the first run ended early");
-        assert!(Instant::now() < deadline, "the first run did not finish its load");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the first run did not finish its load"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    s.db.exec("INSERT INTO items SELECT g, 'cdc' FROM generate_series(501, 600) g").await;
+    s.db.exec("INSERT INTO items SELECT g, 'cdc' FROM generate_series(501, 600) g")
+        .await;
     while !s.table_dir("public", "items").join("cdc").exists() {
-        assert!(first.try_wait().unwrap().is_none(), "the first run ended early");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
         assert!(Instant::now() < deadline, "the first run wrote no CDC file");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -184,22 +247,37 @@ async fn a_second_run_while_one_streams_is_refused_and_changes_nothing() {
 
     let started = Instant::now();
     let second = s.pgcdc(&cfg, &["run", "--until-lsn", "current"]).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "refused at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "refused at once"
+    );
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let msg = stderr(&second);
-    assert!(msg.contains(&format!("is in use by pgcdc pid {} on host", first.id())), "{msg}");
+    assert!(
+        msg.contains(&format!("is in use by pgcdc pid {} on host", first.id())),
+        "{msg}"
+    );
     assert_no_ansi(&second);
     assert_eq!(tree(&s.out()), before, "the refused run changed the target");
-    assert_eq!(std::fs::read(s.out().join("_pgcdc/lock")).unwrap(), lock_before);
+    assert_eq!(
+        std::fs::read(s.out().join("_pgcdc/lock")).unwrap(),
+        lock_before
+    );
     // check, status and validate only read: they run beside the writer.
     assert_success(&s.pgcdc(&cfg, &["status"]).await, "status beside a run");
 
     // The first run is intact and keeps writing.
-    s.db.exec("UPDATE items SET v = 'late' WHERE id % 10 = 0; DELETE FROM items WHERE id % 13 = 0").await;
+    s.db.exec("UPDATE items SET v = 'late' WHERE id % 10 = 0; DELETE FROM items WHERE id % 13 = 0")
+        .await;
     assert_validate_clean(&s, &cfg).await;
     sigterm(&first);
     let out = wait(first).await;
-    assert!(out.status.success(), "SIGTERM is a clean stop: {:?}\n{}", out.status, stderr(&out));
+    assert!(
+        out.status.success(),
+        "SIGTERM is a clean stop: {:?}\n{}",
+        out.status,
+        stderr(&out)
+    );
     s.assert_matches_source("public", "items").await;
     assert_validate_clean(&s, &cfg).await;
 }
@@ -211,7 +289,12 @@ async fn a_second_run_while_one_streams_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tricky_names_get_their_own_directories_inside_the_target() {
     let s = Setup::new("ts_names").await;
-    let tables = [("public", "a/b"), ("public", "a_b"), ("..", "t"), ("public", "50% \"off\" it's")];
+    let tables = [
+        ("public", "a/b"),
+        ("public", "a_b"),
+        ("..", "t"),
+        ("public", "50% \"off\" it's"),
+    ];
     let q = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
     let mut sql = String::from("CREATE SCHEMA \"..\";");
     for (i, (schema, table)) in tables.iter().enumerate() {
@@ -223,7 +306,11 @@ async fn tricky_names_get_their_own_directories_inside_the_target() {
         );
     }
     s.db.exec(&sql).await;
-    let list = tables.iter().map(|(sc, t)| format!("{}.{}", q(sc), q(t))).collect::<Vec<_>>().join(", ");
+    let list = tables
+        .iter()
+        .map(|(sc, t)| format!("{}.{}", q(sc), q(t)))
+        .collect::<Vec<_>>()
+        .join(", ");
     s.db.create_publication(&s.publication, &list).await;
     let cfg = load_config(&s, "");
     let out = s.run_until_current(&cfg).await;
@@ -246,14 +333,34 @@ async fn tricky_names_get_their_own_directories_inside_the_target() {
         s.assert_matches_source(schema, table).await;
     }
     // Each table has its own directory; nothing is written beside the target.
-    let mut parent: Vec<String> = std::fs::read_dir(s.dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut parent: Vec<String> = std::fs::read_dir(s.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     parent.sort();
     assert_eq!(parent, ["out", "pgcdc.toml"], "files outside the target");
-    for dir in ["public/a%2Fb", "public/a_b", "%2E%2E/t", "public/50%25%20%22off%22%20it%27s"] {
-        assert!(s.out().join(dir).join("load").is_dir(), "{dir} missing: {:?}", tree(&s.out()));
-        assert!(s.out().join(dir).join("cdc").is_dir(), "{dir} has no CDC files");
+    for dir in [
+        "public/a%2Fb",
+        "public/a_b",
+        "%2E%2E/t",
+        "public/50%25%20%22off%22%20it%27s",
+    ] {
+        assert!(
+            s.out().join(dir).join("load").is_dir(),
+            "{dir} missing: {:?}",
+            tree(&s.out())
+        );
+        assert!(
+            s.out().join(dir).join("cdc").is_dir(),
+            "{dir} has no CDC files"
+        );
     }
-    assert!(s.out().join("_pgcdc/schema/%2E%2E/t").is_dir(), "{:?}", tree(&s.out()));
+    assert!(
+        s.out().join("_pgcdc/schema/%2E%2E/t").is_dir(),
+        "{:?}",
+        tree(&s.out())
+    );
     assert_validate_clean(&s, &cfg).await;
 }
 
@@ -270,21 +377,33 @@ async fn sigterm_during_the_full_load_keeps_finished_chunks_and_exits_0() {
     wait_for_a_done_chunk(&s, &mut child).await;
     let sent = Instant::now();
     sigterm(&child);
-    let out = wait(child).await;
+    let out = wait_at_most(child, Duration::from_secs(30)).await;
     let took = sent.elapsed();
     let err = stderr(&out);
     eprintln!("{err}");
-    assert_eq!(out.status.signal(), None, "killed by a signal instead of stopping");
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "killed by a signal instead of stopping"
+    );
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(took < Duration::from_secs(5), "stopping took {took:?}");
-    assert!(err.contains("terminated during the full load") && err.contains("chunks are done and kept"), "{err}");
+    assert!(
+        err.contains("terminated during the full load") && err.contains("chunks are done and kept"),
+        "{err}"
+    );
     assert!(err.contains("the next run resumes"), "{err}");
     assert_no_ansi(&out);
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.out().join("_pgcdc/load.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.out().join("_pgcdc/load.json")).unwrap()).unwrap();
     assert_eq!(state["complete"], false);
 
     let out = s.run_until_current(&cfg).await;
-    assert!(stderr(&out).contains("resuming the full load"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming the full load"),
+        "{}",
+        stderr(&out)
+    );
     s.assert_matches_source("public", "big").await;
     assert_validate_clean(&s, &cfg).await;
 }
@@ -299,17 +418,30 @@ async fn validate_behind_a_prepared_transaction_times_out_and_names_it() {
     s.run_until_current(&cfg).await;
 
     let gid = s.db.unique("gid");
-    s.db.exec(&format!("BEGIN; INSERT INTO items VALUES (1000, 'prepared'); PREPARE TRANSACTION '{gid}'")).await;
+    s.db.exec(&format!(
+        "BEGIN; INSERT INTO items VALUES (1000, 'prepared'); PREPARE TRANSACTION '{gid}'"
+    ))
+    .await;
     let started = Instant::now();
-    let out = s.pgcdc(&cfg, &["validate", "--timeout", "3s"]).await;
+    let child = spawn(&cfg, &["validate", "--timeout", "3s"]);
+    let out = wait_at_most(child, Duration::from_secs(20)).await;
     let took = started.elapsed();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     eprintln!("{text}");
     s.db.exec(&format!("ROLLBACK PREPARED '{gid}'")).await;
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(took < Duration::from_secs(10), "validate took {took:?} with --timeout 3s");
-    assert!(text.contains(&gid) && text.contains("prepared transaction"), "{text}");
-    assert!(text.contains("COMMIT PREPARED") && text.contains("ROLLBACK PREPARED"), "{text}");
+    assert!(
+        took < Duration::from_secs(10),
+        "validate took {took:?} with --timeout 3s"
+    );
+    assert!(
+        text.contains(&gid) && text.contains("prepared transaction"),
+        "{text}"
+    );
+    assert!(
+        text.contains("COMMIT PREPARED") && text.contains("ROLLBACK PREPARED"),
+        "{text}"
+    );
     assert_no_ansi(&out);
 
     s.db.exec("INSERT INTO items VALUES (2000, 'after')").await;

@@ -68,7 +68,8 @@ enum Command {
     Validate {
         #[arg(short, long)]
         config: PathBuf,
-        /// How long to wait for the target to reach the snapshot's LSN (`pgcdc run` must be
+        /// How long to wait, in all, for the snapshot (it waits for running and prepared
+        /// transactions) and for the target to reach the snapshot's LSN (`pgcdc run` must be
         /// running, or have run with --until-lsn current).
         #[arg(long, default_value = "5m", value_parser = parse_timeout)]
         timeout: std::time::Duration,

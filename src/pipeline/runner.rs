@@ -183,10 +183,13 @@ async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Re
 /// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
 /// signal, or an error.
 pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
-    // One writer per target: before any recovery, cleanup, progress read or slot action.
-    let _locks = crate::sink::storage::lock::lock_parquet_targets(config)?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
+    // One writer per target: before any recovery, cleanup, progress read or slot action.
+    let _locks = crate::sink::storage::lock::lock_parquet_targets(config)?;
+    // Installed once for the whole run, so that no SIGTERM between the load and CDC is lost.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
     crate::source::publication::warn_unpublished(&catalog, &config.source.publication, &config.source.tables).await;
     let mode = config.pipeline.mode;
     let mut load = None;
@@ -196,8 +199,6 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             return Err(wal_level_error(&wal_level));
         }
         let load_run = crate::load::full_load(config, &info, &catalog, mode);
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
         tokio::select! {
             r = load_run => load = r?,
             _ = tokio::signal::ctrl_c() => return super::stop::stopped_during_load(config, "interrupted"),
@@ -210,7 +211,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             return Ok(RunSummary { load, stats: None, durable: Lsn::ZERO });
         }
     }
-    let mut summary = run_cdc(config, opts, &info, catalog).await?;
+    let mut summary = run_cdc(config, opts, &info, catalog, sigterm).await?;
     summary.load = load;
     Ok(summary)
 }
@@ -220,7 +221,13 @@ fn wal_level_error(wal_level: &str) -> Error {
         .with_hint("set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL")
 }
 
-async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Arc<Catalog>) -> Result<RunSummary> {
+async fn run_cdc(
+    config: &Config,
+    opts: RunOptions,
+    info: &ConnInfo,
+    catalog: Arc<Catalog>,
+    mut sigterm: tokio::signal::unix::Signal,
+) -> Result<RunSummary> {
     let info = info.clone();
     let server_version = catalog.server_version_num().await?;
     let proto = protocol_version(server_version);
@@ -291,8 +298,6 @@ async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Ar
     let mut received = start_lsn;
     let mut shutdown_sent = false;
     let mut reader_error: Option<Error> = None;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
     let mut last_reported = Lsn::ZERO;
     let mut until_later = opts.until_later;
     let (mut reload_task, mut watch_task) = match &reloads {

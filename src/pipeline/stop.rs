@@ -14,7 +14,9 @@ use crate::sink::storage;
 /// `why` is `interrupted` (SIGINT) or `terminated` (SIGTERM).
 pub fn stopped_during_load(config: &Config, why: &str) -> Result<RunSummary> {
     let state = match config.parquet_sinks().next() {
-        Some(sink) => LoadState::read(storage::open(&sink.url)?.as_ref()).ok().flatten(),
+        Some(sink) => LoadState::read(storage::open(&sink.url)?.as_ref())
+            .ok()
+            .flatten(),
         None => None,
     };
     match state {
@@ -27,5 +29,9 @@ pub fn stopped_during_load(config: &Config, why: &str) -> Result<RunSummary> {
         }
         None => tracing::info!("{why} before the full load started; the next run starts it"),
     }
-    Ok(RunSummary { load: None, stats: None, durable: Lsn::ZERO })
+    Ok(RunSummary {
+        load: None,
+        stats: None,
+        durable: Lsn::ZERO,
+    })
 }

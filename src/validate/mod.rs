@@ -5,3 +5,4 @@ pub mod compare;
 pub mod identity;
 pub mod materialize;
 pub mod run;
+mod waiting;

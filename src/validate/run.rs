@@ -51,7 +51,7 @@ use crate::sink::parquet::{manifest, naming};
 use crate::sink::storage::{self, Storage};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
-use crate::source::replication::{ReplicationConn, SnapshotAction};
+use crate::source::replication::ReplicationConn;
 use crate::source::sql;
 
 /// Examples kept per kind (missing, extra, differing, duplicate) and table.
@@ -232,6 +232,8 @@ impl Example {
 
 /// Validates the configured target against the source (see the module docs).
 pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<ValidateReport> {
+    // `--timeout` bounds both waits together: for the snapshot and for the target.
+    let deadline = Instant::now() + opts.timeout;
     let sink = config.parquet_sinks().next().ok_or_else(|| {
         Error::config("validate compares the source with a Parquet target, but the configuration has no [[sink]] with kind = \"parquet\"")
     })?;
@@ -252,7 +254,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     // before the snapshot, which would cut off a reload that finishes after it.
     let target = storage::open(&sink.url)?;
     let filter = TableFilter::new(&config.source.tables);
-    let reloading = crate::pipeline::table_watch::wait_until_followed(&control, target.as_ref(), publication, &filter, opts.timeout, opts.poll_interval).await?;
+    let reloading = crate::pipeline::table_watch::wait_until_followed(&control, target.as_ref(), publication, &filter, deadline.saturating_duration_since(Instant::now()), opts.poll_interval).await?;
     if !reloading.is_empty() {
         return Err(Error::runtime(format!("the target does not hold these tables completely yet: {}", reloading.join("; ")))
             .with_hint("`pgcdc run` loads them: keep it running, or run `pgcdc run --until-lsn current` first; raise --timeout if it is only slow"));
@@ -264,8 +266,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let slot_name = format!("pgcdc_validate_{}_{nanos}", std::process::id());
     tracing::info!(slot = %slot_name, "taking the validation snapshot (a temporary slot; waits for running transactions to finish)");
-    let created = repl
-        .create_slot(&slot_name, true, SnapshotAction::Export)
+    let created = super::waiting::create_snapshot_slot(&mut repl, &control, &slot_name, deadline, opts.timeout)
         .await
         .map_err(|e| e.context("creating the temporary slot for the validation snapshot"))?;
     let v = created.consistent_point;
@@ -296,6 +297,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let relids: HashSet<u32> = tables.iter().map(|t| t.schema.relid).collect();
 
     // 3. Wait until the target holds everything before V.
+    let opts = &ValidateOptions { timeout: deadline.saturating_duration_since(Instant::now()), ..*opts };
     let (target_lsn, target_ready) = wait_for_target(&control, target.as_ref(), config, v, &relids, opts).await?;
 
     // 4. Compare, one table at a time.

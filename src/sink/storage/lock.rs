@@ -33,7 +33,11 @@ pub struct LockHolder {
 impl LockHolder {
     /// This process, now.
     pub fn this_process() -> LockHolder {
-        LockHolder { host: host_name(), pid: std::process::id(), since: crate::sink::now_rfc3339() }
+        LockHolder {
+            host: host_name(),
+            pid: std::process::id(),
+            since: crate::sink::now_rfc3339(),
+        }
     }
 }
 
@@ -46,7 +50,10 @@ pub struct TargetLock {
 impl TargetLock {
     /// Wraps whatever keeps a backend's lock held (for a local target: the open lock file).
     pub fn new(target: String, guard: Box<dyn Send + Sync>) -> TargetLock {
-        TargetLock { target, _guard: guard }
+        TargetLock {
+            target,
+            _guard: guard,
+        }
     }
 
     /// The locked target, for messages (`file:///data/out`).
@@ -143,5 +150,8 @@ pub fn host_name() -> String {
 /// released. `pgcdc run` calls this before anything else touches a target and keeps the
 /// locks until it returns.
 pub fn lock_parquet_targets(config: &crate::config::Config) -> Result<Vec<TargetLock>> {
-    config.parquet_sinks().map(|p| super::open(&p.url)?.lock()).collect()
+    config
+        .parquet_sinks()
+        .map(|p| super::open(&p.url)?.lock())
+        .collect()
 }
