@@ -44,12 +44,19 @@ pub struct ReloadTarget {
 
 /// Performs pending reloads one after the other until `closing` is set and none is left.
 /// Returns an error (and leaves the reload pending) when one fails.
-pub async fn reload_worker(info: ConnInfo, target: ReloadTarget, reloads: Arc<Reloads>, closing: Arc<AtomicBool>) -> Result<()> {
+pub async fn reload_worker(
+    info: ConnInfo,
+    target: ReloadTarget,
+    reloads: Arc<Reloads>,
+    closing: Arc<AtomicBool>,
+) -> Result<()> {
     loop {
         match reloads.next_pending() {
             Some(p) => {
                 let name = format!("{}.{}", p.schema, p.table);
-                reload_one(&info, &target, &reloads, p).await.map_err(|e| e.context(format!("reloading {name}")))?;
+                reload_one(&info, &target, &reloads, p)
+                    .await
+                    .map_err(|e| e.context(format!("reloading {name}")))?;
             }
             None if closing.load(Ordering::SeqCst) => return Ok(()),
             None => reloads.wait().await,
@@ -57,7 +64,12 @@ pub async fn reload_worker(info: ConnInfo, target: ReloadTarget, reloads: Arc<Re
     }
 }
 
-async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p: crate::load::registry::PendingReload) -> Result<()> {
+async fn reload_one(
+    info: &ConnInfo,
+    target: &ReloadTarget,
+    reloads: &Reloads,
+    p: crate::load::registry::PendingReload,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let storage = target.storage.as_ref();
     if let Some(a) = &p.attempt {
@@ -66,9 +78,13 @@ async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p
     }
     let mut repl = ReplicationConn::connect(info).await?;
     let slot = format!("pgcdc_reload_{}_{}", std::process::id(), p.relid);
-    let created = repl.create_slot(&slot, true, SnapshotAction::Export).await?;
+    let created = repl
+        .create_slot(&slot, true, SnapshotAction::Export)
+        .await?;
     let s = created.consistent_point;
-    let snapshot = created.snapshot_name.ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;
+    let snapshot = created
+        .snapshot_name
+        .ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;
     let client = sql::connect(info).await?;
     enter_snapshot(&client, &snapshot).await?;
     let catalog = Catalog::new(client);
@@ -80,14 +96,22 @@ async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p
         tracing::info!(table = %format!("{schema}.{table}"), "the table no longer matches source.tables: not reloaded");
         return reloads.finish(p.relid, p.requests, None);
     }
-    reloads.start_attempt(p.relid, Attempt { lsn: s, schema: schema.clone(), table: table.clone() })?;
+    reloads.start_attempt(
+        p.relid,
+        Attempt {
+            lsn: s,
+            schema: schema.clone(),
+            table: table.clone(),
+        },
+    )?;
     let ts = catalog.table_schema(&schema, &table).await?;
     let leaves = leaf_oids(&catalog, p.relid).await?;
     let pair = [(schema.clone(), table.clone())];
     let plan = super::plan::plan(&catalog, &pair, 1, None, target.tid_ranges).await?;
     let key = format!("{schema}.{table}");
     let chunks = plan.get(&key).map(|t| t.chunks.clone()).unwrap_or_default();
-    let progress = super::progress::LoadProgress::new(&[(key.clone(), plan.get(&key).map_or(0, |t| t.bytes))]);
+    let progress =
+        super::progress::LoadProgress::new(&[(key.clone(), plan.get(&key).map_or(0, |t| t.bytes))]);
     let tp = progress.table(&key);
     let ctx = LoadContext {
         storage: target.storage.clone(),
@@ -106,14 +130,26 @@ async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p
     crate::failpoint::hit("reload-copied");
     let _ = catalog.client.batch_execute("COMMIT").await;
     drop(repl);
-    reloads.finish(p.relid, p.requests, Some(FollowedTable { schema: schema.clone(), table: table.clone(), leaves }))?;
+    reloads.finish(
+        p.relid,
+        p.requests,
+        Some(FollowedTable {
+            schema: schema.clone(),
+            table: table.clone(),
+            leaves,
+        }),
+    )?;
     tracing::info!(table = %key, rows, lsn = %s, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "table reloaded");
     Ok(())
 }
 
 /// Deletes the load files an attempt published: `{table}/load/{lsn}-*.parquet`.
 fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
-    let prefix = format!("{}/load/{}-", table_prefix(&a.schema, &a.table), a.lsn.file_hex());
+    let prefix = format!(
+        "{}/load/{}-",
+        table_prefix(&a.schema, &a.table),
+        a.lsn.file_hex()
+    );
     for key in storage.list(&format!("{}/load", table_prefix(&a.schema, &a.table)))? {
         if key.starts_with(&prefix) {
             storage.delete(&key)?;
@@ -123,7 +159,10 @@ fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
 }
 
 fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64
 }
 
 /// A table's current (schema, name) by OID, or `None` when it does not exist.
@@ -173,8 +212,16 @@ mod tests {
 
     #[test]
     fn attempt_prefix_names_only_that_snapshot() {
-        let a = Attempt { lsn: Lsn(0x1A), schema: "public".into(), table: "t".into() };
-        let p = format!("{}/load/{}-", table_prefix(&a.schema, &a.table), a.lsn.file_hex());
+        let a = Attempt {
+            lsn: Lsn(0x1A),
+            schema: "public".into(),
+            table: "t".into(),
+        };
+        let p = format!(
+            "{}/load/{}-",
+            table_prefix(&a.schema, &a.table),
+            a.lsn.file_hex()
+        );
         assert_eq!(p, "public/t/load/000000000000001A-");
     }
 }

@@ -53,8 +53,17 @@ pub enum Observed {
 }
 
 impl Reloads {
-    pub fn new(storage: Arc<dyn Storage>, registry: TableRegistry, auto_load: bool) -> Arc<Reloads> {
-        Arc::new(Reloads { storage, registry: Mutex::new(registry), auto_load, wake: Notify::new() })
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        registry: TableRegistry,
+        auto_load: bool,
+    ) -> Arc<Reloads> {
+        Arc::new(Reloads {
+            storage,
+            registry: Mutex::new(registry),
+            auto_load,
+            wake: Notify::new(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TableRegistry> {
@@ -92,18 +101,29 @@ impl Reloads {
     /// Compares a table as the stream or the catalog describes it with what the target
     /// holds (module docs). `leaves` is `None` when the caller does not know them (a
     /// Relation message); then only the OID and the name are compared.
-    pub fn observe(&self, relid: u32, schema: &str, table: &str, leaves: Option<&[u32]>) -> Result<Observed> {
+    pub fn observe(
+        &self,
+        relid: u32,
+        schema: &str,
+        table: &str,
+        leaves: Option<&[u32]>,
+    ) -> Result<Observed> {
         let reason = {
             let reg = self.lock();
             let pending = reg.pending.iter().any(|p| p.relid == relid);
             match (reg.expected_name(relid), reg.tables.get(&relid)) {
                 (Some((s, t)), _) if (s, t) != (schema, table) => format!("renamed from {s}.{t}"),
-                (Some(_), Some(f)) if !pending && leaves.is_some_and(|l| l != f.leaves.as_slice()) => {
+                (Some(_), Some(f))
+                    if !pending && leaves.is_some_and(|l| l != f.leaves.as_slice()) =>
+                {
                     "its partitions changed (ATTACH/DETACH PARTITION)".to_string()
                 }
                 (Some(_), _) => return Ok(Observed::Known),
                 (None, _) => {
-                    let same_name = reg.tables.values().any(|f| f.schema == schema && f.table == table);
+                    let same_name = reg
+                        .tables
+                        .values()
+                        .any(|f| f.schema == schema && f.table == table);
                     if same_name {
                         "dropped and created again (a new table under a known name)".to_string()
                     } else {
@@ -113,7 +133,12 @@ impl Reloads {
             }
         };
         if self.auto_load {
-            self.submit(ReloadRequest { relid, schema: schema.into(), table: table.into(), reason })?;
+            self.submit(ReloadRequest {
+                relid,
+                schema: schema.into(),
+                table: table.into(),
+                reason,
+            })?;
             return Ok(Observed::Reload);
         }
         tracing::warn!(
@@ -121,9 +146,17 @@ impl Reloads {
             "{schema}.{table} {reason}; mode `cdc` does not load tables, so only its changes from now on are written: `pgcdc run --reload {schema}.{table}` loads it"
         );
         let mut reg = self.lock();
-        reg.tables.retain(|id, f| *id == relid || !(f.schema == schema && f.table == table));
+        reg.tables
+            .retain(|id, f| *id == relid || !(f.schema == schema && f.table == table));
         let leaves = leaves.map(<[u32]>::to_vec).unwrap_or_else(|| vec![relid]);
-        reg.tables.insert(relid, FollowedTable { schema: schema.into(), table: table.into(), leaves });
+        reg.tables.insert(
+            relid,
+            FollowedTable {
+                schema: schema.into(),
+                table: table.into(),
+                leaves,
+            },
+        );
         reg.write(self.storage.as_ref())?;
         Ok(Observed::Warned)
     }
@@ -167,14 +200,18 @@ impl Reloads {
         let mut reg = self.lock();
         match done {
             Some(f) => {
-                reg.tables.retain(|id, t| *id == relid || !(t.schema == f.schema && t.table == f.table));
+                reg.tables
+                    .retain(|id, t| *id == relid || !(t.schema == f.schema && t.table == f.table));
                 reg.tables.insert(relid, f);
             }
             None => {
                 reg.tables.remove(&relid);
             }
         }
-        let again = reg.pending.iter().any(|p| p.relid == relid && p.requests != requests);
+        let again = reg
+            .pending
+            .iter()
+            .any(|p| p.relid == relid && p.requests != requests);
         if again {
             if let Some(p) = reg.pending.iter_mut().find(|p| p.relid == relid) {
                 // Its files stay: they are superseded by the next attempt's reset.

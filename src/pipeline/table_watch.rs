@@ -24,7 +24,11 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 pub type PublishedTable = (u32, String, String, Vec<u32>);
 
 /// The publication's tables that match `filter`, now.
-pub async fn published_tables(catalog: &Catalog, publication: &str, filter: &TableFilter) -> Result<Vec<PublishedTable>> {
+pub async fn published_tables(
+    catalog: &Catalog,
+    publication: &str,
+    filter: &TableFilter,
+) -> Result<Vec<PublishedTable>> {
     let rows = catalog
         .client
         .query(
@@ -42,7 +46,14 @@ pub async fn published_tables(catalog: &Catalog, publication: &str, filter: &Tab
         .map_err(|e| Error::runtime(format!("reading pg_publication_tables: {}", db_error_text(&e))))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get::<_, u32>(0), r.get::<_, String>(1), r.get::<_, String>(2), r.get::<_, Vec<u32>>(3)))
+        .map(|r| {
+            (
+                r.get::<_, u32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, Vec<u32>>(3),
+            )
+        })
         .filter(|(_, s, t, _)| filter.matches(s, t))
         .collect())
 }
@@ -50,7 +61,12 @@ pub async fn published_tables(catalog: &Catalog, publication: &str, filter: &Tab
 /// The target's registry, created when missing: from the full load's plan (the tables it
 /// loaded, with the leaves it copied), or else — mode `cdc`, or CDC progress without a
 /// load — from the publication as it is now (those tables are taken as followed).
-pub async fn open_registry(storage: &dyn Storage, catalog: &Catalog, publication: &str, filter: &TableFilter) -> Result<TableRegistry> {
+pub async fn open_registry(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    publication: &str,
+    filter: &TableFilter,
+) -> Result<TableRegistry> {
     if let Some(r) = TableRegistry::read(storage)? {
         return Ok(r);
     }
@@ -58,21 +74,44 @@ pub async fn open_registry(storage: &dyn Storage, catalog: &Catalog, publication
     match LoadState::read(storage)? {
         Some(load) => {
             for t in load.tables.values() {
-                let Some(relid) = crate::load::reload::relid_of(catalog, &t.schema, &t.table).await? else { continue };
+                let Some(relid) =
+                    crate::load::reload::relid_of(catalog, &t.schema, &t.table).await?
+                else {
+                    continue;
+                };
                 let mut leaves = Vec::new();
                 for c in &t.chunks {
-                    if let Some(l) = crate::load::reload::relid_of(catalog, &c.leaf_schema, &c.leaf_table).await? {
+                    if let Some(l) =
+                        crate::load::reload::relid_of(catalog, &c.leaf_schema, &c.leaf_table)
+                            .await?
+                    {
                         leaves.push(l);
                     }
                 }
                 leaves.sort_unstable();
                 leaves.dedup();
-                reg.tables.insert(relid, FollowedTable { schema: t.schema.clone(), table: t.table.clone(), leaves });
+                reg.tables.insert(
+                    relid,
+                    FollowedTable {
+                        schema: t.schema.clone(),
+                        table: t.table.clone(),
+                        leaves,
+                    },
+                );
             }
         }
         None => {
-            for (relid, schema, table, leaves) in published_tables(catalog, publication, filter).await? {
-                reg.tables.insert(relid, FollowedTable { schema, table, leaves });
+            for (relid, schema, table, leaves) in
+                published_tables(catalog, publication, filter).await?
+            {
+                reg.tables.insert(
+                    relid,
+                    FollowedTable {
+                        schema,
+                        table,
+                        leaves,
+                    },
+                );
             }
         }
     }
@@ -81,7 +120,12 @@ pub async fn open_registry(storage: &dyn Storage, catalog: &Catalog, publication
 }
 
 /// One look at the publication (module docs).
-pub async fn check_once(catalog: &Catalog, publication: &str, filter: &TableFilter, reloads: &Reloads) -> Result<()> {
+pub async fn check_once(
+    catalog: &Catalog,
+    publication: &str,
+    filter: &TableFilter,
+    reloads: &Reloads,
+) -> Result<()> {
     let tables = published_tables(catalog, publication, filter).await?;
     for (relid, schema, table, leaves) in &tables {
         tokio::task::block_in_place(|| reloads.observe(*relid, schema, table, Some(leaves)))?;
@@ -91,7 +135,12 @@ pub async fn check_once(catalog: &Catalog, publication: &str, filter: &TableFilt
 }
 
 /// Looks at the publication every [`WATCH_INTERVAL`] until an error (returned).
-pub async fn watch(catalog: Arc<Catalog>, publication: String, filter: TableFilter, reloads: Arc<Reloads>) -> Result<()> {
+pub async fn watch(
+    catalog: Arc<Catalog>,
+    publication: String,
+    filter: TableFilter,
+    reloads: Arc<Reloads>,
+) -> Result<()> {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.tick().await;
     loop {
@@ -116,8 +165,11 @@ pub async fn wait_until_followed(
     let started = std::time::Instant::now();
     let mut logged = false;
     loop {
-        let tables: Vec<(u32, String, String)> =
-            published_tables(catalog, publication, filter).await?.into_iter().map(|(r, s, t, _)| (r, s, t)).collect();
+        let tables: Vec<(u32, String, String)> = published_tables(catalog, publication, filter)
+            .await?
+            .into_iter()
+            .map(|(r, s, t, _)| (r, s, t))
+            .collect();
         let incomplete = crate::load::registry::incomplete_tables(storage, &tables)?;
         if incomplete.is_empty() || started.elapsed() >= timeout {
             return Ok(incomplete);
