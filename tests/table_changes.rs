@@ -284,6 +284,9 @@ async fn a_reload_killed_after_copying_is_redone_without_duplicates() {
         reg.contains("requested with --reload") && reg.contains("\"attempt\": {"),
         "the reload is pending: {reg}"
     );
+    let out = s.pgcdc(&cfg, &["validate", "--timeout", "2s"]).await;
+    assert_eq!(out.status.code(), Some(1), "validate does not pass a pending reload: {}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("public.t (requested with --reload)"), "{}", support::stderr(&out));
     s.db.exec("DELETE FROM t WHERE id % 9 = 0").await;
     s.run_until_current(&cfg).await;
     let resets = s
@@ -293,5 +296,30 @@ async fn a_reload_killed_after_copying_is_redone_without_duplicates() {
         .count();
     assert_eq!(resets, 1, "the interrupted attempt's files are gone");
     assert_eq!(s.assert_matches_source("public", "t").await, 2000 - 222);
+    validate_clean(&s, &cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cdc_mode_a_joining_table_is_named_in_a_warning_and_loaded_on_request() {
+    let s = Setup::new("tc_cdc_join").await;
+    s.db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 40) g;",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "a").await;
+    let cfg = s.config("");
+    assert_success(&s.pgcdc(&cfg, &["setup"]).await, "pgcdc setup");
+    s.db.exec("INSERT INTO a VALUES (1, 'one')").await;
+    s.run_until_current(&cfg).await;
+    s.db.exec(&format!("ALTER PUBLICATION \"{}\" ADD TABLE b", s.publication)).await;
+    s.db.exec("UPDATE b SET v = 'changed' WHERE id = 3").await;
+    let out = s.run_until_current(&cfg).await;
+    let log = support::stderr(&out);
+    assert!(log.contains("public.b joined the publication") && log.contains("pgcdc run --reload public.b"), "{log}");
+    let out = s.pgcdc(&cfg, &["run", "--reload", "public.b", "--until-lsn", "current"]).await;
+    assert_success(&out, "pgcdc run --reload public.b");
+    assert_eq!(s.assert_matches_source("public", "a").await, 1);
+    assert_eq!(s.assert_matches_source("public", "b").await, 40);
     validate_clean(&s, &cfg).await;
 }
