@@ -180,13 +180,10 @@ pub async fn name_of(catalog: &Catalog, relid: u32) -> Result<Option<(String, St
 
 /// The OIDs of a table's leaf relations, sorted: its partitions', or its own.
 pub async fn leaf_oids(catalog: &Catalog, relid: u32) -> Result<Vec<u32>> {
+    let leaves = crate::pipeline::table_watch::leaves_sql(catalog, "$1::oid").await?;
     let row = catalog
         .client
-        .query_one(
-            "SELECT COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree($1::oid::regclass) t WHERE t.isleaf),
-                             ARRAY[$1::oid])",
-            &[&relid],
-        )
+        .query_one(&format!("SELECT {leaves}"), &[&relid])
         .await
         .map_err(|e| Error::runtime(format!("reading pg_partition_tree: {}", db_error_text(&e))))?;
     Ok(row.get(0))

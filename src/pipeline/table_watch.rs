@@ -29,21 +29,27 @@ pub async fn published_tables(
     publication: &str,
     filter: &TableFilter,
 ) -> Result<Vec<PublishedTable>> {
+    let leaves = leaves_sql(catalog, "c.oid").await?;
     let rows = catalog
         .client
         .query(
-            "SELECT c.oid, p.schemaname::text, p.tablename::text,
-                    COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree(c.oid) t WHERE t.isleaf),
-                             ARRAY[c.oid])
-               FROM pg_publication_tables p
-               JOIN pg_namespace n ON n.nspname = p.schemaname
-               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-              WHERE p.pubname = $1
-              ORDER BY 2, 3",
+            &format!(
+                "SELECT c.oid, p.schemaname::text, p.tablename::text, {leaves}
+                   FROM pg_publication_tables p
+                   JOIN pg_namespace n ON n.nspname = p.schemaname
+                   JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+                  WHERE p.pubname = $1
+                  ORDER BY 2, 3"
+            ),
             &[&publication],
         )
         .await
-        .map_err(|e| Error::runtime(format!("reading pg_publication_tables: {}", db_error_text(&e))))?;
+        .map_err(|e| {
+            Error::runtime(format!(
+                "reading pg_publication_tables: {}",
+                db_error_text(&e)
+            ))
+        })?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -56,6 +62,19 @@ pub async fn published_tables(
         })
         .filter(|(_, s, t, _)| filter.matches(s, t))
         .collect())
+}
+
+/// An SQL expression (type `oid[]`) for the sorted leaf OIDs of the relation `oid_expr`:
+/// its partitions' (PostgreSQL 12+, `pg_partition_tree`), or its own. Partitioned tables
+/// cannot be published before PostgreSQL 13, so older servers need no tree.
+pub async fn leaves_sql(catalog: &Catalog, oid_expr: &str) -> Result<String> {
+    Ok(if catalog.server_version_num().await? >= 120000 {
+        format!(
+            "COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree({oid_expr}) t WHERE t.isleaf), ARRAY[{oid_expr}])"
+        )
+    } else {
+        format!("ARRAY[{oid_expr}]")
+    })
 }
 
 /// The target's registry, created when missing: from the full load's plan (the tables it
