@@ -135,6 +135,11 @@ async fn run_reload_rewrites_a_table_whose_files_were_deleted() {
     s.run_until_current(&cfg).await;
     s.db.exec("UPDATE t SET v = 'u' WHERE id % 3 = 0; DELETE FROM t WHERE id % 5 = 0; INSERT INTO t VALUES (1000, 'n')").await;
     s.run_until_current(&cfg).await;
+    // Only published tables can be reloaded: CDC would not follow any other.
+    s.db.exec("CREATE TABLE other (id int PRIMARY KEY)").await;
+    let out = s.pgcdc(&cfg, &["run", "--reload", "public.other", "--until-lsn", "current"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("is not in publication"), "{}", support::stderr(&out));
     std::fs::remove_dir_all(s.table_dir("public", "t")).unwrap();
     s.db.exec("UPDATE t SET v = 'after the loss' WHERE id = 1")
         .await;

@@ -52,6 +52,11 @@ pub async fn start(
         registry,
         config.pipeline.mode == Mode::FullLoadAndCdc,
     );
+    let published = if requested.is_empty() {
+        Vec::new()
+    } else {
+        table_watch::published_tables(catalog, publication, &TableFilter::new(&[])).await?
+    };
     for name in requested {
         let (schema, table) = name.split_once('.').unwrap_or(("public", name.as_str()));
         let relid = relid_of(catalog, schema, table).await?.ok_or_else(|| {
@@ -60,6 +65,10 @@ pub async fn start(
             ))
             .with_hint("name it as SCHEMA.TABLE, as the source spells it")
         })?;
+        if !published.iter().any(|t| t.0 == relid) {
+            return Err(Error::config(format!("--reload {name}: {schema}.{table} is not in publication `{publication}`"))
+                .with_hint(format!("CDC follows only published tables: ALTER PUBLICATION \"{publication}\" ADD TABLE {schema}.{table}")));
+        }
         if !filter.matches(schema, table) {
             return Err(Error::config(format!(
                 "--reload {name}: {schema}.{table} does not match source.tables"

@@ -183,6 +183,10 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
     let mode = config.pipeline.mode;
     let mut load = None;
+    if mode == Mode::FullLoad && !opts.reload.is_empty() {
+        return Err(Error::config("--reload reloads a table while CDC runs, and mode `full-load` runs no CDC")
+            .with_hint("use --mode full-load-and-cdc or --mode cdc"));
+    }
     if mode != Mode::Cdc {
         let wal_level = catalog.setting("wal_level").await?;
         if wal_level != "logical" {
