@@ -32,6 +32,10 @@ pub struct FollowedTable {
     pub table: String,
     /// OIDs of the leaf relations whose rows the table shows, sorted.
     pub leaves: Vec<u32>,
+    /// The WAL position as of which this is known (e.g. the reload's snapshot): what the
+    /// stream or the catalog said about the table before it is older news.
+    #[serde(default)]
+    pub seen_at: Lsn,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,6 +45,9 @@ pub struct PendingReload {
     pub schema: String,
     pub table: String,
     pub reason: String,
+    /// The WAL position as of which the name is known (see [`FollowedTable::seen_at`]).
+    #[serde(default)]
+    pub seen_at: Lsn,
     /// Bumped by every request; a reload that finishes removes the entry only if no
     /// request arrived after it started.
     pub requests: u64,
@@ -83,6 +90,21 @@ impl TableRegistry {
         self.tables
             .get(&relid)
             .map(|t| (t.schema.as_str(), t.table.as_str()))
+    }
+
+    /// The WAL position as of which the registry knows `relid` ([`FollowedTable::seen_at`]).
+    pub fn known_at(&self, relid: u32) -> Lsn {
+        let pending = self
+            .pending
+            .iter()
+            .find(|p| p.relid == relid)
+            .map(|p| p.seen_at);
+        let followed = self.tables.get(&relid).map(|t| t.seen_at);
+        pending
+            .into_iter()
+            .chain(followed)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Why the target does not yet hold `tables` (relid, schema, table) completely: pending
@@ -134,6 +156,7 @@ mod tests {
                 schema: "public".into(),
                 table: "a".into(),
                 leaves: vec![1],
+                seen_at: Lsn::ZERO,
             },
         );
         r.tables.insert(
@@ -142,6 +165,7 @@ mod tests {
                 schema: "public".into(),
                 table: "b".into(),
                 leaves: vec![2],
+                seen_at: Lsn::ZERO,
             },
         );
         let t = |id: u32, n: &str| (id, "public".to_string(), n.to_string());
@@ -154,6 +178,7 @@ mod tests {
             schema: "public".into(),
             table: "d".into(),
             reason: "joined".into(),
+            seen_at: Lsn::ZERO,
             requests: 1,
             attempt: None,
         });

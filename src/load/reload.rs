@@ -137,6 +137,7 @@ async fn reload_one(
             schema: schema.clone(),
             table: table.clone(),
             leaves,
+            seen_at: s,
         }),
     )?;
     tracing::info!(table = %key, rows, lsn = %s, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "table reloaded");

@@ -320,7 +320,8 @@ impl Pipeline {
             PgOutputMessage::Relation { relation, .. } => {
                 self.relations.apply(&relation, self.catalog.as_mut())?;
                 if let Some(r) = self.reloads.as_ref().filter(|_| self.filter.matches(&relation.namespace, &relation.name)) {
-                    r.observe(relation.relid, &relation.namespace, &relation.name, None)?;
+                    let at = self.txn.as_ref().map_or(Lsn::ZERO, |t| t.meta.commit_lsn);
+                    r.observe(relation.relid, &relation.namespace, &relation.name, None, at)?;
                 }
             }
             PgOutputMessage::Type { .. } => {}

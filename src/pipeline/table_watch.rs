@@ -99,11 +99,13 @@ pub async fn open_registry(
                     continue;
                 };
                 let mut leaves = Vec::new();
-                for c in &t.chunks {
-                    if let Some(l) =
-                        crate::load::reload::relid_of(catalog, &c.leaf_schema, &c.leaf_table)
-                            .await?
-                    {
+                let names: std::collections::BTreeSet<(&str, &str)> = t
+                    .chunks
+                    .iter()
+                    .map(|c| (c.leaf_schema.as_str(), c.leaf_table.as_str()))
+                    .collect();
+                for (schema, table) in names {
+                    if let Some(l) = crate::load::reload::relid_of(catalog, schema, table).await? {
                         leaves.push(l);
                     }
                 }
@@ -115,11 +117,13 @@ pub async fn open_registry(
                         schema: t.schema.clone(),
                         table: t.table.clone(),
                         leaves,
+                        seen_at: load.slot_lsn,
                     },
                 );
             }
         }
         None => {
+            let at = catalog.current_wal_lsn().await?;
             for (relid, schema, table, leaves) in
                 published_tables(catalog, publication, filter).await?
             {
@@ -129,6 +133,7 @@ pub async fn open_registry(
                         schema,
                         table,
                         leaves,
+                        seen_at: at,
                     },
                 );
             }
@@ -145,12 +150,14 @@ pub async fn check_once(
     filter: &TableFilter,
     reloads: &Reloads,
 ) -> Result<()> {
+    // Read before the catalog: everything committed before `at` is in what follows.
+    let at = catalog.current_wal_lsn().await?;
     let tables = published_tables(catalog, publication, filter).await?;
     for (relid, schema, table, leaves) in &tables {
-        tokio::task::block_in_place(|| reloads.observe(*relid, schema, table, Some(leaves)))?;
+        tokio::task::block_in_place(|| reloads.observe(*relid, schema, table, Some(leaves), at))?;
     }
     let published: Vec<u32> = tables.iter().map(|t| t.0).collect();
-    tokio::task::block_in_place(|| reloads.forget_unpublished(&published))
+    tokio::task::block_in_place(|| reloads.forget_unpublished(&published, at))
 }
 
 /// Looks at the publication every [`WATCH_INTERVAL`] until an error (returned).
