@@ -380,13 +380,13 @@ async fn run_cdc(config: &Config, opts: RunOptions, info: &ConnInfo, catalog: Ar
     let durable = progress.durable();
     let _ = stream.send_status(received, durable, durable, false).await;
     stream.close().await;
+    watch_task.abort();
+    if reloads.is_none() || result.is_err() || reader_error.is_some() {
+        reload_task.abort();
+    }
     let stats = result?;
     if let Some(e) = reader_error {
         return Err(e);
-    }
-    watch_task.abort();
-    if reloads.is_none() {
-        reload_task.abort();
     }
     if let Some(r) = &reloads {
         // Stopping at the until-LSN finishes the reloads asked for; a signal leaves them
