@@ -32,12 +32,20 @@ struct Running(Option<Child>);
 impl Running {
     fn start(cfg: &Path, s: &Setup) -> Running {
         let mut cmd = common::pgcdc();
-        cmd.arg("run").arg("-c").arg(cfg).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.arg("run")
+            .arg("-c")
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let r = Running(Some(cmd.spawn().expect("spawn pgcdc run")));
         // Streaming starts after the load, which writes the first checkpoint.
         let deadline = Instant::now() + Duration::from_secs(60);
         while !s.out().join("_pgcdc/checkpoint.json").exists() {
-            assert!(Instant::now() < deadline, "pgcdc run never started streaming");
+            assert!(
+                Instant::now() < deadline,
+                "pgcdc run never started streaming"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -49,8 +57,13 @@ impl Running {
         let child = self.0.take().expect("running");
         // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.expect("join");
-        eprintln!("pgcdc run (stopped) stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+            .await
+            .expect("join");
+        eprintln!(
+            "pgcdc run (stopped) stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_success(&out, "pgcdc run stopped with SIGTERM");
         out
     }
@@ -71,7 +84,10 @@ async fn validate_clean(s: &Setup, cfg: &Path) {
 }
 
 fn loaded_rows(s: &Setup, table: &str) -> usize {
-    s.change_rows("public", table).iter().filter(|r| r.op == RowOp::Load).count()
+    s.change_rows("public", table)
+        .iter()
+        .filter(|r| r.op == RowOp::Load)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,13 +102,21 @@ async fn a_filled_table_added_to_the_publication_while_running_is_loaded() {
     s.db.create_publication(&s.publication, "a").await;
     let cfg = config(&s, "full-load-and-cdc");
     let run = Running::start(&cfg, &s);
-    s.db.exec(&format!("ALTER PUBLICATION \"{}\" ADD TABLE b, quiet", s.publication)).await;
-    s.db.exec("UPDATE b SET v = 'changed at once' WHERE id <= 5; INSERT INTO b VALUES (101, 'new')").await;
+    s.db.exec(&format!(
+        "ALTER PUBLICATION \"{}\" ADD TABLE b, quiet",
+        s.publication
+    ))
+    .await;
+    s.db.exec(
+        "UPDATE b SET v = 'changed at once' WHERE id <= 5; INSERT INTO b VALUES (101, 'new')",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     s.db.exec("UPDATE b SET v = 'changed later' WHERE id % 10 = 0; DELETE FROM b WHERE id = 7; INSERT INTO a VALUES (11, 'x')").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.stop().await;
-    s.db.exec("UPDATE b SET v = 'after the stop' WHERE id = 1").await;
+    s.db.exec("UPDATE b SET v = 'after the stop' WHERE id = 1")
+        .await;
     s.run_until_current(&cfg).await;
     assert_eq!(s.assert_matches_source("public", "a").await, 11);
     assert_eq!(s.assert_matches_source("public", "b").await, 100);
@@ -111,14 +135,31 @@ async fn run_reload_rewrites_a_table_whose_files_were_deleted() {
     s.run_until_current(&cfg).await;
     s.db.exec("UPDATE t SET v = 'u' WHERE id % 3 = 0; DELETE FROM t WHERE id % 5 = 0; INSERT INTO t VALUES (1000, 'n')").await;
     s.run_until_current(&cfg).await;
+    // Only published tables can be reloaded: CDC would not follow any other.
+    s.db.exec("CREATE TABLE other (id int PRIMARY KEY)").await;
+    let out = s.pgcdc(&cfg, &["run", "--reload", "public.other", "--until-lsn", "current"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("is not in publication"), "{}", support::stderr(&out));
     std::fs::remove_dir_all(s.table_dir("public", "t")).unwrap();
-    s.db.exec("UPDATE t SET v = 'after the loss' WHERE id = 1").await;
-    let out = s.pgcdc(&cfg, &["run", "--reload", "public.t", "--until-lsn", "current"]).await;
+    s.db.exec("UPDATE t SET v = 'after the loss' WHERE id = 1")
+        .await;
+    let out = s
+        .pgcdc(
+            &cfg,
+            &["run", "--reload", "public.t", "--until-lsn", "current"],
+        )
+        .await;
     assert_success(&out, "pgcdc run --reload public.t");
     let rows = s.change_rows("public", "t");
-    let reset = rows.iter().find(|r| r.op == RowOp::Truncate).expect("a reset row");
+    let reset = rows
+        .iter()
+        .find(|r| r.op == RowOp::Truncate)
+        .expect("a reset row");
     assert_eq!(reset.seq, -1, "the reset sorts before the reload's rows");
-    assert!(rows.iter().filter(|r| r.op == RowOp::Load).all(|r| r.lsn == reset.lsn && r.seq >= 0));
+    assert!(rows
+        .iter()
+        .filter(|r| r.op == RowOp::Load)
+        .all(|r| r.lsn == reset.lsn && r.seq >= 0));
     assert_eq!(s.assert_matches_source("public", "t").await, 500 - 100 + 1);
     let reg = std::fs::read_to_string(s.out().join("_pgcdc/tables.json")).unwrap();
     assert!(reg.contains("\"pending\": []"), "{reg}");
@@ -137,11 +178,18 @@ async fn a_renamed_table_is_followed_under_its_new_name_while_running_and_while_
     tokio::time::sleep(Duration::from_secs(3)).await;
     run.stop().await;
     s.db.exec("ALTER TABLE t2 RENAME TO t3").await;
-    s.db.exec("INSERT INTO t3 VALUES (21, 'while stopped'); DELETE FROM t3 WHERE id = 2").await;
+    s.db.exec("INSERT INTO t3 VALUES (21, 'while stopped'); DELETE FROM t3 WHERE id = 2")
+        .await;
     s.run_until_current(&cfg).await;
     assert_eq!(s.assert_matches_source("public", "t3").await, 20);
     // The old directory keeps the history up to the rename.
-    assert!(s.change_rows("public", "t").iter().filter(|r| r.op == RowOp::Load).count() == 20);
+    assert!(
+        s.change_rows("public", "t")
+            .iter()
+            .filter(|r| r.op == RowOp::Load)
+            .count()
+            == 20
+    );
     validate_clean(&s, &cfg).await;
 }
 
@@ -152,7 +200,8 @@ async fn a_table_dropped_and_created_again_does_not_bring_back_old_rows() {
     s.db.create_publication(&s.publication, "t").await;
     let cfg = config(&s, "full-load-and-cdc");
     let run = Running::start(&cfg, &s);
-    s.db.exec("UPDATE t SET v = 'old, updated' WHERE id <= 10").await;
+    s.db.exec("UPDATE t SET v = 'old, updated' WHERE id <= 10")
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.db.exec(&format!(
         "DROP TABLE t; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'new' || g FROM generate_series(40, 60) g;
@@ -160,7 +209,8 @@ async fn a_table_dropped_and_created_again_does_not_bring_back_old_rows() {
         s.publication
     ))
     .await;
-    s.db.exec("UPDATE t SET v = 'new, updated' WHERE id = 45; INSERT INTO t VALUES (61, 'new')").await;
+    s.db.exec("UPDATE t SET v = 'new, updated' WHERE id = 45; INSERT INTO t VALUES (61, 'new')")
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     run.stop().await;
     // And once more while stopped.
@@ -186,12 +236,18 @@ async fn attaching_and_detaching_partitions_reloads_the_root() {
          INSERT INTO m2 SELECT g, 2, 'two' FROM generate_series(1, 150) g;",
     )
     .await;
-    s.db.exec(&format!("CREATE PUBLICATION \"{}\" FOR TABLE m WITH (publish_via_partition_root = true)", s.publication)).await;
+    s.db.exec(&format!(
+        "CREATE PUBLICATION \"{}\" FOR TABLE m WITH (publish_via_partition_root = true)",
+        s.publication
+    ))
+    .await;
     let cfg = config(&s, "full-load-and-cdc");
     let run = Running::start(&cfg, &s);
-    s.db.exec("ALTER TABLE m ATTACH PARTITION m2 FOR VALUES IN (2)").await;
+    s.db.exec("ALTER TABLE m ATTACH PARTITION m2 FOR VALUES IN (2)")
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    s.db.exec("UPDATE m SET v = 'two, updated' WHERE k = 2 AND id <= 10").await;
+    s.db.exec("UPDATE m SET v = 'two, updated' WHERE k = 2 AND id <= 10")
+        .await;
     s.db.exec("ALTER TABLE m DETACH PARTITION m1").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     run.stop().await;
@@ -209,15 +265,66 @@ async fn a_reload_killed_after_copying_is_redone_without_duplicates() {
     s.run_until_current(&cfg).await;
     s.db.exec("UPDATE t SET v = 'u' WHERE id % 4 = 0").await;
     let mut cmd = common::pgcdc();
-    cmd.args(["run", "--reload", "public.t", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "reload-copied");
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
-    assert_eq!(out.status.signal(), Some(9), "killed after the reload's copy: {}", String::from_utf8_lossy(&out.stderr));
+    cmd.args([
+        "run",
+        "--reload",
+        "public.t",
+        "--until-lsn",
+        "current",
+        "-c",
+    ])
+    .arg(&cfg)
+    .env("PGCDC_FAILPOINTS", "reload-copied");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "killed after the reload's copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reg = std::fs::read_to_string(s.out().join("_pgcdc/tables.json")).unwrap();
-    assert!(reg.contains("requested with --reload") && reg.contains("\"attempt\": {"), "the reload is pending: {reg}");
+    assert!(
+        reg.contains("requested with --reload") && reg.contains("\"attempt\": {"),
+        "the reload is pending: {reg}"
+    );
+    let out = s.pgcdc(&cfg, &["validate", "--timeout", "2s"]).await;
+    assert_eq!(out.status.code(), Some(1), "validate does not pass a pending reload: {}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("public.t (requested with --reload)"), "{}", support::stderr(&out));
     s.db.exec("DELETE FROM t WHERE id % 9 = 0").await;
     s.run_until_current(&cfg).await;
-    let resets = s.change_rows("public", "t").iter().filter(|r| r.op == RowOp::Truncate).count();
+    let resets = s
+        .change_rows("public", "t")
+        .iter()
+        .filter(|r| r.op == RowOp::Truncate)
+        .count();
     assert_eq!(resets, 1, "the interrupted attempt's files are gone");
     assert_eq!(s.assert_matches_source("public", "t").await, 2000 - 222);
+    validate_clean(&s, &cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cdc_mode_a_joining_table_is_named_in_a_warning_and_loaded_on_request() {
+    let s = Setup::new("tc_cdc_join").await;
+    s.db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 40) g;",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "a").await;
+    let cfg = s.config("");
+    assert_success(&s.pgcdc(&cfg, &["setup"]).await, "pgcdc setup");
+    s.db.exec("INSERT INTO a VALUES (1, 'one')").await;
+    s.run_until_current(&cfg).await;
+    s.db.exec(&format!("ALTER PUBLICATION \"{}\" ADD TABLE b", s.publication)).await;
+    s.db.exec("UPDATE b SET v = 'changed' WHERE id = 3").await;
+    let out = s.run_until_current(&cfg).await;
+    let log = support::stderr(&out);
+    assert!(log.contains("public.b joined the publication") && log.contains("pgcdc run --reload public.b"), "{log}");
+    let out = s.pgcdc(&cfg, &["run", "--reload", "public.b", "--until-lsn", "current"]).await;
+    assert_success(&out, "pgcdc run --reload public.b");
+    assert_eq!(s.assert_matches_source("public", "a").await, 1);
+    assert_eq!(s.assert_matches_source("public", "b").await, 40);
     validate_clean(&s, &cfg).await;
 }

@@ -32,6 +32,10 @@ pub struct FollowedTable {
     pub table: String,
     /// OIDs of the leaf relations whose rows the table shows, sorted.
     pub leaves: Vec<u32>,
+    /// The WAL position as of which this is known (e.g. the reload's snapshot): what the
+    /// stream or the catalog said about the table before it is older news.
+    #[serde(default)]
+    pub seen_at: Lsn,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,6 +45,9 @@ pub struct PendingReload {
     pub schema: String,
     pub table: String,
     pub reason: String,
+    /// The WAL position as of which the name is known (see [`FollowedTable::seen_at`]).
+    #[serde(default)]
+    pub seen_at: Lsn,
     /// Bumped by every request; a reload that finishes removes the entry only if no
     /// request arrived after it started.
     pub requests: u64,
@@ -69,7 +76,10 @@ impl TableRegistry {
     }
 
     pub fn write(&self, storage: &dyn Storage) -> Result<()> {
-        storage.put_atomic(TABLES_KEY, &serde_json::to_vec_pretty(self).expect("serialisable"))
+        storage.put_atomic(
+            TABLES_KEY,
+            &serde_json::to_vec_pretty(self).expect("serialisable"),
+        )
     }
 
     /// The name a table is expected to have: the pending reload's, else the followed one's.
@@ -77,20 +87,44 @@ impl TableRegistry {
         if let Some(p) = self.pending.iter().find(|p| p.relid == relid) {
             return Some((&p.schema, &p.table));
         }
-        self.tables.get(&relid).map(|t| (t.schema.as_str(), t.table.as_str()))
+        self.tables
+            .get(&relid)
+            .map(|t| (t.schema.as_str(), t.table.as_str()))
+    }
+
+    /// The WAL position as of which the registry knows `relid` ([`FollowedTable::seen_at`]).
+    pub fn known_at(&self, relid: u32) -> Lsn {
+        let pending = self
+            .pending
+            .iter()
+            .find(|p| p.relid == relid)
+            .map(|p| p.seen_at);
+        let followed = self.tables.get(&relid).map(|t| t.seen_at);
+        pending
+            .into_iter()
+            .chain(followed)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Why the target does not yet hold `tables` (relid, schema, table) completely: pending
     /// reloads, and tables that are unknown or known under another name. Empty when complete.
     pub fn incomplete(&self, tables: &[(u32, String, String)]) -> Vec<String> {
-        let mut out: Vec<String> = self.pending.iter().map(|p| format!("{}.{} ({})", p.schema, p.table, p.reason)).collect();
+        let mut out: Vec<String> = self
+            .pending
+            .iter()
+            .map(|p| format!("{}.{} ({})", p.schema, p.table, p.reason))
+            .collect();
         for (relid, schema, table) in tables {
             if self.pending.iter().any(|p| p.relid == *relid) {
                 continue;
             }
             match self.tables.get(relid) {
                 Some(t) if &t.schema == schema && &t.table == table => {}
-                Some(t) => out.push(format!("{schema}.{table} (known as {}.{}: not yet reloaded)", t.schema, t.table)),
+                Some(t) => out.push(format!(
+                    "{schema}.{table} (known as {}.{}: not yet reloaded)",
+                    t.schema, t.table
+                )),
                 None => out.push(format!("{schema}.{table} (not yet loaded)")),
             }
         }
@@ -100,8 +134,13 @@ impl TableRegistry {
 
 /// What `validate` waits for: the reasons the target is not complete for `tables`, from
 /// the registry (nothing when the target has no registry).
-pub fn incomplete_tables(storage: &dyn Storage, tables: &[(u32, String, String)]) -> Result<Vec<String>> {
-    Ok(TableRegistry::read(storage)?.map(|r| r.incomplete(tables)).unwrap_or_default())
+pub fn incomplete_tables(
+    storage: &dyn Storage,
+    tables: &[(u32, String, String)],
+) -> Result<Vec<String>> {
+    Ok(TableRegistry::read(storage)?
+        .map(|r| r.incomplete(tables))
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -111,15 +150,42 @@ mod tests {
     #[test]
     fn incomplete_names_pending_unknown_and_renamed_tables() {
         let mut r = TableRegistry::default();
-        r.tables.insert(1, FollowedTable { schema: "public".into(), table: "a".into(), leaves: vec![1] });
-        r.tables.insert(2, FollowedTable { schema: "public".into(), table: "b".into(), leaves: vec![2] });
+        r.tables.insert(
+            1,
+            FollowedTable {
+                schema: "public".into(),
+                table: "a".into(),
+                leaves: vec![1],
+                seen_at: Lsn::ZERO,
+            },
+        );
+        r.tables.insert(
+            2,
+            FollowedTable {
+                schema: "public".into(),
+                table: "b".into(),
+                leaves: vec![2],
+                seen_at: Lsn::ZERO,
+            },
+        );
         let t = |id: u32, n: &str| (id, "public".to_string(), n.to_string());
         assert!(r.incomplete(&[t(1, "a"), t(2, "b")]).is_empty());
         let out = r.incomplete(&[t(1, "a"), t(2, "c"), t(3, "d")]);
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(out[0].contains("known as public.b"));
-        r.pending.push(PendingReload { relid: 3, schema: "public".into(), table: "d".into(), reason: "joined".into(), requests: 1, attempt: None });
+        r.pending.push(PendingReload {
+            relid: 3,
+            schema: "public".into(),
+            table: "d".into(),
+            reason: "joined".into(),
+            seen_at: Lsn::ZERO,
+            requests: 1,
+            attempt: None,
+        });
         assert_eq!(r.expected_name(3), Some(("public", "d")));
-        assert_eq!(r.incomplete(&[t(3, "d")]), vec!["public.d (joined)".to_string()]);
+        assert_eq!(
+            r.incomplete(&[t(3, "d")]),
+            vec!["public.d (joined)".to_string()]
+        );
     }
 }

@@ -46,12 +46,19 @@ pub struct ReloadTarget {
 
 /// Performs pending reloads one after the other until `closing` is set and none is left.
 /// Returns an error (and leaves the reload pending) when one fails.
-pub async fn reload_worker(info: ConnInfo, target: ReloadTarget, reloads: Arc<Reloads>, closing: Arc<AtomicBool>) -> Result<()> {
+pub async fn reload_worker(
+    info: ConnInfo,
+    target: ReloadTarget,
+    reloads: Arc<Reloads>,
+    closing: Arc<AtomicBool>,
+) -> Result<()> {
     loop {
         match reloads.next_pending() {
             Some(p) => {
                 let name = format!("{}.{}", p.schema, p.table);
-                reload_one(&info, &target, &reloads, p).await.map_err(|e| e.context(format!("reloading {name}")))?;
+                reload_one(&info, &target, &reloads, p)
+                    .await
+                    .map_err(|e| e.context(format!("reloading {name}")))?;
             }
             None if closing.load(Ordering::SeqCst) => return Ok(()),
             None => reloads.wait().await,
@@ -59,7 +66,12 @@ pub async fn reload_worker(info: ConnInfo, target: ReloadTarget, reloads: Arc<Re
     }
 }
 
-async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p: crate::load::registry::PendingReload) -> Result<()> {
+async fn reload_one(
+    info: &ConnInfo,
+    target: &ReloadTarget,
+    reloads: &Reloads,
+    p: crate::load::registry::PendingReload,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let storage = target.storage.as_ref();
     if let Some(a) = &p.attempt {
@@ -68,9 +80,13 @@ async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p
     }
     let mut repl = ReplicationConn::connect(info).await?;
     let slot = format!("pgcdc_reload_{}_{}", std::process::id(), p.relid);
-    let created = repl.create_slot(&slot, true, SnapshotAction::Export).await?;
+    let created = repl
+        .create_slot(&slot, true, SnapshotAction::Export)
+        .await?;
     let s = created.consistent_point;
-    let snapshot = created.snapshot_name.ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;
+    let snapshot = created
+        .snapshot_name
+        .ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;
     let client = sql::connect(info).await?;
     enter_snapshot(&client, &snapshot).await?;
     let catalog = Catalog::new(client);
@@ -90,7 +106,8 @@ async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p
     let plan = super::plan::plan(&catalog, &pair, 1, None, target.tid_ranges).await?;
     let key = format!("{schema}.{table}");
     let chunks = plan.get(&key).map(|t| t.chunks.clone()).unwrap_or_default();
-    let progress = super::progress::LoadProgress::new(&[(key.clone(), plan.get(&key).map_or(0, |t| t.bytes))]);
+    let progress =
+        super::progress::LoadProgress::new(&[(key.clone(), plan.get(&key).map_or(0, |t| t.bytes))]);
     let tp = progress.table(&key);
     let ctx = LoadContext {
         storage: target.storage.clone(),
@@ -110,14 +127,27 @@ async fn reload_one(info: &ConnInfo, target: &ReloadTarget, reloads: &Reloads, p
     crate::failpoint::hit("reload-copied");
     let _ = catalog.client.batch_execute("COMMIT").await;
     drop(repl);
-    reloads.finish(p.relid, p.requests, Some(FollowedTable { schema: schema.clone(), table: table.clone(), leaves }))?;
+    reloads.finish(
+        p.relid,
+        p.requests,
+        Some(FollowedTable {
+            schema: schema.clone(),
+            table: table.clone(),
+            leaves,
+            seen_at: s,
+        }),
+    )?;
     tracing::info!(table = %key, rows, lsn = %s, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "table reloaded");
     Ok(())
 }
 
 /// Deletes the load files an attempt published: `{table}/load/{lsn}-*.parquet`.
 fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
-    let prefix = format!("{}/load/{}-", table_prefix(&a.schema, &a.table), a.lsn.file_hex());
+    let prefix = format!(
+        "{}/load/{}-",
+        table_prefix(&a.schema, &a.table),
+        a.lsn.file_hex()
+    );
     for key in storage.list(&format!("{}/load", table_prefix(&a.schema, &a.table)))? {
         if key.starts_with(&prefix) {
             storage.delete(&key)?;
@@ -127,7 +157,10 @@ fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
 }
 
 fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64
 }
 
 /// A table's current (schema, name) by OID, or `None` when it does not exist.
@@ -145,13 +178,10 @@ pub async fn name_of(catalog: &Catalog, relid: u32) -> Result<Option<(String, St
 
 /// The OIDs of a table's leaf relations, sorted: its partitions', or its own.
 pub async fn leaf_oids(catalog: &Catalog, relid: u32) -> Result<Vec<u32>> {
+    let leaves = crate::pipeline::table_watch::leaves_sql(catalog, "$1::oid").await?;
     let row = catalog
         .client
-        .query_one(
-            "SELECT COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree($1::oid::regclass) t WHERE t.isleaf),
-                             ARRAY[$1::oid])",
-            &[&relid],
-        )
+        .query_one(&format!("SELECT {leaves}"), &[&relid])
         .await
         .map_err(|e| Error::runtime(format!("reading pg_partition_tree: {}", db_error_text(&e))))?;
     Ok(row.get(0))
@@ -177,8 +207,16 @@ mod tests {
 
     #[test]
     fn attempt_prefix_names_only_that_snapshot() {
-        let a = Attempt { lsn: Lsn(0x1A), schema: "public".into(), table: "t".into() };
-        let p = format!("{}/load/{}-", table_prefix(&a.schema, &a.table), a.lsn.file_hex());
+        let a = Attempt {
+            lsn: Lsn(0x1A),
+            schema: "public".into(),
+            table: "t".into(),
+        };
+        let p = format!(
+            "{}/load/{}-",
+            table_prefix(&a.schema, &a.table),
+            a.lsn.file_hex()
+        );
         assert_eq!(p, "public/t/load/000000000000001A-");
     }
 }

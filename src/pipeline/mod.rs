@@ -323,7 +323,8 @@ impl Pipeline {
                 let (table, _, prev) = self.relations.apply(&relation, self.catalog.as_mut())?;
                 let reloads = self.reloads.as_ref().filter(|_| self.filter.matches(&relation.namespace, &relation.name));
                 if let Some(r) = reloads {
-                    r.observe(relation.relid, &relation.namespace, &relation.name, None)?;
+                    let at = self.txn.as_ref().map_or(Lsn::ZERO, |t| t.meta.commit_lsn);
+                    r.observe(relation.relid, &relation.namespace, &relation.name, None, at)?;
                 }
                 // Within this run; across runs the schema history notices (sink/parquet/history.rs).
                 if let Some(reason) = prev.and_then(|p| rewrite::rewritten(&p, &table)) {

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use crate::error::Result;
 use crate::load::registry::{FollowedTable, PendingReload, TableRegistry};
+use crate::model::Lsn;
 use crate::sink::storage::Storage;
 
 /// A request to reload one table: a fresh snapshot of it is written to the target, after
@@ -53,8 +54,17 @@ pub enum Observed {
 }
 
 impl Reloads {
-    pub fn new(storage: Arc<dyn Storage>, registry: TableRegistry, auto_load: bool) -> Arc<Reloads> {
-        Arc::new(Reloads { storage, registry: Mutex::new(registry), auto_load, wake: Notify::new() })
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        registry: TableRegistry,
+        auto_load: bool,
+    ) -> Arc<Reloads> {
+        Arc::new(Reloads {
+            storage,
+            registry: Mutex::new(registry),
+            auto_load,
+            wake: Notify::new(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TableRegistry> {
@@ -65,6 +75,11 @@ impl Reloads {
     /// table that already has a pending reload renames it and makes it run (again) after
     /// the current attempt. An error means the target could not be written.
     pub fn submit(&self, req: ReloadRequest) -> Result<()> {
+        self.submit_at(req, Lsn::ZERO)
+    }
+
+    /// [`Reloads::submit`] for news known as of WAL position `at`.
+    fn submit_at(&self, req: ReloadRequest, at: Lsn) -> Result<()> {
         let mut reg = self.lock();
         tracing::info!(table = %format!("{}.{}", req.schema, req.table), reason = %req.reason, "reloading the table while CDC continues");
         match reg.pending.iter_mut().find(|p| p.relid == req.relid) {
@@ -73,12 +88,14 @@ impl Reloads {
                 p.table = req.table;
                 p.reason = req.reason;
                 p.requests += 1;
+                p.seen_at = p.seen_at.max(at);
             }
             None => reg.pending.push(PendingReload {
                 relid: req.relid,
                 schema: req.schema,
                 table: req.table,
                 reason: req.reason,
+                seen_at: at,
                 requests: 1,
                 attempt: None,
             }),
@@ -91,19 +108,38 @@ impl Reloads {
 
     /// Compares a table as the stream or the catalog describes it with what the target
     /// holds (module docs). `leaves` is `None` when the caller does not know them (a
-    /// Relation message); then only the OID and the name are compared.
-    pub fn observe(&self, relid: u32, schema: &str, table: &str, leaves: Option<&[u32]>) -> Result<Observed> {
+    /// Relation message); then only the OID and the name are compared. `at` is the WAL
+    /// position the description is valid at (the commit LSN of the transaction that carried
+    /// the Relation message; for a catalog read, an LSN read just before it): a description
+    /// older than what the target already knows about the table is ignored, so replayed
+    /// Relation messages from before a rename do not undo it.
+    pub fn observe(
+        &self,
+        relid: u32,
+        schema: &str,
+        table: &str,
+        leaves: Option<&[u32]>,
+        at: Lsn,
+    ) -> Result<Observed> {
         let reason = {
             let reg = self.lock();
+            if at < reg.known_at(relid) {
+                return Ok(Observed::Known);
+            }
             let pending = reg.pending.iter().any(|p| p.relid == relid);
             match (reg.expected_name(relid), reg.tables.get(&relid)) {
                 (Some((s, t)), _) if (s, t) != (schema, table) => format!("renamed from {s}.{t}"),
-                (Some(_), Some(f)) if !pending && leaves.is_some_and(|l| l != f.leaves.as_slice()) => {
+                (Some(_), Some(f))
+                    if !pending && leaves.is_some_and(|l| l != f.leaves.as_slice()) =>
+                {
                     "its partitions changed (ATTACH/DETACH PARTITION)".to_string()
                 }
                 (Some(_), _) => return Ok(Observed::Known),
                 (None, _) => {
-                    let same_name = reg.tables.values().any(|f| f.schema == schema && f.table == table);
+                    let same_name = reg
+                        .tables
+                        .values()
+                        .any(|f| f.schema == schema && f.table == table);
                     if same_name {
                         "dropped and created again (a new table under a known name)".to_string()
                     } else {
@@ -113,7 +149,15 @@ impl Reloads {
             }
         };
         if self.auto_load {
-            self.submit(ReloadRequest { relid, schema: schema.into(), table: table.into(), reason })?;
+            self.submit_at(
+                ReloadRequest {
+                    relid,
+                    schema: schema.into(),
+                    table: table.into(),
+                    reason,
+                },
+                at,
+            )?;
             return Ok(Observed::Reload);
         }
         tracing::warn!(
@@ -121,19 +165,30 @@ impl Reloads {
             "{schema}.{table} {reason}; mode `cdc` does not load tables, so only its changes from now on are written: `pgcdc run --reload {schema}.{table}` loads it"
         );
         let mut reg = self.lock();
-        reg.tables.retain(|id, f| *id == relid || !(f.schema == schema && f.table == table));
+        reg.tables
+            .retain(|id, f| *id == relid || !(f.schema == schema && f.table == table));
         let leaves = leaves.map(<[u32]>::to_vec).unwrap_or_else(|| vec![relid]);
-        reg.tables.insert(relid, FollowedTable { schema: schema.into(), table: table.into(), leaves });
+        reg.tables.insert(
+            relid,
+            FollowedTable {
+                schema: schema.into(),
+                table: table.into(),
+                leaves,
+                seen_at: at,
+            },
+        );
         reg.write(self.storage.as_ref())?;
         Ok(Observed::Warned)
     }
 
     /// Forgets followed tables that are no longer published (so that joining again loads
-    /// them again). `published` are the OIDs seen in the publication just now.
-    pub fn forget_unpublished(&self, published: &[u32]) -> Result<()> {
+    /// them again). `published` are the OIDs in the publication as of WAL position `at`;
+    /// tables the registry learnt about after `at` are kept.
+    pub fn forget_unpublished(&self, published: &[u32], at: Lsn) -> Result<()> {
         let mut reg = self.lock();
         let before = reg.tables.len();
-        reg.tables.retain(|id, _| published.contains(id));
+        reg.tables
+            .retain(|id, t| published.contains(id) || t.seen_at >= at);
         if reg.tables.len() != before {
             reg.write(self.storage.as_ref())?;
         }
@@ -167,14 +222,18 @@ impl Reloads {
         let mut reg = self.lock();
         match done {
             Some(f) => {
-                reg.tables.retain(|id, t| *id == relid || !(t.schema == f.schema && t.table == f.table));
+                reg.tables
+                    .retain(|id, t| *id == relid || !(t.schema == f.schema && t.table == f.table));
                 reg.tables.insert(relid, f);
             }
             None => {
                 reg.tables.remove(&relid);
             }
         }
-        let again = reg.pending.iter().any(|p| p.relid == relid && p.requests != requests);
+        let again = reg
+            .pending
+            .iter()
+            .any(|p| p.relid == relid && p.requests != requests);
         if again {
             if let Some(p) = reg.pending.iter_mut().find(|p| p.relid == relid) {
                 // Its files stay: they are superseded by the next attempt's reset.
@@ -207,5 +266,96 @@ impl Reloads {
     /// Wakes the worker (e.g. to make it notice that the run is ending).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(auto_load: bool) -> (tempfile::TempDir, Arc<Reloads>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage: Arc<dyn Storage> =
+            Arc::from(crate::sink::storage::open(dir.path().to_str().unwrap()).expect("storage"));
+        let mut reg = TableRegistry::default();
+        let t = |name: &str, id: u32| FollowedTable {
+            schema: "public".into(),
+            table: name.into(),
+            leaves: vec![id],
+            seen_at: Lsn(100),
+        };
+        reg.tables.insert(1, t("t", 1));
+        reg.tables.insert(2, t("u", 2));
+        (dir, Reloads::new(storage, reg, auto_load))
+    }
+
+    #[test]
+    fn renames_recreations_and_partitions_ask_for_reloads_and_old_news_is_ignored() {
+        let (dir, r) = book(true);
+        assert_eq!(
+            r.observe(1, "public", "t", None, Lsn(120)).unwrap(),
+            Observed::Known
+        );
+        // A Relation message from before what the target knows says nothing new.
+        assert_eq!(
+            r.observe(1, "public", "t_old", None, Lsn(50)).unwrap(),
+            Observed::Known
+        );
+        assert_eq!(
+            r.observe(1, "public", "t2", None, Lsn(150)).unwrap(),
+            Observed::Reload
+        );
+        // Pending under the new name: the same news again asks for nothing more.
+        assert_eq!(
+            r.observe(1, "public", "t2", None, Lsn(160)).unwrap(),
+            Observed::Known
+        );
+        assert_eq!(
+            r.observe(1, "public", "t", None, Lsn(140)).unwrap(),
+            Observed::Known
+        );
+        assert_eq!(
+            r.observe(3, "public", "u", None, Lsn(170)).unwrap(),
+            Observed::Reload
+        );
+        assert_eq!(
+            r.observe(2, "public", "u", Some(&[2, 7]), Lsn(170))
+                .unwrap(),
+            Observed::Reload
+        );
+        let stored = TableRegistry::read(r.storage.as_ref()).unwrap().unwrap();
+        let reasons: Vec<&str> = stored.pending.iter().map(|p| p.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].starts_with("renamed from public.t"));
+        assert!(reasons[1].starts_with("dropped and created again"));
+        assert!(reasons[2].contains("partitions changed"));
+        // Finishing the rename's reload follows the table under its new name.
+        let p = r.next_pending().unwrap();
+        let done = FollowedTable {
+            schema: "public".into(),
+            table: "t2".into(),
+            leaves: vec![1],
+            seen_at: Lsn(200),
+        };
+        r.finish(p.relid, p.requests, Some(done)).unwrap();
+        assert_eq!(
+            r.observe(1, "public", "t", None, Lsn(180)).unwrap(),
+            Observed::Known
+        );
+        drop(dir);
+    }
+
+    #[test]
+    fn mode_cdc_warns_and_follows_instead_of_loading() {
+        let (_dir, r) = book(false);
+        assert_eq!(
+            r.observe(9, "public", "new", None, Lsn(150)).unwrap(),
+            Observed::Warned
+        );
+        assert_eq!(
+            r.observe(9, "public", "new", None, Lsn(160)).unwrap(),
+            Observed::Known
+        );
+        assert!(!r.has_pending());
     }
 }

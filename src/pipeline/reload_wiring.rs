@@ -28,28 +28,58 @@ pub struct ReloadWiring {
 
 /// Opens the registry of the first Parquet sink, records `--reload` requests and looks at
 /// the publication once. `None` without a Parquet sink (nothing to reload into).
-pub async fn start(config: &Config, catalog: &Arc<Catalog>, server_version: u32, requested: &[String]) -> Result<Option<ReloadWiring>> {
+pub async fn start(
+    config: &Config,
+    catalog: &Arc<Catalog>,
+    server_version: u32,
+    requested: &[String],
+) -> Result<Option<ReloadWiring>> {
     let Some(sink) = config.parquet_sinks().next() else {
         if !requested.is_empty() {
-            return Err(Error::config("--reload writes into a Parquet sink, and the configuration has none"));
+            return Err(Error::config(
+                "--reload writes into a Parquet sink, and the configuration has none",
+            ));
         }
         return Ok(None);
     };
     let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.url)?);
     let filter = TableFilter::new(&config.source.tables);
     let publication = &config.source.publication;
-    let registry = table_watch::open_registry(storage.as_ref(), catalog, publication, &filter).await?;
-    let reloads = Reloads::new(storage.clone(), registry, config.pipeline.mode == Mode::FullLoadAndCdc);
+    let registry =
+        table_watch::open_registry(storage.as_ref(), catalog, publication, &filter).await?;
+    let reloads = Reloads::new(
+        storage.clone(),
+        registry,
+        config.pipeline.mode == Mode::FullLoadAndCdc,
+    );
+    let published = if requested.is_empty() {
+        Vec::new()
+    } else {
+        table_watch::published_tables(catalog, publication, &TableFilter::new(&[])).await?
+    };
     for name in requested {
         let (schema, table) = name.split_once('.').unwrap_or(("public", name.as_str()));
         let relid = relid_of(catalog, schema, table).await?.ok_or_else(|| {
-            Error::config(format!("--reload {name}: there is no table {schema}.{table}"))
-                .with_hint("name it as SCHEMA.TABLE, as the source spells it")
+            Error::config(format!(
+                "--reload {name}: there is no table {schema}.{table}"
+            ))
+            .with_hint("name it as SCHEMA.TABLE, as the source spells it")
         })?;
-        if !filter.matches(schema, table) {
-            return Err(Error::config(format!("--reload {name}: {schema}.{table} does not match source.tables")));
+        if !published.iter().any(|t| t.0 == relid) {
+            return Err(Error::config(format!("--reload {name}: {schema}.{table} is not in publication `{publication}`"))
+                .with_hint(format!("CDC follows only published tables: ALTER PUBLICATION \"{publication}\" ADD TABLE {schema}.{table}")));
         }
-        reloads.submit(ReloadRequest { relid, schema: schema.into(), table: table.into(), reason: "requested with --reload".into() })?;
+        if !filter.matches(schema, table) {
+            return Err(Error::config(format!(
+                "--reload {name}: {schema}.{table} does not match source.tables"
+            )));
+        }
+        reloads.submit(ReloadRequest {
+            relid,
+            schema: schema.into(),
+            table: table.into(),
+            reason: "requested with --reload".into(),
+        })?;
     }
     table_watch::check_once(catalog, publication, &filter, &reloads).await?;
     Ok(Some(ReloadWiring {
@@ -63,7 +93,11 @@ pub async fn start(config: &Config, catalog: &Arc<Catalog>, server_version: u32,
 
 impl ReloadWiring {
     /// Starts the reload worker and the publication watch.
-    pub fn spawn(&self, info: &ConnInfo, config: &Config) -> (JoinHandle<Result<()>>, JoinHandle<Result<()>>) {
+    pub fn spawn(
+        &self,
+        info: &ConnInfo,
+        config: &Config,
+    ) -> (JoinHandle<Result<()>>, JoinHandle<Result<()>>) {
         let sink = config.parquet_sinks().next().expect("checked in start");
         let target = ReloadTarget {
             storage: self.storage.clone(),
@@ -72,7 +106,12 @@ impl ReloadWiring {
             filter: TableFilter::new(&config.source.tables),
             publication: config.source.publication.clone(),
         };
-        let worker = tokio::spawn(reload_worker(info.clone(), target, self.reloads.clone(), self.closing.clone()));
+        let worker = tokio::spawn(reload_worker(
+            info.clone(),
+            target,
+            self.reloads.clone(),
+            self.closing.clone(),
+        ));
         let watch = tokio::spawn(table_watch::watch(
             self.catalog.clone(),
             config.source.publication.clone(),

@@ -193,6 +193,10 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     crate::source::publication::warn_unpublished(&catalog, &config.source.publication, &config.source.tables).await;
     let mode = config.pipeline.mode;
     let mut load = None;
+    if mode == Mode::FullLoad && !opts.reload.is_empty() {
+        return Err(Error::config("--reload reloads a table while CDC runs, and mode `full-load` runs no CDC")
+            .with_hint("use --mode full-load-and-cdc or --mode cdc"));
+    }
     if mode != Mode::Cdc {
         let wal_level = catalog.setting("wal_level").await?;
         if wal_level != "logical" {
@@ -389,13 +393,13 @@ async fn run_cdc(
     let durable = progress.durable();
     let _ = stream.send_status(received, durable, durable, false).await;
     stream.close().await;
+    watch_task.abort();
+    if reloads.is_none() || result.is_err() || reader_error.is_some() {
+        reload_task.abort();
+    }
     let stats = result?;
     if let Some(e) = reader_error {
         return Err(e);
-    }
-    watch_task.abort();
-    if reloads.is_none() {
-        reload_task.abort();
     }
     if let Some(r) = &reloads {
         // Stopping at the until-LSN finishes the reloads asked for; a signal leaves them

@@ -24,33 +24,68 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 pub type PublishedTable = (u32, String, String, Vec<u32>);
 
 /// The publication's tables that match `filter`, now.
-pub async fn published_tables(catalog: &Catalog, publication: &str, filter: &TableFilter) -> Result<Vec<PublishedTable>> {
+pub async fn published_tables(
+    catalog: &Catalog,
+    publication: &str,
+    filter: &TableFilter,
+) -> Result<Vec<PublishedTable>> {
+    let leaves = leaves_sql(catalog, "c.oid").await?;
     let rows = catalog
         .client
         .query(
-            "SELECT c.oid, p.schemaname::text, p.tablename::text,
-                    COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree(c.oid) t WHERE t.isleaf),
-                             ARRAY[c.oid])
-               FROM pg_publication_tables p
-               JOIN pg_namespace n ON n.nspname = p.schemaname
-               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-              WHERE p.pubname = $1
-              ORDER BY 2, 3",
+            &format!(
+                "SELECT c.oid, p.schemaname::text, p.tablename::text, {leaves}
+                   FROM pg_publication_tables p
+                   JOIN pg_namespace n ON n.nspname = p.schemaname
+                   JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+                  WHERE p.pubname = $1
+                  ORDER BY 2, 3"
+            ),
             &[&publication],
         )
         .await
-        .map_err(|e| Error::runtime(format!("reading pg_publication_tables: {}", db_error_text(&e))))?;
+        .map_err(|e| {
+            Error::runtime(format!(
+                "reading pg_publication_tables: {}",
+                db_error_text(&e)
+            ))
+        })?;
     Ok(rows
         .iter()
-        .map(|r| (r.get::<_, u32>(0), r.get::<_, String>(1), r.get::<_, String>(2), r.get::<_, Vec<u32>>(3)))
+        .map(|r| {
+            (
+                r.get::<_, u32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, Vec<u32>>(3),
+            )
+        })
         .filter(|(_, s, t, _)| filter.matches(s, t))
         .collect())
+}
+
+/// An SQL expression (type `oid[]`) for the sorted leaf OIDs of the relation `oid_expr`:
+/// its partitions' (PostgreSQL 12+, `pg_partition_tree`), or its own. Partitioned tables
+/// cannot be published before PostgreSQL 13, so older servers need no tree.
+pub async fn leaves_sql(catalog: &Catalog, oid_expr: &str) -> Result<String> {
+    Ok(if catalog.server_version_num().await? >= 120000 {
+        format!(
+            "COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree({oid_expr}) t WHERE t.isleaf), ARRAY[{oid_expr}])"
+        )
+    } else {
+        format!("ARRAY[{oid_expr}]")
+    })
 }
 
 /// The target's registry, created when missing: from the full load's plan (the tables it
 /// loaded, with the leaves it copied), or else — mode `cdc`, or CDC progress without a
 /// load — from the publication as it is now (those tables are taken as followed).
-pub async fn open_registry(storage: &dyn Storage, catalog: &Catalog, publication: &str, filter: &TableFilter) -> Result<TableRegistry> {
+pub async fn open_registry(
+    storage: &dyn Storage,
+    catalog: &Catalog,
+    publication: &str,
+    filter: &TableFilter,
+) -> Result<TableRegistry> {
     if let Some(r) = TableRegistry::read(storage)? {
         return Ok(r);
     }
@@ -58,21 +93,49 @@ pub async fn open_registry(storage: &dyn Storage, catalog: &Catalog, publication
     match LoadState::read(storage)? {
         Some(load) => {
             for t in load.tables.values() {
-                let Some(relid) = crate::load::reload::relid_of(catalog, &t.schema, &t.table).await? else { continue };
+                let Some(relid) =
+                    crate::load::reload::relid_of(catalog, &t.schema, &t.table).await?
+                else {
+                    continue;
+                };
                 let mut leaves = Vec::new();
-                for c in &t.chunks {
-                    if let Some(l) = crate::load::reload::relid_of(catalog, &c.leaf_schema, &c.leaf_table).await? {
+                let names: std::collections::BTreeSet<(&str, &str)> = t
+                    .chunks
+                    .iter()
+                    .map(|c| (c.leaf_schema.as_str(), c.leaf_table.as_str()))
+                    .collect();
+                for (schema, table) in names {
+                    if let Some(l) = crate::load::reload::relid_of(catalog, schema, table).await? {
                         leaves.push(l);
                     }
                 }
                 leaves.sort_unstable();
                 leaves.dedup();
-                reg.tables.insert(relid, FollowedTable { schema: t.schema.clone(), table: t.table.clone(), leaves });
+                reg.tables.insert(
+                    relid,
+                    FollowedTable {
+                        schema: t.schema.clone(),
+                        table: t.table.clone(),
+                        leaves,
+                        seen_at: load.slot_lsn,
+                    },
+                );
             }
         }
         None => {
-            for (relid, schema, table, leaves) in published_tables(catalog, publication, filter).await? {
-                reg.tables.insert(relid, FollowedTable { schema, table, leaves });
+            let at = catalog.current_wal_lsn().await?;
+            for (relid, schema, table, leaves) in
+                published_tables(catalog, publication, filter).await?
+            {
+                reg.tables.insert(
+                    relid,
+                    FollowedTable {
+                        schema,
+                        table,
+                        leaves,
+                        seen_at: at,
+                    },
+                );
             }
         }
     }
@@ -81,17 +144,29 @@ pub async fn open_registry(storage: &dyn Storage, catalog: &Catalog, publication
 }
 
 /// One look at the publication (module docs).
-pub async fn check_once(catalog: &Catalog, publication: &str, filter: &TableFilter, reloads: &Reloads) -> Result<()> {
+pub async fn check_once(
+    catalog: &Catalog,
+    publication: &str,
+    filter: &TableFilter,
+    reloads: &Reloads,
+) -> Result<()> {
+    // Read before the catalog: everything committed before `at` is in what follows.
+    let at = catalog.current_wal_lsn().await?;
     let tables = published_tables(catalog, publication, filter).await?;
     for (relid, schema, table, leaves) in &tables {
-        tokio::task::block_in_place(|| reloads.observe(*relid, schema, table, Some(leaves)))?;
+        tokio::task::block_in_place(|| reloads.observe(*relid, schema, table, Some(leaves), at))?;
     }
     let published: Vec<u32> = tables.iter().map(|t| t.0).collect();
-    tokio::task::block_in_place(|| reloads.forget_unpublished(&published))
+    tokio::task::block_in_place(|| reloads.forget_unpublished(&published, at))
 }
 
 /// Looks at the publication every [`WATCH_INTERVAL`] until an error (returned).
-pub async fn watch(catalog: Arc<Catalog>, publication: String, filter: TableFilter, reloads: Arc<Reloads>) -> Result<()> {
+pub async fn watch(
+    catalog: Arc<Catalog>,
+    publication: String,
+    filter: TableFilter,
+    reloads: Arc<Reloads>,
+) -> Result<()> {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     tick.tick().await;
     loop {
@@ -116,8 +191,11 @@ pub async fn wait_until_followed(
     let started = std::time::Instant::now();
     let mut logged = false;
     loop {
-        let tables: Vec<(u32, String, String)> =
-            published_tables(catalog, publication, filter).await?.into_iter().map(|(r, s, t, _)| (r, s, t)).collect();
+        let tables: Vec<(u32, String, String)> = published_tables(catalog, publication, filter)
+            .await?
+            .into_iter()
+            .map(|(r, s, t, _)| (r, s, t))
+            .collect();
         let incomplete = crate::load::registry::incomplete_tables(storage, &tables)?;
         if incomplete.is_empty() || started.elapsed() >= timeout {
             return Ok(incomplete);
