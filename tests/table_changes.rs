@@ -328,3 +328,46 @@ async fn in_cdc_mode_a_joining_table_is_named_in_a_warning_and_loaded_on_request
     assert_eq!(s.assert_matches_source("public", "b").await, 40);
     validate_clean(&s, &cfg).await;
 }
+
+/// Rewrites that send no row through pgoutput (a volatile default, `ALTER TYPE … USING`)
+/// are noticed by the table's new relfilenode and the table is reloaded, while running and
+/// across a stop; a TRUNCATE (also a new relfilenode, but its `T` row is in the stream)
+/// reloads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_rewritten_without_sending_their_rows_are_reloaded() {
+    let s = Setup::new("tc_rewrite").await;
+    s.db.exec(
+        "CREATE TABLE r (id int PRIMARY KEY, v int); INSERT INTO r SELECT g, g FROM generate_series(1, 50) g;
+         CREATE TABLE u (id int PRIMARY KEY, v int); INSERT INTO u SELECT g, g FROM generate_series(1, 40) g;
+         CREATE TABLE tr (id int PRIMARY KEY, v int); INSERT INTO tr SELECT g, g FROM generate_series(1, 20) g;",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "r, u, tr").await;
+    let cfg = config(&s, "full-load-and-cdc");
+    s.run_until_current(&cfg).await;
+    let loads_before = |t: &str| loaded_rows(&s, t);
+    assert_eq!(loads_before("tr"), 20);
+
+    // While running: every existing row gets a value pgoutput never sends.
+    let run = Running::start(&cfg, &s);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.db.exec("ALTER TABLE r ADD COLUMN at timestamptz DEFAULT clock_timestamp()").await;
+    s.db.exec("UPDATE r SET v = -1 WHERE id = 1").await;
+    s.db.exec("TRUNCATE tr; INSERT INTO tr VALUES (1, 1)").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    run.stop().await;
+
+    // While stopped: the rewrite is found against the relfilenode recorded by the last run.
+    s.db.exec("ALTER TABLE u ALTER COLUMN v TYPE text USING (v * 10)::text || '!'").await;
+    s.db.exec("INSERT INTO u VALUES (41, 'new')").await;
+    let out = s.run_until_current(&cfg).await;
+    assert!(support::stderr(&out).contains("table public.u was rewritten"), "{}", support::stderr(&out));
+
+    assert_eq!(s.assert_matches_source("public", "r").await, 50);
+    assert_eq!(s.assert_matches_source("public", "u").await, 41);
+    assert_eq!(s.assert_matches_source("public", "tr").await, 1);
+    assert!(loaded_rows(&s, "r") >= 100, "r was loaded and reloaded");
+    assert!(loaded_rows(&s, "u") >= 80, "u was loaded and reloaded");
+    assert_eq!(loaded_rows(&s, "tr"), 20, "a TRUNCATE reloads nothing");
+    validate_clean(&s, &cfg).await;
+}

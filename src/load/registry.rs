@@ -36,6 +36,10 @@ pub struct FollowedTable {
     /// stream or the catalog said about the table before it is older news.
     #[serde(default)]
     pub seen_at: Lsn,
+    /// `pg_class.relfilenode` as last read when the stream described the table; a new one
+    /// means the table was rewritten ([`crate::pipeline::rewrite`]). `None` until first read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relfilenode: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -157,6 +161,7 @@ mod tests {
                 table: "a".into(),
                 leaves: vec![1],
                 seen_at: Lsn::ZERO,
+                relfilenode: None,
             },
         );
         r.tables.insert(
@@ -166,6 +171,7 @@ mod tests {
                 table: "b".into(),
                 leaves: vec![2],
                 seen_at: Lsn::ZERO,
+                relfilenode: None,
             },
         );
         let t = |id: u32, n: &str| (id, "public".to_string(), n.to_string());

@@ -125,6 +125,8 @@ async fn reload_one(
     tp.finish();
     drop(progress);
     crate::failpoint::hit("reload-copied");
+    // As of the snapshot: a rewrite after it is noticed by the next Relation message.
+    let relfilenode = catalog.relation_facts(p.relid).await?.relfilenode;
     let _ = catalog.client.batch_execute("COMMIT").await;
     drop(repl);
     reloads.finish(
@@ -135,6 +137,7 @@ async fn reload_one(
             table: table.clone(),
             leaves,
             seen_at: s,
+            relfilenode,
         }),
     )?;
     tracing::info!(table = %key, rows, lsn = %s, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "table reloaded");

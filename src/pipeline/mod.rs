@@ -72,6 +72,9 @@ struct SinkSlot {
 struct OpenTxn {
     meta: TxnMeta,
     seq: i64,
+    /// Tables whose relfilenode changed (a rewrite, or a TRUNCATE): reloaded at commit
+    /// unless this transaction truncated them ([`rewrite`]).
+    rewritten: Vec<reload::ReloadRequest>,
 }
 
 pub struct PipelineOptions {
@@ -102,6 +105,9 @@ pub struct Pipeline {
     stopping: bool,
     /// Told about every Relation message of a selected table (see [`reload`]).
     reloads: Option<Arc<reload::Reloads>>,
+    /// Relations described by the stream and not yet reported to `reloads`: reported at
+    /// their first change.
+    unobserved: std::collections::HashSet<u32>,
     pub stats: PipelineStats,
 }
 
@@ -152,6 +158,7 @@ impl Pipeline {
             idle_checkpoint_interval: opts.idle_checkpoint_interval,
             stopping: false,
             reloads: None,
+            unobserved: Default::default(),
             stats: PipelineStats::default(),
         };
         Ok((pipeline, start))
@@ -266,11 +273,26 @@ impl Pipeline {
                 slot.sink.begin(&meta)?;
             }
         }
-        self.txn = Some(OpenTxn { meta, seq: 0 });
+        self.txn = Some(OpenTxn { meta, seq: 0, rewritten: Vec::new() });
         Ok(())
     }
 
     fn commit(&mut self, txn: OpenTxn) -> Result<Flow> {
+        if let Some(r) = &self.reloads {
+            for req in txn.rewritten.iter().cloned() {
+                if r.loads_tables() {
+                    tracing::warn!("{}", req.reason);
+                    r.submit(req)?;
+                } else {
+                    tracing::warn!(
+                        "{}; mode `cdc` loads no table by itself: `pgcdc run --reload {}.{}` reloads it",
+                        req.reason,
+                        req.schema,
+                        req.table
+                    );
+                }
+            }
+        }
         for slot in &mut self.sinks {
             if slot.active {
                 slot.sink.commit(&txn.meta)?;
@@ -320,22 +342,26 @@ impl Pipeline {
     fn apply_change(&mut self, msg: PgOutputMessage) -> Result<()> {
         match msg {
             PgOutputMessage::Relation { relation, .. } => {
-                let (table, _, prev) = self.relations.apply(&relation, self.catalog.as_mut())?;
-                let reloads = self.reloads.as_ref().filter(|_| self.filter.matches(&relation.namespace, &relation.name));
-                if let Some(r) = reloads {
-                    let at = self.txn.as_ref().map_or(Lsn::ZERO, |t| t.meta.commit_lsn);
-                    r.observe(relation.relid, &relation.namespace, &relation.name, None, at)?;
-                }
-                // Within this run; across runs the schema history notices (sink/parquet/history.rs).
-                if let Some(reason) = prev.and_then(|p| rewrite::rewritten(&p, &table)) {
-                    tracing::warn!("{reason}");
-                    if let Some(r) = reloads {
-                        r.submit(reload::ReloadRequest {
+                let (table, _, _) = self.relations.apply(&relation, self.catalog.as_mut())?;
+                let Some(r) = self.reloads.as_ref().filter(|_| self.filter.matches(&relation.namespace, &relation.name)) else {
+                    return Ok(());
+                };
+                // pgoutput also describes the leaf partition of a change it publishes as its
+                // root: a table is reported to the reload book only when a change of its own
+                // follows (see `emit`).
+                self.unobserved.insert(relation.relid);
+                // A new relfilenode since the stream last described the table (in this run or
+                // an earlier one): rewritten, or truncated; decided at commit.
+                if let Some(new) = table.relfilenode {
+                    if let Some(old) = r.note_relfilenode(table.relid, new)? {
+                        let reason = rewrite::rewrite_reason(&table.qualified_name(), old, new);
+                        let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput Relation outside a transaction"))?;
+                        txn.rewritten.push(reload::ReloadRequest {
                             relid: table.relid,
                             schema: table.schema.clone(),
                             table: table.name.clone(),
-                            reason: "the table was rewritten without sending its rows".into(),
-                        })?;
+                            reason,
+                        });
                     }
                 }
             }
@@ -355,6 +381,9 @@ impl Pipeline {
                 self.emit(&table, RowOut { op: RowOp::Delete, values: old.1.as_slice().into() })?;
             }
             PgOutputMessage::Truncate { relids, .. } => {
+                if let Some(txn) = self.txn.as_mut() {
+                    txn.rewritten.retain(|r| !relids.contains(&r.relid));
+                }
                 for relid in relids {
                     let table = self.relations.get(relid)?.clone();
                     let values = truncate_values(&table);
@@ -370,6 +399,11 @@ impl Pipeline {
         let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput sent a change outside a transaction"))?;
         if !self.filter.matches(&table.schema, &table.name) {
             return Ok(());
+        }
+        if !self.unobserved.is_empty() && self.unobserved.remove(&table.relid) {
+            if let Some(r) = &self.reloads {
+                r.observe(table.relid, &table.schema, &table.name, None, txn.meta.commit_lsn)?;
+            }
         }
         if row.values.len() != table.columns.len() {
             return Err(Error::runtime(format!(

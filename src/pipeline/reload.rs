@@ -175,10 +175,34 @@ impl Reloads {
                 table: table.into(),
                 leaves,
                 seen_at: at,
+                relfilenode: None,
             },
         );
         reg.write(self.storage.as_ref())?;
         Ok(Observed::Warned)
+    }
+
+    /// Whether this run loads tables by itself (mode `full-load-and-cdc`); in mode `cdc`
+    /// only explicit `--reload` requests load anything.
+    pub fn loads_tables(&self) -> bool {
+        self.auto_load
+    }
+
+    /// Records `relfilenode` as the one the catalog shows now for the followed table
+    /// `relid` and returns the one recorded before when it differs (the table was
+    /// rewritten since: [`crate::pipeline::rewrite`]). `None` for a table that is not
+    /// followed (it is loaded anyway) or whose relfilenode was not known yet. Called by the
+    /// pipeline thread when a Relation message arrives; writes the registry only when the
+    /// value changes.
+    pub fn note_relfilenode(&self, relid: u32, relfilenode: u32) -> Result<Option<u32>> {
+        let mut reg = self.lock();
+        let Some(f) = reg.tables.get_mut(&relid) else { return Ok(None) };
+        let before = f.relfilenode.replace(relfilenode);
+        if before == Some(relfilenode) {
+            return Ok(None);
+        }
+        reg.write(self.storage.as_ref())?;
+        Ok(before)
     }
 
     /// Forgets followed tables that are no longer published (so that joining again loads
@@ -277,12 +301,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage: Arc<dyn Storage> =
             Arc::from(crate::sink::storage::open(dir.path().to_str().unwrap()).expect("storage"));
+        // What `Storage::lock` creates in `run`; these tests hold no lock.
+        std::fs::create_dir_all(dir.path().join("_pgcdc/staging")).expect("staging");
         let mut reg = TableRegistry::default();
         let t = |name: &str, id: u32| FollowedTable {
             schema: "public".into(),
             table: name.into(),
             leaves: vec![id],
             seen_at: Lsn(100),
+            relfilenode: None,
         };
         reg.tables.insert(1, t("t", 1));
         reg.tables.insert(2, t("u", 2));
@@ -336,6 +363,7 @@ mod tests {
             table: "t2".into(),
             leaves: vec![1],
             seen_at: Lsn(200),
+            relfilenode: None,
         };
         r.finish(p.relid, p.requests, Some(done)).unwrap();
         assert_eq!(

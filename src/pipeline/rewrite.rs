@@ -5,66 +5,32 @@
 //! first two change existing rows without sending them through pgoutput, so the target is
 //! stale until the table is reloaded (for the others a reload is harmless). The pipeline
 //! reads the relfilenode with every Relation message ([`crate::source::attributes`]) and
-//! asks [`rewritten`] whether it changed since the previous Relation message of the table
-//! (in this run, or as recorded in the schema history by an earlier run).
+//! compares it with the one recorded for the table in `_pgcdc/tables.json`
+//! ([`super::reload::Reloads::note_relfilenode`]), which also covers rewrites made while
+//! pgcdc was stopped. The relfilenode is read from the catalog as it is when the message is
+//! applied, so while catching up a rewrite may be noticed at an earlier Relation message
+//! than its own; the reload then takes a snapshot after the rewrite either way. A rewrite of
+//! a table that no change follows is noticed with the next change of the table.
 
-use crate::batch::TableSchema;
-
-/// Why `next` describes a rewritten table compared with `prev` (two schemas of the same
-/// relation, `prev` older), or `None` when it was not rewritten or one of them does not know
-/// its relfilenode. The reason names the table, the old and new relfilenode, and the likely
-/// causes. Called by the pipeline where a Relation message is applied; the caller logs the
-/// reason as a warning and requests a reload of the table.
-pub fn rewritten(prev: &TableSchema, next: &TableSchema) -> Option<String> {
-    let (old, new) = (prev.relfilenode?, next.relfilenode?);
-    if prev.relid != next.relid || old == new {
-        return None;
-    }
-    Some(format!(
-        "table {} was rewritten (relfilenode {old} -> {new}): a rewriting ALTER TABLE (a volatile \
+/// The warning for a table whose relfilenode went from `old` to `new`: it names the table,
+/// both relfilenodes and the likely causes. The pipeline logs it and, unless the same
+/// transaction truncated the table (a TRUNCATE also takes a new relfilenode, and its `T`
+/// row is in the stream), asks for a reload of the table ([`super::reload`]).
+pub fn rewrite_reason(table: &str, old: u32, new: u32) -> String {
+    format!(
+        "table {table} was rewritten (relfilenode {old} -> {new}): a rewriting ALTER TABLE (a volatile \
          DEFAULT, ALTER COLUMN TYPE ... USING), VACUUM FULL, CLUSTER or TRUNCATE; a rewriting \
-         ALTER changes existing rows without sending them, so the target may hold stale values \
-         for them until the table is reloaded",
-        next.qualified_name()
-    ))
+         ALTER changes existing rows without sending them, so the table is reloaded"
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn table(relfilenode: Option<u32>) -> TableSchema {
-        TableSchema {
-            relid: 7,
-            schema: "public".into(),
-            name: "t".into(),
-            columns: Vec::new(),
-            key: Vec::new(),
-            replica_identity: b'd',
-            relfilenode,
-        }
-    }
-
     #[test]
-    fn a_new_relfilenode_is_a_rewrite() {
-        let why = rewritten(&table(Some(100)), &table(Some(200))).expect("rewritten");
-        assert!(
-            why.contains("public.t") && why.contains("100 -> 200"),
-            "{why}"
-        );
-        assert_eq!(rewritten(&table(Some(100)), &table(Some(100))), None);
-        assert_eq!(
-            rewritten(&table(None), &table(Some(100))),
-            None,
-            "unknown before: no claim"
-        );
-        assert_eq!(rewritten(&table(Some(100)), &table(None)), None);
-        let mut other = table(Some(200));
-        other.relid = 8;
-        assert_eq!(
-            rewritten(&table(Some(100)), &other),
-            None,
-            "another relation"
-        );
+    fn the_reason_names_the_table_and_both_relfilenodes() {
+        let why = rewrite_reason("public.t", 100, 200);
+        assert!(why.contains("public.t") && why.contains("100 -> 200") && why.contains("reloaded"), "{why}");
     }
 }

@@ -118,6 +118,7 @@ pub async fn open_registry(
                         table: t.table.clone(),
                         leaves,
                         seen_at: load.slot_lsn,
+                        relfilenode: catalog.relation_facts(relid).await?.relfilenode,
                     },
                 );
             }
@@ -134,6 +135,7 @@ pub async fn open_registry(
                         table,
                         leaves,
                         seen_at: at,
+                        relfilenode: catalog.relation_facts(relid).await?.relfilenode,
                     },
                 );
             }

@@ -19,9 +19,8 @@ pub struct SchemaHistory {
 
 impl SchemaHistory {
     /// Records `table` if it differs from the latest stored entry for it
-    /// ([`TableSchema::same_history`]). The first time a table is recorded in a run, a
-    /// relfilenode that differs from the stored entry's is logged as a rewrite that happened
-    /// while pgcdc was stopped ([`crate::pipeline::rewrite::rewritten`]).
+    /// ([`TableSchema::same_history`]). (Rewrites are noticed by the pipeline, through the
+    /// relfilenode it keeps in `_pgcdc/tables.json`.)
     pub fn record(&mut self, storage: &dyn Storage, table: &Arc<TableSchema>, at: Lsn) -> Result<()> {
         let prefix = table_prefix(&table.schema, &table.name);
         let dir = format!("_pgcdc/schema/{prefix}");
@@ -34,9 +33,6 @@ impl SchemaHistory {
                     .map(Arc::new),
                 None => None,
             };
-            if let Some(reason) = stored.as_ref().and_then(|s| crate::pipeline::rewrite::rewritten(s, table)) {
-                tracing::warn!("{reason} (since the last run)");
-            }
             self.latest.insert(prefix.clone(), stored);
         }
         let same = matches!(self.latest.get(&prefix), Some(Some(s)) if s.same_history(table));
