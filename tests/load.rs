@@ -11,18 +11,6 @@ use std::time::Duration;
 use pgcdc::model::RowOp;
 use support::{assert_success, parquet_files, Setup};
 
-fn load_config(s: &Setup, mode: &str, extra_pipeline: &str) -> std::path::PathBuf {
-    let toml = format!(
-        "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"{mode}\"\nstatus_interval = \"1s\"\n{extra_pipeline}\n\n\
-         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
-        s.db.url,
-        s.publication,
-        s.slot,
-        s.out().display()
-    );
-    common::write_config(s.dir.path(), &toml)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
     let s = Setup::new("load_concurrent").await;
@@ -34,7 +22,7 @@ async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
     )
     .await;
     s.db.create_publication(&s.publication, "acct, events").await;
-    let cfg = load_config(&s, "full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"512KiB\"");
+    let cfg = s.config_with("full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"512KiB\"");
 
     // Writers change the rows being copied while the load runs.
     let db = s.db.clone();
@@ -65,7 +53,7 @@ async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
     assert!(out.status.success(), "SIGTERM is a clean stop: {:?}", out.status);
 
     // Catch up on whatever is left, in CDC mode from the same target.
-    let cfg_cdc = load_config(&s, "full-load-and-cdc", "");
+    let cfg_cdc = s.config_with("full-load-and-cdc", "");
     s.run_until_current(&cfg_cdc).await;
     s.assert_matches_source("public", "acct").await;
     s.assert_matches_source("public", "events").await;
@@ -92,7 +80,7 @@ async fn a_load_killed_midway_resumes_keeps_finished_chunks_and_converges() {
     )
     .await;
     s.db.create_publication(&s.publication, "a, b").await;
-    let cfg = load_config(&s, "full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"128KiB\"");
+    let cfg = s.config_with("full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"128KiB\"");
     let mut cmd = common::pgcdc();
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "load-chunk-done@5");
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
@@ -152,7 +140,7 @@ async fn empty_keyless_partitioned_and_quoted_tables_load() {
         s.publication
     ))
     .await;
-    let cfg = load_config(&s, "full-load", "");
+    let cfg = s.config_with("full-load", "");
     let out = s.pgcdc(&cfg, &["run"]).await;
     assert_success(&out, "run --mode full-load");
     assert!(s.db.slot_names().await.is_empty(), "full-load uses a temporary slot only");
@@ -201,7 +189,7 @@ async fn every_type_loads_exactly_as_cdc_reads_it() {
     )
     .await;
     s.db.create_publication(&s.publication, "alltypes").await;
-    let cfg = load_config(&s, "full-load", "load_workers = 2\nload_chunk_size = \"64KiB\"");
+    let cfg = s.config_with("full-load", "load_workers = 2\nload_chunk_size = \"64KiB\"");
     assert_success(&s.pgcdc(&cfg, &["run"]).await, "full load");
     assert_eq!(s.assert_matches_source("public", "alltypes").await, 5000);
     assert!(parquet_files(&s.table_dir("public", "alltypes").join("load")).len() > 1, "several chunks");

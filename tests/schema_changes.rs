@@ -7,11 +7,8 @@ mod common;
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
-use pgcdc::model::Lsn;
-use support::{assert_success, stderr, Setup};
+use support::{assert_success, stderr, Running, Setup};
 
 /// `pgcdc validate`, asserting a clean result (exit 0).
 async fn assert_validate_clean(s: &Setup, cfg: &Path) -> String {
@@ -19,71 +16,6 @@ async fn assert_validate_clean(s: &Setup, cfg: &Path) -> String {
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert_success(&out, "pgcdc validate");
     text
-}
-
-/// A `pgcdc run` in the background, stopped with SIGTERM (also when the test panics).
-struct Running(Option<Child>);
-
-impl Running {
-    fn start(cfg: &Path) -> Running {
-        Running(Some(
-            common::pgcdc()
-                .args(["run", "-c"])
-                .arg(cfg)
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn pgcdc run"),
-        ))
-    }
-
-    /// Waits until the slot confirmed everything written so far (the run flushed it).
-    async fn wait_caught_up(&self, s: &Setup) {
-        // The insert position: with synchronous_commit off, the write position may lag.
-        let target: Lsn =
-            s.db.query_scalar("SELECT pg_current_wal_insert_lsn()::text")
-                .await
-                .unwrap()
-                .parse()
-                .unwrap();
-        let started = Instant::now();
-        loop {
-            let confirmed: Option<Lsn> =
-                s.db.slot_confirmed_lsn(&s.slot)
-                    .await
-                    .and_then(|l| l.parse().ok());
-            if confirmed.is_some_and(|c| c >= target) {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "pgcdc run did not catch up to {target}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// SIGTERM, then the run's stderr (asserting it exited 0).
-    async fn stop(mut self) -> String {
-        let child = self.0.take().expect("running");
-        // SAFETY: kill(2) on the pid of our own child, which we have not waited for yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        let err = stderr(&out);
-        eprintln!("background pgcdc run stderr:\n{err}");
-        assert!(out.status.success(), "pgcdc run failed: {err}");
-        err
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +201,7 @@ async fn a_rewrite_while_running_is_reported() {
     s.db.exec("VACUUM FULL w").await; // a rewrite whose reload is harmless: the output stays right
     s.db.exec("INSERT INTO w VALUES (11, 11)").await;
     run.wait_caught_up(&s).await;
-    let err = run.stop().await;
+    let err = stderr(&run.stop().await);
     assert!(
         err.contains("table public.w was rewritten"),
         "no rewrite warning"

@@ -7,76 +7,12 @@ mod common;
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+
+use std::time::Duration;
 
 use pgcdc::model::RowOp;
-use support::{assert_success, Setup};
-
-fn config(s: &Setup, mode: &str) -> PathBuf {
-    let toml = format!(
-        "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"{mode}\"\nstatus_interval = \"1s\"\n\n\
-         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
-        s.db.url,
-        s.publication,
-        s.slot,
-        s.out().display()
-    );
-    common::write_config(s.dir.path(), &toml)
-}
-
-/// A `pgcdc run` child without an until-LSN; killed when dropped (also on a panic).
-struct Running(Option<Child>);
-
-impl Running {
-    fn start(cfg: &Path, s: &Setup) -> Running {
-        let mut cmd = common::pgcdc();
-        cmd.arg("run")
-            .arg("-c")
-            .arg(cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let r = Running(Some(cmd.spawn().expect("spawn pgcdc run")));
-        // Streaming starts after the load, which writes the first checkpoint.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !s.out().join("_pgcdc/checkpoint.json").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "pgcdc run never started streaming"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        r
-    }
-
-    /// SIGTERM, then the output (a clean stop exits 0).
-    async fn stop(mut self) -> Output {
-        let child = self.0.take().expect("running");
-        // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
-            .await
-            .expect("join");
-        eprintln!(
-            "pgcdc run (stopped) stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_success(&out, "pgcdc run stopped with SIGTERM");
-        out
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+use support::{assert_success, Running, Setup};
 
 async fn validate_clean(s: &Setup, cfg: &Path) {
     let out = s.pgcdc(cfg, &["validate", "--timeout", "60s"]).await;
@@ -100,8 +36,8 @@ async fn a_filled_table_added_to_the_publication_while_running_is_loaded() {
     )
     .await;
     s.db.create_publication(&s.publication, "a").await;
-    let cfg = config(&s, "full-load-and-cdc");
-    let run = Running::start(&cfg, &s);
+    let cfg = s.config_with("full-load-and-cdc", "");
+    let run = Running::start_streaming(&cfg, &s);
     s.db.exec(&format!(
         "ALTER PUBLICATION \"{}\" ADD TABLE b, quiet",
         s.publication
@@ -131,7 +67,7 @@ async fn run_reload_rewrites_a_table_whose_files_were_deleted() {
     let s = Setup::new("tc_reload").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g;").await;
     s.db.create_publication(&s.publication, "t").await;
-    let cfg = config(&s, "full-load-and-cdc");
+    let cfg = s.config_with("full-load-and-cdc", "");
     s.run_until_current(&cfg).await;
     s.db.exec("UPDATE t SET v = 'u' WHERE id % 3 = 0; DELETE FROM t WHERE id % 5 = 0; INSERT INTO t VALUES (1000, 'n')").await;
     s.run_until_current(&cfg).await;
@@ -171,8 +107,8 @@ async fn a_renamed_table_is_followed_under_its_new_name_while_running_and_while_
     let s = Setup::new("tc_rename").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20) g;").await;
     s.db.create_publication(&s.publication, "t").await;
-    let cfg = config(&s, "full-load-and-cdc");
-    let run = Running::start(&cfg, &s);
+    let cfg = s.config_with("full-load-and-cdc", "");
+    let run = Running::start_streaming(&cfg, &s);
     s.db.exec("ALTER TABLE t RENAME TO t2").await;
     s.db.exec("UPDATE t2 SET v = 'renamed' WHERE id <= 4").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -198,8 +134,8 @@ async fn a_table_dropped_and_created_again_does_not_bring_back_old_rows() {
     let s = Setup::new("tc_recreate").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'old' || g FROM generate_series(1, 50) g;").await;
     s.db.create_publication(&s.publication, "t").await;
-    let cfg = config(&s, "full-load-and-cdc");
-    let run = Running::start(&cfg, &s);
+    let cfg = s.config_with("full-load-and-cdc", "");
+    let run = Running::start_streaming(&cfg, &s);
     s.db.exec("UPDATE t SET v = 'old, updated' WHERE id <= 10")
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -241,8 +177,8 @@ async fn attaching_and_detaching_partitions_reloads_the_root() {
         s.publication
     ))
     .await;
-    let cfg = config(&s, "full-load-and-cdc");
-    let run = Running::start(&cfg, &s);
+    let cfg = s.config_with("full-load-and-cdc", "");
+    let run = Running::start_streaming(&cfg, &s);
     s.db.exec("ALTER TABLE m ATTACH PARTITION m2 FOR VALUES IN (2)")
         .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -261,7 +197,7 @@ async fn a_reload_killed_after_copying_is_redone_without_duplicates() {
     let s = Setup::new("tc_reload_kill").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g;").await;
     s.db.create_publication(&s.publication, "t").await;
-    let cfg = config(&s, "full-load-and-cdc");
+    let cfg = s.config_with("full-load-and-cdc", "");
     s.run_until_current(&cfg).await;
     s.db.exec("UPDATE t SET v = 'u' WHERE id % 4 = 0").await;
     let mut cmd = common::pgcdc();
@@ -343,13 +279,13 @@ async fn tables_rewritten_without_sending_their_rows_are_reloaded() {
     )
     .await;
     s.db.create_publication(&s.publication, "r, u, tr").await;
-    let cfg = config(&s, "full-load-and-cdc");
+    let cfg = s.config_with("full-load-and-cdc", "");
     s.run_until_current(&cfg).await;
     let loads_before = |t: &str| loaded_rows(&s, t);
     assert_eq!(loads_before("tr"), 20);
 
     // While running: every existing row gets a value pgoutput never sends.
-    let run = Running::start(&cfg, &s);
+    let run = Running::start_streaming(&cfg, &s);
     tokio::time::sleep(Duration::from_secs(1)).await;
     s.db.exec("ALTER TABLE r ADD COLUMN at timestamptz DEFAULT clock_timestamp()").await;
     s.db.exec("UPDATE r SET v = -1 WHERE id = 1").await;

@@ -6,25 +6,13 @@ mod common;
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{assert_success, stderr, Setup};
 
 /// A config in `full-load-and-cdc` mode; `extra_pipeline` lines go into `[pipeline]`.
-fn load_config(s: &Setup, extra_pipeline: &str) -> PathBuf {
-    let toml = format!(
-        "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"full-load-and-cdc\"\nstatus_interval = \"1s\"\n{extra_pipeline}\n\n\
-         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
-        s.db.url,
-        s.publication,
-        s.slot,
-        s.out().display()
-    );
-    common::write_config(s.dir.path(), &toml)
-}
-
 /// Starts `pgcdc <args> -c cfg` with stdout and stderr captured.
 fn spawn(cfg: &Path, args: &[&str]) -> Child {
     common::pgcdc()
@@ -149,7 +137,7 @@ async fn create_big_table(s: &Setup, rows: u32) {
 async fn two_runs_on_a_fresh_target_one_loads_the_other_is_refused_at_once() {
     let s = Setup::new("ts_two_runs").await;
     create_big_table(&s, 100_000).await;
-    let cfg = load_config(&s, SLOW_LOAD);
+    let cfg = s.config_with("full-load-and-cdc", SLOW_LOAD);
     let args = [
         "run",
         "--mode",
@@ -216,7 +204,7 @@ async fn a_second_run_while_one_streams_is_refused_and_changes_nothing() {
     s.db.exec("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 500) g")
         .await;
     s.db.create_publication(&s.publication, "items").await;
-    let cfg = load_config(&s, "");
+    let cfg = s.config_with("full-load-and-cdc", "");
     let mut first = spawn(&cfg, &["run"]);
     // Wait until the load is done and CDC writes: the first CDC rows are in the output.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -312,7 +300,7 @@ async fn tricky_names_get_their_own_directories_inside_the_target() {
         .collect::<Vec<_>>()
         .join(", ");
     s.db.create_publication(&s.publication, &list).await;
-    let cfg = load_config(&s, "");
+    let cfg = s.config_with("full-load-and-cdc", "");
     let out = s.run_until_current(&cfg).await;
     assert_no_ansi(&out);
     let mut sql = String::new();
@@ -372,7 +360,7 @@ async fn tricky_names_get_their_own_directories_inside_the_target() {
 async fn sigterm_during_the_full_load_keeps_finished_chunks_and_exits_0() {
     let s = Setup::new("ts_sigterm_load").await;
     create_big_table(&s, 100_000).await;
-    let cfg = load_config(&s, SLOW_LOAD);
+    let cfg = s.config_with("full-load-and-cdc", SLOW_LOAD);
     let mut child = spawn(&cfg, &["run", "--until-lsn", "current"]);
     wait_for_a_done_chunk(&s, &mut child).await;
     let sent = Instant::now();
@@ -414,7 +402,7 @@ async fn validate_behind_a_prepared_transaction_times_out_and_names_it() {
     s.db.exec("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 100) g")
         .await;
     s.db.create_publication(&s.publication, "items").await;
-    let cfg = load_config(&s, "");
+    let cfg = s.config_with("full-load-and-cdc", "");
     s.run_until_current(&cfg).await;
 
     let gid = s.db.unique("gid");

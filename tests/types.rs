@@ -1069,7 +1069,7 @@ async fn every_type_of_the_matrix_round_trips_through_a_real_server() {
     let dv = |col: &str, id: i64| -> Value {
         let ids = duck["values"]["id"].as_array().unwrap();
         let ops = duck["values"]["_op"].as_array().unwrap();
-        let k = (0..ids.len()).find(|&k| ids[k] == id.to_string() && ops[k] == "I").unwrap();
+        let k = (0..ids.len()).find(|&k| ids[k].as_str().and_then(|s| s.parse::<i64>().ok()) == Some(id) && ops[k] == "I").unwrap();
         duck["values"][col][k].clone()
     };
     let mut duck_report = String::new();
@@ -1361,6 +1361,7 @@ async fn text_vs_binary_pgoutput() {
             .iter()
             .map(|r| bytes::Bytes::from(r.get::<_, Vec<u8>>(0)))
             .collect();
+        #[allow(clippy::type_complexity)] // (label, schema, native columns): read once, below
         let schemas: Vec<(&str, Arc<TableSchema>, Option<&[usize]>)> = if binary {
             vec![("native columns", subset.clone(), Some(&native[..]))]
         } else {

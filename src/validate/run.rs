@@ -727,23 +727,6 @@ mod tests {
     }
 
     fn empty_report() -> TableReport {
-        TableReport {
-            schema: "public".into(),
-            table: "t".into(),
-            status: TableStatus::Identical,
-            reason: None,
-            compared_by: None,
-            key: Vec::new(),
-            not_compared: Vec::new(),
-            source_rows: 0,
-            target_rows: 0,
-            missing: 0,
-            extra: 0,
-            differing: 0,
-            duplicates: 0,
-            files: 0,
-            change_rows: 0,
-            examples: Vec::new(),
-        }
+        TableReport { status: TableStatus::Identical, ..TableReport::empty("public".into(), "t".into()) }
     }
 }

@@ -711,9 +711,11 @@ impl TestDb {
             .expect("count is an integer")
     }
 
-    /// `pg_current_wal_lsn()` as text (e.g. `0/1A2B3C8`).
+    /// The end of WAL inserted so far: every committed transaction ends before it. (With
+    /// `synchronous_commit = off`, `pg_current_wal_lsn()`, the write position, can lag a
+    /// commit that just returned.)
     pub async fn current_lsn(&self) -> String {
-        self.query_scalar("SELECT pg_current_wal_lsn()::text")
+        self.query_scalar("SELECT pg_current_wal_insert_lsn()::text")
             .await
             .expect("lsn")
     }

@@ -48,6 +48,20 @@ impl Setup {
         crate::common::write_config(self.dir.path(), &toml)
     }
 
+    /// Writes a config in `mode` with `extra_pipeline` lines in `[pipeline]` and a Parquet
+    /// sink flushing every second.
+    pub fn config_with(&self, mode: &str, extra_pipeline: &str) -> PathBuf {
+        let toml = format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"{mode}\"\nstatus_interval = \"1s\"\n{extra_pipeline}\n\n\
+             [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
+            self.db.url,
+            self.publication,
+            self.slot,
+            self.out().display()
+        );
+        crate::common::write_config(self.dir.path(), &toml)
+    }
+
     /// `pgcdc <args> -c <config>`, waiting for it; returns the output.
     pub async fn pgcdc(&self, config: &Path, args: &[&str]) -> Output {
         let mut cmd = crate::common::pgcdc();
@@ -80,25 +94,9 @@ impl Setup {
     /// `(_lsn, _seq)`. Returns the number of rows compared.
     pub async fn assert_matches_source(&self, schema: &str, table: &str) -> usize {
         let info = ConnInfo::from_url(Some(&self.db.url)).expect("url");
-        let client = pgcdc::source::sql::connect(&info).await.expect("connect");
-        let catalog = Catalog::new(client);
+        let catalog = Catalog::new(pgcdc::source::sql::connect(&info).await.expect("connect"));
         let ts = catalog.table_schema(schema, table).await.expect("table schema");
-        let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let select = format!(
-            "SELECT {} FROM {}.{}",
-            cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
-            q(schema),
-            q(table)
-        );
-        let text = pgcdc::demo::simple_rows(&catalog.client, &select).await.expect("select");
-        let source = canonical_rows(&ts, &text).expect("canonical source rows");
-        let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
-        assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
-        let target = project(&m.rows, &cols);
-        let d = diff(&cols, &source, &target);
-        assert!(d.is_clean(), "{schema}.{table} differs from the source: {d:#?}");
-        source.len()
+        self.compare_with_source(&catalog, schema, table, &ts, None).await
     }
 
     /// Like [`Setup::assert_matches_source`] for a table published with a column list and a
@@ -117,22 +115,28 @@ impl Setup {
             .iter()
             .map(|k| ts.columns.iter().position(|c| &c.name == k).unwrap_or_else(|| panic!("key column {k} is not in {columns:?}")))
             .collect();
-        let ts = std::sync::Arc::new(ts);
+        self.compare_with_source(&catalog, schema, table, &std::sync::Arc::new(ts), Some(filter)).await
+    }
+
+    /// Materialises the target's `schema.table` and asserts it equals the source read with
+    /// `ts`'s columns (and `WHERE filter`), with no duplicate `(_lsn, _seq)`.
+    async fn compare_with_source(&self, catalog: &Catalog, schema: &str, table: &str, ts: &std::sync::Arc<pgcdc::batch::TableSchema>, filter: Option<&str>) -> usize {
         let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
         let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let select = format!(
-            "SELECT {} FROM {}.{} WHERE {filter}",
+            "SELECT {} FROM {}.{}{}",
             cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
             q(schema),
-            q(table)
+            q(table),
+            filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
         );
         let text = pgcdc::demo::simple_rows(&catalog.client, &select).await.expect("select");
-        let source = canonical_rows(&ts, &text).expect("canonical source rows");
+        let source = canonical_rows(ts, &text).expect("canonical source rows");
         let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
         assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
         let target = project(&m.rows, &cols);
         let d = diff(&cols, &source, &target);
-        assert!(d.is_clean(), "{schema}.{table} differs from the published source rows: {d:#?}");
+        assert!(d.is_clean(), "{schema}.{table} differs from the source: {d:#?}");
         source.len()
     }
 }
@@ -169,4 +173,70 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A `pgcdc run -c cfg` child without an until-LSN (stdout and stderr captured), stopped
+/// with SIGTERM by [`Running::stop`], or killed when dropped (also when the test panics).
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn start(cfg: &Path) -> Running {
+        let mut cmd = crate::common::pgcdc();
+        cmd.arg("run")
+            .arg("-c")
+            .arg(cfg)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Running(Some(cmd.spawn().expect("spawn pgcdc run")))
+    }
+
+    /// [`Running::start`], then waits until the run streams: the full load (if any) wrote
+    /// the first checkpoint.
+    pub fn start_streaming(cfg: &Path, s: &Setup) -> Running {
+        let r = Running::start(cfg);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !s.out().join("_pgcdc/checkpoint.json").exists() {
+            assert!(std::time::Instant::now() < deadline, "pgcdc run never started streaming");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        r
+    }
+
+    /// Waits until the slot confirmed everything written so far (the run flushed it).
+    pub async fn wait_caught_up(&self, s: &Setup) {
+        // The insert position: with synchronous_commit off, the write position may lag.
+        let target: pgcdc::model::Lsn =
+            s.db.query_scalar("SELECT pg_current_wal_insert_lsn()::text").await.unwrap().parse().unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let confirmed: Option<pgcdc::model::Lsn> = s.db.slot_confirmed_lsn(&s.slot).await.and_then(|l| l.parse().ok());
+            if confirmed.is_some_and(|c| c >= target) {
+                return;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "pgcdc run did not catch up to {target}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, then the run's output, asserting a clean stop (exit 0).
+    pub async fn stop(mut self) -> Output {
+        let child = self.0.take().expect("running");
+        // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.expect("join");
+        eprintln!("pgcdc run (stopped) stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_success(&out, "pgcdc run stopped with SIGTERM");
+        out
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
