@@ -17,4 +17,5 @@ pub mod model;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod time_fmt;
 pub mod validate;

@@ -53,10 +53,6 @@ pub struct LoadSummary {
     pub seconds: f64,
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as i64
-}
-
 /// Runs (or finishes) the full load. Returns `None` when there is nothing to load because
 /// the target already holds a complete load or CDC progress of its own.
 pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode: Mode) -> Result<Option<LoadSummary>> {
@@ -112,7 +108,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
             let tables = selected_tables(config, catalog).await?;
             let chunk_pages = config.pipeline.load_chunk_size.map(|b| (b / 8192).max(1) as u32);
             let planned = plan::plan(catalog, &tables, workers, chunk_pages, tid_ranges).await?;
-            let state = LoadState { slot_lsn: created.consistent_point, started_us: now_us(), complete: false, tables: planned };
+            let state = LoadState { slot_lsn: created.consistent_point, started_us: crate::time_fmt::now_unix_micros(), complete: false, tables: planned };
             state.write(storage.as_ref())?;
             let name = created.snapshot_name.ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;
             (state, name, created.consistent_point, false)
@@ -166,7 +162,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
     let ctx = Arc::new(LoadContext {
         storage: storage.clone(),
         snapshot_lsn,
-        snapshot_ts_us: now_us(),
+        snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         compression: sink.compression,
         tid_ranges,
         row_filters,
@@ -226,7 +222,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         for (k, t) in &state.tables {
             cp.counts.entry(k.clone()).or_default().insert("L".into(), t.chunks.iter().map(|c| c.rows).sum());
         }
-        cp.written_at = crate::sink::now_rfc3339();
+        cp.written_at = crate::time_fmt::now_rfc3339();
         manifest::write_checkpoint(storage.as_ref(), &cp)?;
     }
     Ok(Some(LoadSummary {

@@ -112,7 +112,7 @@ async fn reload_one(
     let ctx = LoadContext {
         storage: target.storage.clone(),
         snapshot_lsn: s,
-        snapshot_ts_us: now_us(),
+        snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         compression: target.compression,
         tid_ranges: target.tid_ranges,
         row_filters: published.row_filter.iter().map(|f| (key.clone(), f.clone())).collect(),
@@ -157,13 +157,6 @@ fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as i64
 }
 
 /// A table's current (schema, name) by OID, or `None` when it does not exist.

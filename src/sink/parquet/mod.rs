@@ -262,7 +262,7 @@ impl Sink for ParquetSink {
         }
         let mut cp = checkpoint.clone();
         cp.counts = self.counts.clone();
-        cp.written_at = crate::sink::now_rfc3339();
+        cp.written_at = crate::time_fmt::now_rfc3339();
         let manifest = Manifest {
             checkpoint: cp,
             parts: self

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use crate::model::Lsn;
-use crate::sink::civil_from_days;
 
 /// The one path segment (directory name, S3 key segment) of a schema or table name.
 ///
@@ -70,11 +69,6 @@ pub fn table_dir(root: &std::path::Path, schema: &str, table: &str) -> std::path
     root.join(path_component(schema)).join(path_component(table))
 }
 
-pub fn date_of(ts_us: i64) -> String {
-    let (y, m, d) = civil_from_days(ts_us.div_euclid(86_400_000_000));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// Names the parts of one flush. `parts` are (table prefix, first, last, first commit time)
 /// in write order; the result has one key per part.
 pub fn cdc_keys(parts: &[(String, Lsn, Lsn, i64)]) -> Vec<String> {
@@ -87,7 +81,7 @@ pub fn cdc_keys(parts: &[(String, Lsn, Lsn, i64)]) -> Vec<String> {
         .iter()
         .map(|(prefix, first, last, ts)| {
             let k = (prefix.as_str(), *first, *last);
-            let base = format!("{prefix}/cdc/date={}/{}-{}", date_of(*ts), first.file_hex(), last.file_hex());
+            let base = format!("{prefix}/cdc/date={}/{}-{}", crate::time_fmt::utc_date_of_micros(*ts), first.file_hex(), last.file_hex());
             if same_range[&k] > 1 {
                 let n = seen.entry(k).or_default();
                 *n += 1;

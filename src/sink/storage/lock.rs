@@ -36,7 +36,7 @@ impl LockHolder {
         LockHolder {
             host: host_name(),
             pid: std::process::id(),
-            since: crate::sink::now_rfc3339(),
+            since: crate::time_fmt::now_rfc3339(),
         }
     }
 }

@@ -110,8 +110,5 @@ impl ReplicationStream {
 }
 
 fn now_pg_micros() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    now.as_micros() as i64 - crate::model::PG_EPOCH_UNIX_SECS * 1_000_000
+    crate::time_fmt::now_unix_micros() - crate::model::PG_EPOCH_UNIX_SECS * 1_000_000
 }

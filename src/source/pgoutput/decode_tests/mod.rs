@@ -95,14 +95,9 @@ fn tuple_payloads(tuple: &Tuple) -> impl Iterator<Item = &Bytes> {
     })
 }
 
-/// Days from 1970-01-01 to the given civil date (H. Hinnant's `days_from_civil`).
+/// Days from 1970-01-01 to the given civil date (the calendar of `batch::text`).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::batch::text::days_from_civil(y, m as u32, d as u32)
 }
 
 /// `2019-07-18T17:02:35.726322Z` to microseconds since 2000-01-01 UTC.
