@@ -5,6 +5,12 @@ use crate::error::{Error, Result};
 /// Replaces every `${NAME}` with the environment variable's value. `$${` escapes a literal
 /// `${`. A variable that is not set is a configuration error naming it.
 pub fn substitute(raw: &str) -> Result<String> {
+    substitute_with(raw, |name| std::env::var(name).ok())
+}
+
+/// [`substitute`] with the variables looked up by `lookup` instead of the process
+/// environment (tests use it to fill placeholders without touching the environment).
+pub fn substitute_with(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(pos) = rest.find("${") {
@@ -23,7 +29,7 @@ pub fn substitute(raw: &str) -> Result<String> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(Error::config(format!("`${{{name}}}` is not a valid variable reference")));
         }
-        let value = std::env::var(name).map_err(|_| {
+        let value = lookup(name).ok_or_else(|| {
             Error::config(format!("environment variable {name} is not set (used as ${{{name}}})"))
                 .with_hint(format!("export {name}=... before starting pgcdc"))
         })?;

@@ -378,4 +378,6 @@ fn mask_url_passwords(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod example_tests;
+#[cfg(test)]
 mod tests;
