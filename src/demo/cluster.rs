@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 pub struct LocalCluster {
     bindir: PathBuf,
@@ -44,8 +44,9 @@ fn is_root() -> bool {
 }
 
 fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    let bind = "binding a free port on 127.0.0.1";
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io(bind, &e))?;
+    Ok(l.local_addr().map_err(|e| Error::io(bind, &e))?.port())
 }
 
 impl LocalCluster {
@@ -54,7 +55,7 @@ impl LocalCluster {
         let bindir = find_bindir()?;
         let as_postgres = is_root();
         let dir = std::env::temp_dir().join(format!("pgcdc-pg-{}-{}", std::process::id(), free_port()?));
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).runtime_ctx(|| format!("creating {}", dir.display()))?;
         if as_postgres {
             let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().map(|s| s.success());
             if !matches!(ok, Ok(true)) {
@@ -72,9 +73,10 @@ impl LocalCluster {
             cluster.dir.display()
         );
         let conf_path = cluster.dir.join("data").join("postgresql.conf");
-        let mut existing = std::fs::read_to_string(&conf_path)?;
+        let mut existing =
+            std::fs::read_to_string(&conf_path).runtime_ctx(|| format!("reading {}", conf_path.display()))?;
         existing.push_str(&conf);
-        std::fs::write(&conf_path, existing)?;
+        std::fs::write(&conf_path, existing).runtime_ctx(|| format!("writing {}", conf_path.display()))?;
         let log = cluster.dir.join("server.log").to_string_lossy().into_owned();
         cluster.run("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]).map_err(|e| {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();

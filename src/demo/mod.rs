@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use self::cluster::LocalCluster;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::pipeline::runner::{self, RunOptions};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
@@ -58,19 +58,22 @@ pub async fn run(out_dir: &Path) -> Result<DemoReport> {
         .map_err(|e| Error::runtime(format!("loading the demo data: {}", sql::db_error_text(&e))))?;
 
     if out_dir.join("_pgcdc").exists() || out_dir.join("pgcdc.toml").exists() {
-        std::fs::remove_dir_all(out_dir)?;
-    } else if out_dir.exists() && std::fs::read_dir(out_dir)?.next().is_some() {
+        std::fs::remove_dir_all(out_dir).runtime_ctx(|| format!("removing the earlier demo {}", out_dir.display()))?;
+    } else if out_dir.exists()
+        && std::fs::read_dir(out_dir).runtime_ctx(|| format!("listing {}", out_dir.display()))?.next().is_some()
+    {
         return Err(Error::config(format!("{} exists and is not an earlier demo", out_dir.display()))
             .with_hint("remove it or run the demo from another directory"));
     }
-    std::fs::create_dir_all(out_dir)?;
-    let out_dir = out_dir.canonicalize()?;
+    std::fs::create_dir_all(out_dir).runtime_ctx(|| format!("creating {}", out_dir.display()))?;
+    let out_dir = out_dir.canonicalize().runtime_ctx(|| format!("resolving {}", out_dir.display()))?;
     let config_text = format!(
         "# Written by `pgcdc demo`.\n[source]\nurl = \"{url}\"\npublication = \"pgcdc_demo\"\nslot = \"pgcdc_demo\"\n\n\
          [pipeline]\nmode = \"full-load-and-cdc\"\n\n[[sink]]\nkind = \"parquet\"\nurl = \"file://{}\"\nflush_interval = \"2s\"\n",
         out_dir.join("out").display()
     );
-    std::fs::write(out_dir.join("pgcdc.toml"), &config_text)?;
+    let config_path = out_dir.join("pgcdc.toml");
+    std::fs::write(&config_path, &config_text).runtime_ctx(|| format!("writing {}", config_path.display()))?;
     let config = Config::parse(&config_text)?;
     crate::admin::setup::setup(&config).await?;
 

@@ -19,7 +19,7 @@ use crate::sink::parquet::load::{remove_part, LoadWriter};
 use crate::sink::storage::Storage;
 use crate::source::copy::BinaryCopyParser;
 use crate::source::pgoutput::TupleValue;
-use crate::source::sql::db_error_text;
+use crate::source::sql::{self, db_error_text};
 
 const BATCH_ROWS: usize = 16 * 1024;
 
@@ -77,7 +77,7 @@ pub async fn copy_chunk(
         )
     );
     let what = || format!("copying {}.{} (part {})", table.schema, table.name, chunk.part);
-    let stream = client.copy_out(&sql).await.map_err(|e| Error::runtime(format!("{}: {}", what(), db_error_text(&e))))?;
+    let stream = client.copy_out(&sql).await.map_err(|e| sql::query_error(what(), &e))?;
     futures_util::pin_mut!(stream);
     let mut parser = BinaryCopyParser::with_field_count(table.columns.len());
     let mut builder = TableBatchBuilder::new(table.clone());
@@ -96,7 +96,7 @@ pub async fn copy_chunk(
         Ok(())
     };
     while let Some(bytes) = stream.next().await {
-        let bytes = bytes.map_err(|e| Error::runtime(format!("{}: {}", what(), db_error_text(&e))))?;
+        let bytes = bytes.map_err(|e| sql::query_error(what(), &e))?;
         progress.add(0, bytes.len() as u64);
         parser.push(bytes);
         while parser

@@ -3,7 +3,6 @@
 
 use tokio_postgres::Client;
 
-use super::sql::db_error_text;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -30,7 +29,7 @@ pub struct SlotState {
 }
 
 fn q(e: tokio_postgres::Error, what: &str) -> Error {
-    Error::runtime(format!("{what}: {}", db_error_text(&e)))
+    super::sql::query_error(what, &e)
 }
 
 impl Catalog {

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::catalog::Catalog;
-use super::sql::db_error_text;
 use crate::admin::{qualified, quote_ident};
 use crate::batch::TableSchema;
 use crate::error::{Error, Result};
@@ -40,7 +39,7 @@ struct PublicationEntry {
 }
 
 fn q(e: tokio_postgres::Error, what: &str) -> Error {
-    Error::runtime(format!("{what}: {}", db_error_text(&e)))
+    super::sql::query_error(what, &e)
 }
 
 impl Catalog {

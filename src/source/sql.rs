@@ -39,6 +39,7 @@ pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Err
         .with_hint("put the password in source.url (postgres://user:${PGPASSWORD}@host/db) or set PGPASSWORD");
     }
     let err = Error::runtime(format!("cannot connect to {}: {msg}", info.redacted()));
+    let err = if pg_error_is_transient(e) { err.retryable() } else { err };
     match code.as_deref() {
         Some("28P01") | Some("28000") => err.with_hint(
             "check the user and password (source.url or PGPASSWORD) and the server's pg_hba.conf",
@@ -46,6 +47,33 @@ pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Err
         Some("3D000") => err.with_hint("the database does not exist: check the database name in source.url"),
         _ => err,
     }
+}
+
+/// `"{what}: {error with SQLSTATE}"` as a runtime error, retryable when the failure is
+/// transient ([`pg_error_is_transient`]). `what` says what was being done (`"reading pg_class"`).
+pub fn query_error(what: impl std::fmt::Display, e: &tokio_postgres::Error) -> Error {
+    let err = Error::runtime(format!("{what}: {}", db_error_text(e)));
+    if pg_error_is_transient(e) {
+        err.retryable()
+    } else {
+        err
+    }
+}
+
+/// Whether a PostgreSQL client error is worth retrying (see [`crate::error`], "Retrying"):
+/// the connection was closed, reset or timed out, or the server reported a connection
+/// failure or a shutdown ([`sqlstate_is_transient`]).
+pub fn pg_error_is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => sqlstate_is_transient(db.code().code()),
+        None => e.is_closed() || crate::error::chain_is_transient(e),
+    }
+}
+
+/// SQLSTATEs worth retrying: class 08 (connection exception), 57P01 (admin shutdown), 57P02
+/// (crash shutdown), 57P03 (cannot connect now: the server is starting or in recovery).
+pub fn sqlstate_is_transient(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 /// Formats a server error with its SQLSTATE, for messages.
@@ -70,4 +98,20 @@ fn error_chain(e: &tokio_postgres::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlstate_is_transient;
+
+    #[test]
+    fn connection_failures_and_shutdowns_are_transient_other_sqlstates_not() {
+        for code in ["08000", "08003", "08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(sqlstate_is_transient(code), "{code}");
+        }
+        // Authentication, missing objects, syntax, privileges, a slot in use: a person must act.
+        for code in ["28P01", "3D000", "42P01", "42601", "42501", "55006", "57014"] {
+            assert!(!sqlstate_is_transient(code), "{code}");
+        }
+    }
 }

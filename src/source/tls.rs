@@ -71,9 +71,10 @@ pub async fn connect(info: &ConnInfo) -> Result<PgStream> {
         .map_err(|_| {
             Error::runtime(format!("timed out connecting to PostgreSQL at {addr}"))
                 .with_hint("check source.url host and port, and that the server accepts TCP connections")
+                .retryable()
         })?
         .map_err(|e| {
-            Error::runtime(format!("cannot connect to PostgreSQL at {addr}: {e}"))
+            Error::io(format!("cannot connect to PostgreSQL at {addr}"), &e)
                 .with_hint("check source.url host and port, firewalls, and that the server is running")
         })?;
     tcp.set_nodelay(true).ok();
@@ -82,9 +83,10 @@ pub async fn connect(info: &ConnInfo) -> Result<PgStream> {
     }
     let mut tcp = tcp;
     // SSLRequest: length 8, code 80877103.
-    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+    let ssl_request = || format!("asking {addr} for TLS (SSLRequest)");
+    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.map_err(|e| Error::io(ssl_request(), &e))?;
     let mut answer = [0u8; 1];
-    tcp.read_exact(&mut answer).await?;
+    tcp.read_exact(&mut answer).await.map_err(|e| Error::io(ssl_request(), &e))?;
     match answer[0] {
         b'S' => {}
         b'N' if info.sslmode == SslMode::Prefer => return Ok(PgStream::Plain(tcp)),

@@ -148,7 +148,7 @@ fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
 fn collect_parquet(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for e in entries {
-        let p = e?.path();
+        let p = e.runtime_ctx(|| format!("listing {}", dir.display()))?.path();
         if p.is_dir() {
             collect_parquet(&p, out)?;
         } else if p.extension().is_some_and(|x| x == "parquet") {

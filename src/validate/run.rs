@@ -43,7 +43,7 @@ use super::materialize::{materialize_rows, project, read_table_rows, ChangeRow};
 use crate::admin::{qualified, quote_ident, quote_literal};
 use crate::batch::TableSchema;
 use crate::config::{Config, Layout, ParquetSinkConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::load::state::LoadState;
 use crate::model::{Lsn, RowOp};
 use crate::pipeline::filter::TableFilter;
@@ -470,7 +470,7 @@ fn target_root(sink: &ParquetSinkConfig) -> Result<PathBuf> {
         }
         None => PathBuf::from(url),
     };
-    Ok(if path.is_absolute() { path } else { std::env::current_dir()?.join(path) })
+    Ok(if path.is_absolute() { path } else { std::env::current_dir().runtime_ctx(|| format!("resolving {}", path.display()))?.join(path) })
 }
 
 /// Every change row of one table in the target, the number of files read and the key

@@ -19,7 +19,11 @@ impl LocalStorage {
     /// A storage rooted at `root` (relative paths are taken from the current directory).
     /// Changes nothing on disk: [`Storage::lock`] creates the target for a writer.
     pub fn open(root: PathBuf) -> Result<LocalStorage> {
-        let root = if root.is_absolute() { root } else { std::env::current_dir()?.join(root) };
+        let root = if root.is_absolute() {
+            root
+        } else {
+            std::env::current_dir().runtime_ctx(|| format!("resolving {}", root.display()))?.join(root)
+        };
         let staging = root.join("_pgcdc").join("staging");
         Ok(LocalStorage { root, staging })
     }
@@ -186,9 +190,9 @@ impl Storage for LocalStorage {
         let mut stack = vec![base];
         while let Some(dir) = stack.pop() {
             for entry in fs::read_dir(&dir).runtime_ctx(|| format!("listing {}", dir.display()))? {
-                let entry = entry?;
+                let entry = entry.runtime_ctx(|| format!("listing {}", dir.display()))?;
                 let p = entry.path();
-                if entry.file_type()?.is_dir() {
+                if entry.file_type().runtime_ctx(|| format!("inspecting {}", p.display()))?.is_dir() {
                     stack.push(p);
                 } else if let Ok(rel) = p.strip_prefix(&self.root) {
                     out.push(rel.to_string_lossy().replace('\\', "/"));

@@ -29,7 +29,9 @@ impl ServerError {
         if let Some(d) = &self.detail {
             msg.push_str(&format!("; {d}"));
         }
+        let transient = crate::source::sql::sqlstate_is_transient(&self.code);
         let err = Error::runtime(msg);
+        let err = if transient { err.retryable() } else { err };
         match self.hint {
             Some(h) => err.with_hint(h),
             None => err,
@@ -284,8 +286,8 @@ impl ReplicationConn {
     }
 
     pub(super) async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes).await.map_err(|e| Error::runtime(format!("writing to PostgreSQL: {e}")))?;
-        self.stream.flush().await.map_err(|e| Error::runtime(format!("writing to PostgreSQL: {e}")))
+        self.stream.write_all(bytes).await.map_err(|e| Error::io("writing to PostgreSQL", &e))?;
+        self.stream.flush().await.map_err(|e| Error::io("writing to PostgreSQL", &e))
     }
 
     /// Consumes a CopyBothResponse ('W') if it is the next message (postgres-protocol does not
@@ -314,10 +316,11 @@ impl ReplicationConn {
             .stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|e| Error::runtime(format!("reading from PostgreSQL: {e}")))?;
+            .map_err(|e| Error::io("reading from PostgreSQL", &e))?;
         if n == 0 {
             return Err(Error::runtime("PostgreSQL closed the replication connection")
-                .with_hint("see the server log; the server may have restarted or terminated the wal sender"));
+                .with_hint("see the server log; the server may have restarted or terminated the wal sender")
+                .retryable());
         }
         Ok(())
     }
@@ -396,5 +399,19 @@ mod tests {
         assert_eq!(super::parse_server_version("15.18 (Debian 15.18-0+deb12u1)"), 150018);
         assert_eq!(super::parse_server_version("16beta1"), 160000);
         assert_eq!(super::parse_server_version("9.6.2"), 90602);
+    }
+
+    #[test]
+    fn server_errors_are_retryable_only_for_connection_failures_and_shutdowns() {
+        let err = |code: &str| super::ServerError {
+            code: code.into(),
+            message: "m".into(),
+            detail: None,
+            hint: None,
+        };
+        let shutdown = err("57P01").into_error("START_REPLICATION");
+        assert!(shutdown.is_retryable());
+        assert_eq!(shutdown.message, "START_REPLICATION: m (SQLSTATE 57P01)");
+        assert!(!err("55006").into_error("START_REPLICATION").is_retryable());
     }
 }
