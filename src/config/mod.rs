@@ -282,6 +282,19 @@ impl Config {
                 }
             }
         }
+        // Accepted by the parser so that SPEC 4 configurations read naturally, but not built
+        // yet: configuring them must not be silently ignored.
+        for (set, section, what) in [
+            (self.metrics.is_some(), "[metrics]", "/metrics and /healthz"),
+            (self.dead_letter.is_some(), "[dead_letter]", "dead letters"),
+            (self.catalog.is_some(), "[catalog]", "Glue Data Catalog tables"),
+            (self.state.is_some(), "[state]", "a separate progress store (progress lives in _pgcdc/ of the first Parquet sink)"),
+        ] {
+            if set {
+                return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
+                    .with_hint(format!("remove the {section} section")));
+            }
+        }
         if !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) && self.state.is_none() {
             return Err(Error::config("no Parquet sink and no [state] url: progress has nowhere to live")
                 .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\""));

@@ -77,3 +77,19 @@ fn toml_errors_give_the_position_but_never_a_password() {
     assert!(e.message.contains("unknown key `slott` at line 3"), "{e}");
     assert_eq!(mask_url_passwords("a postgres://u@h/d b s3://k:s@b/"), "a postgres://u@h/d b s3://k:***@b/");
 }
+
+#[test]
+fn sections_not_built_yet_are_refused_not_ignored() {
+    for (section, body) in [
+        ("[metrics]", "listen = \"127.0.0.1:9187\""),
+        ("[dead_letter]", "url = \"file:///tmp/dl\""),
+        ("[catalog]", "glue_database = \"shop\""),
+        ("[state]", "url = \"file:///tmp/state\""),
+    ] {
+        let e = Config::parse(&format!("{MINIMAL}\n{section}\n{body}\n")).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{section}: {e}");
+        assert!(e.message.contains(section) && e.message.contains("not supported by this build yet"), "{e}");
+    }
+    // [aws] only holds settings for AWS targets: harmless without them.
+    Config::parse(&format!("{MINIMAL}\n[aws]\nregion = \"us-east-1\"\n")).unwrap();
+}
