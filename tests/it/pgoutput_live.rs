@@ -10,15 +10,14 @@
 //! `pg_logical_emit_message()`, relation and type OIDs from the catalog, commit times from
 //! `clock_timestamp()`, and the values written.
 //!
-//! The test cluster (tests/common/pg.rs) sets `logical_decoding_work_mem = 64kB`, so a
+//! The test cluster (tests/it/support/pg.rs) sets `logical_decoding_work_mem = 64kB`, so a
 //! transaction of a few thousand rows is streamed (protocol 2+, `streaming 'on'`).
 
-mod common;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{fresh_db, TestDb};
+use crate::support::{fresh_db, TestDb};
 use pgcdc::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
 use pgcdc::source::conninfo::ConnInfo;
 use pgcdc::source::pgoutput::{Decoder, OldKind, PgOutputMessage as M, Relation, TupleValue};
@@ -220,7 +219,7 @@ fn count(tags: &[&str], tag: &str) -> usize {
 
 /// A WAL record in another database: the slot's walsender reads it, decodes nothing.
 async fn nudge(db: &TestDb) {
-    let c = common::pg::connect(&db.cluster.admin_url("postgres")).await;
+    let c = crate::support::pg::connect(&db.cluster.admin_url("postgres")).await;
     c.batch_execute("SELECT pg_logical_emit_message(false, 'pgcdc-nudge', '')")
         .await
         .expect("nudge");
@@ -304,7 +303,7 @@ async fn q(c: &tokio_postgres::Client, sql: &str) -> String {
     let msgs = c
         .simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", common::pg::describe_error(&e)));
+        .unwrap_or_else(|e| panic!("{sql}: {}", crate::support::pg::describe_error(&e)));
     let mut last = None;
     for m in msgs {
         if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
@@ -317,7 +316,7 @@ async fn q(c: &tokio_postgres::Client, sql: &str) -> String {
 async fn x(c: &tokio_postgres::Client, sql: &str) {
     c.batch_execute(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", common::pg::describe_error(&e)));
+        .unwrap_or_else(|e| panic!("{sql}: {}", crate::support::pg::describe_error(&e)));
 }
 
 async fn insert_lsn(c: &tokio_postgres::Client) -> Lsn {

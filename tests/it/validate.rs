@@ -3,24 +3,14 @@
 //! table, key and column when the target is tampered with, tables without a key reported as
 //! not validatable, and a clear exit 1 when no pipeline brings the target up to the snapshot.
 
-mod common;
-mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{assert_success, parquet_files, stderr, Setup};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!("exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status.code(), stdout(out), stderr(out))
-}
+use crate::support::{assert_success, describe, parquet_files, stderr, stdout, ChildGuard, Setup};
 
 async fn validate(s: &Setup, cfg: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["validate"];
@@ -54,44 +44,24 @@ async fn wait_slot_active(s: &Setup, active: bool) {
     }
 }
 
-/// A `pgcdc run` child process, stopped with SIGTERM (or killed) when dropped.
+/// A `pgcdc run` child process logging to a file, stopped with SIGTERM (or killed) when dropped.
 struct RunningPgcdc {
-    child: Option<Child>,
+    child: ChildGuard,
     log: PathBuf,
 }
 
 impl RunningPgcdc {
     fn start(cfg: &Path, log: PathBuf) -> RunningPgcdc {
-        let mut cmd = common::pgcdc();
+        let mut cmd = crate::support::pgcdc();
         cmd.arg("run").arg("-c").arg(cfg).stdin(Stdio::null()).stdout(Stdio::null());
         cmd.stderr(std::fs::File::create(&log).expect("run log"));
-        RunningPgcdc { child: Some(cmd.spawn().expect("spawn pgcdc run")), log }
+        RunningPgcdc { child: ChildGuard::spawn(&mut cmd, "pgcdc run"), log }
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on our own child, not yet waited for.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let status = child.wait().expect("wait");
+        let status = self.child.stop(Duration::from_secs(30)).status;
         eprintln!("pgcdc run log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
         status
-    }
-}
-
-impl Drop for RunningPgcdc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -236,8 +206,8 @@ elif action == "duplicate":
     t = pa.concat_tables([t, t.slice(0, 1)])
 pq.write_table(t, path, compression="zstd")
 "#;
-    common::util::run_checked(
-        std::process::Command::new(common::python()).arg("-c").arg(SCRIPT).arg(file).arg(action),
+    crate::support::util::run_checked(
+        std::process::Command::new(crate::support::python()).arg("-c").arg(SCRIPT).arg(file).arg(action),
         &format!("tamper {action}"),
     );
 }
@@ -342,7 +312,7 @@ async fn without_a_running_pipeline_validate_times_out_with_exit_1_and_a_hint() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_errors_exit_2() {
     let s = Setup::new("val_config").await;
-    let cfg = common::write_config(
+    let cfg = crate::support::write_config(
         &s.dir.path().join("kinesis"),
         &format!("[source]\nurl = \"{}\"\npublication = \"p\"\nslot = \"s\"\n\n[[sink]]\nkind = \"kinesis\"\nstream = \"x\"\n", s.db.url),
     );
