@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 /// Runs a prepared command (stdin closed) to completion off the runtime's threads.
 pub async fn output_of(mut cmd: Command) -> Output {
     cmd.stdin(Stdio::null());
-    tokio::task::spawn_blocking(move || cmd.output().expect("run pgcdc")).await.expect("join")
+    tokio::task::spawn_blocking(move || cmd.output().expect("run pgcdc"))
+        .await
+        .expect("join")
 }
 
 /// `pgcdc <command> -c <config> <more>`, waited for.
@@ -32,7 +34,9 @@ pub struct ChildGuard(pub Option<Child>);
 impl ChildGuard {
     /// Spawns `cmd` (whatever stdio the caller set up) under a guard.
     pub fn spawn(cmd: &mut Command, what: &str) -> ChildGuard {
-        ChildGuard(Some(cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"))))
+        ChildGuard(Some(
+            cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}")),
+        ))
     }
 
     /// SIGTERM, then waits up to `timeout` for the child to exit (SIGKILL after that);
@@ -73,7 +77,12 @@ pub fn stderr(out: &Output) -> String {
 
 /// Exit code, stdout and stderr, for assertion messages.
 pub fn describe(out: &Output) -> String {
-    format!("exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status.code(), stdout(out), stderr(out))
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    )
 }
 
 /// Asserts that the command exited 0, showing its exit code, stdout and stderr when not.
