@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{describe, parquet_files, stderr, stdout, Setup};
+use crate::support::{describe, parquet_files, report_table, stderr, stdout, Setup};
 
 /// The test's config in `full-load-and-cdc` mode, with `extra_source` lines in `[source]`.
 fn config(s: &Setup, name: &str, extra_source: &str) -> PathBuf {
@@ -28,21 +28,6 @@ async fn validate(s: &Setup, cfg: &Path, json: bool) -> Output {
     let out = s.pgcdc(cfg, &args).await;
     eprintln!("pgcdc validate: {}", describe(&out));
     out
-}
-
-fn report_table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .find(|t| {
-            format!(
-                "{}.{}",
-                t["schema"].as_str().unwrap(),
-                t["table"].as_str().unwrap()
-            ) == name
-        })
-        .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
 }
 
 const PEOPLE_COLUMNS: [&str; 3] = ["id", "name", "country"];

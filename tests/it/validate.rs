@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_success, describe, parquet_files, stderr, stdout, ChildGuard, Setup};
+use crate::support::{assert_success, describe, parquet_files, report_table, stderr, stdout, ChildGuard, Setup};
 
 async fn validate(s: &Setup, cfg: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["validate"];
@@ -22,15 +22,6 @@ async fn validate(s: &Setup, cfg: &Path, extra: &[&str]) -> Output {
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("validate --format json printed no JSON ({e}): {}", describe(out)))
-}
-
-fn table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["table"].as_str().unwrap()) == name)
-        .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
 }
 
 /// Waits until no walsender holds the pipeline's slot (a finished run's exits asynchronously).
@@ -103,17 +94,17 @@ async fn validate_is_clean_after_a_run_and_while_the_source_keeps_changing() {
     let report = json(&out);
     assert_eq!(report["clean"], true);
     assert_eq!(report["target_ready"], "no_changes_since_checkpoint", "no run is active: {report:#}");
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!((items["status"].as_str(), items["source_rows"].as_u64(), items["target_rows"].as_u64()), (Some("identical"), Some(2000 - 285), Some(2000 - 285)));
     assert_eq!(items["key"], serde_json::json!(["id"]));
-    let pairs = table(&report, "public.pairs");
+    let pairs = report_table(&report, "public.pairs");
     assert_eq!((pairs["status"].as_str(), pairs["source_rows"].as_u64()), (Some("identical"), Some(100)));
-    let logged = table(&report, "public.logged");
+    let logged = report_table(&report, "public.logged");
     assert_eq!(
         (logged["status"].as_str(), logged["compared_by"].as_str(), logged["source_rows"].as_u64(), logged["target_rows"].as_u64()),
         (Some("identical"), Some("whole_row"), Some(4), Some(4))
     );
-    let keyless = table(&report, "public.keyless");
+    let keyless = report_table(&report, "public.keyless");
     assert_eq!(keyless["status"], "not_validated");
     assert_eq!(keyless["reason"], "no primary key or replica identity");
     assert!(report["tables"].as_array().unwrap().iter().all(|t| t["table"] != "unpublished"));
@@ -175,11 +166,11 @@ async fn validate_is_clean_after_a_run_and_while_the_source_keeps_changing() {
     assert_eq!(during.status.code(), Some(0), "{}", describe(&during));
     let report = json(&during);
     assert_eq!(report["target_ready"], "checkpoint", "{report:#}");
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!(items["status"], "identical");
     assert!(items["source_rows"].as_u64().unwrap() > 2000 - 285, "validated before the writer wrote anything: {items:#}");
-    assert_eq!(table(&report, "public.logged")["status"], "identical");
-    assert_eq!(table(&report, "public.pairs")["status"], "identical");
+    assert_eq!(report_table(&report, "public.logged")["status"], "identical");
+    assert_eq!(report_table(&report, "public.pairs")["status"], "identical");
 }
 
 /// Rewrites a Parquet file of the target with pyarrow: `change` (id 2's name), `remove`
@@ -239,7 +230,7 @@ async fn a_changed_removed_added_or_duplicated_target_row_exits_3_and_names_it()
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let report = json(&out);
     assert_eq!(report["clean"], false);
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!((items["differing"].as_u64(), items["missing"].as_u64(), items["extra"].as_u64()), (Some(1), Some(0), Some(0)));
     assert_eq!(items["examples"][0]["kind"], "differing");
     assert_eq!(items["examples"][0]["key"], serde_json::json!({"id": "2"}));
@@ -265,7 +256,7 @@ async fn a_changed_removed_added_or_duplicated_target_row_exits_3_and_names_it()
     let out = validate(&s, &cfg, &["--timeout", "60s", "--format", "json"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let report = json(&out);
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!((items["duplicates"].as_u64(), items["differing"].as_u64()), (Some(1), Some(0)), "{items:#}");
     assert_eq!(items["examples"][0]["kind"], "duplicate");
     std::fs::write(file, &original).unwrap();

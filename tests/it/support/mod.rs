@@ -31,5 +31,5 @@ pub use moto::{moto, MotoServer};
 pub use pg::{fresh_db, pg, PgCluster, TestDb};
 pub use process::{assert_success, describe, output_of, pgcdc_c, sigterm, stderr, stdout, ChildGuard};
 pub use py::{python, read_parquet_glob_with_python, read_parquet_with_python, run_python_script};
-pub use setup::{config_toml, parquet_files, Running, Setup};
+pub use setup::{config_toml, parquet_files, report_table, Running, Setup};
 pub use util::{pgcdc, repo_root, unique_suffix, write_config};

@@ -160,6 +160,17 @@ pub fn config_toml(url: &str, publication: &str, slot: &str, out: &Path, extra_s
     )
 }
 
+/// The entry of `schema.table` (`name`) in a `pgcdc validate --format json` report.
+#[track_caller]
+pub fn report_table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["table"].as_str().unwrap()) == name)
+        .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
+}
+
 /// All `*.parquet` files under `dir`, sorted.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
