@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crate::support::{fresh_db, TestDb};
 use pgcdc::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
+// The highest pgoutput protocol version the server speaks: pgcdc's one rule.
+use pgcdc::pipeline::runner::protocol_version as max_proto;
 use pgcdc::source::conninfo::ConnInfo;
 use pgcdc::source::pgoutput::{Decoder, OldKind, PgOutputMessage as M, Relation, TupleValue};
 use pgcdc::source::replication::{quote_ident, ReplicationConn, SnapshotAction, StreamEvent};
@@ -32,16 +34,6 @@ use pgcdc::source::replication::{quote_ident, ReplicationConn, SnapshotAction, S
 struct Got {
     wal_start: Lsn,
     msg: M,
-}
-
-/// The highest pgoutput protocol version the server speaks.
-fn max_proto(version_num: u32) -> u32 {
-    match version_num {
-        v if v >= 160000 => 4,
-        v if v >= 150000 => 3,
-        v if v >= 140000 => 2,
-        _ => 1,
-    }
 }
 
 /// A walsender connection holding a temporary pgoutput slot (it disappears with the
