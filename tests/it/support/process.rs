@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs a prepared command (stdin closed) to completion off the runtime's threads.
 pub async fn output_of(mut cmd: Command) -> Output {
@@ -40,19 +40,27 @@ impl ChildGuard {
     }
 
     /// SIGTERM, then waits up to `timeout` for the child to exit (SIGKILL after that);
-    /// returns its output (what the caller captured).
+    /// returns its output (what the caller captured). Captured pipes are drained while
+    /// waiting, so a child with much to say cannot block on a full pipe.
     pub fn stop(&mut self, timeout: Duration) -> Output {
-        let mut child = self.0.take().expect("still running");
+        let child = self.0.take().expect("still running");
         sigterm(&child);
-        let deadline = Instant::now() + timeout;
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(timeout) {
+            Ok(out) => out,
+            Err(_) => {
+                // SAFETY: kill(2) on our own child, which the waiter had not reaped when the
+                // timeout fired (it would have sent its output); a pid reused in between is
+                // not a concern for a test.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                rx.recv().expect("waiter thread")
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        child.wait_with_output().expect("wait")
+        };
+        out.expect("wait")
     }
 }
 
