@@ -1,7 +1,6 @@
 //! End-to-end CDC against a real server: `pgcdc setup` + `pgcdc run --until-lsn current`,
 //! then the output is read back and checked row by row (SPEC 2.1, 2.2, 2.4, 5.1).
 
-
 use pgcdc::model::RowOp;
 use crate::support::{assert_success, parquet_files, stderr, Setup};
 

@@ -2,7 +2,6 @@
 //! `teardown`, TLS (`sslmode` require / verify-full with `sslrootcert`) and password
 //! authentication (SCRAM-SHA-256, MD5) for `run`.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -13,7 +13,6 @@
 //! * `binary_vs_text_throughput` (ignored): rows/s of both paths on 1M rows,
 //!   `cargo test --release --test copy_binary -- --ignored --nocapture`.
 
-
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -3,7 +3,6 @@
 //! an aborted big transaction, an added column), restarted each time, and at the end the
 //! materialised output must equal the source with no `(_lsn, _seq)` twice.
 
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

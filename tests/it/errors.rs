@@ -4,7 +4,6 @@
 //!
 //! Every test runs the real binary; the runtime ones run it against the real test server.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

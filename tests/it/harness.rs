@@ -1,7 +1,6 @@
 //! Tests of the test harness itself (tests/it/support): if the cluster, its TLS/auth setup or the
 //! Python readers break, these fail first and say so.
 
-
 use crate::support::pg::{try_connect, MD5_PASSWORD, MD5_USER, NOREPL_USER, SCRAM_PASSWORD, SCRAM_USER};
 use crate::support::{fresh_db, pg};
 

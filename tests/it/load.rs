@@ -1,7 +1,6 @@
 //! The full load (SPEC 2.6, 5.1, issue 3): a consistent snapshot, parallel chunked COPY,
 //! resumption after a kill, and the hand-off to CDC, checked against the source.
 
-
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! million rows; pgcdc (a child process) must stay under 256 MiB resident while writing it,
 //! and the output must hold all of it.
 
-
 use std::fs::File;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};

@@ -13,7 +13,6 @@
 //! The test cluster (tests/it/support/pg.rs) sets `logical_decoding_work_mem = 64kB`, so a
 //! transaction of a few thousand rows is streamed (protocol 2+, `streaming 'on'`).
 
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -3,7 +3,6 @@
 //! `validate`, not only by pgoutput; tables `source.tables` selects that the publication
 //! leaves out are reported by `check`, `run` and `validate`, never silently skipped.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

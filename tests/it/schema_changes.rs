@@ -3,7 +3,6 @@
 //! changes, and rewrites are reported. Every test ends with the materialised target equal
 //! to the source, no `(_lsn, _seq)` twice and `pgcdc validate` clean.
 
-
 use std::path::Path;
 
 use crate::support::{assert_success, stderr, Running, Setup};

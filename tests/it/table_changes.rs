@@ -3,7 +3,6 @@
 //! request: each ends with the materialised target equal to the source, no `(_lsn, _seq)`
 //! twice, and `pgcdc validate` clean.
 
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 

@@ -2,7 +2,6 @@
 //! writer per target; stopping on a signal during the full load; `validate` honours its
 //! timeout and says what it waits for; plain log lines when stderr is not a terminal.
 
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};

@@ -14,7 +14,6 @@
 //!
 //! `text_vs_binary_pgoutput` (ignored) measures the pgoutput text vs binary decision.
 
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;

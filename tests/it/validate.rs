@@ -3,7 +3,6 @@
 //! table, key and column when the target is tampered with, tables without a key reported as
 //! not validatable, and a clear exit 1 when no pipeline brings the target up to the snapshot.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
