@@ -10,7 +10,8 @@ VENV := $(CURDIR)/.venv
 PGCDC_PYTHON ?= $(VENV)/bin/python
 export PGCDC_PYTHON
 
-# Extra arguments for the test runner, e.g. `make test TEST_ARGS=harness`.
+# Extra arguments for the test runner, e.g. `make test TEST_ARGS=harness::` (the integration
+# tests are one binary, tests/it, with a module per area: a module name filters them).
 TEST_ARGS ?=
 
 .PHONY: test deps test-deps demo bench build release clippy fmt fmt-check clean-venv

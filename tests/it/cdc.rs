@@ -1,11 +1,8 @@
 //! End-to-end CDC against a real server: `pgcdc setup` + `pgcdc run --until-lsn current`,
 //! then the output is read back and checked row by row (SPEC 2.1, 2.2, 2.4, 5.1).
 
-mod common;
-mod support;
-
 use pgcdc::model::RowOp;
-use support::{assert_success, parquet_files, stderr, Setup};
+use crate::support::{assert_success, parquet_files, stderr, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_changes_materialise_to_the_source_and_restart_writes_nothing_twice() {
@@ -206,10 +203,10 @@ async fn heartbeats_advance_an_otherwise_idle_slot() {
         s.slot,
         s.out().display()
     );
-    let cfg = common::write_config(s.dir.path(), &toml);
+    let cfg = crate::support::write_config(s.dir.path(), &toml);
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
     let before: pgcdc::model::Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();
-    let child = common::pgcdc().args(["run", "-c"]).arg(&cfg).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = crate::support::pgcdc().args(["run", "-c"]).arg(&cfg).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut advanced = false;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -219,7 +216,7 @@ async fn heartbeats_advance_an_otherwise_idle_slot() {
             break;
         }
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    crate::support::sigterm(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(advanced, "the slot stayed at {before}: heartbeats did not advance it");

@@ -3,24 +3,13 @@
 //! table, key and column when the target is tampered with, tables without a key reported as
 //! not validatable, and a clear exit 1 when no pipeline brings the target up to the snapshot.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{assert_success, parquet_files, stderr, Setup};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!("exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status.code(), stdout(out), stderr(out))
-}
+use crate::support::{assert_success, describe, parquet_files, report_table, stderr, stdout, ChildGuard, Setup};
 
 async fn validate(s: &Setup, cfg: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["validate"];
@@ -34,15 +23,6 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("validate --format json printed no JSON ({e}): {}", describe(out)))
 }
 
-fn table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["table"].as_str().unwrap()) == name)
-        .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
-}
-
 /// Waits until no walsender holds the pipeline's slot (a finished run's exits asynchronously).
 async fn wait_slot_active(s: &Setup, active: bool) {
     let sql = format!("SELECT active::text FROM pg_replication_slots WHERE slot_name = '{}'", s.slot);
@@ -54,44 +34,24 @@ async fn wait_slot_active(s: &Setup, active: bool) {
     }
 }
 
-/// A `pgcdc run` child process, stopped with SIGTERM (or killed) when dropped.
+/// A `pgcdc run` child process logging to a file, stopped with SIGTERM (or killed) when dropped.
 struct RunningPgcdc {
-    child: Option<Child>,
+    child: ChildGuard,
     log: PathBuf,
 }
 
 impl RunningPgcdc {
     fn start(cfg: &Path, log: PathBuf) -> RunningPgcdc {
-        let mut cmd = common::pgcdc();
+        let mut cmd = crate::support::pgcdc();
         cmd.arg("run").arg("-c").arg(cfg).stdin(Stdio::null()).stdout(Stdio::null());
         cmd.stderr(std::fs::File::create(&log).expect("run log"));
-        RunningPgcdc { child: Some(cmd.spawn().expect("spawn pgcdc run")), log }
+        RunningPgcdc { child: ChildGuard::spawn(&mut cmd, "pgcdc run"), log }
     }
 
     fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on our own child, not yet waited for.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let status = child.wait().expect("wait");
+        let status = self.child.stop(Duration::from_secs(30)).status;
         eprintln!("pgcdc run log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
         status
-    }
-}
-
-impl Drop for RunningPgcdc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -133,17 +93,17 @@ async fn validate_is_clean_after_a_run_and_while_the_source_keeps_changing() {
     let report = json(&out);
     assert_eq!(report["clean"], true);
     assert_eq!(report["target_ready"], "no_changes_since_checkpoint", "no run is active: {report:#}");
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!((items["status"].as_str(), items["source_rows"].as_u64(), items["target_rows"].as_u64()), (Some("identical"), Some(2000 - 285), Some(2000 - 285)));
     assert_eq!(items["key"], serde_json::json!(["id"]));
-    let pairs = table(&report, "public.pairs");
+    let pairs = report_table(&report, "public.pairs");
     assert_eq!((pairs["status"].as_str(), pairs["source_rows"].as_u64()), (Some("identical"), Some(100)));
-    let logged = table(&report, "public.logged");
+    let logged = report_table(&report, "public.logged");
     assert_eq!(
         (logged["status"].as_str(), logged["compared_by"].as_str(), logged["source_rows"].as_u64(), logged["target_rows"].as_u64()),
         (Some("identical"), Some("whole_row"), Some(4), Some(4))
     );
-    let keyless = table(&report, "public.keyless");
+    let keyless = report_table(&report, "public.keyless");
     assert_eq!(keyless["status"], "not_validated");
     assert_eq!(keyless["reason"], "no primary key or replica identity");
     assert!(report["tables"].as_array().unwrap().iter().all(|t| t["table"] != "unpublished"));
@@ -205,11 +165,11 @@ async fn validate_is_clean_after_a_run_and_while_the_source_keeps_changing() {
     assert_eq!(during.status.code(), Some(0), "{}", describe(&during));
     let report = json(&during);
     assert_eq!(report["target_ready"], "checkpoint", "{report:#}");
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!(items["status"], "identical");
     assert!(items["source_rows"].as_u64().unwrap() > 2000 - 285, "validated before the writer wrote anything: {items:#}");
-    assert_eq!(table(&report, "public.logged")["status"], "identical");
-    assert_eq!(table(&report, "public.pairs")["status"], "identical");
+    assert_eq!(report_table(&report, "public.logged")["status"], "identical");
+    assert_eq!(report_table(&report, "public.pairs")["status"], "identical");
 }
 
 /// Rewrites a Parquet file of the target with pyarrow: `change` (id 2's name), `remove`
@@ -236,8 +196,8 @@ elif action == "duplicate":
     t = pa.concat_tables([t, t.slice(0, 1)])
 pq.write_table(t, path, compression="zstd")
 "#;
-    common::util::run_checked(
-        std::process::Command::new(common::python()).arg("-c").arg(SCRIPT).arg(file).arg(action),
+    crate::support::util::run_checked(
+        std::process::Command::new(crate::support::python()).arg("-c").arg(SCRIPT).arg(file).arg(action),
         &format!("tamper {action}"),
     );
 }
@@ -269,7 +229,7 @@ async fn a_changed_removed_added_or_duplicated_target_row_exits_3_and_names_it()
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let report = json(&out);
     assert_eq!(report["clean"], false);
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!((items["differing"].as_u64(), items["missing"].as_u64(), items["extra"].as_u64()), (Some(1), Some(0), Some(0)));
     assert_eq!(items["examples"][0]["kind"], "differing");
     assert_eq!(items["examples"][0]["key"], serde_json::json!({"id": "2"}));
@@ -295,7 +255,7 @@ async fn a_changed_removed_added_or_duplicated_target_row_exits_3_and_names_it()
     let out = validate(&s, &cfg, &["--timeout", "60s", "--format", "json"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let report = json(&out);
-    let items = table(&report, "public.items");
+    let items = report_table(&report, "public.items");
     assert_eq!((items["duplicates"].as_u64(), items["differing"].as_u64()), (Some(1), Some(0)), "{items:#}");
     assert_eq!(items["examples"][0]["kind"], "duplicate");
     std::fs::write(file, &original).unwrap();
@@ -342,7 +302,7 @@ async fn without_a_running_pipeline_validate_times_out_with_exit_1_and_a_hint() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_errors_exit_2() {
     let s = Setup::new("val_config").await;
-    let cfg = common::write_config(
+    let cfg = crate::support::write_config(
         &s.dir.path().join("kinesis"),
         &format!("[source]\nurl = \"{}\"\npublication = \"p\"\nslot = \"s\"\n\n[[sink]]\nkind = \"kinesis\"\nstream = \"x\"\n", s.db.url),
     );

@@ -2,13 +2,10 @@
 //! million rows; pgcdc (a child process) must stay under 256 MiB resident while writing it,
 //! and the output must hold all of it.
 
-mod common;
-mod support;
-
 use std::fs::File;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use support::{parquet_files, Setup};
+use crate::support::{parquet_files, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_million_row_transaction_stays_within_256_mib() {
@@ -17,7 +14,7 @@ async fn five_million_row_transaction_stays_within_256_mib() {
     s.db.exec("CREATE TABLE huge (id bigint PRIMARY KEY, v text, n int)").await;
     s.db.create_publication(&s.publication, "huge").await;
     let cfg = s.config("");
-    support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
     s.db.exec(&format!("INSERT INTO huge SELECT g, 'value ' || g, g % 1000 FROM generate_series(1, {ROWS}) g")).await;
 
     let out = s.run_until_current(&cfg).await;

@@ -1,7 +1,6 @@
-//! Checks of pgcdc's output used by several integration test files: materialise the target
+//! A test's own database, publication, slot and output directory ([`Setup`]), its configs,
+//! background runs ([`Running`]), and the checks of pgcdc's output: materialise the target
 //! with the SPEC 5.1 rule and compare it with the source, value by value.
-
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -11,7 +10,9 @@ use pgcdc::source::conninfo::ConnInfo;
 use pgcdc::validate::compare::{canonical_rows, diff};
 use pgcdc::validate::materialize::{materialize_table, project, read_table_rows, ChangeRow};
 
-use crate::common::TestDb;
+use super::pg::{fresh_db, TestDb};
+use super::process::{assert_success, ChildGuard};
+use super::util::{pgcdc, write_config};
 
 /// A test's names and paths: its own publication, slot and output directory.
 pub struct Setup {
@@ -23,7 +24,7 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new(hint: &str) -> Setup {
-        let db = crate::common::fresh_db(hint).await;
+        let db = fresh_db(hint).await;
         let publication = db.unique("pub");
         let slot = db.unique("slot");
         Setup { db, publication, slot, dir: tempfile::tempdir().expect("tempdir") }
@@ -45,7 +46,7 @@ impl Setup {
             self.out().display(),
             if extra_sink.contains("flush_interval") { "" } else { "flush_interval = \"1s\"\n" },
         );
-        crate::common::write_config(self.dir.path(), &toml)
+        write_config(self.dir.path(), &toml)
     }
 
     /// Writes a config in `mode` with `extra_pipeline` lines in `[pipeline]` and a Parquet
@@ -59,14 +60,21 @@ impl Setup {
             self.slot,
             self.out().display()
         );
-        crate::common::write_config(self.dir.path(), &toml)
+        write_config(self.dir.path(), &toml)
+    }
+
+    /// Writes a cdc config for this test's publication, slot and output directory with `url`
+    /// as the source (another user, TLS parameters, ...); `extra_source` lines go into
+    /// `[source]`. See [`config_toml`].
+    pub fn config_with_source(&self, url: &str, extra_source: &str) -> PathBuf {
+        write_config(self.dir.path(), &config_toml(url, &self.publication, &self.slot, &self.out(), extra_source))
     }
 
     /// `pgcdc <args> -c <config>`, waiting for it; returns the output.
     pub async fn pgcdc(&self, config: &Path, args: &[&str]) -> Output {
-        let mut cmd = crate::common::pgcdc();
+        let mut cmd = pgcdc();
         cmd.args(args).arg("-c").arg(config);
-        tokio::task::spawn_blocking(move || cmd.output().expect("run pgcdc")).await.expect("join")
+        super::process::output_of(cmd).await
     }
 
     /// `pgcdc run --until-lsn current`, asserting success.
@@ -141,18 +149,26 @@ impl Setup {
     }
 }
 
-pub fn assert_success(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// A cdc config with a Parquet sink in `out` (flushing every second); `extra_source` lines
+/// go into `[source]`.
+pub fn config_toml(url: &str, publication: &str, slot: &str, out: &Path, extra_source: &str) -> String {
+    format!(
+        "[source]\nurl = \"{url}\"\npublication = \"{publication}\"\nslot = \"{slot}\"\n{extra_source}\n\
+         [pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
+        out.display()
+    )
 }
 
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// The entry of `schema.table` (`name`) in a `pgcdc validate --format json` report.
+#[track_caller]
+pub fn report_table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["table"].as_str().unwrap()) == name)
+        .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
 }
 
 /// All `*.parquet` files under `dir`, sorted.
@@ -175,20 +191,24 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// How long [`Running::stop`] waits after SIGTERM before it kills the run (and the
+/// clean-stop assertion fails); a clean stop takes a second or two.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A `pgcdc run -c cfg` child without an until-LSN (stdout and stderr captured), stopped
 /// with SIGTERM by [`Running::stop`], or killed when dropped (also when the test panics).
-pub struct Running(Option<std::process::Child>);
+pub struct Running(ChildGuard);
 
 impl Running {
     pub fn start(cfg: &Path) -> Running {
-        let mut cmd = crate::common::pgcdc();
+        let mut cmd = pgcdc();
         cmd.arg("run")
             .arg("-c")
             .arg(cfg)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        Running(Some(cmd.spawn().expect("spawn pgcdc run")))
+        Running(ChildGuard::spawn(&mut cmd, "pgcdc run"))
     }
 
     /// [`Running::start`], then waits until the run streams: the full load (if any) wrote
@@ -222,21 +242,9 @@ impl Running {
 
     /// SIGTERM, then the run's output, asserting a clean stop (exit 0).
     pub async fn stop(mut self) -> Output {
-        let child = self.0.take().expect("running");
-        // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait")).await.expect("join");
+        let out = tokio::task::spawn_blocking(move || self.0.stop(STOP_TIMEOUT)).await.expect("join");
         eprintln!("pgcdc run (stopped) stderr:\n{}", String::from_utf8_lossy(&out.stderr));
         assert_success(&out, "pgcdc run stopped with SIGTERM");
         out
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }

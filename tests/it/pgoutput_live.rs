@@ -10,16 +10,16 @@
 //! `pg_logical_emit_message()`, relation and type OIDs from the catalog, commit times from
 //! `clock_timestamp()`, and the values written.
 //!
-//! The test cluster (tests/common/pg.rs) sets `logical_decoding_work_mem = 64kB`, so a
+//! The test cluster (tests/it/support/pg.rs) sets `logical_decoding_work_mem = 64kB`, so a
 //! transaction of a few thousand rows is streamed (protocol 2+, `streaming 'on'`).
-
-mod common;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{fresh_db, TestDb};
+use crate::support::{fresh_db, TestDb};
 use pgcdc::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
+// The highest pgoutput protocol version the server speaks: pgcdc's one rule.
+use pgcdc::pipeline::runner::protocol_version as max_proto;
 use pgcdc::source::conninfo::ConnInfo;
 use pgcdc::source::pgoutput::{Decoder, OldKind, PgOutputMessage as M, Relation, TupleValue};
 use pgcdc::source::replication::{quote_ident, ReplicationConn, SnapshotAction, StreamEvent};
@@ -33,16 +33,6 @@ use pgcdc::source::replication::{quote_ident, ReplicationConn, SnapshotAction, S
 struct Got {
     wal_start: Lsn,
     msg: M,
-}
-
-/// The highest pgoutput protocol version the server speaks.
-fn max_proto(version_num: u32) -> u32 {
-    match version_num {
-        v if v >= 160000 => 4,
-        v if v >= 150000 => 3,
-        v if v >= 140000 => 2,
-        _ => 1,
-    }
 }
 
 /// A walsender connection holding a temporary pgoutput slot (it disappears with the
@@ -220,7 +210,7 @@ fn count(tags: &[&str], tag: &str) -> usize {
 
 /// A WAL record in another database: the slot's walsender reads it, decodes nothing.
 async fn nudge(db: &TestDb) {
-    let c = common::pg::connect(&db.cluster.admin_url("postgres")).await;
+    let c = crate::support::pg::connect(&db.cluster.admin_url("postgres")).await;
     c.batch_execute("SELECT pg_logical_emit_message(false, 'pgcdc-nudge', '')")
         .await
         .expect("nudge");
@@ -304,7 +294,7 @@ async fn q(c: &tokio_postgres::Client, sql: &str) -> String {
     let msgs = c
         .simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", common::pg::describe_error(&e)));
+        .unwrap_or_else(|e| panic!("{sql}: {}", crate::support::pg::describe_error(&e)));
     let mut last = None;
     for m in msgs {
         if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
@@ -317,7 +307,7 @@ async fn q(c: &tokio_postgres::Client, sql: &str) -> String {
 async fn x(c: &tokio_postgres::Client, sql: &str) {
     c.batch_execute(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", common::pg::describe_error(&e)));
+        .unwrap_or_else(|e| panic!("{sql}: {}", crate::support::pg::describe_error(&e)));
 }
 
 async fn insert_lsn(c: &tokio_postgres::Client) -> Lsn {

@@ -3,16 +3,13 @@
 //! request: each ends with the materialised target equal to the source, no `(_lsn, _seq)`
 //! twice, and `pgcdc validate` clean.
 
-mod common;
-mod support;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 use std::time::Duration;
 
 use pgcdc::model::RowOp;
-use support::{assert_success, Running, Setup};
+use crate::support::{assert_success, Running, Setup};
 
 async fn validate_clean(s: &Setup, cfg: &Path) {
     let out = s.pgcdc(cfg, &["validate", "--timeout", "60s"]).await;
@@ -74,8 +71,8 @@ async fn run_reload_rewrites_a_table_whose_files_were_deleted() {
     // Only published tables can be reloaded: CDC would not follow any other.
     s.db.exec("CREATE TABLE other (id int PRIMARY KEY)").await;
     let out = s.pgcdc(&cfg, &["run", "--reload", "public.other", "--until-lsn", "current"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
-    assert!(support::stderr(&out).contains("is not in publication"), "{}", support::stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", crate::support::stderr(&out));
+    assert!(crate::support::stderr(&out).contains("is not in publication"), "{}", crate::support::stderr(&out));
     std::fs::remove_dir_all(s.table_dir("public", "t")).unwrap();
     s.db.exec("UPDATE t SET v = 'after the loss' WHERE id = 1")
         .await;
@@ -200,7 +197,7 @@ async fn a_reload_killed_after_copying_is_redone_without_duplicates() {
     let cfg = s.config_with("full-load-and-cdc", "");
     s.run_until_current(&cfg).await;
     s.db.exec("UPDATE t SET v = 'u' WHERE id % 4 = 0").await;
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args([
         "run",
         "--reload",
@@ -226,8 +223,8 @@ async fn a_reload_killed_after_copying_is_redone_without_duplicates() {
         "the reload is pending: {reg}"
     );
     let out = s.pgcdc(&cfg, &["validate", "--timeout", "2s"]).await;
-    assert_eq!(out.status.code(), Some(1), "validate does not pass a pending reload: {}", support::stderr(&out));
-    assert!(support::stderr(&out).contains("public.t (requested with --reload)"), "{}", support::stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "validate does not pass a pending reload: {}", crate::support::stderr(&out));
+    assert!(crate::support::stderr(&out).contains("public.t (requested with --reload)"), "{}", crate::support::stderr(&out));
     s.db.exec("DELETE FROM t WHERE id % 9 = 0").await;
     s.run_until_current(&cfg).await;
     let resets = s
@@ -256,7 +253,7 @@ async fn in_cdc_mode_a_joining_table_is_named_in_a_warning_and_loaded_on_request
     s.db.exec(&format!("ALTER PUBLICATION \"{}\" ADD TABLE b", s.publication)).await;
     s.db.exec("UPDATE b SET v = 'changed' WHERE id = 3").await;
     let out = s.run_until_current(&cfg).await;
-    let log = support::stderr(&out);
+    let log = crate::support::stderr(&out);
     assert!(log.contains("public.b joined the publication") && log.contains("pgcdc run --reload public.b"), "{log}");
     let out = s.pgcdc(&cfg, &["run", "--reload", "public.b", "--until-lsn", "current"]).await;
     assert_success(&out, "pgcdc run --reload public.b");
@@ -297,7 +294,7 @@ async fn tables_rewritten_without_sending_their_rows_are_reloaded() {
     s.db.exec("ALTER TABLE u ALTER COLUMN v TYPE text USING (v * 10)::text || '!'").await;
     s.db.exec("INSERT INTO u VALUES (41, 'new')").await;
     let out = s.run_until_current(&cfg).await;
-    assert!(support::stderr(&out).contains("table public.u was rewritten"), "{}", support::stderr(&out));
+    assert!(crate::support::stderr(&out).contains("table public.u was rewritten"), "{}", crate::support::stderr(&out));
 
     assert_eq!(s.assert_matches_source("public", "r").await, 50);
     assert_eq!(s.assert_matches_source("public", "u").await, 41);

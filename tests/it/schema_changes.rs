@@ -3,12 +3,9 @@
 //! changes, and rewrites are reported. Every test ends with the materialised target equal
 //! to the source, no `(_lsn, _seq)` twice and `pgcdc validate` clean.
 
-mod common;
-mod support;
-
 use std::path::Path;
 
-use support::{assert_success, stderr, Running, Setup};
+use crate::support::{assert_success, stderr, Running, Setup};
 
 /// `pgcdc validate`, asserting a clean result (exit 0).
 async fn assert_validate_clean(s: &Setup, cfg: &Path) -> String {
@@ -71,7 +68,7 @@ async fn a_primary_key_changed_while_stopped_keys_each_change_by_its_own_identit
     assert_eq!(s.assert_matches_source("public", "items").await, 40 - 4 + 1);
     assert_validate_clean(&s, &cfg).await;
     // Each file names its own key; the history records both.
-    let mut keys: Vec<String> = support::parquet_files(&s.table_dir("public", "items"))
+    let mut keys: Vec<String> = crate::support::parquet_files(&s.table_dir("public", "items"))
         .iter()
         .map(|f| {
             let file = std::fs::File::open(f).unwrap();
@@ -249,7 +246,7 @@ async fn a_full_load_keys_by_the_same_identity_as_the_stream() {
     let toml = std::fs::read_to_string(s.config(""))
         .unwrap()
         .replace("mode = \"cdc\"", "mode = \"full-load-and-cdc\"");
-    let cfg = common::write_config(s.dir.path(), &toml);
+    let cfg = crate::support::write_config(s.dir.path(), &toml);
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
     s.run_until_current(&cfg).await;
     s.db.exec("DELETE FROM accounts WHERE id % 5 = 0").await;

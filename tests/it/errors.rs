@@ -4,52 +4,21 @@
 //!
 //! Every test runs the real binary; the runtime ones run it against the real test server.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pg::{MD5_PASSWORD, MD5_USER, NOREPL_USER, SCRAM_PASSWORD, SCRAM_USER};
-use support::{assert_success, parquet_files, Setup};
+use crate::support::pg::{MD5_PASSWORD, MD5_USER, NOREPL_USER, SCRAM_PASSWORD, SCRAM_USER};
+use crate::support::{assert_success, config_toml, output_of, parquet_files, pgcdc_c, ChildGuard, Setup};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A config with a Parquet sink in `out`; `extra_source` lines go into `[source]`.
-fn config_toml(url: &str, publication: &str, slot: &str, out: &Path, extra_source: &str) -> String {
-    format!(
-        "[source]\nurl = \"{url}\"\npublication = \"{publication}\"\nslot = \"{slot}\"\n{extra_source}\n\
-         [pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
-         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
-        out.display()
-    )
-}
-
-/// Writes a config for this test's publication, slot and output dir, with `url` as source.
-fn config_for(s: &Setup, url: &str) -> PathBuf {
-    common::write_config(s.dir.path(), &config_toml(url, &s.publication, &s.slot, &s.out(), ""))
-}
-
-/// Runs a prepared command off the runtime's threads.
-async fn output_of(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null());
-    tokio::task::spawn_blocking(move || cmd.output().expect("run pgcdc")).await.expect("join")
-}
-
 /// `pgcdc <args>` (the caller adds `-c FILE` where needed).
 async fn pgcdc(args: &[&str]) -> Output {
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args(args);
-    output_of(cmd).await
-}
-
-/// `pgcdc <command> -c <config> <more>`.
-async fn pgcdc_c(command: &str, config: &Path, more: &[&str]) -> Output {
-    let mut cmd = common::pgcdc();
-    cmd.arg(command).arg("-c").arg(config).args(more);
     output_of(cmd).await
 }
 
@@ -121,42 +90,12 @@ fn static_config(dir: &Path, extra_sink: &str) -> String {
 /// Runs `pgcdc check` on a config text that must be rejected with exit 2.
 async fn rejected_config(toml: &str, phrases: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::write_config(dir.path(), toml);
+    let cfg = crate::support::write_config(dir.path(), toml);
     let out = pgcdc_c("run", &cfg, &["--until-lsn", "current"]).await;
     let stderr = assert_fails(&out, 2, phrases);
     assert!(stderr.contains("pgcdc.toml"), "a configuration error names the file: {stderr}");
     assert_untouched(&dir.path().join("out"));
     stderr
-}
-
-/// Kills (SIGTERM, then SIGKILL) a child pgcdc when the test ends, also on a panic.
-struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    /// SIGTERM, then wait up to `timeout` for it to exit; returns its output.
-    fn stop(&mut self, timeout: Duration) -> Output {
-        let mut child = self.0.take().expect("still running");
-        // SAFETY: kill(2) on the pid of our own child, which we have not waited for yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + timeout;
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        child.wait_with_output().expect("wait")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -221,15 +160,15 @@ async fn an_unset_environment_variable_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let var = format!("PGCDC_TEST_UNSET_{}", std::process::id());
     let toml = static_config(dir.path(), "").replace("publication = \"p\"", &format!("publication = \"${{{var}}}\""));
-    let cfg = common::write_config(dir.path(), &toml);
-    let mut cmd = common::pgcdc();
+    let cfg = crate::support::write_config(dir.path(), &toml);
+    let mut cmd = crate::support::pgcdc();
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env_remove(&var);
     let out = output_of(cmd).await;
     assert_fails(&out, 2, &[&format!("environment variable {var} is not set"), &format!("hint: export {var}=")]);
     assert_untouched(&dir.path().join("out"));
 
     // Set, it is substituted (and the run gets as far as connecting).
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env(&var, "mypub");
     let out = output_of(cmd).await;
     assert_fails(&out, 1, &["cannot connect to PostgreSQL"]);
@@ -244,21 +183,21 @@ async fn malformed_toml_is_rejected_with_its_position_but_without_the_line() {
         "[source]\nurl = \"postgres://app:{secret}@127.0.0.1:{}/db\npublication = \"p\"\n\n[[sink]]\nkind = \"parquet\"\nurl = \"/tmp/x\"\n",
         closed_port()
     );
-    let cfg = common::write_config(dir.path(), &toml);
+    let cfg = crate::support::write_config(dir.path(), &toml);
     let out = pgcdc_c("check", &cfg, &[]).await;
     assert_fails(&out, 2, &["invalid configuration", "line 2"]);
     assert_no_secret(&out, secret);
 
     // Trailing garbage after the URL on the same line.
     let toml = format!("[source]\nurl = \"postgres://app:{secret}@h/db\" slot = \"x\"\n");
-    let cfg = common::write_config(dir.path(), &toml);
+    let cfg = crate::support::write_config(dir.path(), &toml);
     let out = pgcdc_c("setup", &cfg, &[]).await;
     assert_fails(&out, 2, &["invalid configuration", "line 2"]);
     assert_no_secret(&out, secret);
 
     // The URL where a table is expected: the value is in serde's message.
     let toml = format!("source = \"postgres://app:{secret}@h/db\"\n");
-    let cfg = common::write_config(dir.path(), &toml);
+    let cfg = crate::support::write_config(dir.path(), &toml);
     let out = pgcdc_c("status", &cfg, &[]).await;
     assert_fails(&out, 2, &["invalid configuration", "invalid type"]);
     assert_no_secret(&out, secret);
@@ -318,7 +257,7 @@ async fn bad_source_urls_are_configuration_errors() {
     ];
     for (url, phrases) in cases {
         let toml = config_toml(&url, "p", "s", &dir.path().join("out"), "");
-        let cfg = common::write_config(dir.path(), &toml);
+        let cfg = crate::support::write_config(dir.path(), &toml);
         for command in ["run", "check", "setup", "status"] {
             let out = pgcdc_c(command, &cfg, &[]).await;
             assert_fails(&out, 2, &phrases);
@@ -332,7 +271,7 @@ async fn bad_source_urls_are_configuration_errors() {
 async fn teardown_without_yes_refuses_and_drops_nothing() {
     let s = Setup::new("err_teardown").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
-    let cfg = config_for(&s, &s.db.url);
+    let cfg = s.config_with_source(&s.db.url, "");
     assert_success(&pgcdc_c("setup", &cfg, &[]).await, "setup");
     let out = pgcdc_c("teardown", &cfg, &[]).await;
     assert_fails(&out, 2, &["refusing without --yes", "hint: run `pgcdc teardown -c FILE --yes`"]);
@@ -349,7 +288,7 @@ async fn unknown_modes_are_usage_errors() {
     let toml = static_config(dir.path(), "").replace("mode = \"cdc\"", "mode = \"full_load\"");
     rejected_config(&toml, &["unknown variant `full_load`", "full-load"]).await;
 
-    let cfg = common::write_config(dir.path(), &static_config(dir.path(), ""));
+    let cfg = crate::support::write_config(dir.path(), &static_config(dir.path(), ""));
     let out = pgcdc_c("run", &cfg, &["--mode", "sometimes"]).await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -362,7 +301,7 @@ async fn an_unparsable_until_lsn_is_a_usage_error() {
     let s = Setup::new("err_until").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
     s.db.create_publication(&s.publication, "t").await;
-    let cfg = config_for(&s, &s.db.url);
+    let cfg = s.config_with_source(&s.db.url, "");
     for bad in ["yesterday", "0/XYZ", "12345", "now", ""] {
         let out = pgcdc_c("run", &cfg, &["--until-lsn", bad]).await;
         let (_, stderr) = text(&out);
@@ -388,9 +327,9 @@ async fn wrong_passwords_fail_authentication_without_showing_the_password() {
     for (user, sslmode) in [(SCRAM_USER, "prefer"), (SCRAM_USER, "disable"), (MD5_USER, "require"), (MD5_USER, "disable")] {
         let wrong = format!("Wr0ng-{user}-Pa55word");
         let url = format!("{}?sslmode={sslmode}", s.db.url_with_password(user, &wrong));
-        let cfg = config_for(&s, &url);
+        let cfg = s.config_with_source(&url, "");
         for command in ["run", "setup", "status"] {
-            let mut cmd = common::pgcdc();
+            let mut cmd = crate::support::pgcdc();
             cmd.arg(command).arg("-c").arg(&cfg).env("PGCDC_LOG", "debug");
             if command == "run" {
                 cmd.args(["--until-lsn", "current"]);
@@ -413,9 +352,9 @@ async fn wrong_passwords_fail_authentication_without_showing_the_password() {
     }
 
     // From PGPASSWORD instead of the URL.
-    let cfg = config_for(&s, &s.db.url_as(SCRAM_USER));
+    let cfg = s.config_with_source(&s.db.url_as(SCRAM_USER), "");
     let wrong = "Env-Wr0ng-Secret-4417";
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGPASSWORD", wrong).env("PGCDC_LOG", "debug");
     let out = output_of(cmd).await;
     assert_fails(&out, 1, &["password authentication failed", "hint: check the user and password"]);
@@ -439,8 +378,8 @@ async fn a_correct_password_does_not_appear_when_a_run_fails_later() {
     // No publication: the run connects and authenticates, then fails its preflight.
     for (user, password) in [(SCRAM_USER, SCRAM_PASSWORD), (MD5_USER, MD5_PASSWORD)] {
         let url = s.db.url_with_password(user, password);
-        let cfg = config_for(&s, &url);
-        let mut cmd = common::pgcdc();
+        let cfg = s.config_with_source(&url, "");
+        let mut cmd = crate::support::pgcdc();
         cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_LOG", "debug");
         let out = output_of(cmd).await;
         assert_fails(&out, 1, &["does not exist", "pgcdc setup"]);
@@ -451,14 +390,14 @@ async fn a_correct_password_does_not_appear_when_a_run_fails_later() {
             &["check"],
             &["status", "--json"],
         ] {
-            let mut cmd = common::pgcdc();
+            let mut cmd = crate::support::pgcdc();
             cmd.args(args).arg("-c").arg(&cfg).env("PGCDC_LOG", "trace");
             let out = output_of(cmd).await;
             assert_no_secret(&out, password);
         }
         // A database that does not exist, with the right password.
         let url = format!("{}_nope", s.db.url_with_password(user, password));
-        let out = pgcdc_c("run", &config_for(&s, &url), &["--until-lsn", "current"]).await;
+        let out = pgcdc_c("run", &s.config_with_source(&url, ""), &["--until-lsn", "current"]).await;
         assert_fails(&out, 1, &["does not exist"]);
         assert_no_secret(&out, password);
     }
@@ -470,7 +409,7 @@ async fn an_unreachable_server_is_a_connection_error() {
     let s = Setup::new("err_refused").await;
     let port = closed_port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/{}", s.db.name);
-    let cfg = config_for(&s, &url);
+    let cfg = s.config_with_source(&url, "");
     let started = Instant::now();
     for command in ["run", "setup", "status", "teardown"] {
         let more: &[&str] = match command {
@@ -493,7 +432,7 @@ async fn an_unreachable_server_is_a_connection_error() {
 
     // A host name that cannot resolve (or, without DNS, cannot connect in time).
     let url = format!("postgres://postgres@no-such-host.invalid:{port}/db?connect_timeout=3");
-    let out = pgcdc_c("run", &config_for(&s, &url), &["--until-lsn", "current"]).await;
+    let out = pgcdc_c("run", &s.config_with_source(&url, ""), &["--until-lsn", "current"]).await;
     assert_fails(&out, 1, &["no-such-host.invalid", "hint: check source.url host and port"]);
     assert_nothing_written(&s.out());
 }
@@ -502,7 +441,7 @@ async fn an_unreachable_server_is_a_connection_error() {
 async fn a_missing_database_is_named() {
     let s = Setup::new("err_nodb").await;
     let url = s.db.url.replace(&format!("/{}", s.db.name), "/no_such_database_here");
-    let cfg = config_for(&s, &url);
+    let cfg = s.config_with_source(&url, "");
     let out = pgcdc_c("run", &cfg, &["--until-lsn", "current"]).await;
     assert_fails(
         &out,
@@ -518,7 +457,7 @@ async fn a_missing_database_is_named() {
 async fn a_missing_publication_points_to_setup() {
     let s = Setup::new("err_nopub").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)").await;
-    let cfg = config_for(&s, &s.db.url);
+    let cfg = s.config_with_source(&s.db.url, "");
     for mode in MODES {
         let out = pgcdc_c("run", &cfg, &["--mode", mode, "--until-lsn", "current"]).await;
         assert_fails(
@@ -548,7 +487,7 @@ async fn a_role_without_replication_gets_a_clear_message() {
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)").await;
     s.db.create_publication(&s.publication, "t").await;
     s.db.exec(&format!("GRANT SELECT ON t TO {NOREPL_USER}")).await;
-    let cfg = config_for(&s, &s.db.url_as(NOREPL_USER));
+    let cfg = s.config_with_source(&s.db.url_as(NOREPL_USER), "");
 
     for mode in MODES {
         let out = pgcdc_c("run", &cfg, &["--mode", mode, "--until-lsn", "current"]).await;
@@ -564,7 +503,7 @@ async fn a_role_without_replication_gets_a_clear_message() {
     assert_nothing_written(&s.out());
 
     // setup cannot create a slot for it either.
-    let cfg2 = common::write_config(
+    let cfg2 = crate::support::write_config(
         &s.dir.path().join("setup"),
         &config_toml(&s.db.url_as(NOREPL_USER), &s.publication, &s.db.unique("slot2"), &s.out(), ""),
     );
@@ -584,13 +523,13 @@ async fn a_slot_in_use_by_another_run_is_refused() {
     let s = Setup::new("err_slot_busy").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
     s.db.create_publication(&s.publication, "t").await;
-    let cfg = config_for(&s, &s.db.url);
+    let cfg = s.config_with_source(&s.db.url, "");
     assert_success(&pgcdc_c("setup", &cfg, &[]).await, "setup");
     s.db.exec("INSERT INTO t VALUES (1)").await;
 
     // The first run holds the slot until it is stopped.
     let mut first = {
-        let mut cmd = common::pgcdc();
+        let mut cmd = crate::support::pgcdc();
         cmd.arg("run").arg("-c").arg(&cfg).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         ChildGuard(Some(cmd.spawn().expect("spawn the first pgcdc run")))
     };
@@ -613,7 +552,7 @@ async fn a_slot_in_use_by_another_run_is_refused() {
 
     // The second run, into its own (empty) target.
     let other_out = s.dir.path().join("second");
-    let cfg2 = common::write_config(
+    let cfg2 = crate::support::write_config(
         &s.dir.path().join("second-config"),
         &config_toml(&s.db.url, &s.publication, &s.slot, &other_out, ""),
     );
@@ -659,7 +598,7 @@ async fn wal_level_replica_is_refused_with_the_fix() {
     let created = output_of(psql).await;
     assert_success(&created, "psql on the wal_level=replica cluster");
 
-    let cfg = common::write_config(dir.path(), &config_toml(&url, "p", "s", &out_dir, ""));
+    let cfg = crate::support::write_config(dir.path(), &config_toml(&url, "p", "s", &out_dir, ""));
     for mode in MODES {
         let out = pgcdc_c("run", &cfg, &["--mode", mode, "--until-lsn", "current"]).await;
         assert_fails(&out, 1, &["wal_level is `replica`", "needs `logical`", "hint: set wal_level = logical", "restart PostgreSQL"]);
@@ -687,7 +626,7 @@ async fn an_unwritable_output_directory_is_a_clear_error() {
     std::fs::write(&blocker, b"not a directory").unwrap();
     let target = blocker.join("out");
     let toml = config_toml(&s.db.url, &s.publication, &s.slot, &target, "");
-    let cfg = common::write_config(s.dir.path(), &toml);
+    let cfg = crate::support::write_config(s.dir.path(), &toml);
 
     for mode in MODES {
         let out = pgcdc_c("run", &cfg, &["--mode", mode, "--until-lsn", "current"]).await;
@@ -706,7 +645,7 @@ async fn an_unwritable_output_directory_is_a_clear_error() {
         "url = \"relative/out\"",
         "url = \"file://relative/out\"",
     );
-    let cfg = common::write_config(&s.dir.path().join("rel"), &toml);
+    let cfg = crate::support::write_config(&s.dir.path().join("rel"), &toml);
     let out = pgcdc_c("run", &cfg, &["--until-lsn", "current"]).await;
     assert_fails(&out, 2, &["not an absolute file:// URL", "hint: write file:///absolute/path"]);
 }

@@ -1,15 +1,12 @@
 //! The full load (SPEC 2.6, 5.1, issue 3): a consistent snapshot, parallel chunked COPY,
 //! resumption after a kill, and the hand-off to CDC, checked against the source.
 
-mod common;
-mod support;
-
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::Duration;
 
 use pgcdc::model::RowOp;
-use support::{assert_success, parquet_files, Setup};
+use crate::support::{assert_success, parquet_files, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
@@ -41,13 +38,13 @@ async fn load_while_writers_change_the_same_rows_then_cdc_matches_the_source() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args(["run", "-c"]).arg(&cfg).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     writer.await.unwrap();
     // Let it reach the end of the writers' work, then stop it politely.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    crate::support::sigterm(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     eprintln!("first run:\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "SIGTERM is a clean stop: {:?}", out.status);
@@ -81,7 +78,7 @@ async fn a_load_killed_midway_resumes_keeps_finished_chunks_and_converges() {
     .await;
     s.db.create_publication(&s.publication, "a, b").await;
     let cfg = s.config_with("full-load-and-cdc", "load_workers = 2\nload_chunk_size = \"128KiB\"");
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "load-chunk-done@5");
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(out.status.signal(), Some(9), "killed in the middle of the load: {}", String::from_utf8_lossy(&out.stderr));

@@ -14,9 +14,6 @@
 //!
 //! `text_vs_binary_pgoutput` (ignored) measures the pgoutput text vs binary decision.
 
-mod common;
-mod support;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -30,7 +27,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
-use support::{assert_success, parquet_files, stderr, Setup};
+use crate::support::{assert_success, parquet_files, stderr, Setup};
 
 /// One PostgreSQL type of the matrix: a scalar column `c_<name>` and an array column
 /// `a_<name>` (`<sql>[]`).
@@ -978,7 +975,7 @@ async fn every_type_of_the_matrix_round_trips_through_a_real_server() {
     assert_eq!((l.len(), l.null_count()), (2, 2), "updated to {{NULL,NULL}}");
 
     // --- 2. pyarrow and DuckDB open every file, with the documented types and values ---
-    let py = common::read_parquet_with_python(&s.out());
+    let py = crate::support::read_parquet_with_python(&s.out());
     let tbl = &py["tables"]["public/alltypes"];
     assert!(tbl.is_object(), "pyarrow saw no public/alltypes: {py}");
     assert_eq!(tbl["pyarrow_rows"], json!(change_rows.len()), "pyarrow row count");
@@ -1060,7 +1057,7 @@ async fn every_type_of_the_matrix_round_trips_through_a_real_server() {
     assert_eq!(py_row(1)["c_int4"], Value::Null);
 
     // Values as DuckDB reads them.
-    let duck: Value = serde_json::from_str(&common::run_python_script(
+    let duck: Value = serde_json::from_str(&crate::support::run_python_script(
         "duckdb_values.py",
         &[s.out().as_os_str(), "--glob".as_ref(), "public/alltypes/**/*.parquet".as_ref()],
     ))

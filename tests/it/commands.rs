@@ -2,59 +2,16 @@
 //! `teardown`, TLS (`sslmode` require / verify-full with `sslrootcert`) and password
 //! authentication (SCRAM-SHA-256, MD5) for `run`.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pg::{MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER};
-use support::{assert_success, parquet_files, Setup};
+use crate::support::pg::{MD5_PASSWORD, MD5_USER, SCRAM_PASSWORD, SCRAM_USER};
+use crate::support::{assert_success, config_toml, describe, output_of, parquet_files, pgcdc_c, stdout, ChildGuard, Setup};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A cdc config with a Parquet sink in `out`; `extra_source` lines go into `[source]`.
-fn config_toml(url: &str, publication: &str, slot: &str, out: &Path, extra_source: &str) -> String {
-    format!(
-        "[source]\nurl = \"{url}\"\npublication = \"{publication}\"\nslot = \"{slot}\"\n{extra_source}\n\
-         [pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
-         [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n",
-        out.display()
-    )
-}
-
-/// Writes this test's config (its publication, slot and output dir) with `url` as source.
-fn config_with(s: &Setup, url: &str, extra_source: &str) -> PathBuf {
-    common::write_config(s.dir.path(), &config_toml(url, &s.publication, &s.slot, &s.out(), extra_source))
-}
-
-async fn output_of(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null());
-    tokio::task::spawn_blocking(move || cmd.output().expect("run pgcdc")).await.expect("join")
-}
-
-/// `pgcdc <command> -c <config> <more>`.
-async fn pgcdc_c(command: &str, config: &Path, more: &[&str]) -> Output {
-    let mut cmd = common::pgcdc();
-    cmd.arg(command).arg("-c").arg(config).args(more);
-    output_of(cmd).await
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Asserts the exit code and that stdout holds every phrase; returns stdout.
 #[track_caller]
@@ -90,35 +47,6 @@ async fn publication_tables(s: &Setup) -> Vec<String> {
 
 async fn publication_count(s: &Setup) -> i64 {
     s.db.count(&format!("pg_publication WHERE pubname = '{}'", s.publication)).await
-}
-
-/// Kills (SIGTERM, then SIGKILL) a child pgcdc when the test ends, also on a panic.
-struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    fn stop(&mut self, timeout: Duration) -> Output {
-        let mut child = self.0.take().expect("still running");
-        // SAFETY: kill(2) on the pid of our own child, which we have not waited for yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + timeout;
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        child.wait_with_output().expect("wait")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// A new CA (key and self-signed certificate) that signed nothing, as `dir/other-ca.crt`.
@@ -165,7 +93,7 @@ async fn check_on_a_good_setup_lists_ok_lines_and_exits_0() {
     let s = Setup::new("cmd_check_ok").await;
     s.db.exec("CREATE TABLE items (id int PRIMARY KEY, name text)").await;
     s.db.create_publication(&s.publication, "items").await;
-    let cfg = config_with(&s, &s.db.url, "");
+    let cfg = s.config_with_source(&s.db.url, "");
     assert_success(&pgcdc_c("setup", &cfg, &[]).await, "setup");
 
     let out = pgcdc_c("check", &cfg, &[]).await;
@@ -189,7 +117,7 @@ async fn check_on_a_good_setup_lists_ok_lines_and_exits_0() {
 async fn check_with_a_missing_publication_fails_with_a_hint() {
     let s = Setup::new("cmd_check_nopub").await;
     s.db.exec("CREATE TABLE items (id int PRIMARY KEY)").await;
-    let cfg = config_with(&s, &s.db.url, "");
+    let cfg = s.config_with_source(&s.db.url, "");
     let out = pgcdc_c("check", &cfg, &[]).await;
     let report = assert_stdout(&out, 1, &["hint: run `pgcdc setup -c FILE`"]);
     let line = check_line(&report, "publication");
@@ -219,7 +147,7 @@ async fn check_warns_about_tables_without_a_primary_key() {
     )
     .await;
     s.db.create_publication(&s.publication, "with_pk, no_pk, no_pk_full, ident_nothing").await;
-    let cfg = config_with(&s, &s.db.url, "");
+    let cfg = s.config_with_source(&s.db.url, "");
     assert_success(&pgcdc_c("setup", &cfg, &[]).await, "setup");
 
     let out = pgcdc_c("check", &cfg, &[]).await;
@@ -242,7 +170,7 @@ async fn check_warns_about_tables_without_a_primary_key() {
 async fn setup_creates_publication_and_slot_and_is_idempotent() {
     let s = Setup::new("cmd_setup").await;
     s.db.exec("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)").await;
-    let cfg = config_with(&s, &s.db.url, "");
+    let cfg = s.config_with_source(&s.db.url, "");
 
     let out = pgcdc_c("setup", &cfg, &[]).await;
     assert_stdout(
@@ -298,7 +226,7 @@ async fn setup_with_table_patterns_publishes_only_matching_tables_and_adds_new_o
          CREATE TABLE side.keep_x (id int PRIMARY KEY);",
     )
     .await;
-    let cfg = config_with(&s, &s.db.url, "tables = [\"public.keep_*\"]\n");
+    let cfg = s.config_with_source(&s.db.url, "tables = [\"public.keep_*\"]\n");
 
     let out = pgcdc_c("setup", &cfg, &[]).await;
     assert_stdout(
@@ -332,7 +260,7 @@ async fn setup_with_table_patterns_publishes_only_matching_tables_and_adds_new_o
     // Several patterns, and a schema wildcard.
     let s2_pub = s.db.unique("pub2");
     let toml = config_toml(&s.db.url, &s2_pub, &s.db.unique("slot2"), &s.dir.path().join("out2"), "tables = [\"side.*\", \"public.other_c\"]\n");
-    let cfg2 = common::write_config(&s.dir.path().join("second"), &toml);
+    let cfg2 = crate::support::write_config(&s.dir.path().join("second"), &toml);
     assert_stdout(&pgcdc_c("setup", &cfg2, &[]).await, 0, &["created publication"]);
     let tables: Vec<String> = s
         .db
@@ -347,7 +275,7 @@ async fn setup_with_table_patterns_publishes_only_matching_tables_and_adds_new_o
 
     // Patterns that match nothing are a configuration error, and create nothing.
     let toml = config_toml(&s.db.url, &s.db.unique("pub3"), &s.db.unique("slot3"), &s.dir.path().join("out3"), "tables = [\"nowhere.*\"]\n");
-    let cfg3 = common::write_config(&s.dir.path().join("third"), &toml);
+    let cfg3 = crate::support::write_config(&s.dir.path().join("third"), &toml);
     let out = pgcdc_c("setup", &cfg3, &[]).await;
     eprintln!("{}", describe(&out));
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
@@ -365,7 +293,7 @@ async fn status_shows_slot_lag_and_the_target_checkpoint_with_counts() {
     let s = Setup::new("cmd_status").await;
     s.db.exec("CREATE TABLE items (id int PRIMARY KEY, v text); CREATE TABLE notes (id int PRIMARY KEY)").await;
     s.db.create_publication(&s.publication, "items, notes").await;
-    let cfg = config_with(&s, &s.db.url, "");
+    let cfg = s.config_with_source(&s.db.url, "");
 
     // Before setup: no slot, no checkpoint.
     let out = pgcdc_c("status", &cfg, &[]).await;
@@ -443,7 +371,7 @@ async fn status_shows_slot_lag_and_the_target_checkpoint_with_counts() {
 async fn teardown_drops_slot_and_publication_and_a_second_one_says_so() {
     let s = Setup::new("cmd_teardown").await;
     s.db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
-    let cfg = config_with(&s, &s.db.url, "tables = [\"public.t\"]\n");
+    let cfg = s.config_with_source(&s.db.url, "tables = [\"public.t\"]\n");
     assert_success(&pgcdc_c("setup", &cfg, &[]).await, "setup");
     assert_eq!(s.db.slot_names().await, vec![s.slot.clone()]);
     assert_eq!(publication_count(&s).await, 1);
@@ -484,7 +412,7 @@ async fn tls_verify_full_against_localhost_with_the_ca_replicates() {
         s.db.name,
         ca.display()
     );
-    let cfg = config_with(&s, &url, "");
+    let cfg = s.config_with_source(&url, "");
     replicate_small_table(&s, &cfg).await;
     // check goes over TLS too, both connections.
     let out = pgcdc_c("check", &cfg, &[]).await;
@@ -498,7 +426,7 @@ async fn tls_verify_full_against_localhost_with_the_ca_replicates() {
         s.db.name,
         ca.display()
     );
-    let cfg = config_with(&s, &url, "");
+    let cfg = s.config_with_source(&url, "");
     assert_success(&pgcdc_c("run", &cfg, &["--until-lsn", "current"]).await, "run verify-full by IP");
 }
 
@@ -511,12 +439,12 @@ async fn tls_require_without_a_ca_replicates_over_tls() {
         s.db.cluster.port(),
         s.db.name
     );
-    let cfg = config_with(&s, &url, "");
+    let cfg = s.config_with_source(&url, "");
     replicate_small_table(&s, &cfg).await;
 
     // While a run is active, the server sees both of its connections encrypted.
     let mut child = {
-        let mut cmd = common::pgcdc();
+        let mut cmd = crate::support::pgcdc();
         cmd.arg("run").arg("-c").arg(&cfg).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         ChildGuard(Some(cmd.spawn().expect("spawn pgcdc run")))
     };
@@ -553,7 +481,7 @@ async fn tls_verify_full_with_an_unrelated_ca_is_refused() {
             s.db.name,
             other_ca.display()
         );
-        let cfg = config_with(&s, &url, "");
+        let cfg = s.config_with_source(&url, "");
         for (command, more) in [("run", &["--until-lsn", "current"][..]), ("setup", &[][..])] {
             let out = pgcdc_c(command, &cfg, more).await;
             let ctx = describe(&out);
@@ -580,7 +508,7 @@ async fn tls_verify_full_with_an_unrelated_ca_is_refused() {
         s.db.name,
         s.dir.path().join("missing-ca.crt").display()
     );
-    let out = pgcdc_c("run", &config_with(&s, &url, ""), &["--until-lsn", "current"]).await;
+    let out = pgcdc_c("run", &s.config_with_source(&url, ""), &["--until-lsn", "current"]).await;
     eprintln!("{}", describe(&out));
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -595,11 +523,11 @@ async fn tls_verify_full_with_an_unrelated_ca_is_refused() {
 async fn scram_user_with_the_right_password_replicates() {
     let s = Setup::new("cmd_auth_scram").await;
     // Default sslmode (prefer): SCRAM inside TLS.
-    let cfg = config_with(&s, &s.db.url_with_password(SCRAM_USER, SCRAM_PASSWORD), "");
+    let cfg = s.config_with_source(&s.db.url_with_password(SCRAM_USER, SCRAM_PASSWORD), "");
     replicate_small_table(&s, &cfg).await;
     // And without TLS.
     let url = format!("{}?sslmode=disable", s.db.url_with_password(SCRAM_USER, SCRAM_PASSWORD));
-    let cfg = config_with(&s, &url, "");
+    let cfg = s.config_with_source(&url, "");
     s.db.exec("INSERT INTO small VALUES (1000, 'plain')").await;
     assert_success(&pgcdc_c("run", &cfg, &["--until-lsn", "current"]).await, "run with SCRAM, no TLS");
     assert_eq!(s.assert_matches_source("public", "small").await, 46);
@@ -609,12 +537,12 @@ async fn scram_user_with_the_right_password_replicates() {
 async fn md5_user_with_the_right_password_replicates() {
     let s = Setup::new("cmd_auth_md5").await;
     let url = format!("{}?sslmode=disable", s.db.url_with_password(MD5_USER, MD5_PASSWORD));
-    let cfg = config_with(&s, &url, "");
+    let cfg = s.config_with_source(&url, "");
     replicate_small_table(&s, &cfg).await;
     // The password may also come from PGPASSWORD, over TLS.
-    let cfg = config_with(&s, &format!("{}?sslmode=require", s.db.url_as(MD5_USER)), "");
+    let cfg = s.config_with_source(&format!("{}?sslmode=require", s.db.url_as(MD5_USER)), "");
     s.db.exec("INSERT INTO small VALUES (1000, 'env')").await;
-    let mut cmd = common::pgcdc();
+    let mut cmd = crate::support::pgcdc();
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGPASSWORD", MD5_PASSWORD);
     assert_success(&output_of(cmd).await, "run with PGPASSWORD");
     assert_eq!(s.assert_matches_source("public", "small").await, 46);

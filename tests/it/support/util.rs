@@ -89,12 +89,6 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> std::process::Output {
     out
 }
 
-/// True when this process runs as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Picks a currently free TCP port on 127.0.0.1 (bind port 0, read it, release it).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

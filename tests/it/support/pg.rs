@@ -1,14 +1,12 @@
-//! One throwaway PostgreSQL cluster per test binary, and fresh databases inside it.
+//! One throwaway PostgreSQL cluster per test process, and fresh databases inside it.
 //!
-//! The cluster:
-//! * binaries from `pg_config --bindir` (when it holds `initdb`), else the highest
-//!   `/usr/lib/postgresql/*/bin`;
-//! * lives in a temp dir; as root the dir belongs to `postgres` and every server binary runs
-//!   via `runuser -u postgres --`;
-//! * `initdb --auth=trust -E UTF8 --locale=C -U postgres`, so the superuser is `postgres`;
-//! * listens on 127.0.0.1 at a free port and on a unix socket in the temp dir;
-//! * `wal_level=logical`, 100 slots / wal senders, 300 connections, 20 prepared transactions,
-//!   `logical_decoding_work_mem=64kB` (so big transactions are streamed), `fsync=off`;
+//! The cluster is the library's `pgcdc::demo::cluster::LocalCluster` (which alone runs
+//! `initdb` / `pg_ctl`, as `postgres` via `runuser` when we are root, in a short temp dir, on
+//! 127.0.0.1 at a free port and on a unix socket in that dir, `wal_level=logical`,
+//! `fsync=off`), plus what only the tests need:
+//! * binaries from `$PGCDC_PG_BINDIR` when set, else where the library finds them;
+//! * 100 slots / wal senders, 300 connections, 20 prepared transactions,
+//!   `logical_decoding_work_mem=64kB` (so big transactions are streamed);
 //! * `ssl=on` with a throwaway CA ([`PgCluster::ca_cert_path`]) and a server certificate for
 //!   `localhost` / 127.0.0.1;
 //! * pg_hba: `scram_user` → scram-sha-256, `md5_user` → md5, everyone else trust (both for
@@ -17,16 +15,15 @@
 //!   SUPERUSER), `norepl_user` (LOGIN only, no password).
 //!
 //! A detached watchdog stops the server (`pg_ctl stop -m immediate`) and deletes the dir once
-//! the test process has exited.
+//! the test process has exited (the cluster lives in a `static`, which is never dropped).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use super::util::{
-    free_port, is_root, run_checked, sanitize_ident, shell_quote, spawn_watchdog, unique_suffix,
-};
+use pgcdc::demo::cluster::{find_bindir, LocalCluster};
+
+use super::util::{run_checked, sanitize_ident, shell_quote, spawn_watchdog, unique_suffix};
 
 /// The superuser created by initdb (`-U postgres`).
 pub const ADMIN_USER: &str = "postgres";
@@ -36,19 +33,44 @@ pub const MD5_USER: &str = "md5_user";
 pub const MD5_PASSWORD: &str = "md5-secret";
 pub const NOREPL_USER: &str = "norepl_user";
 
-#[derive(Debug)]
+/// The settings the tests add to the library's (see the module doc).
+const TEST_CONF: &str = r#"
+# ---- pgcdc test harness ----
+max_replication_slots = 100
+max_wal_senders = 100
+max_connections = 300
+max_prepared_transactions = 20
+max_locks_per_transaction = 256
+logical_decoding_work_mem = '64kB'
+wal_sender_timeout = '20s'
+full_page_writes = off
+shared_buffers = '128MB'
+timezone = 'UTC'
+log_timezone = 'UTC'
+ssl = on
+ssl_cert_file = '{dir}/server.crt'
+ssl_key_file = '{dir}/server.key'
+ssl_ca_file = '{dir}/ca.crt'
+log_line_prefix = '%m [%p] %q%u@%d '
+"#;
+
 pub struct PgCluster {
-    bindir: PathBuf,
-    dir: PathBuf,
-    data_dir: PathBuf,
-    port: u16,
-    run_as_postgres: bool,
+    local: LocalCluster,
     version_num: u32,
+}
+
+impl std::fmt::Debug for PgCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCluster")
+            .field("dir", &self.local.dir())
+            .field("port", &self.local.port)
+            .finish()
+    }
 }
 
 static CLUSTER: OnceLock<Result<PgCluster, String>> = OnceLock::new();
 
-/// The cluster of this test binary, started on first use.
+/// The cluster of this test process, started on first use.
 ///
 /// Blocking (a second or two the first time). From async code prefer [`fresh_db`], which
 /// starts it off the runtime's thread.
@@ -68,7 +90,7 @@ pub fn pg() -> &'static PgCluster {
 
 impl PgCluster {
     pub fn port(&self) -> u16 {
-        self.port
+        self.local.port
     }
 
     /// Always `127.0.0.1` (the server listens only there).
@@ -78,12 +100,15 @@ impl PgCluster {
 
     /// `postgres://user@127.0.0.1:port/db` (no password: every user but scram_user/md5_user is trusted).
     pub fn url(&self, db: &str, user: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port())
     }
 
     /// `postgres://user:password@127.0.0.1:port/db`.
     pub fn url_with_password(&self, db: &str, user: &str, password: &str) -> String {
-        format!("postgres://{user}:{password}@127.0.0.1:{}/{db}", self.port)
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{db}",
+            self.port()
+        )
     }
 
     /// URL of the superuser `postgres` for `db`.
@@ -97,24 +122,24 @@ impl PgCluster {
 
     /// The CA that signed the server certificate (use as `sslrootcert`).
     pub fn ca_cert_path(&self) -> PathBuf {
-        self.dir.join("ca.crt")
+        self.local.dir().join("ca.crt")
     }
 
     pub fn server_cert_path(&self) -> PathBuf {
-        self.dir.join("server.crt")
+        self.local.dir().join("server.crt")
     }
 
     /// Directory of the unix socket (also the cluster's temp dir).
     pub fn socket_dir(&self) -> &Path {
-        &self.dir
+        self.local.dir()
     }
 
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    pub fn data_dir(&self) -> PathBuf {
+        self.local.data_dir()
     }
 
     pub fn bindir(&self) -> &Path {
-        &self.bindir
+        self.local.bindir()
     }
 
     /// `server_version_num`, e.g. 150018.
@@ -123,7 +148,7 @@ impl PgCluster {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("server.log")
+        self.local.log_path()
     }
 
     /// The server log so far (for assertion messages).
@@ -134,10 +159,10 @@ impl PgCluster {
     /// `psql -X -At -v ON_ERROR_STOP=1` connected over the unix socket as `postgres` to `db`.
     /// Add `-c SQL` (or other arguments) and run it.
     pub fn psql(&self, db: &str) -> Command {
-        let mut cmd = Command::new(self.bindir.join("psql"));
+        let mut cmd = Command::new(self.bindir().join("psql"));
         cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.dir)
-            .args(["-p", &self.port.to_string(), "-U", ADMIN_USER, "-d", db])
+            .arg(self.socket_dir())
+            .args(["-p", &self.port().to_string(), "-U", ADMIN_USER, "-d", db])
             .env_remove("PGPASSWORD")
             .env_remove("PGSERVICE")
             .env_remove("PGSSLMODE")
@@ -165,115 +190,27 @@ impl PgCluster {
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     }
 
-    /// A `Command` for a server binary (`initdb`, `pg_ctl`, ...) run as the cluster's owner.
-    fn server_cmd(&self, program: &str) -> Command {
-        server_cmd(&self.bindir, &self.dir, self.run_as_postgres, program)
-    }
-
     fn start() -> PgCluster {
-        let bindir = find_bindir();
-        let run_as_postgres = is_root();
-        if run_as_postgres {
-            let ok = Command::new("id")
-                .args(["-u", "postgres"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            assert!(
-                ok,
-                "running as root but there is no `postgres` user to run the server as; \
-                 install PostgreSQL with `apt-get install -y postgresql` (or run `make test`)"
-            );
-        }
-
-        // Short base dir: the unix socket path must stay under ~107 bytes.
-        let base = {
-            let t = std::env::temp_dir();
-            if t.as_os_str().len() > 40 {
-                PathBuf::from("/tmp")
-            } else {
-                t
-            }
+        let bindir = match std::env::var_os("PGCDC_PG_BINDIR") {
+            Some(dir) if Path::new(&dir).join("initdb").exists() => PathBuf::from(dir),
+            _ => find_bindir().unwrap_or_else(|e| {
+                panic!("{e}. Run `make test` (it installs them), or set PGCDC_PG_BINDIR.")
+            }),
         };
-        let dir = tempfile::Builder::new()
-            .prefix("pgcdc-pg-")
-            .tempdir_in(&base)
-            .expect("create temp dir for the test cluster")
-            .keep();
-        let data_dir = dir.join("data");
-
+        let mut local = must(LocalCluster::create(bindir), "the test cluster's directory");
         // Watchdog first, so the dir is removed even when the start below fails.
-        let pg_ctl_stop = {
-            let stop = format!(
-                "{} stop -D {} -m immediate -w -t 30",
-                shell_quote(&bindir.join("pg_ctl").to_string_lossy()),
-                shell_quote(&data_dir.to_string_lossy())
-            );
-            if run_as_postgres {
-                format!("(cd / && runuser -u postgres -- {stop})")
-            } else {
-                format!("(cd / && {stop})")
-            }
-        };
         spawn_watchdog(&format!(
-            "{pg_ctl_stop} >/dev/null 2>&1; rm -rf {}",
-            shell_quote(&dir.to_string_lossy())
+            "{} >/dev/null 2>&1; rm -rf {}",
+            local.stop_shell_command(),
+            shell_quote(&local.dir().to_string_lossy())
         ));
 
-        make_certs(&dir);
-        if run_as_postgres {
-            run_checked(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(&dir),
-                "chown the cluster dir to postgres",
-            );
-        }
-
-        run_checked(
-            server_cmd(&bindir, &dir, run_as_postgres, "initdb")
-                .arg("-D")
-                .arg(&data_dir)
-                .args([
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "-U",
-                    ADMIN_USER,
-                    "--no-sync",
-                ]),
-            "initdb",
+        make_certs(local.dir());
+        must(local.init(), "initdb");
+        must(
+            local.append_conf(&TEST_CONF.replace("{dir}", &local.dir().to_string_lossy())),
+            "postgresql.conf",
         );
-
-        let conf = format!(
-            r#"
-# ---- pgcdc test harness ----
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '{dir}'
-wal_level = logical
-max_replication_slots = 100
-max_wal_senders = 100
-max_connections = 300
-max_prepared_transactions = 20
-max_locks_per_transaction = 256
-logical_decoding_work_mem = '64kB'
-wal_sender_timeout = '20s'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = '128MB'
-timezone = 'UTC'
-log_timezone = 'UTC'
-ssl = on
-ssl_cert_file = '{dir}/server.crt'
-ssl_key_file = '{dir}/server.key'
-ssl_ca_file = '{dir}/ca.crt'
-log_line_prefix = '%m [%p] %q%u@%d '
-"#,
-            dir = dir.display()
-        );
-        append(&data_dir.join("postgresql.conf"), &conf);
 
         // Order matters: the first matching line wins.
         let mut hba = String::from(
@@ -290,59 +227,19 @@ log_line_prefix = '%m [%p] %q%u@%d '
                 }
             }
         }
-        std::fs::write(data_dir.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
-
-        // Start; retry with another port if the one we picked was taken meanwhile.
-        let mut port = 0;
-        let mut started = false;
-        for attempt in 0..5 {
-            port = free_port();
-            let out = server_cmd(&bindir, &dir, run_as_postgres, "pg_ctl")
-                .arg("start")
-                .arg("-D")
-                .arg(&data_dir)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!("-p {port}"))
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("run pg_ctl start");
-            if out.status.success() {
-                started = true;
-                break;
-            }
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            let port_taken = log.contains("could not bind") || log.contains("could not create");
-            if !port_taken || attempt == 4 {
-                panic!(
-                    "pg_ctl start failed ({}):\n{}{}\n--- server log ({}) ---\n{log}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr),
-                    dir.join("server.log").display()
-                );
-            }
-            // Make sure nothing half-started stays around, then try the next port.
-            let _ = server_cmd(&bindir, &dir, run_as_postgres, "pg_ctl")
-                .arg("stop")
-                .arg("-D")
-                .arg(&data_dir)
-                .args(["-m", "immediate"])
-                .output();
+        must(local.write_hba(&hba), "pg_hba.conf");
+        if let Err(e) = local.start_server() {
+            panic!(
+                "{e}\n--- server log ({}) ---\n{}",
+                local.log_path().display(),
+                std::fs::read_to_string(local.log_path()).unwrap_or_default()
+            );
         }
-        assert!(started);
 
         let mut cluster = PgCluster {
-            bindir,
-            dir,
-            data_dir,
-            port,
-            run_as_postgres,
+            local,
             version_num: 0,
         };
-        cluster.wait_ready();
-
         cluster.psql_exec(
             "postgres",
             &format!(
@@ -361,63 +258,25 @@ log_line_prefix = '%m [%p] %q%u@%d '
         cluster
     }
 
-    /// Waits until the server accepts TCP connections on 127.0.0.1; panics with the log.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = Command::new(self.bindir.join("pg_isready"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    ADMIN_USER,
-                ])
-                .args(["-d", "postgres", "-t", "5"])
-                .stdin(std::process::Stdio::null())
-                .output();
-            if matches!(&out, Ok(o) if o.status.success()) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "the test cluster at 127.0.0.1:{} never became ready ({out:?})\n--- server log ---\n{}",
-                    self.port,
-                    self.log_contents()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Stops the server now (`-m fast`). For tests of what pgcdc does when the source goes
     /// away; [`PgCluster::restart`] brings it back on the same port.
     pub fn stop(&self) {
-        run_checked(
-            self.server_cmd("pg_ctl")
-                .arg("stop")
-                .arg("-D")
-                .arg(&self.data_dir)
-                .args(["-m", "fast", "-w", "-t", "60"]),
-            "pg_ctl stop",
-        );
+        if let Err(e) = self.local.stop_server("fast") {
+            panic!(
+                "pg_ctl stop: {e}\n--- server log ---\n{}",
+                self.log_contents()
+            );
+        }
     }
 
     /// Starts the server again after [`PgCluster::stop`] (same port, same data).
     pub fn start_again(&self) {
-        run_checked(
-            self.server_cmd("pg_ctl")
-                .arg("start")
-                .arg("-D")
-                .arg(&self.data_dir)
-                .arg("-l")
-                .arg(self.log_path())
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!("-p {}", self.port)),
-            "pg_ctl start",
-        );
-        self.wait_ready();
+        if let Err(e) = self.local.start_again() {
+            panic!(
+                "pg_ctl start: {e}\n--- server log ---\n{}",
+                self.log_contents()
+            );
+        }
     }
 
     /// `pg_ctl restart -m fast` on the same port.
@@ -432,76 +291,9 @@ log_line_prefix = '%m [%p] %q%u@%d '
     }
 }
 
-fn server_cmd(bindir: &Path, dir: &Path, run_as_postgres: bool, program: &str) -> Command {
-    let exe = bindir.join(program);
-    let mut cmd = if run_as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
-    // The test's cwd (the repo, maybe under /root) may not be readable by `postgres`.
-    cmd.current_dir(dir);
-    for var in [
-        "PGDATA",
-        "PGPORT",
-        "PGHOST",
-        "PGUSER",
-        "PGDATABASE",
-        "PGOPTIONS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("LC_ALL", "C");
-    cmd
-}
-
-fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    f.write_all(text.as_bytes()).expect("append");
-}
-
-/// Directory with `initdb`, `pg_ctl`, `postgres`, `psql`.
-fn find_bindir() -> PathBuf {
-    if let Ok(dir) = std::env::var("PGCDC_PG_BINDIR") {
-        let dir = PathBuf::from(dir);
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
-            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if dir.join("initdb").exists() && dir.join("pg_ctl").exists() {
-                return dir;
-            }
-        }
-    }
-    let mut best: Option<(u32, PathBuf)> = None;
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        for e in entries.flatten() {
-            let Ok(v) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let bin = e.path().join("bin");
-            if bin.join("initdb").exists() && best.as_ref().is_none_or(|(b, _)| v > *b) {
-                best = Some((v, bin));
-            }
-        }
-    }
-    match best {
-        Some((_, bin)) => bin,
-        None => panic!(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found: neither `pg_config --bindir` \
-             nor /usr/lib/postgresql/*/bin has them. Run `make test` (it installs them), or \
-             `apt-get install -y postgresql postgresql-contrib`, or set PGCDC_PG_BINDIR."
-        ),
-    }
+/// The value, or a panic naming `what` (the harness fails loudly, it never skips).
+fn must<T>(result: pgcdc::error::Result<T>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// A throwaway CA and a server certificate for `localhost` / 127.0.0.1 / ::1 (EC P-256,

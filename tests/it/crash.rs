@@ -3,13 +3,10 @@
 //! an aborted big transaction, an added column), restarted each time, and at the end the
 //! materialised output must equal the source with no `(_lsn, _seq)` twice.
 
-mod common;
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::Setup;
+use crate::support::Setup;
 
 /// A small deterministic generator; the seed is printed so a failure can be replayed.
 struct Lcg(u64);
@@ -48,7 +45,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     s.db.create_publication(&s.publication, "acct, log").await;
     // Frequent flushes and small files, so kills land inside flushes and multi-part commits.
     let cfg = s.config("flush_interval = \"300ms\"\nmax_file_size = \"64KiB\"");
-    support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
 
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     eprintln!("crash test seed {seed}");
@@ -72,7 +69,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     let started = Instant::now();
     while kills < 12 || !workload.is_finished() {
         assert!(started.elapsed() < Duration::from_secs(600), "crash loop took too long");
-        let mut child = common::pgcdc()
+        let mut child = crate::support::pgcdc()
             .args(["run", "-c"])
             .arg(&cfg)
             .stdout(Stdio::null())
@@ -115,7 +112,7 @@ async fn sigkill_in_every_flush_window_recovers_exactly_once() {
     .await;
     s.db.create_publication(&s.publication, "acct, log").await;
     let cfg = s.config("max_file_size = \"16KiB\"");
-    support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
     let points = [
         "flush-before-manifest",
         "flush-after-manifest",
@@ -139,7 +136,7 @@ async fn sigkill_in_every_flush_window_recovers_exactly_once() {
             base + 6
         ))
         .await;
-        let mut cmd = common::pgcdc();
+        let mut cmd = crate::support::pgcdc();
         cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", point);
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

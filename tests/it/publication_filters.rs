@@ -3,26 +3,10 @@
 //! `validate`, not only by pgoutput; tables `source.tables` selects that the publication
 //! leaves out are reported by `check`, `run` and `validate`, never silently skipped.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{parquet_files, stderr, Setup};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    )
-}
+use crate::support::{describe, parquet_files, report_table, stderr, stdout, Setup};
 
 /// The test's config in `full-load-and-cdc` mode, with `extra_source` lines in `[source]`.
 fn config(s: &Setup, name: &str, extra_source: &str) -> PathBuf {
@@ -43,21 +27,6 @@ async fn validate(s: &Setup, cfg: &Path, json: bool) -> Output {
     let out = s.pgcdc(cfg, &args).await;
     eprintln!("pgcdc validate: {}", describe(&out));
     out
-}
-
-fn report_table<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .find(|t| {
-            format!(
-                "{}.{}",
-                t["schema"].as_str().unwrap(),
-                t["table"].as_str().unwrap()
-            ) == name
-        })
-        .unwrap_or_else(|| panic!("{name} not in the report: {report:#}"))
 }
 
 const PEOPLE_COLUMNS: [&str; 3] = ["id", "name", "country"];
@@ -103,7 +72,7 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
 
     // The full load: only the published columns and rows.
     s.run_until_current(&cfg).await;
-    let loaded = common::read_parquet_glob_with_python(&s.out(), "public/people/load/**/*.parquet");
+    let loaded = crate::support::read_parquet_glob_with_python(&s.out(), "public/people/load/**/*.parquet");
     let people = &loaded["tables"]["public/people"];
     assert_eq!(
         people["pyarrow_rows"], 22,
@@ -149,8 +118,8 @@ async fn column_list_and_row_filter_are_honoured_by_the_load_cdc_and_validate() 
 
     // No file holds the unpublished columns or any of their values; load and CDC files have
     // the same schema.
-    let all = common::read_parquet_with_python(&s.out());
-    let cdc = common::read_parquet_glob_with_python(&s.out(), "public/people/cdc/**/*.parquet");
+    let all = crate::support::read_parquet_with_python(&s.out());
+    let cdc = crate::support::read_parquet_glob_with_python(&s.out(), "public/people/cdc/**/*.parquet");
     assert!(
         cdc["tables"]["public/people"]["pyarrow_rows"]
             .as_u64()

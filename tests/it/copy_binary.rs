@@ -13,8 +13,6 @@
 //! * `binary_vs_text_throughput` (ignored): rows/s of both paths on 1M rows,
 //!   `cargo test --release --test copy_binary -- --ignored --nocapture`.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,7 +31,7 @@ use pgcdc::source::copy::BinaryCopyParser;
 use pgcdc::source::pgoutput::TupleValue;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use common::TestDb;
+use crate::support::TestDb;
 
 /// Rows per record batch, as the load writes them.
 const BATCH_ROWS: usize = 16 * 1024;
@@ -229,7 +227,7 @@ INSERT INTO alltypes (id, n10, n38, n50, nu, am)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_decodes_like_the_text_path() {
-    let db = common::fresh_db("copy_binary_types").await;
+    let db = crate::support::fresh_db("copy_binary_types").await;
     db.exec(SETUP).await;
     let table = table_schema(&db, "alltypes").await;
     let client = session(&db).await;
@@ -322,7 +320,7 @@ async fn every_type_decodes_like_the_text_path() {
 /// Values the mapping refuses are refused by the binary path too, with the same reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_arrow_cannot_hold_fail_on_both_paths() {
-    let db = common::fresh_db("copy_binary_refused").await;
+    let db = crate::support::fresh_db("copy_binary_refused").await;
     let client = session(&db).await;
     let numeric_nan = db.cluster.version_num() >= 140000;
     let mut cases = vec![
@@ -362,7 +360,7 @@ async fn fill_many(db: &TestDb, table: &str, rows: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_rows_in_many_chunks() {
-    let db = common::fresh_db("copy_binary_many").await;
+    let db = crate::support::fresh_db("copy_binary_many").await;
     fill_many(&db, "many", 200_000).await;
     let table = table_schema(&db, "many").await;
     let client = session(&db).await;
@@ -387,7 +385,7 @@ async fn many_rows_in_many_chunks() {
 #[ignore]
 async fn binary_vs_text_throughput() {
     const ROWS: u64 = 1_000_000;
-    let db = common::fresh_db("copy_binary_speed").await;
+    let db = crate::support::fresh_db("copy_binary_speed").await;
     db.exec(&format!(
         "CREATE TABLE speed (id bigint PRIMARY KEY, t text, n numeric(12,2), ts timestamptz, jb jsonb);
          INSERT INTO speed

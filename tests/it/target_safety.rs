@@ -2,20 +2,17 @@
 //! writer per target; stopping on a signal during the full load; `validate` honours its
 //! timeout and says what it waits for; plain log lines when stderr is not a terminal.
 
-mod common;
-mod support;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{assert_success, stderr, Setup};
+use crate::support::{assert_success, sigterm, stderr, Setup};
 
 /// A config in `full-load-and-cdc` mode; `extra_pipeline` lines go into `[pipeline]`.
 /// Starts `pgcdc <args> -c cfg` with stdout and stderr captured.
 fn spawn(cfg: &Path, args: &[&str]) -> Child {
-    common::pgcdc()
+    crate::support::pgcdc()
         .args(args)
         .arg("-c")
         .arg(cfg)
@@ -47,11 +44,6 @@ async fn wait_at_most(mut child: Child, limit: Duration) -> Output {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     wait(child).await
-}
-
-fn sigterm(child: &Child) {
-    // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
 }
 
 /// Log lines are plain text when stderr is not a terminal.

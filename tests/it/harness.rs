@@ -1,10 +1,8 @@
-//! Tests of the test harness itself (tests/common): if the cluster, its TLS/auth setup or the
+//! Tests of the test harness itself (tests/it/support): if the cluster, its TLS/auth setup or the
 //! Python readers break, these fail first and say so.
 
-mod common;
-
-use common::pg::{try_connect, MD5_PASSWORD, MD5_USER, NOREPL_USER, SCRAM_PASSWORD, SCRAM_USER};
-use common::{fresh_db, pg};
+use crate::support::pg::{try_connect, MD5_PASSWORD, MD5_USER, NOREPL_USER, SCRAM_PASSWORD, SCRAM_USER};
+use crate::support::{fresh_db, pg};
 
 #[tokio::test]
 async fn cluster_is_configured_for_logical_replication() {
@@ -229,7 +227,7 @@ pq.write_table(t.slice(0, 2), out + "/load/part-1.parquet")
 pq.write_table(t.slice(2, 1), out + "/cdc/date=2024-01-02/part-2.parquet")
 pq.write_table(t, pg + "/ignored.parquet")
 "#;
-    let status = std::process::Command::new(common::python())
+    let status = std::process::Command::new(crate::support::python())
         .arg("-c")
         .arg(script)
         .arg(&table_dir)
@@ -238,7 +236,7 @@ pq.write_table(t, pg + "/ignored.parquet")
         .expect("run python");
     assert!(status.success(), "pyarrow could not write the fixture");
 
-    let v = common::read_parquet_with_python(dir.path());
+    let v = crate::support::read_parquet_with_python(dir.path());
     assert_eq!(v["total_files"], 2, "{v:#}");
     let t = &v["tables"]["public/items"];
     assert_eq!(t["pyarrow_rows"], 3, "{v:#}");
@@ -288,7 +286,7 @@ fn python_missing_is_a_failure_not_a_skip() {
     let out = std::process::Command::new(exe)
         .args([
             "--exact",
-            "python_missing_child",
+            "harness::python_missing_child",
             "--include-ignored",
             "--nocapture",
         ])
@@ -307,12 +305,12 @@ fn python_missing_is_a_failure_not_a_skip() {
 #[test]
 #[ignore = "run by python_missing_is_a_failure_not_a_skip"]
 fn python_missing_child() {
-    let _ = common::python();
+    let _ = crate::support::python();
 }
 
 #[test]
 fn moto_server_serves_s3_and_kinesis() {
-    let m = common::moto();
+    let m = crate::support::moto();
     let script = r#"
 import sys, boto3
 ep = sys.argv[1]
@@ -324,7 +322,7 @@ k = boto3.client("kinesis", endpoint_url=ep)
 k.create_stream(StreamName="harness-stream", ShardCount=1)
 print(k.describe_stream_summary(StreamName="harness-stream")["StreamDescriptionSummary"]["StreamName"])
 "#;
-    let mut cmd = std::process::Command::new(common::python());
+    let mut cmd = std::process::Command::new(crate::support::python());
     cmd.arg("-c").arg(script).arg(m.endpoint_url());
     m.aws_env(&mut cmd);
     let out = cmd.output().expect("run python");

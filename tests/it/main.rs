@@ -1,0 +1,25 @@
+//! pgcdc's integration tests: ONE test binary (linked once) with a module per area. Every
+//! test runs the real `pgcdc` binary and/or the library against a throwaway PostgreSQL
+//! cluster (see `support/pg.rs`), and judges the output with independent readers.
+//!
+//! Run one area with a name filter, e.g. `cargo nextest run harness::` or
+//! `cargo test --test it -- cdc::`. Under cargo-nextest every test is its own process and so
+//! gets its own cluster; under plain `cargo test` the tests of this binary share one.
+
+mod support;
+
+mod cdc;
+mod commands;
+mod copy_binary;
+mod crash;
+mod errors;
+mod harness;
+mod load;
+mod memory;
+mod pgoutput_live;
+mod publication_filters;
+mod schema_changes;
+mod table_changes;
+mod target_safety;
+mod types;
+mod validate;
