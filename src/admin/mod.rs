@@ -13,15 +13,3 @@ use crate::source::sql;
 pub async fn connect_catalog(info: &ConnInfo) -> Result<Catalog> {
     Ok(Catalog::new(sql::connect(info).await?))
 }
-
-/// `"schema"."table"`, quoted for SQL.
-pub fn qualified(schema: &str, table: &str) -> String {
-    format!("{}.{}", quote_ident(schema), quote_ident(table))
-}
-
-pub use crate::source::replication::quote_ident;
-
-/// `'text'` as an SQL literal.
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}

@@ -1,7 +1,8 @@
 //! `pgcdc setup`: apply `migrations/` (publication, slot). Idempotent: what exists is kept,
 //! tables matching `source.tables` that are missing from the publication are added.
 
-use super::{connect_catalog, qualified, quote_ident, quote_literal};
+use super::connect_catalog;
+use crate::source::quote::{qualified, quote_ident, quote_literal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pipeline::filter::TableFilter;

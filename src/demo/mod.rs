@@ -108,10 +108,10 @@ async fn compare_table(catalog: &Catalog, schema: &Arc<crate::batch::TableSchema
     let cols: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
     let select = format!(
         "SELECT {} FROM {}",
-        cols.iter().map(|c| crate::admin::quote_ident(c)).collect::<Vec<_>>().join(", "),
-        crate::admin::qualified(&schema.schema, &schema.name)
+        cols.iter().map(|c| crate::source::quote::quote_ident(c)).collect::<Vec<_>>().join(", "),
+        crate::source::quote::qualified(&schema.schema, &schema.name)
     );
-    let rows = simple_rows(&catalog.client, &select).await?;
+    let rows = sql::simple_rows(&catalog.client, &select).await?;
     let source = canonical_rows(schema, &rows)?;
     let dir = crate::sink::parquet::naming::table_dir(root, &schema.schema, &schema.name);
     let m = tokio::task::block_in_place(|| materialize_table(&dir, None))?;
@@ -120,21 +120,4 @@ async fn compare_table(catalog: &Catalog, schema: &Arc<crate::batch::TableSchema
     }
     let target = project(&m.rows, &cols);
     Ok(DemoTable { name: schema.name.clone(), diff: diff(&cols, &source, &target), files: m.files, change_rows: m.change_rows })
-}
-
-/// All rows of a query as text values (simple query protocol).
-pub async fn simple_rows(client: &tokio_postgres::Client, sql_text: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let msgs = client
-        .simple_query(sql_text)
-        .await
-        .map_err(|e| Error::runtime(format!("{sql_text}: {}", sql::db_error_text(&e))))?;
-    Ok(msgs
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect())
 }

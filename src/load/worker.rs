@@ -70,7 +70,7 @@ pub async fn copy_chunk(
     let sql = format!(
         "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
         if exprs.is_empty() { "".to_string() } else { exprs.join(", ") },
-        crate::admin::qualified(&chunk.leaf_schema, &chunk.leaf_table),
+        crate::source::quote::qualified(&chunk.leaf_schema, &chunk.leaf_table),
         crate::source::publication::with_row_filter(
             &super::plan::chunk_filter(chunk, ctx.tid_ranges),
             ctx.row_filters.get(&format!("{}.{}", table.schema, table.name)).map(String::as_str)

@@ -7,6 +7,7 @@ pub mod conninfo;
 pub mod copy;
 pub mod pgoutput;
 pub mod publication;
+pub mod quote;
 pub mod replication;
 pub mod sql;
 pub mod tls;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::catalog::Catalog;
-use crate::admin::{qualified, quote_ident};
+use super::quote::{qualified, quote_ident};
 use crate::batch::TableSchema;
 use crate::error::{Error, Result};
 use crate::pipeline::filter::TableFilter;

@@ -100,6 +100,23 @@ fn error_chain(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// All rows of a query as text values (simple query protocol).
+pub async fn simple_rows(client: &tokio_postgres::Client, sql_text: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let msgs = client
+        .simple_query(sql_text)
+        .await
+        .map_err(|e| Error::runtime(format!("{sql_text}: {}", db_error_text(&e))))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::sqlstate_is_transient;

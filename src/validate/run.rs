@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use super::compare::{canonical_list, canonical_rows};
 use super::materialize::{materialize_rows, project, read_table_rows, ChangeRow};
-use crate::admin::{qualified, quote_ident, quote_literal};
+use crate::source::quote::{qualified, quote_ident, quote_literal};
 use crate::batch::TableSchema;
 use crate::config::{Config, Layout, ParquetSinkConfig};
 use crate::error::{Error, Result, ResultExt};
@@ -510,7 +510,7 @@ async fn compare_table(snap: &Catalog, sink: &ParquetSinkConfig, table: &Arc<Tab
         qualified(&table.schema, &table.name),
         crate::source::publication::with_row_filter("", row_filter)
     );
-    let text = crate::demo::simple_rows(&snap.client, &select).await?;
+    let text = crate::source::sql::simple_rows(&snap.client, &select).await?;
 
     // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).
     let up_to = v.0 as i64 - 1;

@@ -22,7 +22,8 @@ use pgcdc::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
 use pgcdc::pipeline::runner::protocol_version as max_proto;
 use pgcdc::source::conninfo::ConnInfo;
 use pgcdc::source::pgoutput::{Decoder, OldKind, PgOutputMessage as M, Relation, TupleValue};
-use pgcdc::source::replication::{quote_ident, ReplicationConn, SnapshotAction, StreamEvent};
+use pgcdc::source::quote::quote_ident;
+use pgcdc::source::replication::{ReplicationConn, SnapshotAction, StreamEvent};
 
 // ---------------------------------------------------------------------------------------------
 // Harness

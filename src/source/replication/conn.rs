@@ -12,6 +12,7 @@ use super::stream::ReplicationStream;
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 use crate::source::conninfo::{ConnInfo, SESSION_SETTINGS};
+use crate::source::quote::quote_ident;
 use crate::source::tls::{self, PgStream};
 
 /// A server error as received: SQLSTATE code, message, detail and hint.
@@ -382,10 +383,6 @@ fn parse_server_version(v: &str) -> u32 {
         [major] => major * 10000,
         _ => 0,
     }
-}
-
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn first_words(sql: &str) -> String {

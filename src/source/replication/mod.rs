@@ -4,5 +4,5 @@
 mod conn;
 mod stream;
 
-pub use conn::{quote_ident, ReplicationConn, SlotCreated, SnapshotAction, SystemInfo};
+pub use conn::{ReplicationConn, SlotCreated, SnapshotAction, SystemInfo};
 pub use stream::{ReplicationStream, StreamEvent};

@@ -138,7 +138,7 @@ impl Setup {
             q(table),
             filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
         );
-        let text = pgcdc::demo::simple_rows(&catalog.client, &select).await.expect("select");
+        let text = pgcdc::source::sql::simple_rows(&catalog.client, &select).await.expect("select");
         let source = canonical_rows(ts, &text).expect("canonical source rows");
         let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
         assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
