@@ -165,21 +165,17 @@ pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
     println!("{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  result", "table", "source rows", "target rows", "missing", "extra", "differing");
     let (mut identical, mut different, mut skipped, mut unpublished) = (0, 0, 0, 0);
     for t in &r.tables {
-        if t.status == TableStatus::NotPublished {
-            unpublished += 1;
+        let not_compared = match t.status {
+            TableStatus::NotPublished => Some((&mut unpublished, "NOT PUBLISHED", "not in the publication")),
+            TableStatus::NotValidated => Some((&mut skipped, "cannot validate", "unknown reason")),
+            _ => None,
+        };
+        if let Some((count, label, default_reason)) = not_compared {
+            *count += 1;
             println!(
-                "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  NOT PUBLISHED: {}",
+                "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  {label}: {}",
                 t.name(), "-", "-", "-", "-", "-",
-                t.reason.as_deref().unwrap_or("not in the publication")
-            );
-            continue;
-        }
-        if t.status == TableStatus::NotValidated {
-            skipped += 1;
-            println!(
-                "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  cannot validate: {}",
-                t.name(), "-", "-", "-", "-", "-",
-                t.reason.as_deref().unwrap_or("unknown reason")
+                t.reason.as_deref().unwrap_or(default_reason)
             );
             continue;
         }
