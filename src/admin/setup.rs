@@ -5,7 +5,7 @@ use super::connect_catalog;
 use crate::source::quote::{qualified, quote_ident, quote_literal};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::pipeline::filter::TableFilter;
+use crate::config::TableFilter;
 use crate::source::conninfo::ConnInfo;
 use crate::source::sql::db_error_text;
 

@@ -13,9 +13,9 @@
 //! numeric, the same errors for values Arrow cannot hold.
 
 use super::columns::{parse, Cell, Scratch};
-use super::schema::ColumnSchema;
 use super::text::{DATE_INFINITY, DATE_NEG_INFINITY, MICROS_PER_DAY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY};
-use super::types::{Conv, PgType};
+use super::types::Conv;
+use crate::model::{ColumnSchema, PgType};
 use arrow_buffer::i256;
 
 /// Days between 1970-01-01 and 2000-01-01 (PostgreSQL's epoch).

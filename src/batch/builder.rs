@@ -8,23 +8,8 @@ use arrow_schema::SchemaRef;
 
 use super::binary_values::{binary_conv, parse_binary, BinaryConv};
 use super::columns::{parse, Cell, ColumnBuilder, Scratch};
-use super::schema::TableSchema;
 use super::types::Conv;
-use crate::model::{Lsn, RowOp};
-use crate::source::pgoutput::TupleValue;
-
-/// One output row: a change (or load row) with its metadata columns.
-#[derive(Debug, Clone, Copy)]
-pub struct OutputRow<'a> {
-    pub op: RowOp,
-    pub lsn: Lsn,
-    pub seq: i64,
-    pub xid: Option<u32>,
-    pub commit_ts_us: i64,
-    /// One per table column; `Unchanged` → null in the data column and the column's name
-    /// listed in `_unchanged` (a null list when there are none).
-    pub values: &'a [TupleValue],
-}
+use crate::model::{OutputRow, TableSchema, TupleValue};
 
 /// A value that cannot be converted to its column's Arrow type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -303,7 +303,7 @@ impl ColumnBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::types::PgType;
+    use crate::model::PgType;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int32Type;
     use arrow_array::Array;

@@ -1,10 +1,11 @@
-//! Changes to Arrow record batches: PostgreSQL type mapping (SPEC 5.4) and per-table builders.
+//! The change model's rows ([`crate::model::OutputRow`]) into Arrow record batches: the
+//! PostgreSQL type mapping (SPEC 5.4) and per-table builders.
 //!
-//! * [`types`]: [`PgType`], type resolution ([`builtin`], [`resolve`]) and the Arrow mapping,
-//!   including the rule for values Arrow cannot hold natively (infinity, BC, `24:00:00`).
+//! * [`types`]: the Arrow type of each [`crate::model::PgType`] (SPEC 5.4), including the
+//!   rule for values Arrow cannot hold natively (infinity, BC, `24:00:00`).
 //! * [`text`]: parsers of PostgreSQL's text output (and the reverse formatters).
 //! * [`mod@array`]: the array literal parser.
-//! * [`schema`]: [`TableSchema`] and the Arrow schema with the metadata columns of SPEC 5.1.
+//! * [`schema`]: a table's Arrow schema with the metadata columns of SPEC 5.1.
 //! * [`builder`]: [`TableBatchBuilder`], rows into record batches.
 //! * [`display`]: [`cell_to_string`], canonical strings of cells for comparisons.
 
@@ -21,7 +22,5 @@ pub mod types;
 mod tests;
 
 pub use binary_values::{copy_native, copy_select_expr};
-pub use builder::{OutputRow, TableBatchBuilder, ValueError};
+pub use builder::{TableBatchBuilder, ValueError};
 pub use display::cell_to_string;
-pub use schema::{ColumnSchema, TableSchema};
-pub use types::{builtin, resolve, CatalogType, PgType};

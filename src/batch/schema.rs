@@ -1,13 +1,12 @@
-//! A table's schema as pgcdc records it, and the Arrow schema of its output files: the
-//! table's columns followed by the metadata columns of SPEC 5.1.
+//! The Arrow schema of a table's output files: the table's columns (typed per SPEC 5.4)
+//! followed by the metadata columns of SPEC 5.1, with the `pgcdc.*` metadata keys.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use serde::{Deserialize, Serialize};
 
-use super::types::{builtin, builtin_type_name, PgType};
+use crate::model::{ColumnSchema, TableSchema};
 
 /// `_op`: `L`, `I`, `U`, `D` or `T`.
 pub const COL_OP: &str = "_op";
@@ -37,23 +36,6 @@ pub const META_ATTNUM: &str = "pgcdc.attnum";
 /// the column existed have (`attmissingval` of a fast default); absent when null.
 pub const META_MISSING: &str = "pgcdc.missing";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ColumnSchema {
-    pub name: String,
-    pub type_oid: u32,
-    pub type_modifier: i32,
-    pub pg_type: PgType,
-    /// Part of the replica identity (pgoutput's column flag).
-    pub replica_identity: bool,
-    /// `pg_attribute.attnum`: the column's identity across renames (`None` when unknown).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attnum: Option<i16>,
-    /// The value of the column in rows written before it was added (a fast default's
-    /// `attmissingval`), in PostgreSQL's text form; `None` means null.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing: Option<String>,
-}
-
 impl ColumnSchema {
     /// The column's Arrow field, with field metadata `pgcdc.attnum` and `pgcdc.missing`
     /// when known.
@@ -72,34 +54,6 @@ impl ColumnSchema {
         }
         field.with_metadata(meta)
     }
-
-    /// The PostgreSQL type name shown in metadata: the builtin name (`varchar`,
-    /// `timestamptz[]`, `numeric(10,2)`), else the resolved type's name.
-    pub fn pg_type_name(&self) -> String {
-        match (&self.pg_type, builtin_type_name(self.type_oid)) {
-            (PgType::Numeric { .. }, _) => self.pg_type.name(),
-            (PgType::Array { element, .. }, _) if matches!(**element, PgType::Numeric { .. }) => self.pg_type.name(),
-            (_, Some(n)) if builtin(self.type_oid, self.type_modifier).is_some() => n,
-            _ => self.pg_type.name(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSchema {
-    pub relid: u32,
-    pub schema: String,
-    pub name: String,
-    pub columns: Vec<ColumnSchema>,
-    /// Indices of the key used by the materialisation rule (primary key, else
-    /// replica-identity index, else all columns).
-    pub key: Vec<usize>,
-    /// `d` default, `n` nothing, `f` full, `i` index.
-    pub replica_identity: u8,
-    /// `pg_class.relfilenode` when the schema was read (`None` when unknown): a change
-    /// means the table was rewritten (see `crate::pipeline::rewrite`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relfilenode: Option<u32>,
 }
 
 /// The Arrow fields of the metadata columns (SPEC 5.1), in order.
@@ -115,16 +69,6 @@ pub fn metadata_fields() -> Vec<Field> {
 }
 
 impl TableSchema {
-    /// `schema.table`.
-    pub fn qualified_name(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-
-    /// Names of the key columns, in key order.
-    pub fn key_names(&self) -> Vec<&str> {
-        self.key.iter().filter_map(|&i| self.columns.get(i)).map(|c| c.name.as_str()).collect()
-    }
-
     /// The Arrow schema of the table's output: its columns in order (all nullable), then the
     /// metadata columns, with schema metadata `pgcdc.table`, `pgcdc.key`, `pgcdc.pg_types`.
     pub fn arrow_schema(&self) -> SchemaRef {
@@ -149,33 +93,12 @@ impl TableSchema {
         ]);
         Arc::new(Schema::new_with_metadata(fields, metadata))
     }
-
-    /// True if both produce the same data columns: same names, type OIDs, modifiers,
-    /// resolved types, attnums and missing values, in the same order (hence the same Arrow
-    /// fields). The key, the replica identity and the table's name are not part of the shape.
-    pub fn same_shape(&self, other: &TableSchema) -> bool {
-        self.columns.len() == other.columns.len()
-            && self.columns.iter().zip(&other.columns).all(|(a, b)| {
-                a.name == b.name
-                    && a.type_oid == b.type_oid
-                    && a.type_modifier == b.type_modifier
-                    && a.pg_type == b.pg_type
-                    && a.attnum == b.attnum
-                    && a.missing == b.missing
-            })
-    }
-
-    /// True if the schema history needs no new entry for `other`: same shape, same key
-    /// columns and same relfilenode. A difference also seals the open part, so that every
-    /// file has one shape and one key (its `pgcdc.key`).
-    pub fn same_history(&self, other: &TableSchema) -> bool {
-        self.same_shape(other) && self.key_names() == other.key_names() && self.relfilenode == other.relfilenode
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::builtin;
 
     pub(crate) fn col(name: &str, oid: u32, typmod: i32) -> ColumnSchema {
         ColumnSchema {
@@ -237,28 +160,6 @@ mod tests {
         assert_eq!(types[2]["type"], "numeric(10,2)");
         assert_eq!(types[3]["type"], "text[]");
         assert_eq!(types[4], serde_json::json!({"column": "name", "type": "varchar", "oid": 1043, "typmod": 24}));
-    }
-
-    #[test]
-    fn same_shape_compares_columns_only() {
-        let a = table();
-        let mut b = table();
-        b.key = vec![0];
-        b.replica_identity = b'f';
-        b.relid = 1;
-        assert!(a.same_shape(&b));
-        let mut c = table();
-        c.columns[2] = col("amount", 1700, ((12 << 16) | 2) + 4);
-        assert!(!a.same_shape(&c));
-        let mut d = table();
-        d.columns[4].name = "title".into();
-        assert!(!a.same_shape(&d));
-        let mut e = table();
-        e.columns.pop();
-        assert!(!a.same_shape(&e));
-        let mut f = table();
-        f.columns[1] = col("region", 1043, -1); // text -> varchar: same Arrow type, other PG type
-        assert!(!a.same_shape(&f));
     }
 
     #[test]

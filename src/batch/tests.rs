@@ -9,8 +9,7 @@ use arrow_schema::DataType;
 use bytes::Bytes;
 
 use super::*;
-use crate::model::{Lsn, RowOp};
-use crate::source::pgoutput::TupleValue;
+use crate::model::{builtin, ColumnSchema, Lsn, OutputRow, RowOp, TableSchema, TupleValue};
 
 fn numeric_typmod(p: i32, s: i32) -> i32 {
     ((p << 16) | (s & 0x7ff)) + 4

@@ -5,6 +5,7 @@
 //! failure is a configuration error (exit 2) that names the file, the key and a fix.
 
 mod env;
+mod tables;
 mod units;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -104,7 +104,7 @@ pub async fn run(out_dir: &Path) -> Result<DemoReport> {
     })
 }
 
-async fn compare_table(catalog: &Catalog, schema: &Arc<crate::batch::TableSchema>, root: &Path) -> Result<DemoTable> {
+async fn compare_table(catalog: &Catalog, schema: &Arc<crate::model::TableSchema>, root: &Path) -> Result<DemoTable> {
     let cols: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
     let select = format!(
         "SELECT {} FROM {}",

@@ -23,8 +23,8 @@ use super::registry::{Attempt, FollowedTable};
 use super::worker::{copy_chunk, enter_snapshot, LoadContext};
 use crate::config::Compression;
 use crate::error::{Error, Result};
-use crate::pipeline::filter::TableFilter;
-use crate::pipeline::reload::Reloads;
+use crate::config::TableFilter;
+use super::requests::Reloads;
 use crate::sink::parquet::naming::table_prefix;
 use crate::sink::storage::Storage;
 use crate::source::catalog::Catalog;
@@ -174,7 +174,7 @@ pub async fn name_of(catalog: &Catalog, relid: u32) -> Result<Option<(String, St
 
 /// The OIDs of a table's leaf relations, sorted: its partitions', or its own.
 pub async fn leaf_oids(catalog: &Catalog, relid: u32) -> Result<Vec<u32>> {
-    let leaves = crate::pipeline::table_watch::leaves_sql(catalog, "$1::oid").await?;
+    let leaves = crate::source::partitions::leaves_sql(catalog, "$1::oid").await?;
     let row = catalog
         .client
         .query_one(&format!("SELECT {leaves}"), &[&relid])

@@ -11,14 +11,15 @@ use tokio_postgres::Client;
 
 use super::progress::TableProgress;
 use super::state::Chunk;
-use crate::batch::{copy_select_expr, OutputRow, TableBatchBuilder, TableSchema};
+use crate::batch::{TableBatchBuilder, copy_select_expr};
+use crate::model::{OutputRow, TableSchema};
 use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
 use crate::sink::parquet::load::{remove_part, LoadWriter};
 use crate::sink::storage::Storage;
 use crate::source::copy::BinaryCopyParser;
-use crate::source::pgoutput::TupleValue;
+use crate::model::TupleValue;
 use crate::source::sql::{self, db_error_text};
 
 const BATCH_ROWS: usize = 16 * 1024;

@@ -13,9 +13,10 @@
 
 use std::borrow::Cow;
 
-use crate::batch::TableSchema;
+use crate::model::TableSchema;
 use crate::model::RowOp;
-use crate::source::pgoutput::{OldKind, Tuple, TupleValue};
+use crate::source::pgoutput::{OldKind, Tuple};
+use crate::model::TupleValue;
 
 /// One output row before the transaction metadata is attached.
 pub struct RowOut<'a> {
@@ -71,7 +72,7 @@ pub fn truncate_values(table: &TableSchema) -> Vec<TupleValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{ColumnSchema, PgType};
+    use crate::model::{ColumnSchema, PgType};
     use bytes::Bytes;
 
     fn table() -> TableSchema {

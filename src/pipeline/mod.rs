@@ -8,10 +8,8 @@
 //! [`Progress::durable`], which the reader reports to the slot.
 
 mod changes;
-pub mod filter;
 pub mod progress;
 pub mod relations;
-pub mod reload;
 mod reload_wiring;
 pub mod rewrite;
 pub mod runner;
@@ -27,15 +25,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use self::changes::{truncate_values, update_rows, RowOut};
-use self::filter::TableFilter;
+use crate::config::TableFilter;
 use self::progress::Progress;
 use self::relations::{CatalogLookup, Relations};
+use crate::load::requests::{ReloadRequest, Reloads};
 use self::spill::StreamSpill;
-use crate::batch::{OutputRow, TableSchema};
+use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{pg_ts_to_unix_micros, Lsn, RowOp, TxnMeta};
 use crate::sink::{Checkpoint, Sink};
-use crate::source::pgoutput::{decode_message, Decoder, PgOutputMessage};
+use crate::source::pgoutput::{Decoder, PgOutputMessage, decode_message};
 
 /// What the replication reader hands to the pipeline, in stream order.
 #[derive(Debug)]
@@ -74,7 +73,7 @@ struct OpenTxn {
     seq: i64,
     /// Tables whose relfilenode changed (a rewrite, or a TRUNCATE): reloaded at commit
     /// unless this transaction truncated them ([`rewrite`]).
-    rewritten: Vec<reload::ReloadRequest>,
+    rewritten: Vec<ReloadRequest>,
 }
 
 pub struct PipelineOptions {
@@ -104,7 +103,7 @@ pub struct Pipeline {
     idle_checkpoint_interval: Duration,
     stopping: bool,
     /// Told about every Relation message of a selected table (see [`reload`]).
-    reloads: Option<Arc<reload::Reloads>>,
+    reloads: Option<Arc<Reloads>>,
     /// Relations described by the stream and not yet reported to `reloads`: reported at
     /// their first change.
     unobserved: std::collections::HashSet<u32>,
@@ -166,7 +165,7 @@ impl Pipeline {
 
     /// Makes the pipeline report tables the stream shows (OID and name) to `reloads`, which
     /// asks for a reload of a table that joined, was renamed or was recreated.
-    pub fn set_reloads(&mut self, reloads: Arc<reload::Reloads>) {
+    pub fn set_reloads(&mut self, reloads: Arc<Reloads>) {
         self.reloads = Some(reloads);
     }
 
@@ -356,7 +355,7 @@ impl Pipeline {
                     if let Some(old) = r.note_relfilenode(table.relid, new)? {
                         let reason = rewrite::rewrite_reason(&table.qualified_name(), old, new);
                         let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput Relation outside a transaction"))?;
-                        txn.rewritten.push(reload::ReloadRequest {
+                        txn.rewritten.push(ReloadRequest {
                             relid: table.relid,
                             schema: table.schema.clone(),
                             table: table.name.clone(),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::batch::{resolve, CatalogType, ColumnSchema, TableSchema};
+use crate::model::{choose_key, resolve, CatalogType, ColumnSchema, TableSchema};
 use crate::error::{Error, Result};
 use crate::source::attributes::RelationFacts;
 use crate::source::pgoutput::Relation;
@@ -18,26 +18,6 @@ pub trait CatalogLookup {
     /// message arrives. The default knows nothing (columns get no attnum).
     fn relation_facts(&mut self, _relid: u32) -> Result<RelationFacts> {
         Ok(RelationFacts::default())
-    }
-}
-
-/// The key of the materialisation rule, from the identity the stream declares (so that
-/// deletes and key-changing updates, which carry only the identity columns, find their
-/// row): the columns flagged as replica identity (the primary key under `DEFAULT`, the
-/// index's columns under `USING INDEX`), in the primary key's order when they are its
-/// columns, else in table order. Under `FULL` (`replica_identity` `f`, every column
-/// flagged) and `NOTHING` (`n`, none), the primary key when the table has one and all its
-/// columns are present, else the flagged columns (every column under FULL).
-pub fn choose_key(columns: &[ColumnSchema], primary_key: &[String], replica_identity: u8) -> Vec<usize> {
-    let pk: Option<Vec<usize>> = primary_key.iter().map(|n| columns.iter().position(|c| &c.name == n)).collect();
-    let pk = pk.filter(|idx| !idx.is_empty());
-    let flagged: Vec<usize> = columns.iter().enumerate().filter(|(_, c)| c.replica_identity).map(|(i, _)| i).collect();
-    match (replica_identity, pk) {
-        (b'f' | b'n', pk) => pk.unwrap_or(flagged),
-        (_, pk) if flagged.is_empty() => pk.unwrap_or_default(),
-        // The primary key's columns, in the constraint's order (pgoutput flags them in table order).
-        (_, Some(pk)) if pk.len() == flagged.len() && pk.iter().all(|i| flagged.contains(i)) => pk,
-        _ => flagged,
     }
 }
 
@@ -117,44 +97,5 @@ impl Relations {
             self.tables[&rel.relid].clone()
         };
         Ok((table, changed, prev))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::batch::PgType;
-
-    fn cols(flags: &[bool]) -> Vec<ColumnSchema> {
-        ["id", "code", "v"]
-            .iter()
-            .zip(flags)
-            .map(|(n, &f)| ColumnSchema {
-                name: n.to_string(),
-                type_oid: 25,
-                type_modifier: -1,
-                pg_type: PgType::Text,
-                replica_identity: f,
-                attnum: None,
-                missing: None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_key_is_the_streamed_identity() {
-        let pk = vec!["id".to_string()];
-        // USING INDEX on `code`: the identity, not today's primary key.
-        assert_eq!(choose_key(&cols(&[false, true, false]), &pk, b'i'), vec![1]);
-        // DEFAULT: the flagged primary key (as the stream had it, whatever the catalog says now),
-        // in the constraint's order.
-        assert_eq!(choose_key(&cols(&[true, false, false]), &["code".to_string()], b'd'), vec![0]);
-        assert_eq!(choose_key(&cols(&[true, true, false]), &["code".to_string(), "id".to_string()], b'd'), vec![1, 0]);
-        // FULL: the primary key when there is one, else every column.
-        assert_eq!(choose_key(&cols(&[true, true, true]), &pk, b'f'), vec![0]);
-        assert_eq!(choose_key(&cols(&[true, true, true]), &[], b'f'), vec![0, 1, 2]);
-        // NOTHING: the primary key if any.
-        assert_eq!(choose_key(&cols(&[false, false, false]), &pk, b'n'), vec![0]);
-        assert!(choose_key(&cols(&[false, false, false]), &[], b'n').is_empty());
     }
 }

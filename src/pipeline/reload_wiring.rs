@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::filter::TableFilter;
-use super::reload::{ReloadRequest, Reloads};
+use crate::config::TableFilter;
 use super::table_watch;
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::load::reload::{relid_of, reload_worker, ReloadTarget};
+use crate::load::requests::{ReloadRequest, Reloads};
 use crate::sink::storage::{self, Storage};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;

@@ -6,7 +6,7 @@
 //! stale until the table is reloaded (for the others a reload is harmless). The pipeline
 //! reads the relfilenode with every Relation message ([`crate::source::attributes`]) and
 //! compares it with the one recorded for the table in `_pgcdc/tables.json`
-//! ([`super::reload::Reloads::note_relfilenode`]), which also covers rewrites made while
+//! ([`crate::load::requests::Reloads::note_relfilenode`]), which also covers rewrites made while
 //! pgcdc was stopped. The relfilenode is read from the catalog as it is when the message is
 //! applied, so while catching up a rewrite may be noticed at an earlier Relation message
 //! than its own; the reload then takes a snapshot after the rewrite either way. A rewrite of

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::relations::CatalogLookup;
 use super::{Flow, Pipeline, PipelineOptions, PipelineStats, SourceEvent};
-use crate::batch::CatalogType;
+use crate::model::CatalogType;
 use crate::config::{Config, Mode, SinkConfig};
 use crate::error::{Error, Result};
 use crate::model::Lsn;

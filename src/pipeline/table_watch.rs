@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::filter::TableFilter;
-use super::reload::Reloads;
+use crate::config::TableFilter;
 use crate::error::{Error, Result};
 use crate::load::registry::{FollowedTable, TableRegistry};
+use crate::load::requests::Reloads;
 use crate::load::state::LoadState;
 use crate::sink::storage::Storage;
 use crate::source::catalog::Catalog;
@@ -29,7 +29,7 @@ pub async fn published_tables(
     publication: &str,
     filter: &TableFilter,
 ) -> Result<Vec<PublishedTable>> {
-    let leaves = leaves_sql(catalog, "c.oid").await?;
+    let leaves = crate::source::partitions::leaves_sql(catalog, "c.oid").await?;
     let rows = catalog
         .client
         .query(
@@ -62,19 +62,6 @@ pub async fn published_tables(
         })
         .filter(|(_, s, t, _)| filter.matches(s, t))
         .collect())
-}
-
-/// An SQL expression (type `oid[]`) for the sorted leaf OIDs of the relation `oid_expr`:
-/// its partitions' (PostgreSQL 12+, `pg_partition_tree`), or its own. Partitioned tables
-/// cannot be published before PostgreSQL 13, so older servers need no tree.
-pub async fn leaves_sql(catalog: &Catalog, oid_expr: &str) -> Result<String> {
-    Ok(if catalog.server_version_num().await? >= 120000 {
-        format!(
-            "COALESCE((SELECT array_agg(t.relid::oid ORDER BY t.relid::oid) FROM pg_partition_tree({oid_expr}) t WHERE t.isleaf), ARRAY[{oid_expr}])"
-        )
-    } else {
-        format!("ARRAY[{oid_expr}]")
-    })
 }
 
 /// The target's registry, created when missing: from the full load's plan (the tables it

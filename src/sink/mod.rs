@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{OutputRow, TableSchema};
+use crate::model::{OutputRow, TableSchema};
 use crate::error::Result;
 use crate::model::{Lsn, TxnMeta};
 

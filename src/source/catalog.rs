@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::batch::{builtin, resolve, CatalogType, ColumnSchema, TableSchema};
+use crate::model::{CatalogType, ColumnSchema, TableSchema, builtin, resolve};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 
@@ -142,7 +142,7 @@ impl Catalog {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Facts about a type for [`crate::batch::resolve`].
+    /// Facts about a type for [`crate::model::resolve`].
     pub async fn type_facts(&self, oid: u32) -> Result<Option<CatalogType>> {
         let rows = self
             .client
@@ -169,7 +169,7 @@ impl Catalog {
     }
 
     /// The current schema of a table, resolved like the pipeline resolves Relation messages
-    /// (key = the replica identity's columns, see [`crate::pipeline::relations::choose_key`]).
+    /// (key = the replica identity's columns, see [`crate::model::choose_key`]).
     pub async fn table_schema(&self, schema: &str, table: &str) -> Result<Arc<TableSchema>> {
         let rel = self
             .client
@@ -230,7 +230,7 @@ impl Catalog {
             })
             .collect();
         let ident = ident.bytes().next().unwrap_or(b'd');
-        let key = crate::pipeline::relations::choose_key(&columns, &pk, ident);
+        let key = crate::model::choose_key(&columns, &pk, ident);
         Ok(Arc::new(TableSchema {
             relid,
             schema: schema.to_string(),

@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::pgoutput::TupleValue;
+use crate::model::TupleValue;
 
 /// The binary COPY signature.
 pub const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";

@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod catalog;
 pub mod conninfo;
+pub mod partitions;
 pub mod copy;
 pub mod pgoutput;
 pub mod publication;

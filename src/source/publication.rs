@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use super::catalog::Catalog;
 use super::quote::{qualified, quote_ident};
-use crate::batch::TableSchema;
+use crate::model::TableSchema;
 use crate::error::{Error, Result};
-use crate::pipeline::filter::TableFilter;
-use crate::pipeline::relations::choose_key;
+use crate::config::TableFilter;
+use crate::model::choose_key;
 
 /// A table as one publication publishes it.
 #[derive(Debug, Clone)]

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{cell_to_string, OutputRow, TableBatchBuilder, TableSchema};
+use crate::batch::{TableBatchBuilder, cell_to_string};
+use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
-use crate::source::pgoutput::TupleValue;
+use crate::model::TupleValue;
 
 /// Key → data values (in `table.columns` order), as canonical strings.
 pub type Rows = HashMap<Vec<Option<String>>, Vec<Option<String>>>;

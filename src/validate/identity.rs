@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::batch::{builtin, ColumnSchema, TableSchema};
+use crate::model::{ColumnSchema, TableSchema, builtin};
 
 /// One data column of a file, from its Arrow field and the file's `pgcdc.pg_types`.
 #[derive(Debug, Clone, Default)]

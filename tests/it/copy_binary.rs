@@ -21,14 +21,13 @@ use arrow_schema::DataType;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use pgcdc::batch::text::{DATE_INFINITY, DATE_NEG_INFINITY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY};
-use pgcdc::batch::{
-    cell_to_string, copy_native, copy_select_expr, OutputRow, TableBatchBuilder, TableSchema, ValueError,
-};
+use pgcdc::batch::{TableBatchBuilder, ValueError, cell_to_string, copy_native, copy_select_expr};
+use pgcdc::model::{OutputRow, TableSchema};
 use pgcdc::model::{Lsn, RowOp};
 use pgcdc::source::catalog::Catalog;
 use pgcdc::source::conninfo::SESSION_SETTINGS;
 use pgcdc::source::copy::BinaryCopyParser;
-use pgcdc::source::pgoutput::TupleValue;
+use pgcdc::model::TupleValue;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::support::TestDb;

@@ -21,7 +21,8 @@ use pgcdc::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
 // The highest pgoutput protocol version the server speaks: pgcdc's one rule.
 use pgcdc::pipeline::runner::protocol_version as max_proto;
 use pgcdc::source::conninfo::ConnInfo;
-use pgcdc::source::pgoutput::{Decoder, OldKind, PgOutputMessage as M, Relation, TupleValue};
+use pgcdc::source::pgoutput::{Decoder, OldKind, PgOutputMessage as M, Relation};
+use pgcdc::model::TupleValue;
 use pgcdc::source::quote::quote_ident;
 use pgcdc::source::replication::{ReplicationConn, SnapshotAction, StreamEvent};
 

@@ -1237,9 +1237,11 @@ async fn text_vs_binary_pgoutput() {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use pgcdc::batch::{OutputRow, TableBatchBuilder, TableSchema};
+    use pgcdc::batch::TableBatchBuilder;
+use pgcdc::model::{OutputRow, TableSchema};
     use pgcdc::model::{Lsn, RowOp};
-    use pgcdc::source::pgoutput::{Decoder, PgOutputMessage, TupleValue};
+    use pgcdc::source::pgoutput::{Decoder, PgOutputMessage};
+use pgcdc::model::TupleValue;
 
     let rows: i64 = std::env::var("PGCDC_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let s = Setup::new("types_bench").await;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::naming::table_prefix;
-use crate::batch::TableSchema;
+use crate::model::TableSchema;
 use crate::error::Result;
 use crate::model::Lsn;
 use crate::sink::storage::Storage;

@@ -11,7 +11,7 @@ use arrow_array::RecordBatch;
 
 use super::naming::table_prefix;
 use super::writer::{writer_properties, LsnRange, PartWriter};
-use crate::batch::TableSchema;
+use crate::model::TableSchema;
 use crate::config::Compression;
 use crate::error::Result;
 use crate::model::Lsn;

@@ -19,7 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::batch::TableSchema;
+use crate::model::TableSchema;
 use crate::config::Compression as CompressionConfig;
 use crate::error::{Error, Result, ResultExt};
 use crate::model::Lsn;

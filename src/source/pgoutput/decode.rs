@@ -9,7 +9,8 @@
 
 use bytes::Bytes;
 
-use super::messages::{OldKind, PgOutputMessage, Relation, RelationColumn, Tuple, TupleValue};
+use super::messages::{OldKind, PgOutputMessage, Relation, RelationColumn, Tuple};
+use crate::model::TupleValue;
 use crate::model::{Lsn, PgTimestamp};
 
 /// Why a pgoutput message could not be decoded. Offsets count from the tag byte (offset 0).

@@ -6,20 +6,7 @@
 
 use bytes::Bytes;
 
-use crate::model::{Lsn, PgTimestamp};
-
-/// One column value inside a tuple.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TupleValue {
-    /// `n`: SQL NULL.
-    Null,
-    /// `u`: an unchanged TOASTed value; the server did not send it.
-    Unchanged,
-    /// `t`: the value in the type's text output format.
-    Text(Bytes),
-    /// `b`: the value in the type's binary send format (`binary` option, PG14+).
-    Binary(Bytes),
-}
+use crate::model::{Lsn, PgTimestamp, TupleValue};
 
 /// TupleData: one value per column of the relation, in relation column order.
 pub type Tuple = Vec<TupleValue>;

@@ -128,7 +128,7 @@ impl Setup {
 
     /// Materialises the target's `schema.table` and asserts it equals the source read with
     /// `ts`'s columns (and `WHERE filter`), with no duplicate `(_lsn, _seq)`.
-    async fn compare_with_source(&self, catalog: &Catalog, schema: &str, table: &str, ts: &std::sync::Arc<pgcdc::batch::TableSchema>, filter: Option<&str>) -> usize {
+    async fn compare_with_source(&self, catalog: &Catalog, schema: &str, table: &str, ts: &std::sync::Arc<pgcdc::model::TableSchema>, filter: Option<&str>) -> usize {
         let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
         let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let select = format!(

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::*;
+use crate::model::TupleValue;
 use crate::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
 
 // ---------------------------------------------------------------------------------------
@@ -95,9 +96,10 @@ fn tuple_payloads(tuple: &Tuple) -> impl Iterator<Item = &Bytes> {
     })
 }
 
-/// Days from 1970-01-01 to the given civil date (the calendar of `batch::text`).
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian, as PostgreSQL counts).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    crate::batch::text::days_from_civil(y, m as u32, d as u32)
+    let date = chrono::NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32).expect("a valid test date");
+    (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
 }
 
 /// `2019-07-18T17:02:35.726322Z` to microseconds since 2000-01-01 UTC.

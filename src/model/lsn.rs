@@ -1,8 +1,4 @@
-//! The small change model every part of pgcdc speaks: LSNs, transactions and row changes.
-//!
-//! The source decodes pgoutput into these types, the pipeline orders and groups them, and
-//! the sinks turn them into files or records. Nothing here knows about Arrow or PostgreSQL
-//! wire formats.
+//! Positions and times as PostgreSQL writes them: [`Lsn`] and [`PgTimestamp`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -79,54 +75,6 @@ pub const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
 /// Converts a PostgreSQL-epoch timestamp to microseconds since the Unix epoch.
 pub fn pg_ts_to_unix_micros(ts: PgTimestamp) -> i64 {
     ts + PG_EPOCH_UNIX_SECS * 1_000_000
-}
-
-/// What identifies one committed transaction in the output.
-///
-/// `commit_lsn` is the LSN of the commit record (pgoutput's Begin `final_lsn`); it is what
-/// `_lsn` holds. `end_lsn` is the end of the commit record: the position confirmed to the slot
-/// once the transaction is durable, so that a restart resumes after it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxnMeta {
-    pub xid: Option<u32>,
-    pub commit_lsn: Lsn,
-    pub end_lsn: Lsn,
-    /// Commit time in microseconds since the Unix epoch.
-    pub commit_ts_us: i64,
-}
-
-/// The operation of one output row (`_op`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RowOp {
-    /// A row of the full load (`L`).
-    Load,
-    Insert,
-    Update,
-    Delete,
-    /// A TRUNCATE marker: the table is empty after this row (`T`).
-    Truncate,
-}
-
-impl RowOp {
-    pub fn code(self) -> &'static str {
-        match self {
-            RowOp::Load => "L",
-            RowOp::Insert => "I",
-            RowOp::Update => "U",
-            RowOp::Delete => "D",
-            RowOp::Truncate => "T",
-        }
-    }
-    pub fn from_code(s: &str) -> Option<RowOp> {
-        Some(match s {
-            "L" => RowOp::Load,
-            "I" => RowOp::Insert,
-            "U" => RowOp::Update,
-            "D" => RowOp::Delete,
-            "T" => RowOp::Truncate,
-            _ => return None,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `source.tables` patterns: `schema.table` with `*` matching any run of characters.
 
+/// The tables a configuration selects. Built from `source.tables`; an empty list selects all.
 pub struct TableFilter {
     patterns: Vec<(String, String)>,
 }

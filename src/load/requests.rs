@@ -2,7 +2,7 @@
 //! table to be (re)loaded while CDC keeps running.
 //!
 //! [`Reloads`] is shared (`Arc`) by everything in `run` that may ask for a reload and by
-//! the reload worker ([`crate::load::reload`]) that performs them. [`Reloads::submit`]
+//! the reload worker ([`super::reload`]) that performs them. [`Reloads::submit`]
 //! records the request as pending in `_pgcdc/tables.json` *before* it returns (so a crash
 //! never forgets it, and `validate` waits for it) and wakes the worker; it does no catalog
 //! work and never waits for the reload, so the pipeline thread may call it.
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use crate::error::Result;
-use crate::load::registry::{FollowedTable, PendingReload, TableRegistry};
+use super::registry::{FollowedTable, PendingReload, TableRegistry};
 use crate::model::Lsn;
 use crate::sink::storage::Storage;
 
