@@ -8,9 +8,10 @@ Run through `make bench` (which builds the release binary first), or directly:
 
 What it does, in one run:
 
-1. initdb + start a throwaway cluster in a temp dir (wal_level=logical, fsync=off,
-   max_wal_size=4GB, everything else default, notably logical_decoding_work_mem=64MB);
-   as root the server runs as `postgres`.
+1. starts a throwaway cluster through pgcdc's own harness (`pgcdc cluster`, as the demo and
+   the tests: wal_level=logical, fsync=off, plus synchronous_commit=on, max_wal_size=4GB,
+   everything else default, notably logical_decoding_work_mem=64MB); as root the server runs
+   as `postgres`.
 2. Creates `bench_a` and `bench_b` (id bigint, name text, amount numeric(12,2),
    ts timestamptz, doc jsonb), pre-fills `bench_b`, and one publication over both.
 3. For each workload: creates the slots (one per consumer run: `pgcdc setup` for pgcdc,
@@ -47,14 +48,13 @@ The cluster and every temp dir are removed at exit, also on failure or Ctrl-C.
 
 import argparse
 import datetime
+import json
 import os
 import platform
-import pwd
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -108,85 +108,46 @@ class BenchError(Exception):
     pass
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pg_bindir():
-    try:
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
-        if os.path.exists(os.path.join(out, "initdb")):
-            return out
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    cands = []
-    for d in os.listdir("/usr/lib/postgresql") if os.path.isdir("/usr/lib/postgresql") else []:
-        if d.isdigit() and os.path.exists(f"/usr/lib/postgresql/{d}/bin/initdb"):
-            cands.append((int(d), f"/usr/lib/postgresql/{d}/bin"))
-    if not cands:
-        raise BenchError("PostgreSQL server binaries not found (pg_config --bindir, /usr/lib/postgresql/*/bin)")
-    return max(cands)[1]
-
-
 class Cluster:
-    """A throwaway cluster in a temp dir; stop() removes everything."""
+    """The throwaway cluster of pgcdc's own harness (`pgcdc cluster`, src/demo/cluster.rs: the
+    one place that runs initdb and pg_ctl, as the demo and the tests do), held while our pipe
+    to its stdin is open; stop() closes it, which stops the server and removes its directory."""
 
-    def __init__(self, bindir, workdir):
-        self.bindir = bindir
-        self.as_postgres = os.geteuid() == 0
-        self.dir = os.path.join(workdir, "pg")
-        os.makedirs(self.dir)
-        if self.as_postgres:
-            pw = pwd.getpwnam("postgres")
-            os.chown(workdir, pw.pw_uid, pw.pw_gid)
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        self.data = os.path.join(self.dir, "data")
-        self.port = free_port()
-        self.started = False
-        self.conf = {
-            "listen_addresses": "'127.0.0.1'",
-            "port": str(self.port),
-            "unix_socket_directories": f"'{self.dir}'",
-            "wal_level": "logical",
-            "max_replication_slots": "20",
-            "max_wal_senders": "20",
-            "fsync": "off",
-            "max_wal_size": "4GB",
-        }
+    # On top of the harness's base settings (wal_level=logical, fsync=off, ...): commits wait
+    # for the WAL flush as on a real server, and checkpoints do not interrupt the runs.
+    CONF = ["synchronous_commit = on", "max_wal_size = 4GB"]
 
-    def _server(self, tool, *args, check=True):
-        cmd = [os.path.join(self.bindir, tool), *args]
-        if self.as_postgres:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        r = subprocess.run(cmd, cwd=self.dir, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if check and r.returncode != 0:
-            raise BenchError(f"{tool} failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
-        return r
+    def __init__(self, pgcdc):
+        self.pgcdc = pgcdc
+        self.proc = None
+        self.port = None
+        self.bindir = None
+        self.pid = None
 
     def start(self):
-        self._server("initdb", "-D", self.data, "--auth=trust", "-E", "UTF8", "--locale=C", "-U", "postgres")
-        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write("\n# pgcdc bench\n")
-            for k, v in self.conf.items():
-                f.write(f"{k} = {v}\n")
-        log_path = os.path.join(self.dir, "server.log")
-        try:
-            self._server("pg_ctl", "-D", self.data, "-l", log_path, "-w", "-t", "60", "start")
-        except BenchError:
-            tail = open(log_path).read()[-2000:] if os.path.exists(log_path) else ""
-            raise BenchError(f"PostgreSQL did not start:\n{tail}")
-        self.started = True
+        args = [self.pgcdc, "cluster"]
+        for line in self.CONF:
+            args += ["--conf", line]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read()
+            self.proc.wait()
+            raise BenchError(f"PostgreSQL did not start (pgcdc cluster): {err.strip()}")
+        desc = json.loads(line)
+        self.port, self.bindir, self.pid = desc["port"], desc["bindir"], desc["postmaster_pid"]
 
     def postmaster_pid(self):
-        with open(os.path.join(self.data, "postmaster.pid")) as f:
-            return int(f.readline())
+        return self.pid
 
     def stop(self):
-        if self.started:
-            self._server("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop", check=False)
-            self.started = False
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
 
     def conn_args(self, db="bench"):
         return ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db]
@@ -357,7 +318,7 @@ class Bench:
     def __init__(self, args, workdir):
         self.args = args
         self.workdir = workdir
-        self.cluster = Cluster(pg_bindir(), workdir)
+        self.cluster = Cluster(args.pgcdc)
         self.results = []
         self.failures = []
 
@@ -685,8 +646,9 @@ class Bench:
             self.load_start = " ".join(open("/proc/loadavg").read().split()[:3])
         except OSError:
             self.load_start = "?"
-        log(f"starting a throwaway cluster in {c.dir} ...")
+        log("starting a throwaway cluster (pgcdc cluster) ...")
         c.start()
+        log(f"PostgreSQL listens on 127.0.0.1:{c.port}")
         c.psql("CREATE DATABASE bench", db="postgres")
         self.version = c.psql("SHOW server_version")
         self.version_num = int(c.psql("SHOW server_version_num"))
@@ -950,7 +912,7 @@ def main():
                     help="prefix for pgcdc run, to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
                          "'valgrind --tool=callgrind --callgrind-out-file=/tmp/pgcdc.cg'; times and RSS are then the wrapper's")
     ap.add_argument("--no-results-file", action="store_true", help="print only, leave bench/RESULTS.md alone")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (cluster stopped) for inspection")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (outputs and logs; the cluster itself is removed) for inspection")
     args = ap.parse_args()
     args.load_workers = [int(w) for w in args.load_workers.split(",") if w.strip()]
     if not os.access(args.pgcdc, os.X_OK):

@@ -84,6 +84,14 @@ enum Command {
         #[arg(long, default_value = "pgcdc-demo")]
         dir: PathBuf,
     },
+    /// A throwaway PostgreSQL for `make bench` (one JSON line on stdout, held until stdin
+    /// closes); not a user command.
+    #[command(hide = true)]
+    Cluster {
+        /// A postgresql.conf line added after the base settings (repeatable).
+        #[arg(long)]
+        conf: Vec<String>,
+    },
     /// Drop the slot and the publication.
     Teardown {
         #[arg(short, long)]
@@ -191,6 +199,10 @@ async fn dispatch(command: Command) -> Result<i32> {
         Command::Demo { dir } => {
             let report = crate::demo::run(&dir).await?;
             Ok(output::demo(&report))
+        }
+        Command::Cluster { conf } => {
+            tokio::task::block_in_place(|| crate::demo::cluster_serve::serve(&conf))?;
+            Ok(0)
         }
         Command::Teardown { config, yes } => {
             let config = load(&config)?;

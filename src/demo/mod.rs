@@ -3,6 +3,7 @@
 //! a check of the output against the source, and a summary of where to look.
 
 pub mod cluster;
+pub mod cluster_serve;
 mod workload;
 
 use std::path::{Path, PathBuf};
