@@ -11,8 +11,14 @@ use crate::source::pgoutput::Relation;
 
 /// Catalog facts the pipeline may need while decoding. Implemented over a SQL session in
 /// production and by fixtures in tests.
+///
+/// Called from the pipeline thread while it decodes (a Relation message), so an
+/// implementation may block on its own connection; an `Err` stops the pipeline.
 pub trait CatalogLookup {
+    /// `pg_type` facts of a non-builtin type (domains, enums, arrays, extension types),
+    /// `None` when the type does not exist (any more).
     fn type_facts(&mut self, oid: u32) -> Result<Option<CatalogType>>;
+    /// The primary key's column names in constraint order; empty when there is none.
     fn primary_key(&mut self, relid: u32) -> Result<Vec<String>>;
     /// The table's relfilenode and columns (attnums, missing values), read when a Relation
     /// message arrives. The default knows nothing (columns get no attnum).

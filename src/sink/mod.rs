@@ -30,9 +30,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{OutputRow, TableSchema};
 use crate::error::Result;
-use crate::model::{Lsn, TxnMeta};
+use crate::model::{Lsn, OutputRow, TableSchema, TxnMeta};
 
 /// Durable progress of one sink, stored in its target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,22 +55,41 @@ impl Checkpoint {
     }
 }
 
-/// See the module documentation for the contract.
+/// See the module documentation for the contract as a whole. Every method is called from
+/// the one pipeline thread, in stream order; none is called concurrently with another.
 pub trait Sink: Send {
-    /// A short name for logs and errors, e.g. `parquet file:///data/out`.
+    /// A short name for logs and errors, e.g. `parquet file:///data/out`. Pure; may be
+    /// called at any time.
     fn describe(&self) -> String;
+    /// Called once, before any other call but `describe`: finishes or discards what an
+    /// interrupted run left half done (a crash between writing data and recording it) and
+    /// returns the durable checkpoint, `None` for a new target. After it the target holds
+    /// exactly the transactions up to that checkpoint. An `Err` stops `run` before anything
+    /// is read from the slot.
     fn recover(&mut self) -> Result<Option<Checkpoint>>;
+    /// A committed transaction starts; only transactions whose `end_lsn` is past the
+    /// recovered checkpoint are handed over. Rows follow, then [`Sink::commit`].
     fn begin(&mut self, txn: &TxnMeta) -> Result<()>;
     /// The table's schema as of this point of the stream. Called before its first row and
-    /// again whenever its columns change (a new file with the new schema starts then).
+    /// again whenever its columns, key or relfilenode change (a new file with the new
+    /// schema starts then, and the schema history records it).
     fn relation(&mut self, table: &Arc<TableSchema>, txn: &TxnMeta) -> Result<()>;
+    /// One output row of the current transaction, in `_seq` order. The row is borrowed for
+    /// the call only: the sink copies what it keeps. Nothing of it may become visible to
+    /// readers before the transaction's commit and a later successful flush.
     fn row(&mut self, table: &Arc<TableSchema>, row: &OutputRow<'_>) -> Result<()>;
+    /// The current transaction is complete: its rows become part of the next flush.
     fn commit(&mut self, txn: &TxnMeta) -> Result<()>;
     /// True when buffered data has reached a size or age limit and should be flushed.
+    /// Pure; asked between transactions.
     fn wants_flush(&self, now: Instant) -> bool;
-    /// True when committed rows are waiting for a flush.
+    /// True when committed rows are waiting for a flush. Pure.
     fn has_pending(&self) -> bool;
-    /// Makes everything committed durable and records `checkpoint`. `checkpoint.counts` is
-    /// filled in by the sink.
+    /// Makes everything committed so far durable and records `checkpoint` (whose `counts`
+    /// the sink fills in) in its target; called between transactions only. `Ok` means a
+    /// crash at any later instant loses nothing up to `checkpoint.end_lsn` and repeats
+    /// nothing; only then may the pipeline confirm that position to the slot. `Err` stops
+    /// the pipeline: nothing past the previous flush is confirmed, and the next run's
+    /// [`Sink::recover`] cleans up.
     fn flush(&mut self, checkpoint: &Checkpoint) -> Result<()>;
 }

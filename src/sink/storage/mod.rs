@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// A target's storage; see the module documentation for the contract as a whole. Methods
+/// may be called from any thread (a storage is shared by the pipeline and the load
+/// workers); they block until done. Every error names the key and the target.
 pub trait Storage: Send + Sync {
     /// The root, for messages (`file:///data/out`).
     fn describe(&self) -> String;
@@ -40,11 +43,23 @@ pub trait Storage: Send + Sync {
     fn lock(&self) -> Result<TargetLock>;
     /// Checks that the target could be written (for `check`) without changing it.
     fn probe_writable(&self) -> Result<()>;
+    /// The local directory where the caller assembles files before
+    /// [`Storage::publish_file`]; owned by the lock holder. Anything left there by a crash
+    /// is garbage the writer removes at recovery.
     fn staging_dir(&self) -> &Path;
+    /// Moves the finished local file `local` (inside [`Storage::staging_dir`]) to `key`,
+    /// replacing any object there: atomically (readers see all of it or nothing) and
+    /// durably (it survives a crash once the call returns). `local` is consumed on success;
+    /// on error the key holds either the old object or the whole new one.
     fn publish_file(&self, local: &Path, key: &str) -> Result<()>;
+    /// Writes `data` at `key` with the same guarantees as [`Storage::publish_file`]
+    /// (checkpoints, manifests, schema history).
     fn put_atomic(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// The object at `key`, `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Whether an object exists at `key`.
     fn exists(&self, key: &str) -> Result<bool>;
+    /// Removes the object at `key`, durably; no error when there is none.
     fn delete(&self, key: &str) -> Result<()>;
     /// Every key under `prefix` (recursively), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
