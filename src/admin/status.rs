@@ -77,7 +77,7 @@ pub async fn status(config: &Config) -> Result<Status> {
     let behind = |l: Option<Lsn>| l.map(|l| current.0.saturating_sub(l.0));
     let mut targets = Vec::new();
     for p in config.parquet_sinks() {
-        let st = storage::open(&p.url)?;
+        let st = storage::open(&p.location)?;
         targets.push(TargetStatus {
             target: st.describe(),
             checkpoint: manifest::read_checkpoint(st.as_ref())?,

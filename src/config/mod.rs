@@ -5,6 +5,7 @@
 //! failure is a configuration error (exit 2) that names the file, the key and a fix.
 
 mod env;
+mod location;
 mod tables;
 mod units;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use location::Location;
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
 
@@ -143,8 +145,11 @@ pub enum Compression {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
-    /// `file:///dir`, a plain path, or (later) `s3://bucket/prefix/`.
+    /// `file:///dir`, a plain path, or (later) `s3://bucket/prefix/`, as written.
     pub url: String,
+    /// `url`, parsed by [`Config::parse`]: what everything else uses.
+    #[serde(skip)]
+    pub location: Location,
     #[serde(default)]
     pub layout: Layout,
     #[serde(default = "default_flush_interval", with = "units::duration")]
@@ -236,7 +241,12 @@ impl Config {
     /// Parses configuration text (after `${VAR}` substitution) and validates it.
     pub fn parse(raw: &str) -> Result<Config> {
         let text = env::substitute(raw)?;
-        let config: Config = toml::from_str(&text).map_err(|e| explain_toml_error(&e, &text))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| explain_toml_error(&e, &text))?;
+        for (i, sink) in config.sinks.iter_mut().enumerate() {
+            if let SinkConfig::Parquet(p) = sink {
+                p.location = Location::parse(&p.url).map_err(|e| e.context(format!("sink {} (parquet)", i + 1)))?;
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -250,14 +260,11 @@ impl Config {
         for (i, sink) in self.sinks.iter().enumerate() {
             match sink {
                 SinkConfig::Parquet(p) => {
-                    if p.url.trim().is_empty() {
-                        return Err(Error::config(format!("sink {} (parquet): `url` is empty", i + 1)));
-                    }
-                    if p.url.starts_with("s3://") {
+                    if let Location::S3 { .. } = p.location {
                         return Err(Error::config(format!(
                             "sink {} (parquet): S3 targets are not supported by this build yet ({})",
                             i + 1,
-                            p.url
+                            p.location
                         ))
                         .with_hint("use a local directory (file:///path or a plain path)"));
                     }

@@ -62,7 +62,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         .parquet_sinks()
         .next()
         .ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
-    let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.url)?);
+    let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.location)?);
     let existing = LoadState::read(storage.as_ref())?;
     if existing.as_ref().is_some_and(|s| s.complete) {
         tracing::info!("the full load is already complete in this target");

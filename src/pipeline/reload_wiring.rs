@@ -42,7 +42,7 @@ pub async fn start(
         }
         return Ok(None);
     };
-    let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.url)?);
+    let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.location)?);
     let filter = TableFilter::new(&config.source.tables);
     let publication = &config.source.publication;
     let registry =

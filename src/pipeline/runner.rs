@@ -107,9 +107,8 @@ fn spill_dir(config: &Config) -> PathBuf {
         return PathBuf::from(d);
     }
     if let Some(p) = config.parquet_sinks().next() {
-        let root = p.url.strip_prefix("file://").unwrap_or(&p.url);
-        if !p.url.contains("://") || p.url.starts_with("file://") {
-            return PathBuf::from(root).join("_pgcdc").join("spill");
+        if let Some(root) = p.location.local_dir() {
+            return root.join("_pgcdc").join("spill");
         }
     }
     std::env::temp_dir().join(format!("pgcdc-spill-{}", std::process::id()))

@@ -14,7 +14,7 @@ use crate::sink::storage;
 /// `why` is `interrupted` (SIGINT) or `terminated` (SIGTERM).
 pub fn stopped_during_load(config: &Config, why: &str) -> Result<RunSummary> {
     let state = match config.parquet_sinks().next() {
-        Some(sink) => LoadState::read(storage::open(&sink.url)?.as_ref())
+        Some(sink) => LoadState::read(storage::open(&sink.location)?.as_ref())
             .ok()
             .flatten(),
         None => None,

@@ -252,7 +252,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
 
     // Tables that joined, were renamed or recreated are reloaded by `run`: wait for that
     // before the snapshot, which would cut off a reload that finishes after it.
-    let target = storage::open(&sink.url)?;
+    let target = storage::open(&sink.location)?;
     let filter = TableFilter::new(&config.source.tables);
     let reloading = crate::pipeline::table_watch::wait_until_followed(&control, target.as_ref(), publication, &filter, deadline.saturating_duration_since(Instant::now()), opts.poll_interval).await?;
     if !reloading.is_empty() {
@@ -461,14 +461,9 @@ async fn pending_transactions(control: &Catalog, config: &Config, at: Lsn, v: Ls
 
 /// The local directory of a Parquet target.
 fn target_root(sink: &ParquetSinkConfig) -> Result<PathBuf> {
-    let url = &sink.url;
-    let path = match url.strip_prefix("file://") {
-        Some(rest) => PathBuf::from(rest),
-        None if url.contains("://") => {
-            return Err(Error::config(format!("validate reads local targets only so far; the Parquet sink is `{url}`"))
-                .with_hint("validate a local copy of the target (file:///path)"))
-        }
-        None => PathBuf::from(url),
+    let Some(path) = sink.location.local_dir().cloned() else {
+        return Err(Error::config(format!("validate reads local targets only so far; the Parquet sink is `{}`", sink.location))
+            .with_hint("validate a local copy of the target (file:///path)"));
     };
     Ok(if path.is_absolute() { path } else { std::env::current_dir().runtime_ctx(|| format!("resolving {}", path.display()))?.join(path) })
 }

@@ -84,7 +84,7 @@ pub struct ParquetSink {
 impl ParquetSink {
     pub fn open(cfg: &ParquetSinkConfig) -> Result<ParquetSink> {
         Ok(ParquetSink {
-            storage: storage::open(&cfg.url)?,
+            storage: storage::open(&cfg.location)?,
             flush_interval: cfg.flush_interval,
             max_file_size: cfg.max_file_size,
             props: writer::writer_properties(cfg.compression),

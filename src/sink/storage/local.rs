@@ -228,12 +228,6 @@ mod tests {
     }
 
     #[test]
-    fn unwritable_target_is_a_clear_error() {
-        let e = super::super::open("file://relative/path").err().unwrap();
-        assert_eq!(e.exit_code(), 2);
-    }
-
-    #[test]
     fn keys_never_leave_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalStorage::open(dir.path().join("out")).unwrap();

@@ -152,6 +152,6 @@ pub fn host_name() -> String {
 pub fn lock_parquet_targets(config: &crate::config::Config) -> Result<Vec<TargetLock>> {
     config
         .parquet_sinks()
-        .map(|p| super::open(&p.url)?.lock())
+        .map(|p| super::open(&p.location)?.lock())
         .collect()
 }

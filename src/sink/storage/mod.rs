@@ -21,8 +21,9 @@ pub mod lock;
 pub use local::LocalStorage;
 pub use lock::TargetLock;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::config::Location;
 use crate::error::{Error, Result};
 
 /// A target's storage; see the module documentation for the contract as a whole. Methods
@@ -65,18 +66,11 @@ pub trait Storage: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
-/// Opens the storage for a sink URL: `file:///path`, `/path` or a relative path.
-pub fn open(url: &str) -> Result<Box<dyn Storage>> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        if !rest.starts_with('/') {
-            return Err(Error::config(format!("`{url}` is not an absolute file:// URL"))
-                .with_hint("write file:///absolute/path (three slashes)"));
-        }
-        return Ok(Box::new(LocalStorage::open(PathBuf::from(rest))?));
+/// Opens the storage at a target's location. Changes nothing in the target.
+pub fn open(location: &Location) -> Result<Box<dyn Storage>> {
+    match location {
+        Location::Local(dir) => Ok(Box::new(LocalStorage::open(dir.clone())?)),
+        Location::S3 { .. } => Err(Error::config(format!("S3 targets are not supported by this build yet ({location})"))
+            .with_hint("use a local directory (file:///path or a plain path)")),
     }
-    if url.contains("://") {
-        return Err(Error::config(format!("unsupported sink URL `{url}`"))
-            .with_hint("use file:///path or a plain directory path"));
-    }
-    Ok(Box::new(LocalStorage::open(PathBuf::from(url))?))
 }
