@@ -224,7 +224,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
             cp.counts.entry(k.clone()).or_default().insert("L".into(), t.chunks.iter().map(|c| c.rows).sum());
         }
         cp.written_at = crate::time_fmt::now_rfc3339();
-        manifest::write_checkpoint(storage.as_ref(), &cp)?;
+        manifest::write_checkpoint(storage.as_ref(), &cp, &mut None)?;
     }
     Ok(Some(LoadSummary {
         slot_lsn: state.slot_lsn,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::sink::storage::Storage;
+use crate::sink::storage::{PutMode, Storage};
 
 pub const TABLES_KEY: &str = "_pgcdc/tables.json";
 
@@ -80,10 +80,7 @@ impl TableRegistry {
     }
 
     pub fn write(&self, storage: &dyn Storage) -> Result<()> {
-        storage.put_atomic(
-            TABLES_KEY,
-            &serde_json::to_vec_pretty(self).expect("serialisable"),
-        )
+        storage.put(TABLES_KEY, &serde_json::to_vec_pretty(self).expect("serialisable"), PutMode::Overwrite).map(|_| ())
     }
 
     /// The name a table is expected to have: the pending reload's, else the followed one's.

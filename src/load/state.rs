@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::sink::storage::Storage;
+use crate::sink::storage::{PutMode, Storage};
 
 pub const LOAD_STATE_KEY: &str = "_pgcdc/load.json";
 
@@ -60,7 +60,7 @@ impl LoadState {
     }
 
     pub fn write(&self, storage: &dyn Storage) -> Result<()> {
-        storage.put_atomic(LOAD_STATE_KEY, &serde_json::to_vec_pretty(self).expect("serialisable"))
+        storage.put(LOAD_STATE_KEY, &serde_json::to_vec_pretty(self).expect("serialisable"), PutMode::Overwrite).map(|_| ())
     }
 
     pub fn pending(&self) -> usize {

@@ -9,7 +9,7 @@ use super::naming::table_prefix;
 use crate::model::TableSchema;
 use crate::error::Result;
 use crate::model::Lsn;
-use crate::sink::storage::Storage;
+use crate::sink::storage::{PutMode, Storage};
 
 #[derive(Default)]
 pub struct SchemaHistory {
@@ -38,7 +38,7 @@ impl SchemaHistory {
         let same = matches!(self.latest.get(&prefix), Some(Some(s)) if s.same_history(table));
         if !same {
             let body = serde_json::to_vec_pretty(table.as_ref()).expect("serialisable");
-            storage.put_atomic(&format!("{dir}/{}.json", at.file_hex()), &body)?;
+            storage.put(&format!("{dir}/{}.json", at.file_hex()), &body, PutMode::Overwrite)?;
             self.latest.insert(prefix, Some(table.clone()));
         }
         Ok(())

@@ -6,11 +6,16 @@
 //! After a crash, [`recover`] finds the manifest and rolls the flush forward (publishing what
 //! is still in staging), or — if a staged part was lost with the machine — back (deleting the
 //! parts already published), so the target never holds a transaction twice or half.
+//!
+//! Fencing: the manifest is written create-only and the checkpoint replace-if-unchanged
+//! (with the version this writer last read or wrote), so a stale process that wakes up after
+//! another took over the target has its next progress write refused instead of undoing the
+//! other's progress. Checkpoints never move backwards.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sink::storage::Storage;
+use crate::sink::storage::{PutMode, Storage, Version};
 use crate::sink::Checkpoint;
 
 pub const MANIFEST_KEY: &str = "_pgcdc/manifest.json";
@@ -29,12 +34,17 @@ pub struct ManifestPart {
     pub key: String,
 }
 
-/// Publishes `manifest` as one atomic step (see the module docs).
-pub fn commit(storage: &dyn Storage, manifest: &Manifest) -> Result<()> {
+/// The checkpoint as last read or written by this writer, with its version: what the next
+/// checkpoint write must find unchanged. `None` for a target without a checkpoint yet.
+pub type Held = Option<(Checkpoint, Version)>;
+
+/// Publishes `manifest` as one atomic step (see the module docs); `held` is updated to the
+/// new checkpoint.
+pub fn commit(storage: &dyn Storage, manifest: &Manifest, held: &mut Held) -> Result<()> {
     use crate::failpoint::hit;
     if !manifest.parts.is_empty() {
         hit("flush-before-manifest");
-        storage.put_atomic(MANIFEST_KEY, &serde_json::to_vec_pretty(manifest).expect("serialisable"))?;
+        storage.put(MANIFEST_KEY, &serde_json::to_vec_pretty(manifest).expect("serialisable"), PutMode::CreateOnly)?;
         hit("flush-after-manifest");
         for (i, p) in manifest.parts.iter().enumerate() {
             storage.publish_file(std::path::Path::new(&p.staging), &p.key)?;
@@ -44,7 +54,7 @@ pub fn commit(storage: &dyn Storage, manifest: &Manifest) -> Result<()> {
         }
     }
     hit("flush-before-checkpoint");
-    write_checkpoint(storage, &manifest.checkpoint)?;
+    write_checkpoint(storage, &manifest.checkpoint, held)?;
     hit("flush-after-checkpoint");
     if !manifest.parts.is_empty() {
         storage.delete(MANIFEST_KEY)?;
@@ -52,22 +62,46 @@ pub fn commit(storage: &dyn Storage, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-pub fn write_checkpoint(storage: &dyn Storage, cp: &Checkpoint) -> Result<()> {
-    storage.put_atomic(CHECKPOINT_KEY, &serde_json::to_vec_pretty(cp).expect("serialisable"))
+/// Writes `cp` as the target's checkpoint: create-only when `held` is `None`, else only if
+/// the stored checkpoint is still the one held (module docs, "Fencing"). A checkpoint
+/// behind the held one is an internal error: progress never moves backwards.
+pub fn write_checkpoint(storage: &dyn Storage, cp: &Checkpoint, held: &mut Held) -> Result<()> {
+    let mode = match held {
+        Some((prev, _)) if cp.end_lsn < prev.end_lsn => {
+            return Err(Error::runtime(format!(
+                "internal: refusing to move the checkpoint of {} back from {} to {}",
+                storage.describe(),
+                prev.end_lsn,
+                cp.end_lsn
+            )))
+        }
+        Some((_, version)) => PutMode::ReplaceIf(version),
+        None => PutMode::CreateOnly,
+    };
+    let version = storage.put(CHECKPOINT_KEY, &serde_json::to_vec_pretty(cp).expect("serialisable"), mode)?;
+    *held = Some((cp.clone(), version));
+    Ok(())
 }
 
 pub fn read_checkpoint(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
-    match storage.get(CHECKPOINT_KEY)? {
+    Ok(read_checkpoint_versioned(storage)?.map(|(cp, _)| cp))
+}
+
+/// The stored checkpoint with its version (see [`Held`]).
+pub fn read_checkpoint_versioned(storage: &dyn Storage) -> Result<Held> {
+    match storage.get_versioned(CHECKPOINT_KEY)? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Some((bytes, version)) => serde_json::from_slice(&bytes).map(|cp| Some((cp, version))).map_err(|e| {
             Error::runtime(format!("{}/{CHECKPOINT_KEY} is corrupt: {e}", storage.describe()))
                 .with_hint("restore it from backup, or start over with an empty target and a new slot")
         }),
     }
 }
 
-/// Finishes or undoes an interrupted flush; returns the checkpoint that holds afterwards.
-pub fn recover(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
+/// Finishes or undoes an interrupted flush; returns the checkpoint that holds afterwards,
+/// with its version. Called by the lock holder only.
+pub fn recover(storage: &dyn Storage) -> Result<Held> {
+    let mut held = read_checkpoint_versioned(storage)?;
     if let Some(bytes) = storage.get(MANIFEST_KEY)? {
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
             Error::runtime(format!("{}/{MANIFEST_KEY} is corrupt: {e}", storage.describe()))
@@ -75,7 +109,7 @@ pub fn recover(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
         let lost = manifest
             .parts
             .iter()
-            .map(|p| Ok(!std::path::Path::new(&p.staging).exists() && !storage.exists(&p.key)?))
+            .map(|p| Ok(!storage.has_staged(std::path::Path::new(&p.staging)) && !storage.exists(&p.key)?))
             .collect::<Result<Vec<bool>>>()?
             .into_iter()
             .any(|l| l);
@@ -88,20 +122,20 @@ pub fn recover(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
         } else {
             tracing::info!(parts = manifest.parts.len(), "finishing a flush interrupted by a crash");
             for p in &manifest.parts {
-                if std::path::Path::new(&p.staging).exists() {
+                if storage.has_staged(std::path::Path::new(&p.staging)) {
                     storage.publish_file(std::path::Path::new(&p.staging), &p.key)?;
                     crate::failpoint::hit("recover-after-publish");
                 }
             }
-            write_checkpoint(storage, &manifest.checkpoint)?;
+            // The checkpoint may already be written (a crash between it and deleting the
+            // manifest): then it is the manifest's and stays.
+            if held.as_ref().map(|(cp, _)| cp.end_lsn) != Some(manifest.checkpoint.end_lsn) {
+                write_checkpoint(storage, &manifest.checkpoint, &mut held)?;
+            }
             storage.delete(MANIFEST_KEY)?;
         }
     }
     // Whatever else is in staging belongs to a flush that never reached its manifest.
-    if let Ok(entries) = std::fs::read_dir(storage.staging_dir()) {
-        for e in entries.flatten() {
-            std::fs::remove_file(e.path()).ok();
-        }
-    }
-    read_checkpoint(storage)
+    storage.clear_staging()?;
+    Ok(held)
 }

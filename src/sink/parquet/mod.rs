@@ -79,6 +79,9 @@ pub struct ParquetSink {
     oversized: bool,
     part_counter: u64,
     counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The checkpoint this writer last read or wrote, with its version: the next checkpoint
+    /// write must find it unchanged (fencing, see [`manifest`]).
+    held: manifest::Held,
 }
 
 impl ParquetSink {
@@ -96,6 +99,7 @@ impl ParquetSink {
             oversized: false,
             part_counter: 0,
             counts: BTreeMap::new(),
+            held: None,
         })
     }
 
@@ -143,11 +147,11 @@ impl Sink for ParquetSink {
     }
 
     fn recover(&mut self) -> Result<Option<Checkpoint>> {
-        let cp = manifest::recover(self.storage.as_ref())?;
-        if let Some(cp) = &cp {
+        self.held = manifest::recover(self.storage.as_ref())?;
+        if let Some((cp, _)) = &self.held {
             self.counts = cp.counts.clone();
         }
-        Ok(cp)
+        Ok(self.held.as_ref().map(|(cp, _)| cp.clone()))
     }
 
     fn begin(&mut self, txn: &TxnMeta) -> Result<()> {
@@ -273,7 +277,7 @@ impl Sink for ParquetSink {
                 .map(|(p, key)| ManifestPart { staging: p.path.to_string_lossy().into_owned(), key })
                 .collect(),
         };
-        manifest::commit(self.storage.as_ref(), &manifest)?;
+        manifest::commit(self.storage.as_ref(), &manifest, &mut self.held)?;
         self.sealed.clear();
         self.pending_since = None;
         self.oversized = false;

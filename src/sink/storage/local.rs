@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::lock::{lock_local_file, LOCK_KEY};
-use super::{Storage, TargetLock};
+use super::{refused, PutMode, Storage, TargetLock, Version};
 use crate::error::{Error, Result, ResultExt};
 
 pub struct LocalStorage {
@@ -58,6 +58,20 @@ fn check_key(key: &str) -> Result<()> {
 fn temp_name(what: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     format!(".{what}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The version of the file at `path` (see [`Version`]), `None` when there is none.
+fn version_of(path: &Path) -> Result<Option<Version>> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(version_from(&m))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("inspecting {}", path.display()), &e)),
+    }
+}
+
+fn version_from(m: &fs::Metadata) -> Version {
+    use std::os::unix::fs::MetadataExt;
+    Version(format!("{}-{}-{}.{}", m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 /// fsyncs a directory so that entries created or renamed in it survive a crash.
@@ -143,24 +157,55 @@ impl Storage for LocalStorage {
         sync_dir(parent)
     }
 
-    fn put_atomic(&self, key: &str, data: &[u8]) -> Result<()> {
-        check_key(key)?;
+    fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version> {
+        let dest = self.path(key)?;
+        // The condition is checked before anything is written, and holds until the rename:
+        // only the holder of the target's lock writes here.
+        match (&mode, version_of(&dest)?) {
+            (PutMode::CreateOnly, Some(_)) => return Err(refused(&self.describe(), key, &mode)),
+            (PutMode::ReplaceIf(expected), now) if now.as_ref() != Some(*expected) => {
+                return Err(refused(&self.describe(), key, &mode))
+            }
+            _ => {}
+        }
         let tmp = self.staging.join(temp_name("put"));
         {
             let mut f = File::create(&tmp).runtime_ctx(|| format!("creating {}", tmp.display()))?;
             f.write_all(data).runtime_ctx(|| format!("writing {}", tmp.display()))?;
             f.sync_all().runtime_ctx(|| format!("fsync of {}", tmp.display()))?;
         }
-        self.publish_file(&tmp, key)
+        self.publish_file(&tmp, key)?;
+        version_of(&dest)?.ok_or_else(|| Error::runtime(format!("{} vanished right after it was written", dest.display())))
     }
 
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
         let path = self.path(key)?;
-        match fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::runtime(format!("reading {}: {e}", path.display()))),
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), &e)),
+        };
+        // The version of the file read, not of whatever a rename put there since.
+        let version = file.metadata().map(|m| version_from(&m)).runtime_ctx(|| format!("reading {}", path.display()))?;
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut data).runtime_ctx(|| format!("reading {}", path.display()))?;
+        Ok(Some((data, version)))
+    }
+
+    fn has_staged(&self, path: &Path) -> bool {
+        path.starts_with(&self.staging) && path.exists()
+    }
+
+    fn clear_staging(&self) -> Result<()> {
+        let entries = match fs::read_dir(&self.staging) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("listing {}", self.staging.display()), &e)),
+        };
+        for e in entries.flatten() {
+            fs::remove_file(e.path()).ok();
         }
+        Ok(())
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
@@ -219,7 +264,7 @@ mod tests {
         s.publish_file(&staged, "public/t/cdc/date=2024-01-01/a.parquet").unwrap();
         assert!(!staged.exists());
         assert_eq!(s.get("public/t/cdc/date=2024-01-01/a.parquet").unwrap().unwrap(), b"data");
-        s.put_atomic("_pgcdc/checkpoint.json", b"{}").unwrap();
+        s.put("_pgcdc/checkpoint.json", b"{}", PutMode::Overwrite).unwrap();
         assert_eq!(s.list("public").unwrap(), vec!["public/t/cdc/date=2024-01-01/a.parquet".to_string()]);
         assert!(s.exists("_pgcdc/checkpoint.json").unwrap());
         s.delete("_pgcdc/checkpoint.json").unwrap();
@@ -233,7 +278,7 @@ mod tests {
         let s = LocalStorage::open(dir.path().join("out")).unwrap();
         let _lock = s.lock().unwrap();
         for key in ["../x", "/etc/x", "a/../../x", "a//b", "./a", "a/.", "", "a/", "a\0b"] {
-            assert!(s.put_atomic(key, b"x").is_err(), "{key:?}");
+            assert!(s.put(key, b"x", PutMode::Overwrite).is_err(), "{key:?}");
             assert!(s.get(key).is_err(), "{key:?}");
             assert!(s.delete(key).is_err(), "{key:?}");
             let staged = s.staging_dir().join("f");
@@ -242,7 +287,42 @@ mod tests {
         }
         assert!(!dir.path().join("x").exists());
         // Dots inside a segment are fine.
-        s.put_atomic("a/..b/c.json", b"x").unwrap();
+        s.put("a/..b/c.json", b"x", PutMode::Overwrite).unwrap();
+    }
+
+    #[test]
+    fn conditional_puts_fence_a_stale_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path().join("out")).unwrap();
+        let _lock = s.lock().unwrap();
+        let v1 = s.put("_pgcdc/checkpoint.json", b"1", PutMode::CreateOnly).unwrap();
+        // Create-only finds it there.
+        let e = s.put("_pgcdc/checkpoint.json", b"x", PutMode::CreateOnly).unwrap_err();
+        assert!(e.message.contains("another pgcdc run has taken over"), "{e}");
+        assert_eq!(s.get_versioned("_pgcdc/checkpoint.json").unwrap().unwrap(), (b"1".to_vec(), v1.clone()));
+        // The holder of the version replaces it; each put makes a new version.
+        let v2 = s.put("_pgcdc/checkpoint.json", b"22", PutMode::ReplaceIf(&v1)).unwrap();
+        assert_ne!(v1, v2);
+        // A writer still holding the old version is refused, and the object stays.
+        assert!(s.put("_pgcdc/checkpoint.json", b"stale", PutMode::ReplaceIf(&v1)).is_err());
+        assert!(s.put("_pgcdc/none.json", b"x", PutMode::ReplaceIf(&v1)).is_err());
+        assert_eq!(s.get("_pgcdc/checkpoint.json").unwrap().unwrap(), b"22");
+        // Overwrite needs no version.
+        s.put("_pgcdc/checkpoint.json", b"3", PutMode::Overwrite).unwrap();
+        assert_ne!(s.get_versioned("_pgcdc/checkpoint.json").unwrap().unwrap().1, v2);
+    }
+
+    #[test]
+    fn staging_is_checked_and_cleared_through_the_trait() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::open(dir.path().join("out")).unwrap();
+        let _lock = s.lock().unwrap();
+        let staged = s.staging_dir().join("part");
+        fs::write(&staged, b"data").unwrap();
+        assert!(s.has_staged(&staged));
+        assert!(!s.has_staged(&dir.path().join("elsewhere")));
+        s.clear_staging().unwrap();
+        assert!(!s.has_staged(&staged) && !staged.exists());
     }
 
     #[test]

@@ -5,10 +5,14 @@
 //! * [`Storage::publish_file`] makes a finished local file appear at a key atomically (a
 //!   reader sees all of it or nothing) and durably (it survives a crash once the call
 //!   returns). The local file is consumed.
-//! * [`Storage::put_atomic`] does the same for a small in-memory object (checkpoints,
-//!   manifests, schema history).
+//! * [`Storage::put`] does the same for a small in-memory object (checkpoints, manifests,
+//!   schema history), and says what it does when an object is already there ([`PutMode`]):
+//!   progress objects are written with conditional puts, so a stale writer that wakes up
+//!   after another took over finds its next progress write refused (fencing).
 //! * Files are assembled in [`Storage::staging_dir`], a local directory owned by the sink; for
-//!   a local target it lies inside the target so that publishing is a rename.
+//!   a local target it lies inside the target so that publishing is a rename. What is staged
+//!   is checked and cleaned through the trait ([`Storage::has_staged`],
+//!   [`Storage::clear_staging`]), never by reading the directory behind its back.
 //! * Opening a storage changes nothing in the target. Only the holder of the target's lock
 //!   ([`Storage::lock`]) writes: taking the lock prepares the target for writing.
 //! * Keys never leave the root: a key that is absolute or has an empty, `.` or `..` segment
@@ -25,6 +29,37 @@ use std::path::Path;
 
 use crate::config::Location;
 use crate::error::{Error, Result};
+
+/// How [`Storage::put`] treats an object already at its key.
+#[derive(Clone, Copy, Debug)]
+pub enum PutMode<'a> {
+    /// Replace whatever is there (data files: a key always holds the same rows).
+    Overwrite,
+    /// Only when nothing is there (S3: `If-None-Match: *`).
+    CreateOnly,
+    /// Only when the object is still the version read or written before (S3: `If-Match`
+    /// with its ETag).
+    ReplaceIf(&'a Version),
+}
+
+/// An object's version as its backend identifies it: the ETag on S3; on a local directory
+/// the file's inode, size and modification time (every put writes a new file and renames
+/// it into place, so a put always changes it). Opaque: only compared for equality.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// The error of a conditional [`Storage::put`] that found the object changed: another
+/// writer took over the target. Not retryable: this process must stop without writing.
+pub fn refused(target: &str, key: &str, mode: &PutMode<'_>) -> Error {
+    let what = match mode {
+        PutMode::CreateOnly => "it already exists",
+        _ => "it changed since this process read or wrote it",
+    };
+    Error::runtime(format!(
+        "{target}/{key} was not written: {what}; another pgcdc run has taken over this target"
+    ))
+    .with_hint("stop the other run first; this one stops without writing anything more")
+}
 
 /// A target's storage; see the module documentation for the contract as a whole. Methods
 /// may be called from any thread (a storage is shared by the pipeline and the load
@@ -54,10 +89,22 @@ pub trait Storage: Send + Sync {
     /// on error the key holds either the old object or the whole new one.
     fn publish_file(&self, local: &Path, key: &str) -> Result<()>;
     /// Writes `data` at `key` with the same guarantees as [`Storage::publish_file`]
-    /// (checkpoints, manifests, schema history).
-    fn put_atomic(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// (checkpoints, manifests, schema history), if `mode` allows, and returns the new
+    /// object's version. A mode that does not hold is the error [`refused`], and the object
+    /// is left as it was. (A local target checks the condition under its writer lock.)
+    fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version>;
+    /// The object at `key` with its version, `None` when there is none.
+    fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>>;
     /// The object at `key`, `None` when there is none.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(key)?.map(|(data, _)| data))
+    }
+    /// Whether a file that was assembled in [`Storage::staging_dir`] is still there (not
+    /// yet published, and not lost with the machine).
+    fn has_staged(&self, path: &Path) -> bool;
+    /// Removes everything in [`Storage::staging_dir`]: what a crashed run left half done.
+    /// Called by the lock holder during recovery only.
+    fn clear_staging(&self) -> Result<()>;
     /// Whether an object exists at `key`.
     fn exists(&self, key: &str) -> Result<bool>;
     /// Removes the object at `key`, durably; no error when there is none.
