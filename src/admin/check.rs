@@ -4,7 +4,7 @@
 use super::connect_catalog;
 use crate::config::Config;
 use crate::error::Result;
-use crate::pipeline::runner::open_sinks;
+use crate::sink::open_sinks;
 use crate::source::conninfo::ConnInfo;
 use crate::source::publication::{add_tables_sql, table_names};
 use crate::source::replication::ReplicationConn;

@@ -14,11 +14,10 @@ use tokio::sync::mpsc;
 use super::relations::CatalogLookup;
 use super::{Flow, Pipeline, PipelineOptions, PipelineStats, SourceEvent};
 use crate::batch::CatalogType;
-use crate::config::{Config, Mode, SinkConfig};
+use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::sink::parquet::ParquetSink;
-use crate::sink::Sink;
+use crate::sink::open_sinks;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::replication::{ReplicationConn, SnapshotAction, StreamEvent};
@@ -89,17 +88,6 @@ pub fn protocol_version(server_version: u32) -> u32 {
         v if v >= 140000 => 2,
         _ => 1,
     }
-}
-
-pub fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>> {
-    config
-        .sinks
-        .iter()
-        .map(|s| match s {
-            SinkConfig::Parquet(p) => Ok(Box::new(ParquetSink::open(p)?) as Box<dyn Sink>),
-            SinkConfig::Kinesis(_) => Err(Error::config("kind = \"kinesis\" is not supported by this build yet")),
-        })
-        .collect()
 }
 
 fn spill_dir(config: &Config) -> PathBuf {
