@@ -20,6 +20,7 @@ use crate::model::Lsn;
 use crate::sink::open_sinks;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
+use crate::source::preflight;
 use crate::source::replication::{ReplicationConn, SnapshotAction, StreamEvent};
 use crate::source::sql;
 
@@ -103,71 +104,6 @@ fn spill_dir(config: &Config) -> PathBuf {
     std::env::temp_dir().join(format!("pgcdc-spill-{}", std::process::id()))
 }
 
-/// Checks that streaming can start: wal_level, publication, slot state and our progress.
-async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Result<bool> {
-    let wal_level = catalog.setting("wal_level").await?;
-    if wal_level != "logical" {
-        return Err(wal_level_error(&wal_level));
-    }
-    let publication = &config.source.publication;
-    if !catalog.publication_exists(publication).await? {
-        return Err(Error::runtime(format!("publication `{publication}` does not exist")).with_hint(format!(
-            "create it with `pgcdc setup -c FILE`, or CREATE PUBLICATION \"{publication}\" FOR TABLE ...; or fix source.publication"
-        )));
-    }
-    let slot_name = &config.source.slot;
-    // The walsender of a previous run (killed or stopped a moment ago) may still hold the
-    // slot while it notices its client is gone: give it a few seconds.
-    let mut slot = catalog.slot(slot_name).await?;
-    for _ in 0..50 {
-        if !slot.as_ref().is_some_and(|s| s.active) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        slot = catalog.slot(slot_name).await?;
-    }
-    match slot {
-        None => {
-            if let Some(start) = start {
-                return Err(Error::runtime(format!(
-                    "replication slot `{slot_name}` does not exist, but the target already holds changes up to {start}"
-                ))
-                .with_hint("changes since then are lost with the slot: start over with an empty target (and `pgcdc setup`), or restore the slot"));
-            }
-            Ok(false)
-        }
-        Some(slot) => {
-            if slot.plugin.as_deref() != Some("pgoutput") {
-                return Err(Error::runtime(format!(
-                    "replication slot `{slot_name}` uses plugin {:?}, pgcdc needs pgoutput",
-                    slot.plugin.unwrap_or_default()
-                ))
-                .with_hint("use another source.slot name; pgcdc creates its own slot"));
-            }
-            if slot.wal_status.as_deref() == Some("lost") {
-                return Err(Error::runtime(format!("replication slot `{slot_name}` is invalidated (wal_status = lost): the WAL it needed was removed"))
-                    .with_hint("changes were lost; start over with an empty target and a new slot (pgcdc teardown, then setup)"));
-            }
-            if slot.active {
-                return Err(Error::runtime(format!(
-                    "replication slot `{slot_name}` is in use by another process (PID {})",
-                    slot.active_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-                ))
-                .with_hint("stop the other consumer, or give this pgcdc its own source.slot"));
-            }
-            if let (Some(start), Some(confirmed)) = (start, slot.confirmed_flush_lsn) {
-                if confirmed > start {
-                    return Err(Error::runtime(format!(
-                        "replication slot `{slot_name}` has confirmed {confirmed}, but the target only holds changes up to {start}: changes in between are missing"
-                    ))
-                    .with_hint("the slot was advanced by something else or recreated; start over with an empty target and a new slot"));
-                }
-            }
-            Ok(true)
-        }
-    }
-}
-
 /// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
 /// signal, or an error.
 pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
@@ -186,10 +122,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             .with_hint("use --mode full-load-and-cdc or --mode cdc"));
     }
     if mode != Mode::Cdc {
-        let wal_level = catalog.setting("wal_level").await?;
-        if wal_level != "logical" {
-            return Err(wal_level_error(&wal_level));
-        }
+        preflight::require_logical_wal_level(&catalog).await?;
         let load_run = crate::load::full_load(config, &info, &catalog, mode);
         tokio::select! {
             r = load_run => load = r?,
@@ -206,11 +139,6 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let mut summary = run_cdc(config, opts, &info, catalog, sigterm).await?;
     summary.load = load;
     Ok(summary)
-}
-
-fn wal_level_error(wal_level: &str) -> Error {
-    Error::runtime(format!("the server's wal_level is `{wal_level}`, logical replication needs `logical`"))
-        .with_hint("set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL")
 }
 
 async fn run_cdc(
@@ -239,7 +167,7 @@ async fn run_cdc(
         idle_checkpoint_interval: config.pipeline.status_interval,
     };
     let (mut pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
-    let slot_exists = preflight(&catalog, config, start).await?;
+    let slot_exists = preflight::check_streaming_start(&catalog, &config.source.publication, &config.source.slot, start).await?;
     let reloads = super::reload_wiring::start(config, &catalog, server_version, &opts.reload).await?;
     if let Some(r) = &reloads {
         pipeline.set_reloads(r.reloads.clone());

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod conninfo;
 pub mod copy;
 pub mod pgoutput;
+pub mod preflight;
 pub mod publication;
 pub mod quote;
 pub mod replication;
