@@ -181,3 +181,77 @@ pub async fn check_streaming_start(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(plugin: Option<&str>, wal_status: Option<&str>, active_pid: Option<i32>) -> SlotState {
+        SlotState {
+            plugin: plugin.map(str::to_string),
+            slot_type: "logical".into(),
+            database: Some("db".into()),
+            active: active_pid.is_some(),
+            active_pid,
+            confirmed_flush_lsn: None,
+            restart_lsn: None,
+            wal_status: wal_status.map(str::to_string),
+            safe_wal_size: None,
+        }
+    }
+
+    #[test]
+    fn slot_problems_are_found_in_order_plugin_lost_in_use() {
+        assert_eq!(
+            SlotProblem::of(&slot(Some("pgoutput"), Some("reserved"), None)),
+            None
+        );
+        assert_eq!(
+            SlotProblem::of(&slot(Some("test_decoding"), Some("lost"), Some(7))),
+            Some(SlotProblem::WrongPlugin {
+                plugin: "test_decoding".into()
+            })
+        );
+        assert_eq!(
+            SlotProblem::of(&slot(Some("pgoutput"), Some("lost"), Some(7))),
+            Some(SlotProblem::Lost)
+        );
+        assert_eq!(
+            SlotProblem::of(&slot(Some("pgoutput"), None, Some(7))),
+            Some(SlotProblem::InUse { pid: Some(7) })
+        );
+    }
+
+    #[test]
+    fn errors_keep_their_wording() {
+        let e = SlotProblem::InUse { pid: Some(42) }.error("s");
+        assert_eq!(
+            e.message,
+            "replication slot `s` is in use by another process (PID 42)"
+        );
+        assert_eq!(
+            slot_in_use("s", None).message,
+            "replication slot `s` is in use by another process"
+        );
+        let e = SlotProblem::WrongPlugin {
+            plugin: "wal2json".into(),
+        }
+        .error("s");
+        assert_eq!(
+            e.message,
+            "replication slot `s` uses plugin \"wal2json\", pgcdc needs pgoutput"
+        );
+        let e = WalLevel("replica".into()).require_logical().unwrap_err();
+        assert_eq!(
+            e.message,
+            "the server's wal_level is `replica`, logical replication needs `logical`"
+        );
+        assert!(WalLevel("logical".into()).require_logical().is_ok());
+        let e = publication_missing("p");
+        assert_eq!(e.message, "publication `p` does not exist");
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("create it with `pgcdc setup -c FILE`")
+        );
+    }
+}

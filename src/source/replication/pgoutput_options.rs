@@ -35,3 +35,33 @@ pub fn pgoutput_options(
     }
     options
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_follow_the_server_version() {
+        assert_eq!(protocol_version(130010), 1);
+        assert_eq!(protocol_version(150004), 3);
+        assert_eq!(protocol_version(170000), 4);
+        let o = pgoutput_options(1, "p\"q", 130010);
+        assert_eq!(
+            o,
+            vec![
+                ("proto_version", "1".into()),
+                ("publication_names", "\"p\"\"q\"".into())
+            ]
+        );
+        let o = pgoutput_options(3, "p", 150004);
+        assert_eq!(
+            o.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [
+                "proto_version",
+                "publication_names",
+                "streaming",
+                "messages"
+            ]
+        );
+    }
+}
