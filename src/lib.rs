@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod failpoint;
 pub mod load;
+pub mod logging;
 pub mod model;
 pub mod pipeline;
 pub mod sink;

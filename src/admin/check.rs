@@ -4,8 +4,9 @@
 use super::connect_catalog;
 use crate::config::Config;
 use crate::error::Result;
-use crate::pipeline::runner::open_sinks;
+use crate::sink::open_sinks;
 use crate::source::conninfo::ConnInfo;
+use crate::source::preflight::{SlotProblem, WalLevel};
 use crate::source::publication::{add_tables_sql, table_names};
 use crate::source::replication::ReplicationConn;
 
@@ -51,11 +52,11 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     if version < 140000 {
         items.push(item(Level::Warn, "streaming", "PostgreSQL < 14: large transactions are not streamed, they arrive at commit", Some("upgrade to 14+ for streaming of large transactions")));
     }
-    let wal_level = catalog.setting("wal_level").await?;
-    items.push(if wal_level == "logical" {
-        item(Level::Ok, "wal_level", wal_level, None)
+    let wal_level = WalLevel::read(&catalog).await?;
+    items.push(if wal_level.is_logical() {
+        item(Level::Ok, "wal_level", wal_level.0, None)
     } else {
-        item(Level::Fail, "wal_level", format!("is `{wal_level}`"), Some("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"))
+        item(Level::Fail, "wal_level", format!("is `{}`", wal_level.0), Some("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"))
     });
     let (superuser, replication) = catalog.role_attributes().await?;
     items.push(if superuser || replication {
@@ -106,15 +107,12 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
                 s.confirmed_flush_lsn.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
                 s.wal_status.clone().unwrap_or_else(|| "-".into())
             );
-            if s.plugin.as_deref() != Some("pgoutput") {
-                items.push(item(Level::Fail, "slot", detail, Some("pgcdc needs a pgoutput slot: choose another source.slot")));
-            } else if s.wal_status.as_deref() == Some("lost") {
-                items.push(item(Level::Fail, "slot", detail, Some("the slot is invalidated: start over with teardown + setup and an empty target")));
-            } else if s.active {
-                items.push(item(Level::Warn, "slot", format!("{detail}; in use by PID {}", s.active_pid.unwrap_or(0)), Some("another process reads this slot; `run` will fail until it stops")));
-            } else {
-                items.push(item(Level::Ok, "slot", detail, None));
-            }
+            items.push(match SlotProblem::of(&s) {
+                Some(SlotProblem::WrongPlugin { .. }) => item(Level::Fail, "slot", detail, Some("pgcdc needs a pgoutput slot: choose another source.slot")),
+                Some(SlotProblem::Lost) => item(Level::Fail, "slot", detail, Some("the slot is invalidated: start over with teardown + setup and an empty target")),
+                Some(SlotProblem::InUse { pid }) => item(Level::Warn, "slot", format!("{detail}; in use by PID {}", pid.unwrap_or(0)), Some("another process reads this slot; `run` will fail until it stops")),
+                None => item(Level::Ok, "slot", detail, None),
+            });
         }
     }
     // Opening a sink changes nothing in its target; the probe looks without writing.

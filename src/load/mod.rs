@@ -41,6 +41,7 @@ use crate::sink::storage::{self, Storage};
 use crate::sink::Checkpoint;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
+use crate::source::preflight;
 use crate::source::replication::{ReplicationConn, SnapshotAction};
 use crate::source::sql;
 
@@ -90,8 +91,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
             let created = if mode == Mode::FullLoadAndCdc {
                 if let Some(s) = catalog.slot(slot).await? {
                     if s.active {
-                        return Err(Error::runtime(format!("replication slot `{slot}` is in use by another process"))
-                            .with_hint("stop the other consumer, or give this pgcdc its own source.slot"));
+                        return Err(preflight::slot_in_use(slot, None));
                     }
                     // The target is empty, so nothing depends on the old slot's position;
                     // the load needs a slot created together with its snapshot.
@@ -255,10 +255,7 @@ fn default_workers() -> usize {
 /// The publication's tables that match `source.tables`.
 pub async fn selected_tables(config: &Config, catalog: &Catalog) -> Result<Vec<(String, String)>> {
     let publication = &config.source.publication;
-    if !catalog.publication_exists(publication).await? {
-        return Err(Error::runtime(format!("publication `{publication}` does not exist"))
-            .with_hint("create it with `pgcdc setup -c FILE`"));
-    }
+    preflight::require_publication(catalog, publication).await?;
     let filter = TableFilter::new(&config.source.tables);
     Ok(catalog
         .publication_tables(publication)

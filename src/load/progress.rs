@@ -1,38 +1,13 @@
 //! Full-load progress: bars per table and overall on a terminal (rows, bytes, rate, ETA),
-//! plain log lines every few seconds otherwise.
+//! plain log lines every few seconds otherwise. Log lines are written above the bars
+//! (see [`crate::logging`]).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// The bars on screen, if any: log lines are written through them so they do not tear
-/// the bars apart.
-static ACTIVE_BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
-
-/// Writes a log line to stderr, above the progress bars when they are shown.
-pub fn write_log(buf: &[u8]) -> std::io::Result<()> {
-    let bars = ACTIVE_BARS.lock().unwrap_or_else(|e| e.into_inner());
-    match bars.as_ref() {
-        Some(m) => m.suspend(|| std::io::stderr().write_all(buf)),
-        None => std::io::stderr().write_all(buf),
-    }
-}
-
-/// The `tracing` writer: stderr, through [`write_log`].
-pub struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        write_log(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
-}
 
 /// Counters of one table, shared by its workers.
 pub struct TableProgress {
@@ -114,7 +89,7 @@ impl LoadProgress {
             })
             .collect();
         if let Some(m) = &multi {
-            *ACTIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()) = Some(m.clone());
+            crate::logging::set_active_bars(Some(m.clone()));
         }
         LoadProgress { multi, overall, tables, started: Instant::now(), last_log: Mutex::new(Instant::now()) }
     }
@@ -158,7 +133,7 @@ impl Drop for LoadProgress {
             all.abandon_with_message(format!("{} rows", self.total_rows()));
         }
         if self.multi.is_some() {
-            *ACTIVE_BARS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            crate::logging::set_active_bars(None);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! sink through the [`crate::sink::Sink`] contract. After all sinks flushed, it raises
 //! [`Progress::durable`], which the reader reports to the slot.
 
+mod blocking_catalog;
 mod changes;
 pub mod progress;
 pub mod relations;
@@ -36,20 +37,7 @@ use crate::model::{pg_ts_to_unix_micros, Lsn, RowOp, TxnMeta};
 use crate::sink::{Checkpoint, Sink};
 use crate::source::pgoutput::{Decoder, PgOutputMessage, decode_message};
 
-/// What the replication reader hands to the pipeline, in stream order.
-#[derive(Debug)]
-pub enum SourceEvent {
-    /// One pgoutput message from XLogData.
-    Data { wal_end: Lsn, data: Bytes },
-    /// A keepalive: the server has sent everything before `wal_end`.
-    Keepalive { wal_end: Lsn },
-    /// Time passes (sent about once a second): lets age-based flushes happen when idle.
-    Tick,
-    /// Stop at the next transaction boundary, flush, and return.
-    Shutdown,
-    /// From now on, stop like `--until-lsn` at this LSN.
-    SetUntil(Lsn),
-}
+pub use crate::source::replication::SourceEvent;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {

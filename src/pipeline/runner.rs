@@ -1,28 +1,34 @@
-//! `pgcdc run`: preflight, slot handling, the replication reader task and the pipeline
-//! thread, wired together.
+//! `pgcdc run`: the full load (if any), then CDC, as one readable sequence: open the
+//! pipeline, preflight ([`crate::source::preflight`]), create the slot, start streaming, wait,
+//! stop in order.
 //!
-//! The reader (async, on tokio) reads the socket, answers keepalives and sends standby
-//! status updates carrying [`Progress::durable`]. The pipeline (one OS thread) does all
-//! decoding and writing. They talk through a bounded channel of event batches.
+//! The replication reader ([`crate::source::replication::reader`], a tokio task) reads the
+//! socket, answers keepalives and sends standby status updates carrying
+//! [`super::progress::Progress::durable`]. The pipeline (one OS thread) does all decoding and
+//! writing. They talk through a bounded channel of event batches; this module adds the
+//! signals, a later until-LSN and heartbeats, and watches the reload tasks.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::relations::CatalogLookup;
+use super::blocking_catalog::BlockingCatalog;
+use super::spill::spill_dir;
 use super::{Flow, Pipeline, PipelineOptions, PipelineStats, SourceEvent};
-use crate::model::CatalogType;
-use crate::config::{Config, Mode, SinkConfig};
+use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::sink::parquet::ParquetSink;
-use crate::sink::Sink;
+use crate::sink::open_sinks;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
-use crate::source::replication::{ReplicationConn, SnapshotAction, StreamEvent};
+use crate::source::preflight;
+use crate::source::replication::{pgoutput_options, reader, ReplicationConn, SnapshotAction};
 use crate::source::sql;
+
+/// The pgoutput protocol rule lives with the replication client; re-exported for callers of
+/// the old path.
+pub use crate::source::replication::protocol_version;
 
 /// Where `--until-lsn` stops.
 #[derive(Clone, Copy, Debug)]
@@ -60,125 +66,6 @@ pub struct RunSummary {
     pub durable: Lsn,
 }
 
-/// Catalog lookups from the pipeline thread, executed on the runtime.
-struct BlockingCatalog {
-    catalog: Arc<Catalog>,
-    handle: tokio::runtime::Handle,
-}
-
-impl CatalogLookup for BlockingCatalog {
-    fn type_facts(&mut self, oid: u32) -> Result<Option<CatalogType>> {
-        let c = self.catalog.clone();
-        self.handle.block_on(async move { c.type_facts(oid).await })
-    }
-    fn primary_key(&mut self, relid: u32) -> Result<Vec<String>> {
-        let c = self.catalog.clone();
-        self.handle.block_on(async move { c.primary_key(relid).await })
-    }
-    fn relation_facts(&mut self, relid: u32) -> Result<crate::source::attributes::RelationFacts> {
-        let c = self.catalog.clone();
-        self.handle.block_on(async move { c.relation_facts(relid).await })
-    }
-}
-
-/// The pgoutput protocol version for a server: the highest it supports.
-pub fn protocol_version(server_version: u32) -> u32 {
-    match server_version {
-        v if v >= 160000 => 4,
-        v if v >= 150000 => 3,
-        v if v >= 140000 => 2,
-        _ => 1,
-    }
-}
-
-pub fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>> {
-    config
-        .sinks
-        .iter()
-        .map(|s| match s {
-            SinkConfig::Parquet(p) => Ok(Box::new(ParquetSink::open(p)?) as Box<dyn Sink>),
-            SinkConfig::Kinesis(_) => Err(Error::config("kind = \"kinesis\" is not supported by this build yet")),
-        })
-        .collect()
-}
-
-fn spill_dir(config: &Config) -> PathBuf {
-    if let Some(d) = &config.pipeline.spill_dir {
-        return PathBuf::from(d);
-    }
-    if let Some(p) = config.parquet_sinks().next() {
-        if let Some(root) = p.location.local_dir() {
-            return root.join("_pgcdc").join("spill");
-        }
-    }
-    std::env::temp_dir().join(format!("pgcdc-spill-{}", std::process::id()))
-}
-
-/// Checks that streaming can start: wal_level, publication, slot state and our progress.
-async fn preflight(catalog: &Catalog, config: &Config, start: Option<Lsn>) -> Result<bool> {
-    let wal_level = catalog.setting("wal_level").await?;
-    if wal_level != "logical" {
-        return Err(wal_level_error(&wal_level));
-    }
-    let publication = &config.source.publication;
-    if !catalog.publication_exists(publication).await? {
-        return Err(Error::runtime(format!("publication `{publication}` does not exist")).with_hint(format!(
-            "create it with `pgcdc setup -c FILE`, or CREATE PUBLICATION \"{publication}\" FOR TABLE ...; or fix source.publication"
-        )));
-    }
-    let slot_name = &config.source.slot;
-    // The walsender of a previous run (killed or stopped a moment ago) may still hold the
-    // slot while it notices its client is gone: give it a few seconds.
-    let mut slot = catalog.slot(slot_name).await?;
-    for _ in 0..50 {
-        if !slot.as_ref().is_some_and(|s| s.active) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        slot = catalog.slot(slot_name).await?;
-    }
-    match slot {
-        None => {
-            if let Some(start) = start {
-                return Err(Error::runtime(format!(
-                    "replication slot `{slot_name}` does not exist, but the target already holds changes up to {start}"
-                ))
-                .with_hint("changes since then are lost with the slot: start over with an empty target (and `pgcdc setup`), or restore the slot"));
-            }
-            Ok(false)
-        }
-        Some(slot) => {
-            if slot.plugin.as_deref() != Some("pgoutput") {
-                return Err(Error::runtime(format!(
-                    "replication slot `{slot_name}` uses plugin {:?}, pgcdc needs pgoutput",
-                    slot.plugin.unwrap_or_default()
-                ))
-                .with_hint("use another source.slot name; pgcdc creates its own slot"));
-            }
-            if slot.wal_status.as_deref() == Some("lost") {
-                return Err(Error::runtime(format!("replication slot `{slot_name}` is invalidated (wal_status = lost): the WAL it needed was removed"))
-                    .with_hint("changes were lost; start over with an empty target and a new slot (pgcdc teardown, then setup)"));
-            }
-            if slot.active {
-                return Err(Error::runtime(format!(
-                    "replication slot `{slot_name}` is in use by another process (PID {})",
-                    slot.active_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-                ))
-                .with_hint("stop the other consumer, or give this pgcdc its own source.slot"));
-            }
-            if let (Some(start), Some(confirmed)) = (start, slot.confirmed_flush_lsn) {
-                if confirmed > start {
-                    return Err(Error::runtime(format!(
-                        "replication slot `{slot_name}` has confirmed {confirmed}, but the target only holds changes up to {start}: changes in between are missing"
-                    ))
-                    .with_hint("the slot was advanced by something else or recreated; start over with an empty target and a new slot"));
-                }
-            }
-            Ok(true)
-        }
-    }
-}
-
 /// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
 /// signal, or an error.
 pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
@@ -197,10 +84,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             .with_hint("use --mode full-load-and-cdc or --mode cdc"));
     }
     if mode != Mode::Cdc {
-        let wal_level = catalog.setting("wal_level").await?;
-        if wal_level != "logical" {
-            return Err(wal_level_error(&wal_level));
-        }
+        preflight::require_logical_wal_level(&catalog).await?;
         let load_run = crate::load::full_load(config, &info, &catalog, mode);
         tokio::select! {
             r = load_run => load = r?,
@@ -219,11 +103,9 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     Ok(summary)
 }
 
-fn wal_level_error(wal_level: &str) -> Error {
-    Error::runtime(format!("the server's wal_level is `{wal_level}`, logical replication needs `logical`"))
-        .with_hint("set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL")
-}
-
+/// CDC: opens the pipeline at what the sinks hold, checks the source, creates the slot if
+/// needed, then streams until the pipeline is done (until-LSN or a signal) or something
+/// fails.
 async fn run_cdc(
     config: &Config,
     opts: RunOptions,
@@ -235,6 +117,7 @@ async fn run_cdc(
     let server_version = catalog.server_version_num().await?;
     let proto = protocol_version(server_version);
 
+    // 1. The pipeline, positioned at what the sinks already hold.
     let sinks = open_sinks(config)?;
     let lookup = Box::new(BlockingCatalog { catalog: catalog.clone(), handle: tokio::runtime::Handle::current() });
     let until = match opts.until {
@@ -250,70 +133,55 @@ async fn run_cdc(
         idle_checkpoint_interval: config.pipeline.status_interval,
     };
     let (mut pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
-    let slot_exists = preflight(&catalog, config, start).await?;
+
+    // 2. The source agrees with the target; reloads are wired; the slot exists.
+    let slot_exists = preflight::check_streaming_start(&catalog, &config.source.publication, &config.source.slot, start).await?;
     let reloads = super::reload_wiring::start(config, &catalog, server_version, &opts.reload).await?;
     if let Some(r) = &reloads {
         pipeline.set_reloads(r.reloads.clone());
     }
-
     let mut conn = ReplicationConn::connect(&info).await?;
     if !slot_exists {
         let created = conn.create_slot(&config.source.slot, false, SnapshotAction::NoExport).await?;
         tracing::info!(slot = %config.source.slot, lsn = %created.consistent_point, "created replication slot");
     }
-    let mut options = vec![
-        ("proto_version", proto.to_string()),
-        ("publication_names", format!("\"{}\"", config.source.publication.replace('"', "\"\""))),
-    ];
-    if proto >= 2 {
-        options.push(("streaming", "on".into()));
-    }
-    if server_version >= 140000 {
-        options.push(("messages", "true".into()));
-    }
+
+    // 3. Streaming: the reader task feeds the pipeline thread.
+    let options = pgoutput_options(proto, &config.source.publication, server_version);
     let start_lsn = start.unwrap_or(Lsn::ZERO);
-    let mut stream = conn.start_replication(&config.source.slot, start_lsn, &options).await?;
+    let stream = conn.start_replication(&config.source.slot, start_lsn, &options).await?;
     tracing::info!(slot = %config.source.slot, from = %start_lsn, protocol = proto, until = ?until, "replicating");
-
-    if let Some(u) = until {
-        // A non-transactional message past the until-LSN reaches us at once instead of
-        // waiting for the next keepalive. Failure only costs time.
-        let _ = catalog.client.execute("SELECT pg_logical_emit_message(false, 'pgcdc', 'until')", &[]).await;
-        let _ = u;
+    if until.is_some() {
+        emit_until_marker(&catalog).await;
     }
-
     let progress = pipeline.progress();
     let (tx, rx) = mpsc::channel::<Vec<SourceEvent>>(64);
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-    let worker = std::thread::Builder::new()
-        .name("pgcdc-pipeline".into())
-        .spawn(move || {
-            let result = pipeline_thread(pipeline, rx);
-            let _ = done_tx.send(());
-            result
-        })
-        .map_err(|e| Error::runtime(format!("starting the pipeline thread: {e}")))?;
+    let (worker, mut done_rx) = spawn_pipeline_thread(pipeline, rx)?;
+    let (stop_reader, stop_rx) = oneshot::channel();
+    let durable = {
+        let progress = progress.clone();
+        move || progress.durable()
+    };
+    let mut reader = tokio::spawn(reader::read(stream, start_lsn, config.pipeline.status_interval, durable, tx.clone(), stop_rx));
 
+    // 4. Until the pipeline is done: signals, a later until-LSN and heartbeats go in; a
+    //    failed reader, reload worker or publication watch stops the run.
     let heartbeat = config.source.heartbeat_interval;
-    let mut status_tick = tokio::time::interval(config.pipeline.status_interval.min(Duration::from_secs(10)));
-    let mut second = tokio::time::interval(Duration::from_secs(1));
     let mut heartbeat_tick = tokio::time::interval(heartbeat.unwrap_or(Duration::from_secs(3600)));
-    let mut received = start_lsn;
     let mut shutdown_sent = false;
-    let mut reader_error: Option<Error> = None;
-    let mut last_reported = Lsn::ZERO;
+    let mut task_error: Option<Error> = None;
+    let mut reader_ended = None;
     let mut until_later = opts.until_later;
     let (mut reload_task, mut watch_task) = match &reloads {
         Some(r) => r.spawn(&info, config),
         None => (tokio::spawn(std::future::pending::<Result<()>>()), tokio::spawn(std::future::pending::<Result<()>>())),
     };
-
     loop {
         tokio::select! {
             biased;
             _ = &mut done_rx => break,
-            r = &mut reload_task => { reader_error = Some(super::reload_wiring::task_error(r, "the reload worker")); break; }
-            r = &mut watch_task => { reader_error = Some(super::reload_wiring::task_error(r, "the publication watch")); break; }
+            r = &mut reload_task => { task_error = Some(super::reload_wiring::task_error(r, "the reload worker")); break; }
+            r = &mut watch_task => { task_error = Some(super::reload_wiring::task_error(r, "the publication watch")); break; }
             _ = tokio::signal::ctrl_c(), if !shutdown_sent => {
                 tracing::info!("interrupted: finishing the current transaction and flushing");
                 shutdown_sent = true;
@@ -328,21 +196,7 @@ async fn run_cdc(
                 until_later = None;
                 if let Ok(lsn) = later {
                     if tx.send(vec![SourceEvent::SetUntil(lsn)]).await.is_err() { break; }
-                    let _ = catalog.client.execute("SELECT pg_logical_emit_message(false, 'pgcdc', 'until')", &[]).await;
-                }
-            }
-            _ = status_tick.tick() => {
-                let durable = progress.durable();
-                if let Err(e) = stream.send_status(received, durable, durable, false).await { reader_error = Some(e); break; }
-                last_reported = durable;
-            }
-            _ = second.tick() => {
-                if tx.send(vec![SourceEvent::Tick]).await.is_err() { break; }
-                let durable = progress.durable();
-                if durable > last_reported {
-                    // Tell the slot promptly after a flush.
-                    if let Err(e) = stream.send_status(received, durable, durable, false).await { reader_error = Some(e); break; }
-                    last_reported = durable;
+                    emit_until_marker(&catalog).await;
                 }
             }
             _ = heartbeat_tick.tick(), if heartbeat.is_some() => {
@@ -350,54 +204,32 @@ async fn run_cdc(
                     tracing::warn!("heartbeat failed: {e}");
                 }
             }
-            ev = stream.next() => {
-                match ev {
-                    Ok(Some(first)) => {
-                        let mut batch = Vec::with_capacity(64);
-                        let mut reply = false;
-                        let mut push = |ev: StreamEvent, batch: &mut Vec<SourceEvent>, received: &mut Lsn| match ev {
-                            StreamEvent::XLogData { wal_end, data, .. } => {
-                                *received = (*received).max(wal_end);
-                                batch.push(SourceEvent::Data { wal_end, data });
-                            }
-                            StreamEvent::Keepalive { wal_end, reply_requested } => {
-                                *received = (*received).max(wal_end);
-                                reply |= reply_requested;
-                                batch.push(SourceEvent::Keepalive { wal_end });
-                            }
-                        };
-                        push(first, &mut batch, &mut received);
-                        while batch.len() < 256 {
-                            match stream.try_next_buffered() {
-                                Ok(Some(ev)) => push(ev, &mut batch, &mut received),
-                                Ok(None) => break,
-                                Err(e) => { reader_error = Some(e); break; }
-                            }
-                        }
-                        if reply {
-                            let durable = progress.durable();
-                            if let Err(e) = stream.send_status(received, durable, durable, false).await { reader_error = Some(e); break; }
-                        }
-                        if reader_error.is_some() || tx.send(batch).await.is_err() { break; }
-                    }
-                    Ok(None) => { reader_error = Some(Error::runtime("the server ended the replication stream")); break; }
-                    Err(e) => { reader_error = Some(e); break; }
-                }
-            }
+            ended = &mut reader => { reader_ended = Some(ended); break; }
         }
     }
+
+    // 5. Stop in order: the reader, then the pipeline (which keeps what is complete), then
+    //    the final durable position to the slot.
+    drop(stop_reader);
+    let ended = match reader_ended {
+        Some(ended) => ended,
+        None => reader.await,
+    };
     drop(tx);
     let result = tokio::task::block_in_place(|| worker.join())
         .map_err(|_| Error::runtime("the pipeline thread panicked"))?;
     let durable = progress.durable();
-    let _ = stream.send_status(received, durable, durable, false).await;
-    stream.close().await;
+    let reader_error = match ended {
+        Ok(end) => end.finish(durable).await,
+        Err(e) => Some(Error::runtime(format!("the replication reader failed: {e}"))),
+    };
+    let error = task_error.or(reader_error);
     watch_task.abort();
-    if reloads.is_none() || result.is_err() || reader_error.is_some() {
+    if reloads.is_none() || result.is_err() || error.is_some() {
         reload_task.abort();
     }
     let stats = result?;
-    if let Some(e) = reader_error {
+    if let Some(e) = error {
         return Err(e);
     }
     if let Some(r) = &reloads {
@@ -406,6 +238,30 @@ async fn run_cdc(
         r.finish(reload_task, shutdown_sent).await?;
     }
     Ok(RunSummary { load: None, stats: Some(stats), durable })
+}
+
+/// A non-transactional message past the until-LSN reaches the reader at once instead of
+/// waiting for the next keepalive. Failure only costs time.
+async fn emit_until_marker(catalog: &Catalog) {
+    let _ = catalog.client.execute("SELECT pg_logical_emit_message(false, 'pgcdc', 'until')", &[]).await;
+}
+
+/// Starts the pipeline thread on `rx`. The receiver fires when the thread has ended, for
+/// whatever reason.
+fn spawn_pipeline_thread(
+    pipeline: Pipeline,
+    rx: mpsc::Receiver<Vec<SourceEvent>>,
+) -> Result<(std::thread::JoinHandle<Result<PipelineStats>>, oneshot::Receiver<()>)> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let worker = std::thread::Builder::new()
+        .name("pgcdc-pipeline".into())
+        .spawn(move || {
+            let result = pipeline_thread(pipeline, rx);
+            let _ = done_tx.send(());
+            result
+        })
+        .map_err(|e| Error::runtime(format!("starting the pipeline thread: {e}")))?;
+    Ok((worker, done_rx))
 }
 
 fn pipeline_thread(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<SourceEvent>>) -> Result<PipelineStats> {

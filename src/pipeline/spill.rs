@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use crate::config::Config;
 use crate::error::{Error, Result, ResultExt};
 
 struct SpillFile {
@@ -112,6 +113,21 @@ impl Drop for SpilledTxn {
     fn drop(&mut self) {
         fs::remove_file(&self.path).ok();
     }
+}
+
+/// Where `run` spills streamed transactions: `pipeline.spill_dir` when set, else
+/// `_pgcdc/spill` under the first Parquet sink's local directory, else a per-process
+/// directory under the system's temporary directory.
+pub fn spill_dir(config: &Config) -> PathBuf {
+    if let Some(d) = &config.pipeline.spill_dir {
+        return PathBuf::from(d);
+    }
+    if let Some(p) = config.parquet_sinks().next() {
+        if let Some(root) = p.location.local_dir() {
+            return root.join("_pgcdc").join("spill");
+        }
+    }
+    std::env::temp_dir().join(format!("pgcdc-spill-{}", std::process::id()))
 }
 
 #[cfg(test)]

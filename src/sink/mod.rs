@@ -22,8 +22,11 @@
 //! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the last successful
 //!   flush, so the next run repeats the unflushed transactions and `recover` cleans up.
 
+mod open;
 pub mod parquet;
 pub mod storage;
+
+pub use open::open_sinks;
 
 use std::sync::Arc;
 use std::time::Instant;

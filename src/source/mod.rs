@@ -7,6 +7,7 @@ pub mod conninfo;
 pub mod partitions;
 pub mod copy;
 pub mod pgoutput;
+pub mod preflight;
 pub mod publication;
 pub mod quote;
 pub mod replication;
