@@ -98,37 +98,7 @@ impl TableSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::builtin;
-
-    pub(crate) fn col(name: &str, oid: u32, typmod: i32) -> ColumnSchema {
-        ColumnSchema {
-            name: name.into(),
-            type_oid: oid,
-            type_modifier: typmod,
-            pg_type: builtin(oid, typmod).unwrap(),
-            replica_identity: false,
-            attnum: None,
-            missing: None,
-        }
-    }
-
-    fn table() -> TableSchema {
-        TableSchema {
-            relid: 16384,
-            schema: "public".into(),
-            name: "orders".into(),
-            columns: vec![
-                col("id", 20, -1),
-                col("region", 25, -1),
-                col("amount", 1700, ((10 << 16) | 2) + 4),
-                col("tags", 1009, -1),
-                col("name", 1043, 24),
-            ],
-            key: vec![1, 0],
-            replica_identity: b'd',
-            relfilenode: None,
-        }
-    }
+    use crate::model::schema::fixtures::orders as table;
 
     #[test]
     fn arrow_schema_has_data_then_metadata_columns() {

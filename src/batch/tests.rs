@@ -9,23 +9,13 @@ use arrow_schema::DataType;
 use bytes::Bytes;
 
 use super::*;
-use crate::model::{builtin, ColumnSchema, Lsn, OutputRow, RowOp, TableSchema, TupleValue};
+use crate::model::schema::fixtures::col;
+use crate::model::{ColumnSchema, Lsn, OutputRow, RowOp, TableSchema, TupleValue};
 
 fn numeric_typmod(p: i32, s: i32) -> i32 {
     ((p << 16) | (s & 0x7ff)) + 4
 }
 
-fn col(name: &str, oid: u32, typmod: i32) -> ColumnSchema {
-    ColumnSchema {
-        name: name.into(),
-        type_oid: oid,
-        type_modifier: typmod,
-        pg_type: builtin(oid, typmod).unwrap_or_else(|| panic!("oid {oid} is builtin")),
-        replica_identity: false,
-        attnum: None,
-        missing: None,
-    }
-}
 
 fn table(columns: Vec<ColumnSchema>) -> Arc<TableSchema> {
     Arc::new(TableSchema {

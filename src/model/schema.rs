@@ -108,22 +108,27 @@ pub fn choose_key(columns: &[ColumnSchema], primary_key: &[String], replica_iden
     }
 }
 
+/// Tables and columns for unit tests anywhere in the crate.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
+
+    /// A column of a builtin type (panics for other OIDs), not in the replica identity.
     pub(crate) fn col(name: &str, oid: u32, typmod: i32) -> ColumnSchema {
         ColumnSchema {
             name: name.into(),
             type_oid: oid,
             type_modifier: typmod,
-            pg_type: builtin(oid, typmod).unwrap(),
+            pg_type: builtin(oid, typmod).unwrap_or_else(|| panic!("oid {oid} is builtin")),
             replica_identity: false,
             attnum: None,
             missing: None,
         }
     }
 
-    fn table() -> TableSchema {
+    /// `public.orders` (id int8, region text, amount numeric(10,2), tags text[], name
+    /// varchar(20)) keyed by (region, id).
+    pub(crate) fn orders() -> TableSchema {
         TableSchema {
             relid: 16384,
             schema: "public".into(),
@@ -140,6 +145,12 @@ mod tests {
             relfilenode: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{col, orders as table};
+    use super::*;
 
     #[test]
     fn same_shape_compares_columns_only() {
