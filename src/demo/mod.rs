@@ -15,7 +15,8 @@ use crate::pipeline::runner::{self, RunOptions};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::sql;
-use crate::validate::compare::{canonical_rows, diff, TableDiff};
+use crate::validate::canonical::canonical_rows;
+use crate::validate::compare::{compare_keyed, ExampleKind, TableDiff};
 use crate::validate::materialize::{materialize_table, project};
 
 pub const TABLES: [&str; 3] = ["customers", "products", "orders"];
@@ -25,6 +26,32 @@ pub struct DemoTable {
     pub diff: TableDiff,
     pub files: usize,
     pub change_rows: usize,
+}
+
+impl DemoTable {
+    /// Up to 10 lines naming differences (missing, differing, then extra keys), as the demo
+    /// summary prints them.
+    pub fn example_lines(&self) -> Vec<String> {
+        let values = |key: &[(String, Option<String>)]| key.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let mut lines = Vec::new();
+        for kind in [ExampleKind::Missing, ExampleKind::Differing, ExampleKind::Extra] {
+            for e in self.diff.examples.iter().filter(|e| e.kind == kind) {
+                lines.push(match (kind, e.columns.first()) {
+                    (ExampleKind::Differing, Some(c)) => format!(
+                        "key {:?}: column {} is {:?} in the source, {:?} in the target",
+                        values(&e.key),
+                        c.column,
+                        Some(&c.source),
+                        Some(&c.target)
+                    ),
+                    (ExampleKind::Extra, _) => format!("extra key {:?}", values(&e.key)),
+                    _ => format!("missing key {:?}", values(&e.key)),
+                });
+            }
+        }
+        lines.truncate(10);
+        lines
+    }
 }
 
 pub struct DemoReport {
@@ -119,5 +146,6 @@ async fn compare_table(catalog: &Catalog, schema: &Arc<crate::batch::TableSchema
         return Err(Error::runtime(format!("{}: {} duplicated (_lsn, _seq) pairs", schema.name, m.duplicates.len())));
     }
     let target = project(&m.rows, &cols);
-    Ok(DemoTable { name: schema.name.clone(), diff: diff(&cols, &source, &target), files: m.files, change_rows: m.change_rows })
+    let key: Vec<String> = schema.key.iter().map(|&i| cols[i].clone()).collect();
+    Ok(DemoTable { name: schema.name.clone(), diff: compare_keyed(&cols, &key, &source, &target), files: m.files, change_rows: m.change_rows })
 }

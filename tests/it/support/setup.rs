@@ -7,7 +7,8 @@ use std::process::Output;
 
 use pgcdc::source::catalog::Catalog;
 use pgcdc::source::conninfo::ConnInfo;
-use pgcdc::validate::compare::{canonical_rows, diff};
+use pgcdc::validate::canonical::canonical_rows;
+use pgcdc::validate::compare::compare_keyed;
 use pgcdc::validate::materialize::{materialize_table, project, read_table_rows, ChangeRow};
 
 use super::pg::{fresh_db, TestDb};
@@ -143,7 +144,8 @@ impl Setup {
         let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
         assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
         let target = project(&m.rows, &cols);
-        let d = diff(&cols, &source, &target);
+        let key: Vec<String> = ts.key.iter().map(|&i| cols[i].clone()).collect();
+        let d = compare_keyed(&cols, &key, &source, &target);
         assert!(d.is_clean(), "{schema}.{table} differs from the source: {d:#?}");
         source.len()
     }
