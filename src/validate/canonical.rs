@@ -10,6 +10,34 @@ use crate::batch::{cell_to_string, OutputRow, TableBatchBuilder, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
 use crate::source::pgoutput::TupleValue;
+use crate::source::publication::with_row_filter;
+use crate::source::quote::{qualified, quote_ident};
+use crate::source::sql;
+
+/// `table`'s columns (in `table.columns` order) as text, as `client` sees the source now (in
+/// its transaction's snapshot, if any): `SELECT … FROM [ONLY] schema.table [WHERE (filter)]`.
+/// With `only`, rows of inheritance children and partitions are left out. The input of
+/// [`canonical_rows`] and [`canonical_list`].
+pub async fn read_source_rows(
+    client: &tokio_postgres::Client,
+    table: &TableSchema,
+    only: bool,
+    row_filter: Option<&str>,
+) -> Result<Vec<Row>> {
+    let select = format!(
+        "SELECT {} FROM {}{}{}",
+        table
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if only { "ONLY " } else { "" },
+        qualified(&table.schema, &table.name),
+        with_row_filter("", row_filter)
+    );
+    sql::simple_rows(client, &select).await
+}
 
 /// Converts text rows (as `simple_query` returns them, in column order) through the Arrow
 /// type mapping of `table`, keyed by `table.key`: the source side of

@@ -6,14 +6,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::canonical::canonical_rows;
+use super::canonical::{canonical_rows, read_source_rows};
 use super::compare::{compare_keyed, TableDiff};
 use super::materialize::{materialize_table, project};
 use crate::batch::TableSchema;
 use crate::error::{Error, Result};
-use crate::source::publication::with_row_filter;
-use crate::source::quote::{qualified, quote_ident};
-use crate::source::sql;
 
 /// What [`compare_current`] found.
 #[derive(Debug)]
@@ -43,16 +40,7 @@ pub async fn compare_current(
 ) -> Result<CurrentComparison> {
     let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     let key: Vec<String> = table.key.iter().map(|&i| cols[i].clone()).collect();
-    let select = format!(
-        "SELECT {} FROM {}{}",
-        cols.iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-        qualified(&table.schema, &table.name),
-        with_row_filter("", row_filter)
-    );
-    let text = sql::simple_rows(client, &select).await?;
+    let text = read_source_rows(client, table, false, row_filter).await?;
     let source = canonical_rows(table, &text)?;
     drop(text);
     let dir = dir.to_path_buf();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::canonical::{canonical_list, canonical_rows};
+use super::canonical::{canonical_list, canonical_rows, read_source_rows};
 use super::compare::{compare_keyed, compare_multisets, count_rows};
 use super::materialize::{
     materialize_multiset, materialize_rows, project, read_table_rows, ChangeRow,
@@ -16,7 +16,6 @@ use crate::error::{Error, Result, ResultExt};
 use crate::model::Lsn;
 use crate::sink::parquet::naming;
 use crate::source::catalog::Catalog;
-use crate::source::quote::{qualified, quote_ident};
 use crate::source::sql;
 
 /// Compares `table` (its published columns, and rows matching `row_filter`) as the snapshot
@@ -65,17 +64,7 @@ pub(super) async fn validate_table(
     let relkind: String = relkind.get(0);
     // A partitioned table (published via its root) holds its partitions' rows; any other
     // table only its own (inheritance children are published and written separately).
-    let only = if relkind == "p" { "" } else { "ONLY " };
-    let select = format!(
-        "SELECT {} FROM {only}{}{}",
-        cols.iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-        qualified(&table.schema, &table.name),
-        crate::source::publication::with_row_filter("", row_filter)
-    );
-    let text = sql::simple_rows(&snap.client, &select).await?;
+    let text = read_source_rows(&snap.client, table, relkind != "p", row_filter).await?;
 
     // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).
     let up_to = v.0 as i64 - 1;
