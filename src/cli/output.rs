@@ -112,7 +112,7 @@ pub fn demo(r: &DemoReport) -> i32 {
             t.files,
             if ok { "identical".to_string() } else { format!("{} missing, {} extra, {} differing", t.diff.missing, t.diff.extra, t.diff.differing) }
         );
-        for e in &t.diff.examples {
+        for e in t.example_lines() {
             println!("    {e}");
         }
     }
@@ -136,8 +136,8 @@ pub fn demo(r: &DemoReport) -> i32 {
 }
 
 /// Prints the `validate` report (a table, or JSON); returns 0 when clean, else 3.
-pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
-    use crate::validate::run::{ExampleKind, TableStatus, TargetReady};
+pub fn validate(r: &crate::validate::report::ValidateReport, json: bool) -> i32 {
+    use crate::validate::report::{ExampleKind, TableStatus, TargetReady};
     let code = if r.clean { 0 } else { 3 };
     if json {
         println!("{}", serde_json::to_string_pretty(r).expect("serialisable"));
@@ -189,7 +189,7 @@ pub fn validate(r: &crate::validate::run::ValidateReport, json: bool) -> i32 {
         if t.duplicates > 0 {
             result.push_str(&format!(" ({} duplicated (_lsn, _seq))", t.duplicates));
         }
-        if t.compared_by == Some(crate::validate::run::CompareBy::WholeRow) {
+        if t.compared_by == Some(crate::validate::report::CompareBy::WholeRow) {
             result.push_str(" [whole rows: no key, REPLICA IDENTITY FULL]");
         }
         if !t.not_compared.is_empty() {

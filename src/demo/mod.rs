@@ -16,8 +16,8 @@ use crate::pipeline::runner::{self, RunOptions};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::sql;
-use crate::validate::compare::{canonical_rows, diff, TableDiff};
-use crate::validate::materialize::{materialize_table, project};
+use crate::validate::compare::{ExampleKind, TableDiff};
+use crate::validate::current::compare_current;
 
 pub const TABLES: [&str; 3] = ["customers", "products", "orders"];
 
@@ -26,6 +26,32 @@ pub struct DemoTable {
     pub diff: TableDiff,
     pub files: usize,
     pub change_rows: usize,
+}
+
+impl DemoTable {
+    /// Up to 10 lines naming differences (missing, differing, then extra keys), as the demo
+    /// summary prints them.
+    pub fn example_lines(&self) -> Vec<String> {
+        let values = |key: &[(String, Option<String>)]| key.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let mut lines = Vec::new();
+        for kind in [ExampleKind::Missing, ExampleKind::Differing, ExampleKind::Extra] {
+            for e in self.diff.examples.iter().filter(|e| e.kind == kind) {
+                lines.push(match (kind, e.columns.first()) {
+                    (ExampleKind::Differing, Some(c)) => format!(
+                        "key {:?}: column {} is {:?} in the source, {:?} in the target",
+                        values(&e.key),
+                        c.column,
+                        Some(&c.source),
+                        Some(&c.target)
+                    ),
+                    (ExampleKind::Extra, _) => format!("extra key {:?}", values(&e.key)),
+                    _ => format!("missing key {:?}", values(&e.key)),
+                });
+            }
+        }
+        lines.truncate(10);
+        lines
+    }
 }
 
 pub struct DemoReport {
@@ -106,19 +132,33 @@ pub async fn run(out_dir: &Path) -> Result<DemoReport> {
 }
 
 async fn compare_table(catalog: &Catalog, schema: &Arc<crate::model::TableSchema>, root: &Path) -> Result<DemoTable> {
-    let cols: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-    let select = format!(
-        "SELECT {} FROM {}",
-        cols.iter().map(|c| crate::source::quote::quote_ident(c)).collect::<Vec<_>>().join(", "),
-        crate::source::quote::qualified(&schema.schema, &schema.name)
-    );
-    let rows = sql::simple_rows(&catalog.client, &select).await?;
-    let source = canonical_rows(schema, &rows)?;
     let dir = crate::sink::parquet::naming::table_dir(root, &schema.schema, &schema.name);
-    let m = tokio::task::block_in_place(|| materialize_table(&dir, None))?;
-    if !m.duplicates.is_empty() {
-        return Err(Error::runtime(format!("{}: {} duplicated (_lsn, _seq) pairs", schema.name, m.duplicates.len())));
+    let c = compare_current(&catalog.client, schema, &dir, None).await?;
+    if !c.duplicates.is_empty() {
+        return Err(Error::runtime(format!("{}: {} duplicated (_lsn, _seq) pairs", schema.name, c.duplicates.len())));
     }
-    let target = project(&m.rows, &cols);
-    Ok(DemoTable { name: schema.name.clone(), diff: diff(&cols, &source, &target), files: m.files, change_rows: m.change_rows })
+    Ok(DemoTable { name: schema.name.clone(), diff: c.diff, files: c.files, change_rows: c.change_rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::compare::{compare_keyed, Rows};
+
+    #[test]
+    fn example_lines_keep_the_demo_wording() {
+        let cols = vec!["id".to_string(), "v".to_string()];
+        let s = |v: &str| Some(v.to_string());
+        let source: Rows = [(vec![s("1")], vec![s("1"), s("a")]), (vec![s("2")], vec![s("2"), s("b")])].into();
+        let target: Rows = [(vec![s("2")], vec![s("2"), None]), (vec![s("3")], vec![s("3"), s("c")])].into();
+        let t = DemoTable { name: "t".into(), diff: compare_keyed(&cols, &cols[..1], &source, &target), files: 1, change_rows: 2 };
+        assert_eq!(
+            t.example_lines(),
+            vec![
+                r#"missing key [Some("1")]"#.to_string(),
+                r#"key [Some("2")]: column v is Some(Some("b")) in the source, Some(None) in the target"#.to_string(),
+                r#"extra key [Some("3")]"#.to_string(),
+            ]
+        );
+    }
 }

@@ -154,7 +154,7 @@ pub fn to_canonical(oid: u32, typmod: i32, text: &str) -> Option<String> {
         replica_identity: b'd',
         relfilenode: None,
     });
-    let rows = super::compare::canonical_list(&table, &[vec![Some(text.to_string())]]).ok()?;
+    let rows = super::canonical::canonical_list(&table, &[vec![Some(text.to_string())]]).ok()?;
     rows.into_iter().next()?.into_iter().next()?
 }
 

@@ -276,6 +276,33 @@ pub fn materialize_table(dir: &Path, up_to: Option<i64>) -> Result<Materialized>
     Ok(Materialized { rows, duplicates, files, change_rows, key })
 }
 
+/// The SPEC 5.1 rule for a table without a key (REPLICA IDENTITY FULL): rows are whole
+/// rows, counted. `L`/`I` add one; `D` (carrying the whole old row) removes one; an update
+/// that changes anything is written as `D` + `I`, so a `U` repeats its row and changes
+/// nothing; `T` empties the table. Rows with `_lsn > up_to` are ignored; rows are projected
+/// onto `cols`.
+pub fn materialize_multiset(mut rows: Vec<ChangeRow>, cols: &[String], up_to: i64) -> HashMap<Vec<Option<String>>, usize> {
+    rows.sort_by_key(|r| (r.lsn, r.seq));
+    let mut counts: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+    for row in rows.into_iter().filter(|r| r.lsn <= up_to) {
+        let values: Vec<Option<String>> = cols.iter().map(|c| row.values.get(c).cloned().flatten()).collect();
+        match row.op {
+            RowOp::Load | RowOp::Insert => *counts.entry(values).or_insert(0) += 1,
+            RowOp::Delete => {
+                if let Some(n) = counts.get_mut(&values) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.remove(&values);
+                    }
+                }
+            }
+            RowOp::Update => {}
+            RowOp::Truncate => counts.clear(),
+        }
+    }
+    counts
+}
+
 /// Keeps only the named columns of every row (e.g. the source's current columns).
 pub fn project(state: &TableState, columns: &[String]) -> HashMap<Vec<Option<String>>, Vec<Option<String>>> {
     state
@@ -346,5 +373,21 @@ mod tests {
         let (state, dups) = materialize_rows(rows, &key, Some(10));
         assert_eq!(dups, vec![(10, 0)]);
         assert_eq!(state.len(), 1);
+    }
+
+    #[test]
+    fn whole_rows_are_counted_and_cut_at_the_lsn() {
+        let cols = vec!["id".to_string(), "v".to_string()];
+        let rows = vec![
+            row(RowOp::Insert, 10, 0, "1", Some("a"), &[]),
+            row(RowOp::Insert, 10, 1, "1", Some("a"), &[]),
+            row(RowOp::Insert, 10, 2, "2", Some("b"), &[]),
+            row(RowOp::Delete, 20, 0, "1", Some("a"), &[]),
+            row(RowOp::Delete, 30, 0, "2", Some("b"), &[]),
+        ];
+        let m = materialize_multiset(rows, &cols, 29);
+        let whole = |id: &str, v: &str| vec![Some(id.to_string()), Some(v.to_string())];
+        assert_eq!(m.get(&whole("1", "a")), Some(&1));
+        assert_eq!(m.get(&whole("2", "b")), Some(&1), "the delete at 30 is past the cut");
     }
 }

@@ -1,8 +1,23 @@
 //! Reading the target back: the SPEC 5.1 materialisation rule and comparison with the
 //! source. `pgcdc validate` (SPEC 6), the demo and the tests are built on it.
+//!
+//! The source side is read through the output's type mapping ([`canonical`]), the target
+//! side materialised ([`materialize`], with [`identity`] for renamed and retyped columns),
+//! and the two compared by the one comparer ([`compare`]); the demo and the tests compare a
+//! table as it is now through [`current`]. `validate` itself is
+//! orchestrated in [`run`]: [`snapshot`] takes the snapshot, [`target_ready`] waits for the
+//! target (peeking at the slot with [`peek`]), [`table`] validates one table, [`report`]
+//! holds what is reported.
 
+pub mod canonical;
 pub mod compare;
+pub mod current;
 pub mod identity;
 pub mod materialize;
+mod peek;
+pub mod report;
 pub mod run;
+mod snapshot;
+pub mod table;
+mod target_ready;
 mod waiting;

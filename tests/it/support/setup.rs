@@ -7,8 +7,8 @@ use std::process::Output;
 
 use pgcdc::source::catalog::Catalog;
 use pgcdc::source::conninfo::ConnInfo;
-use pgcdc::validate::compare::{canonical_rows, diff};
-use pgcdc::validate::materialize::{materialize_table, project, read_table_rows, ChangeRow};
+use pgcdc::validate::current::compare_current;
+use pgcdc::validate::materialize::{read_table_rows, ChangeRow};
 
 use super::pg::{fresh_db, TestDb};
 use super::process::{assert_success, ChildGuard};
@@ -129,23 +129,10 @@ impl Setup {
     /// Materialises the target's `schema.table` and asserts it equals the source read with
     /// `ts`'s columns (and `WHERE filter`), with no duplicate `(_lsn, _seq)`.
     async fn compare_with_source(&self, catalog: &Catalog, schema: &str, table: &str, ts: &std::sync::Arc<pgcdc::model::TableSchema>, filter: Option<&str>) -> usize {
-        let cols: Vec<String> = ts.columns.iter().map(|c| c.name.clone()).collect();
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let select = format!(
-            "SELECT {} FROM {}.{}{}",
-            cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
-            q(schema),
-            q(table),
-            filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
-        );
-        let text = pgcdc::source::sql::simple_rows(&catalog.client, &select).await.expect("select");
-        let source = canonical_rows(ts, &text).expect("canonical source rows");
-        let m = materialize_table(&self.table_dir(schema, table), None).expect("materialise");
-        assert!(m.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &m.duplicates[..m.duplicates.len().min(5)]);
-        let target = project(&m.rows, &cols);
-        let d = diff(&cols, &source, &target);
-        assert!(d.is_clean(), "{schema}.{table} differs from the source: {d:#?}");
-        source.len()
+        let c = compare_current(&catalog.client, ts, &self.table_dir(schema, table), filter).await.expect("compare with the source");
+        assert!(c.duplicates.is_empty(), "{schema}.{table}: duplicated (_lsn, _seq): {:?}", &c.duplicates[..c.duplicates.len().min(5)]);
+        assert!(c.diff.is_clean(), "{schema}.{table} differs from the source: {:#?}", c.diff);
+        c.diff.source_rows
     }
 }
 

@@ -1,0 +1,89 @@
+//! Reading a source table through the same type mapping as the output, so that source and
+//! target values compare cell by cell as canonical strings ([`crate::batch::cell_to_string`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::compare::{Row, Rows};
+use crate::batch::{TableBatchBuilder, cell_to_string};
+use crate::model::{OutputRow, TableSchema};
+use crate::error::{Error, Result};
+use crate::model::{Lsn, RowOp};
+use crate::model::TupleValue;
+use crate::source::publication::with_row_filter;
+use crate::source::quote::{qualified, quote_ident};
+use crate::source::sql;
+
+/// `table`'s columns (in `table.columns` order) as text, as `client` sees the source now (in
+/// its transaction's snapshot, if any): `SELECT … FROM [ONLY] schema.table [WHERE (filter)]`.
+/// With `only`, rows of inheritance children and partitions are left out. The input of
+/// [`canonical_rows`] and [`canonical_list`].
+pub async fn read_source_rows(
+    client: &tokio_postgres::Client,
+    table: &TableSchema,
+    only: bool,
+    row_filter: Option<&str>,
+) -> Result<Vec<Row>> {
+    let select = format!(
+        "SELECT {} FROM {}{}{}",
+        table
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if only { "ONLY " } else { "" },
+        qualified(&table.schema, &table.name),
+        with_row_filter("", row_filter)
+    );
+    sql::simple_rows(client, &select).await
+}
+
+/// Converts text rows (as `simple_query` returns them, in column order) through the Arrow
+/// type mapping of `table`, keyed by `table.key`: the source side of
+/// [`super::compare::compare_keyed`]. Rows with the same key collapse into one.
+///
+/// Errors when a value does not convert to its column's output type (names the table).
+pub fn canonical_rows(table: &Arc<TableSchema>, text_rows: &[Row]) -> Result<Rows> {
+    Ok(canonical_list(table, text_rows)?
+        .into_iter()
+        .map(|vals| (table.key.iter().map(|&k| vals[k].clone()).collect(), vals))
+        .collect())
+}
+
+/// Text rows through the Arrow type mapping of `table`, in order, as canonical strings
+/// (the source side of [`super::compare::compare_multisets`] once counted).
+pub fn canonical_list(table: &Arc<TableSchema>, text_rows: &[Row]) -> Result<Vec<Row>> {
+    let mut builder = TableBatchBuilder::new(table.clone());
+    let mut out = Vec::with_capacity(text_rows.len());
+    let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
+    for chunk in text_rows.chunks(8192) {
+        for r in chunk {
+            values.clear();
+            values.extend(r.iter().map(|v| match v {
+                None => TupleValue::Null,
+                Some(s) => TupleValue::Text(Bytes::copy_from_slice(s.as_bytes())),
+            }));
+            builder
+                .append(&OutputRow {
+                    op: RowOp::Load,
+                    lsn: Lsn::ZERO,
+                    seq: 0,
+                    xid: None,
+                    commit_ts_us: 0,
+                    values: &values,
+                })
+                .map_err(|e| Error::runtime(format!("{}.{}: {e}", table.schema, table.name)))?;
+        }
+        let batch = builder.finish();
+        for r in 0..batch.num_rows() {
+            out.push(
+                (0..table.columns.len())
+                    .map(|c| cell_to_string(batch.column(c).as_ref(), r))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}

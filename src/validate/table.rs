@@ -1,0 +1,175 @@
+//! Validating one table (step 4 of [`super::run`]): its source rows read in the snapshot,
+//! its target materialised up to the validation LSN, both given to [`super::compare`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::canonical::{canonical_list, canonical_rows, read_source_rows};
+use super::compare::{compare_keyed, compare_multisets, count_rows};
+use super::materialize::{
+    materialize_multiset, materialize_rows, project, read_table_rows, ChangeRow,
+};
+use super::report::{CompareBy, Outcome, TableReport};
+use crate::model::TableSchema;
+use crate::config::ParquetSinkConfig;
+use crate::error::{Error, Result, ResultExt};
+use crate::model::Lsn;
+use crate::sink::parquet::naming;
+use crate::source::catalog::Catalog;
+use crate::source::sql;
+
+/// Compares `table` (its published columns, and rows matching `row_filter`) as the snapshot
+/// `snap` sees it with the target of `sink` materialised up to `v` (`_lsn < v`). Errors are
+/// reading errors (catalog, Parquet), not differences: those are in the report.
+pub(super) async fn validate_table(
+    snap: &Catalog,
+    sink: &ParquetSinkConfig,
+    table: &Arc<TableSchema>,
+    row_filter: Option<&str>,
+    v: Lsn,
+) -> Result<TableReport> {
+    let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let key: Vec<String> = table.key.iter().map(|&i| cols[i].clone()).collect();
+    let whole_row = table.replica_identity == b'f'
+        && table.key.len() == cols.len()
+        && !has_key_index(snap, table.relid).await?;
+    let not_compared = snap.generated_columns(table.relid).await?;
+    let report = |key, outcome| {
+        TableReport::new(
+            table.schema.clone(),
+            table.name.clone(),
+            key,
+            not_compared,
+            outcome,
+        )
+    };
+    if key.is_empty() {
+        return Ok(report(
+            key,
+            Outcome::NotValidated {
+                reason: "no primary key or replica identity".to_string(),
+            },
+        ));
+    }
+
+    // The source, in the snapshot.
+    let relkind = snap
+        .client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = $1",
+            &[&table.relid],
+        )
+        .await
+        .map_err(|e| Error::runtime(format!("reading pg_class: {}", sql::db_error_text(&e))))?;
+    let relkind: String = relkind.get(0);
+    // A partitioned table (published via its root) holds its partitions' rows; any other
+    // table only its own (inheritance children are published and written separately).
+    let text = read_source_rows(&snap.client, table, relkind != "p", row_filter).await?;
+
+    // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).
+    let up_to = v.0 as i64 - 1;
+    let (rows, files, _) =
+        tokio::task::block_in_place(|| read_target_table(sink, &table.schema, &table.name))?;
+    let change_rows = rows.len();
+    let duplicates = duplicates(&rows);
+
+    let (by, diff) = if whole_row {
+        let source = count_rows(canonical_list(table, &text)?);
+        drop(text);
+        let target = tokio::task::block_in_place(|| materialize_multiset(rows, &cols, up_to));
+        (
+            CompareBy::WholeRow,
+            compare_multisets(&cols, &source, &target),
+        )
+    } else {
+        let source = canonical_rows(table, &text)?;
+        drop(text);
+        let target = tokio::task::block_in_place(|| {
+            let (state, _) = materialize_rows(rows, &key, Some(up_to));
+            project(&state, &cols)
+        });
+        (CompareBy::Key, compare_keyed(&cols, &key, &source, &target))
+    };
+    Ok(report(
+        key,
+        Outcome::Compared {
+            by,
+            files,
+            change_rows,
+            duplicates,
+            diff,
+        },
+    ))
+}
+
+/// True when the table has a primary key or a replica identity index (then the key is that,
+/// even if it happens to cover every column).
+async fn has_key_index(snap: &Catalog, relid: u32) -> Result<bool> {
+    let row = snap
+        .client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1 AND (indisprimary OR indisreplident))", &[&relid])
+        .await
+        .map_err(|e| Error::runtime(format!("reading pg_index: {}", sql::db_error_text(&e))))?;
+    Ok(row.get(0))
+}
+
+/// `(_lsn, _seq)` pairs that occur more than once, sorted, each once.
+fn duplicates(rows: &[ChangeRow]) -> Vec<(i64, i64)> {
+    let mut pairs: Vec<(i64, i64)> = rows.iter().map(|r| (r.lsn, r.seq)).collect();
+    pairs.sort_unstable();
+    let mut out: Vec<(i64, i64)> = pairs
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    out.dedup();
+    out
+}
+
+/// The local directory of a Parquet target; a config error for a remote one.
+pub(super) fn target_root(sink: &ParquetSinkConfig) -> Result<PathBuf> {
+    let Some(path) = sink.location.local_dir().cloned() else {
+        return Err(Error::config(format!("validate reads local targets only so far; the Parquet sink is `{}`", sink.location))
+            .with_hint("validate a local copy of the target (file:///path)"));
+    };
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .runtime_ctx(|| format!("resolving {}", path.display()))?
+            .join(path)
+    })
+}
+
+/// Every change row of one table in the target, the number of files read and the key
+/// named in the newest file. The one place that reads Parquet files (local for now).
+pub fn read_target_table(
+    sink: &ParquetSinkConfig,
+    schema: &str,
+    table: &str,
+) -> Result<(Vec<ChangeRow>, usize, Vec<String>)> {
+    let dir = naming::table_dir(&target_root(sink)?, schema, table);
+    read_table_rows(&dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::RowOp;
+
+    #[test]
+    fn duplicate_pairs_are_found_once() {
+        let change = |lsn, seq| ChangeRow {
+            op: RowOp::Insert,
+            lsn,
+            seq,
+            unchanged: Vec::new(),
+            values: BTreeMap::new(),
+            key: Default::default(),
+        };
+        let rows = vec![change(1, 0), change(1, 0), change(1, 0), change(1, 1)];
+        assert_eq!(duplicates(&rows), vec![(1, 0)]);
+    }
+}
