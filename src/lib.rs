@@ -18,5 +18,7 @@ pub mod model;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod state;
+pub mod storage;
 pub mod time_fmt;
 pub mod validate;

@@ -118,7 +118,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     // Opening a sink changes nothing in its target; the probe looks without writing.
     let probed = open_sinks(config).and_then(|sinks| {
         for p in config.parquet_sinks() {
-            crate::sink::storage::open(&p.location)?.probe_writable()?;
+            crate::storage::open(&p.location)?.probe_writable()?;
         }
         Ok(sinks)
     });

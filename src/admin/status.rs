@@ -5,11 +5,11 @@ use serde::Serialize;
 use super::connect_catalog;
 use crate::config::Config;
 use crate::error::Result;
-use crate::load::state::LoadState;
+use crate::state::load::LoadState;
+use crate::state::ProgressStore;
 use crate::model::Lsn;
-use crate::sink::parquet::manifest;
-use crate::sink::storage;
-use crate::sink::Checkpoint;
+use crate::storage;
+use crate::state::Checkpoint;
 use crate::source::catalog::SlotState;
 use crate::source::conninfo::ConnInfo;
 
@@ -77,11 +77,11 @@ pub async fn status(config: &Config) -> Result<Status> {
     let behind = |l: Option<Lsn>| l.map(|l| current.0.saturating_sub(l.0));
     let mut targets = Vec::new();
     for p in config.parquet_sinks() {
-        let st = storage::open(&p.location)?;
+        let store = ProgressStore::at(std::sync::Arc::from(storage::open(&p.location)?));
         targets.push(TargetStatus {
-            target: st.describe(),
-            checkpoint: manifest::read_checkpoint(st.as_ref())?,
-            load: LoadState::read(st.as_ref())?.map(load_status),
+            target: store.storage().describe(),
+            checkpoint: store.checkpoint()?,
+            load: store.load_state()?.map(load_status),
         });
     }
     Ok(Status {

@@ -19,25 +19,22 @@
 
 pub mod plan;
 pub mod progress;
-pub mod registry;
 pub mod reload;
 pub mod requests;
-pub mod state;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use self::progress::LoadProgress;
-use self::state::LoadState;
+use crate::state::load::LoadState;
 use self::worker::{copy_chunk, enter_snapshot, LoadContext};
 use crate::model::TableSchema;
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 use crate::config::TableFilter;
-use crate::sink::parquet::manifest;
-use crate::sink::storage::{self, Storage};
+use crate::storage::{self, Storage};
 use crate::sink::Checkpoint;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
@@ -69,7 +66,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         tracing::info!("the full load is already complete in this target");
         return Ok(None);
     }
-    if existing.is_none() && manifest::read_checkpoint(storage.as_ref())?.is_some() {
+    if existing.is_none() && crate::state::checkpoint::read_checkpoint(storage.as_ref())?.is_some() {
         tracing::warn!("the target already holds CDC progress without a full load: not loading");
         return Ok(None);
     }
@@ -146,7 +143,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
         let done: u64 = t.chunks.iter().filter(|c| c.done_at.is_some()).map(|c| c.rows).sum();
         progress.table(k).add(done, 0);
     }
-    let jobs: VecDeque<(String, Arc<TableSchema>, state::Chunk)> = schemas
+    let jobs: VecDeque<(String, Arc<TableSchema>, crate::state::load::Chunk)> = schemas
         .iter()
         .flat_map(|(key, schema)| {
             state.tables[key]
@@ -224,7 +221,7 @@ pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode
             cp.counts.entry(k.clone()).or_default().insert("L".into(), t.chunks.iter().map(|c| c.rows).sum());
         }
         cp.written_at = crate::time_fmt::now_rfc3339();
-        manifest::write_checkpoint(storage.as_ref(), &cp, &mut None)?;
+        crate::state::checkpoint::write_checkpoint(storage.as_ref(), &cp, &mut None)?;
     }
     Ok(Some(LoadSummary {
         slot_lsn: state.slot_lsn,

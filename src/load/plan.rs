@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{Chunk, TableLoad};
+use crate::state::load::{Chunk, TableLoad};
 use crate::error::{Error, Result};
 use crate::source::catalog::Catalog;
 use crate::source::sql::db_error_text;

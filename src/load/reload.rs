@@ -19,14 +19,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::registry::{Attempt, FollowedTable};
+use crate::state::tables::{Attempt, FollowedTable};
 use super::worker::{copy_chunk, enter_snapshot, LoadContext};
 use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
 use super::requests::Reloads;
 use crate::sink::parquet::naming::table_prefix;
-use crate::sink::storage::Storage;
+use crate::storage::Storage;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::replication::{ReplicationConn, SnapshotAction};
@@ -70,7 +70,7 @@ async fn reload_one(
     info: &ConnInfo,
     target: &ReloadTarget,
     reloads: &Reloads,
-    p: crate::load::registry::PendingReload,
+    p: crate::state::tables::PendingReload,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let storage = target.storage.as_ref();

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use crate::error::Result;
-use super::registry::{FollowedTable, PendingReload, TableRegistry};
+use crate::state::tables::{FollowedTable, PendingReload, TableRegistry};
 use crate::model::Lsn;
-use crate::sink::storage::Storage;
+use crate::storage::Storage;
 
 /// A request to reload one table: a fresh snapshot of it is written to the target, after
 /// a reset that supersedes everything written for it before (README, "Reloads").
@@ -231,7 +231,7 @@ impl Reloads {
 
     /// Records that an attempt of `relid`'s reload starts writing files at `lsn` under
     /// `schema.table` (so a redo can delete them).
-    pub fn start_attempt(&self, relid: u32, attempt: crate::load::registry::Attempt) -> Result<()> {
+    pub fn start_attempt(&self, relid: u32, attempt: crate::state::tables::Attempt) -> Result<()> {
         let mut reg = self.lock();
         if let Some(p) = reg.pending.iter_mut().find(|p| p.relid == relid) {
             p.attempt = Some(attempt);
@@ -300,7 +300,7 @@ mod tests {
     fn book(auto_load: bool) -> (tempfile::TempDir, Arc<Reloads>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage: Arc<dyn Storage> =
-            Arc::from(crate::sink::storage::open(&crate::config::Location::Local(dir.path().to_path_buf())).expect("storage"));
+            Arc::from(crate::storage::open(&crate::config::Location::Local(dir.path().to_path_buf())).expect("storage"));
         // What `Storage::lock` creates in `run`; these tests hold no lock.
         std::fs::create_dir_all(dir.path().join("_pgcdc/staging")).expect("staging");
         let mut reg = TableRegistry::default();

@@ -10,14 +10,14 @@ use futures_util::StreamExt;
 use tokio_postgres::Client;
 
 use super::progress::TableProgress;
-use super::state::Chunk;
+use crate::state::load::Chunk;
 use crate::batch::{TableBatchBuilder, copy_select_expr};
 use crate::model::{OutputRow, TableSchema};
 use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
 use crate::sink::parquet::load::{remove_part, LoadWriter};
-use crate::sink::storage::Storage;
+use crate::storage::Storage;
 use crate::source::copy::BinaryCopyParser;
 use crate::model::TupleValue;
 use crate::source::sql::{self, db_error_text};

@@ -14,7 +14,7 @@ use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::load::reload::{relid_of, reload_worker, ReloadTarget};
 use crate::load::requests::{ReloadRequest, Reloads};
-use crate::sink::storage::{self, Storage};
+use crate::storage::{self, Storage};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 

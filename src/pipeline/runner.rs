@@ -72,7 +72,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
     // One writer per target: before any recovery, cleanup, progress read or slot action.
-    let _locks = crate::sink::storage::lock::lock_parquet_targets(config)?;
+    let _locks = crate::storage::lock::lock_parquet_targets(config)?;
     // Installed once for the whole run, so that no SIGTERM between the load and CDC is lost.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;

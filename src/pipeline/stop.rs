@@ -4,21 +4,15 @@
 use super::runner::RunSummary;
 use crate::config::Config;
 use crate::error::Result;
-use crate::load::state::LoadState;
+use crate::state::ProgressStore;
 use crate::model::Lsn;
-use crate::sink::storage;
 
 /// Called by `runner::run` once the full load's future has been dropped on a signal (which
 /// aborts its copy workers). Logs how far the load got and returns an empty summary: the
 /// finished chunks are recorded in `_pgcdc/load.json` and the next run resumes from there.
 /// `why` is `interrupted` (SIGINT) or `terminated` (SIGTERM).
 pub fn stopped_during_load(config: &Config, why: &str) -> Result<RunSummary> {
-    let state = match config.parquet_sinks().next() {
-        Some(sink) => LoadState::read(storage::open(&sink.location)?.as_ref())
-            .ok()
-            .flatten(),
-        None => None,
-    };
+    let state = ProgressStore::open(config).ok().and_then(|s| s.load_state().ok().flatten());
     match state {
         Some(st) => {
             let chunks = st.tables.values().map(|t| t.chunks.len()).sum::<usize>();

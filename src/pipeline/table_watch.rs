@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use crate::config::TableFilter;
 use crate::error::{Error, Result};
-use crate::load::registry::{FollowedTable, TableRegistry};
+use crate::state::tables::{FollowedTable, TableRegistry};
 use crate::load::requests::Reloads;
-use crate::load::state::LoadState;
-use crate::sink::storage::Storage;
+use crate::state::load::LoadState;
+use crate::storage::Storage;
 use crate::source::catalog::Catalog;
 use crate::source::sql::db_error_text;
 
@@ -185,7 +185,7 @@ pub async fn wait_until_followed(
             .into_iter()
             .map(|(r, s, t, _)| (r, s, t))
             .collect();
-        let incomplete = crate::load::registry::incomplete_tables(storage, &tables)?;
+        let incomplete = crate::state::tables::incomplete_tables(storage, &tables)?;
         if incomplete.is_empty() || started.elapsed() >= timeout {
             return Ok(incomplete);
         }

@@ -24,39 +24,15 @@
 
 mod open;
 pub mod parquet;
-pub mod storage;
 
 pub use open::open_sinks;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Result;
-use crate::model::{Lsn, OutputRow, TableSchema, TxnMeta};
-
-/// Durable progress of one sink, stored in its target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Every transaction whose commit record ends at or before this LSN is durable in the
-    /// sink (or had no rows for it). Confirmed to the slot.
-    pub end_lsn: Lsn,
-    /// Commit LSN of the last transaction written, for people reading the file.
-    pub commit_lsn: Lsn,
-    /// Rows written per table and operation since the target was created: `{"public.t": {"I": 3}}`.
-    #[serde(default)]
-    pub counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
-    /// When this checkpoint was written (RFC 3339, UTC).
-    #[serde(default)]
-    pub written_at: String,
-}
-
-impl Checkpoint {
-    pub fn new(end_lsn: Lsn, commit_lsn: Lsn) -> Checkpoint {
-        Checkpoint { end_lsn, commit_lsn, counts: Default::default(), written_at: String::new() }
-    }
-}
+use crate::model::{OutputRow, TableSchema, TxnMeta};
+pub use crate::state::Checkpoint;
 
 /// See the module documentation for the contract as a whole. Every method is called from
 /// the one pipeline thread, in stream order; none is called concurrently with another.

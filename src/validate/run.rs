@@ -42,7 +42,7 @@ use super::target_ready::wait_for_target;
 use crate::config::{Config, Layout};
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
-use crate::sink::storage;
+use crate::storage;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::sql;

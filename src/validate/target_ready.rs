@@ -11,10 +11,9 @@ use super::report::TargetReady;
 use super::run::ValidateOptions;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::load::state::LoadState;
+use crate::state::load::LoadState;
 use crate::model::Lsn;
-use crate::sink::parquet::manifest;
-use crate::sink::storage::Storage;
+use crate::storage::Storage;
 use crate::source::catalog::Catalog;
 
 /// Waits until the target holds every transaction that committed before `v` (tables
@@ -35,7 +34,7 @@ pub(super) async fn wait_for_target(
     let mut pending: Option<usize> = None;
     let mut peek_error: Option<String> = None;
     loop {
-        let at = manifest::read_checkpoint(target)?.map(|c| c.end_lsn);
+        let at = crate::state::checkpoint::read_checkpoint(target)?.map(|c| c.end_lsn);
         let load_running = LoadState::read(target)?.is_some_and(|l| !l.complete);
         if !load_running {
             if at.is_some_and(|a| a >= v) {

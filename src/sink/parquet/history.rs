@@ -9,7 +9,7 @@ use super::naming::table_prefix;
 use crate::model::TableSchema;
 use crate::error::Result;
 use crate::model::Lsn;
-use crate::sink::storage::{PutMode, Storage};
+use crate::storage::{PutMode, Storage};
 
 #[derive(Default)]
 pub struct SchemaHistory {

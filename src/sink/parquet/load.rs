@@ -15,7 +15,7 @@ use crate::model::TableSchema;
 use crate::config::Compression;
 use crate::error::Result;
 use crate::model::Lsn;
-use crate::sink::storage::Storage;
+use crate::storage::Storage;
 
 pub fn load_key(schema: &str, table: &str, snapshot_lsn: Lsn, part: u32) -> String {
     format!("{}/load/{}-{part:05}.parquet", table_prefix(schema, table), snapshot_lsn.file_hex())

@@ -7,19 +7,18 @@
 //! is still in staging), or — if a staged part was lost with the machine — back (deleting the
 //! parts already published), so the target never holds a transaction twice or half.
 //!
-//! Fencing: the manifest is written create-only and the checkpoint replace-if-unchanged
-//! (with the version this writer last read or wrote), so a stale process that wakes up after
-//! another took over the target has its next progress write refused instead of undoing the
-//! other's progress. Checkpoints never move backwards.
+//! The checkpoint itself belongs to the progress store ([`crate::state::checkpoint`]), which
+//! writes it fenced and never backwards; the manifest is this sink's private exactly-once
+//! record, written create-only so that a stale writer cannot start a flush over another's.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sink::storage::{PutMode, Storage, Version};
-use crate::sink::Checkpoint;
+use crate::state::checkpoint::{read_checkpoint_versioned, write_checkpoint, Held};
+use crate::state::Checkpoint;
+use crate::storage::{PutMode, Storage};
 
 pub const MANIFEST_KEY: &str = "_pgcdc/manifest.json";
-pub const CHECKPOINT_KEY: &str = "_pgcdc/checkpoint.json";
 
 #[derive(Serialize, Deserialize)]
 pub struct Manifest {
@@ -33,10 +32,6 @@ pub struct ManifestPart {
     pub staging: String,
     pub key: String,
 }
-
-/// The checkpoint as last read or written by this writer, with its version: what the next
-/// checkpoint write must find unchanged. `None` for a target without a checkpoint yet.
-pub type Held = Option<(Checkpoint, Version)>;
 
 /// Publishes `manifest` as one atomic step (see the module docs); `held` is updated to the
 /// new checkpoint.
@@ -60,42 +55,6 @@ pub fn commit(storage: &dyn Storage, manifest: &Manifest, held: &mut Held) -> Re
         storage.delete(MANIFEST_KEY)?;
     }
     Ok(())
-}
-
-/// Writes `cp` as the target's checkpoint: create-only when `held` is `None`, else only if
-/// the stored checkpoint is still the one held (module docs, "Fencing"). A checkpoint
-/// behind the held one is an internal error: progress never moves backwards.
-pub fn write_checkpoint(storage: &dyn Storage, cp: &Checkpoint, held: &mut Held) -> Result<()> {
-    let mode = match held {
-        Some((prev, _)) if cp.end_lsn < prev.end_lsn => {
-            return Err(Error::runtime(format!(
-                "internal: refusing to move the checkpoint of {} back from {} to {}",
-                storage.describe(),
-                prev.end_lsn,
-                cp.end_lsn
-            )))
-        }
-        Some((_, version)) => PutMode::ReplaceIf(version),
-        None => PutMode::CreateOnly,
-    };
-    let version = storage.put(CHECKPOINT_KEY, &serde_json::to_vec_pretty(cp).expect("serialisable"), mode)?;
-    *held = Some((cp.clone(), version));
-    Ok(())
-}
-
-pub fn read_checkpoint(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
-    Ok(read_checkpoint_versioned(storage)?.map(|(cp, _)| cp))
-}
-
-/// The stored checkpoint with its version (see [`Held`]).
-pub fn read_checkpoint_versioned(storage: &dyn Storage) -> Result<Held> {
-    match storage.get_versioned(CHECKPOINT_KEY)? {
-        None => Ok(None),
-        Some((bytes, version)) => serde_json::from_slice(&bytes).map(|cp| Some((cp, version))).map_err(|e| {
-            Error::runtime(format!("{}/{CHECKPOINT_KEY} is corrupt: {e}", storage.describe()))
-                .with_hint("restore it from backup, or start over with an empty target and a new slot")
-        }),
-    }
 }
 
 /// Finishes or undoes an interrupted flush; returns the checkpoint that holds afterwards,

@@ -28,7 +28,7 @@ use crate::model::{OutputRow, TableSchema};
 use crate::config::ParquetSinkConfig;
 use crate::error::{Error, Result};
 use crate::model::TxnMeta;
-use crate::sink::storage::{self, Storage};
+use crate::storage::{self, Storage};
 use crate::sink::{Checkpoint, Sink};
 
 /// Hand a batch to the part writer once it holds this many rows or bytes.
@@ -81,7 +81,7 @@ pub struct ParquetSink {
     counts: BTreeMap<String, BTreeMap<String, u64>>,
     /// The checkpoint this writer last read or wrote, with its version: the next checkpoint
     /// write must find it unchanged (fencing, see [`manifest`]).
-    held: manifest::Held,
+    held: crate::state::checkpoint::Held,
 }
 
 impl ParquetSink {

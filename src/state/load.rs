@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::sink::storage::{PutMode, Storage};
+use crate::storage::{PutMode, Storage};
 
 pub const LOAD_STATE_KEY: &str = "_pgcdc/load.json";
 

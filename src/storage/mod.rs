@@ -1,4 +1,5 @@
-//! Storage backends under the Parquet writer: a local directory now, S3 next.
+//! Where targets keep their objects: the [`Storage`] contract, a local directory now, S3
+//! next. Used by the sinks (their files) and the progress store ([`crate::state`]).
 //!
 //! Keys are `/`-separated paths relative to the sink's root URL. The contract:
 //!

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::sink::storage::{PutMode, Storage};
+use crate::storage::{PutMode, Storage};
 
 pub const TABLES_KEY: &str = "_pgcdc/tables.json";
 
