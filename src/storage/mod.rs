@@ -110,7 +110,8 @@ pub trait Storage: Send + Sync {
     fn exists(&self, key: &str) -> Result<bool>;
     /// Removes the object at `key`, durably; no error when there is none.
     fn delete(&self, key: &str) -> Result<()>;
-    /// Every key under `prefix` (recursively), sorted.
+    /// Every key in the folder `prefix` (keys starting with `prefix/`; every key for an
+    /// empty prefix), recursively, sorted. `public/t` does not list `public/t2/...`.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 

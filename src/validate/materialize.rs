@@ -10,7 +10,6 @@
 //! read from the source through the same type mapping compares equal cell by cell.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use crate::batch::cell_to_string;
 use crate::batch::schema::{META_ATTNUM, META_KEY, META_MISSING, META_PG_TYPES};
 use crate::error::{Error, Result, ResultExt};
 use crate::model::RowOp;
+use crate::storage::{LocalStorage, Storage};
 
 /// One row as read from the target.
 #[derive(Clone, Debug)]
@@ -53,22 +53,29 @@ pub struct Materialized {
 
 const META: [&str; 6] = ["_op", "_lsn", "_seq", "_xid", "_commit_ts", "_unchanged"];
 
-/// Reads every Parquet file of `{root}/{schema}/{table}/` (load and cdc). Columns are
-/// named, filled and converted as [`super::identity`] describes; the key returned is the
-/// newest file's.
+/// Reads every Parquet file of a local table directory `{root}/{schema}/{table}/`: see
+/// [`read_stored_table_rows`].
 pub fn read_table_rows(dir: &Path) -> Result<(Vec<ChangeRow>, usize, Vec<String>)> {
-    let mut paths = Vec::new();
-    collect_parquet(dir, &mut paths)?;
-    paths.sort();
+    read_stored_table_rows(&LocalStorage::open(dir.to_path_buf())?, "")
+}
+
+/// Reads every Parquet file (load and cdc) under `prefix` of a target, through its
+/// [`Storage`] (so any backend), one file in memory at a time. `prefix` is a table's
+/// `schema/table` key prefix ([`crate::sink::parquet::naming::table_prefix`]), or empty for
+/// a storage rooted at the table. Columns are named, filled and converted as
+/// [`super::identity`] describes; the key returned is the newest file's.
+pub fn read_stored_table_rows(storage: &dyn Storage, prefix: &str) -> Result<(Vec<ChangeRow>, usize, Vec<String>)> {
+    let keys: Vec<String> = storage.list(prefix)?.into_iter().filter(|k| k.ends_with(".parquet")).collect();
     let mut files: Vec<(FileShape, Vec<ChangeRow>)> = Vec::new();
-    for f in &paths {
-        let file = File::open(f).runtime_ctx(|| format!("opening {}", f.display()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).runtime_ctx(|| format!("reading {}", f.display()))?;
+    for key in &keys {
+        let name = || format!("{}/{key}", storage.describe());
+        let data = storage.get(key)?.ok_or_else(|| Error::runtime(format!("{} vanished while validate read it", name())))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(data)).runtime_ctx(|| format!("reading {}", name()))?;
         let shape = file_shape(builder.schema());
         let mut rows = Vec::new();
-        for batch in builder.build().runtime_ctx(|| format!("reading {}", f.display()))? {
-            let batch = batch.runtime_ctx(|| format!("reading {}", f.display()))?;
-            rows_of_batch(&batch, &mut rows).map_err(|e| e.context(f.display()))?;
+        for batch in builder.build().runtime_ctx(|| format!("reading {}", name()))? {
+            let batch = batch.runtime_ctx(|| format!("reading {}", name()))?;
+            rows_of_batch(&batch, &mut rows).map_err(|e| e.context(name()))?;
         }
         if !rows.is_empty() {
             files.push((shape, rows));
@@ -117,7 +124,7 @@ pub fn read_table_rows(dir: &Path) -> Result<(Vec<ChangeRow>, usize, Vec<String>
             out.push(row);
         }
     }
-    Ok((out, paths.len(), key))
+    Ok((out, keys.len(), key))
 }
 
 /// The columns (with attnum, missing value and PostgreSQL type) and key of one file.
@@ -143,19 +150,6 @@ fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
         })
         .collect();
     FileShape { columns, key }
-}
-
-fn collect_parquet(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    for e in entries {
-        let p = e.runtime_ctx(|| format!("listing {}", dir.display()))?.path();
-        if p.is_dir() {
-            collect_parquet(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "parquet") {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ChangeRow>) -> Result<()> {

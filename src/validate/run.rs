@@ -72,7 +72,6 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
         return Err(Error::config("validate reads the native layout (SPEC 5.1); the first Parquet sink uses layout = \"dms\"")
             .with_hint("use `pgcdc dms compare` for DMS-layout output"));
     }
-    super::table::target_root(sink)?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let control = Catalog::new(sql::connect(&info).await?);
     let publication = &config.source.publication;
@@ -111,7 +110,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let mut reports = Vec::new();
     for published in &tables {
         let table = &published.schema;
-        let report = validate_table(snap, sink, table, published.row_filter.as_deref(), v)
+        let report = validate_table(snap, target.as_ref(), table, published.row_filter.as_deref(), v)
             .await
             .map_err(|e| e.context(format!("{}.{}", table.schema, table.name)))?;
         tracing::info!(

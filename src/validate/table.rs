@@ -1,29 +1,27 @@
 //! Validating one table (step 4 of [`super::run`]): its source rows read in the snapshot,
 //! its target materialised up to the validation LSN, both given to [`super::compare`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::canonical::{canonical_list, canonical_rows, read_source_rows};
 use super::compare::{compare_keyed, compare_multisets, count_rows};
 use super::materialize::{
-    materialize_multiset, materialize_rows, project, read_table_rows, ChangeRow,
+    materialize_multiset, materialize_rows, project, read_stored_table_rows, ChangeRow,
 };
 use super::report::{CompareBy, Outcome, TableReport};
 use crate::model::TableSchema;
-use crate::config::ParquetSinkConfig;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Result};
 use crate::model::Lsn;
 use crate::sink::parquet::naming;
 use crate::source::catalog::Catalog;
 use crate::source::sql;
 
 /// Compares `table` (its published columns, and rows matching `row_filter`) as the snapshot
-/// `snap` sees it with the target of `sink` materialised up to `v` (`_lsn < v`). Errors are
+/// `snap` sees it with the `target` materialised up to `v` (`_lsn < v`). Errors are
 /// reading errors (catalog, Parquet), not differences: those are in the report.
 pub(super) async fn validate_table(
     snap: &Catalog,
-    sink: &ParquetSinkConfig,
+    target: &dyn crate::storage::Storage,
     table: &Arc<TableSchema>,
     row_filter: Option<&str>,
     v: Lsn,
@@ -69,7 +67,7 @@ pub(super) async fn validate_table(
     // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).
     let up_to = v.0 as i64 - 1;
     let (rows, files, _) =
-        tokio::task::block_in_place(|| read_target_table(sink, &table.schema, &table.name))?;
+        tokio::task::block_in_place(|| read_target_table(target, &table.schema, &table.name))?;
     let change_rows = rows.len();
     let duplicates = duplicates(&rows);
 
@@ -126,30 +124,14 @@ fn duplicates(rows: &[ChangeRow]) -> Vec<(i64, i64)> {
     out
 }
 
-/// The local directory of a Parquet target; a config error for a remote one.
-pub(super) fn target_root(sink: &ParquetSinkConfig) -> Result<PathBuf> {
-    let Some(path) = sink.location.local_dir().cloned() else {
-        return Err(Error::config(format!("validate reads local targets only so far; the Parquet sink is `{}`", sink.location))
-            .with_hint("validate a local copy of the target (file:///path)"));
-    };
-    Ok(if path.is_absolute() {
-        path
-    } else {
-        std::env::current_dir()
-            .runtime_ctx(|| format!("resolving {}", path.display()))?
-            .join(path)
-    })
-}
-
 /// Every change row of one table in the target, the number of files read and the key
-/// named in the newest file. The one place that reads Parquet files (local for now).
+/// named in the newest file, read through the target's [`crate::storage::Storage`].
 pub fn read_target_table(
-    sink: &ParquetSinkConfig,
+    target: &dyn crate::storage::Storage,
     schema: &str,
     table: &str,
 ) -> Result<(Vec<ChangeRow>, usize, Vec<String>)> {
-    let dir = naming::table_dir(&target_root(sink)?, schema, table);
-    read_table_rows(&dir)
+    read_stored_table_rows(target, &naming::table_prefix(schema, table))
 }
 
 #[cfg(test)]
