@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""An HTTP proxy between pgcdc and a local AWS endpoint (moto_server) that misbehaves on
+purpose, for the fault tests: S3 throttling and errors, connections reset in the middle of
+an upload, and outages of any length.
+
+usage: fault_proxy.py --upstream http://127.0.0.1:PORT --plan PLAN.json --log LOG.jsonl
+
+Prints "PORT <n>" on stdout once it listens on 127.0.0.1:<n> (an ephemeral port), then
+serves until killed. Every request is forwarded unchanged (method, path, headers including
+Host, body) unless the plan injects a fault for it.
+
+The plan is a JSON file, read again before every request, so a test changes the faults
+while pgcdc runs by rewriting it (write a temporary file and rename it over the plan):
+
+    {"rules": [{"method": "PUT", "path_contains": "/bucket/", "fault": "slowdown",
+                "every": 3, "limit": 10}],
+     "outage_until": 1764567890.5}
+
+* A rule matches a request by `method` (optional) and `path_contains` (optional substring
+  of the path with its query). Of the matching requests, every `every`-th (default 1: all)
+  gets the fault, at most `limit` times in all (default: no limit). Counts are per rule index.
+* Faults: `slowdown` (503 with S3's `SlowDown` error), `internal` (500 `InternalError`),
+  `reset` (the connection is reset after half of the request body was read: a reset in the
+  middle of an upload), `throttle_kinesis` (400 with Kinesis'
+  `ProvisionedThroughputExceededException`).
+* `outage_until` (Unix time): until then every connection is reset as soon as it is accepted,
+  as when the endpoint is down.
+
+The log gets one JSON line per request: {"t", "method", "path", "fault"|null, "status"}; a
+test reads it to prove the faults really happened.
+"""
+import argparse
+import http.client
+import http.server
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+
+S3_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    "<Error><Code>{code}</Code><Message>{message}</Message>"
+    "<RequestId>fault-proxy</RequestId></Error>"
+)
+
+
+class Plan:
+    """The plan file and the per-rule counters (shared by all handler threads)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.seen = {}
+        self.injected = {}
+
+    def read(self):
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def outage(self):
+        until = self.read().get("outage_until")
+        return until is not None and time.time() < float(until)
+
+    def fault_for(self, method, path):
+        rules = self.read().get("rules", [])
+        with self.lock:
+            for i, r in enumerate(rules):
+                if r.get("method") and r["method"] != method:
+                    continue
+                if r.get("path_contains") and r["path_contains"] not in path:
+                    continue
+                n = self.seen.get(i, 0) + 1
+                self.seen[i] = n
+                limit = r.get("limit")
+                if limit is not None and self.injected.get(i, 0) >= limit:
+                    continue
+                if n % max(1, int(r.get("every", 1))) == 0:
+                    self.injected[i] = self.injected.get(i, 0) + 1
+                    return r["fault"]
+        return None
+
+
+def reset(sock):
+    """Closes `sock` with a TCP RST instead of a FIN."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    upstream = None  # (host, port)
+    plan = None
+    log_lock = threading.Lock()
+    log_path = None
+
+    def log_message(self, *args):  # quiet: the JSON log says what matters
+        pass
+
+    def record(self, fault, status):
+        line = json.dumps({"t": time.time(), "method": self.command, "path": self.path, "fault": fault, "status": status})
+        with self.log_lock, open(self.log_path, "a") as f:
+            f.write(line + "\n")
+
+    def read_body(self, limit=None):
+        """The request body (Content-Length or chunked); at most `limit` bytes when set."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            got = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                data = self.rfile.read(size)
+                self.rfile.readline()
+                chunks.append(data)
+                got += len(data)
+                if limit is not None and got >= limit:
+                    break
+            return b"".join(chunks)
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n if limit is None else min(n, limit))
+
+    def answer(self, status, body, content_type="application/xml", extra=()):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self):
+        fault = self.plan.fault_for(self.command, self.path)
+        if fault == "reset":
+            n = int(self.headers.get("Content-Length") or 0)
+            self.read_body(limit=max(1, n // 2))
+            self.record(fault, None)
+            self.close_connection = True
+            reset(self.connection)
+            return
+        body = self.read_body()
+        if fault == "slowdown":
+            self.record(fault, 503)
+            self.answer(503, S3_ERROR.format(code="SlowDown", message="Please reduce your request rate."))
+            return
+        if fault == "internal":
+            self.record(fault, 500)
+            self.answer(500, S3_ERROR.format(code="InternalError", message="We encountered an internal error. Please try again."))
+            return
+        if fault == "throttle_kinesis":
+            self.record(fault, 400)
+            self.answer(
+                400,
+                json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded for shard."}),
+                content_type="application/x-amz-json-1.1",
+            )
+            return
+        conn = http.client.HTTPConnection(*self.upstream, timeout=120)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in self.headers.items():
+                if k.lower() in ("transfer-encoding", "content-length", "connection"):
+                    continue
+                conn.putheader(k, v)
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as e:
+            self.record("upstream-error", 502)
+            self.answer(502, S3_ERROR.format(code="BadGateway", message=str(e)))
+            return
+        finally:
+            conn.close()
+        self.record(None, resp.status)
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() in ("transfer-encoding", "connection"):
+                continue
+            # A HEAD answer has no body but says how long the object is.
+            if k.lower() == "content-length" and self.command != "HEAD":
+                continue
+            self.send_header(k, v)
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    plan = None
+
+    def verify_request(self, request, client_address):
+        # An outage: the connection is reset as soon as it is accepted.
+        if self.plan.outage():
+            reset(request)
+            return False
+        return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--upstream", required=True)
+    ap.add_argument("--plan", required=True)
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+    up = urllib.parse.urlparse(args.upstream)
+    plan = Plan(args.plan)
+    Handler.upstream = (up.hostname, up.port or 80)
+    Handler.plan = plan
+    Handler.log_path = args.log
+    server = Server(("127.0.0.1", 0), Handler)
+    server.plan = plan
+    print(f"PORT {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
