@@ -116,9 +116,10 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
         }
     }
     // Opening a sink changes nothing in its target; the probe looks without writing.
-    let probed = open_sinks(config).and_then(|sinks| {
-        for p in config.parquet_sinks() {
-            crate::storage::open(&p.location)?.probe_writable()?;
+    let probed = crate::storage::Targets::open(config).and_then(|targets| {
+        let sinks = open_sinks(config, &targets)?;
+        for t in targets.all() {
+            t.probe_writable()?;
         }
         Ok(sinks)
     });

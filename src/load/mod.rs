@@ -34,7 +34,7 @@ use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 use crate::config::TableFilter;
-use crate::storage::{self, Storage};
+use crate::storage::{Storage, Targets};
 use crate::sink::Checkpoint;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
@@ -54,13 +54,10 @@ pub struct LoadSummary {
 
 /// Runs (or finishes) the full load. Returns `None` when there is nothing to load because
 /// the target already holds a complete load or CDC progress of its own.
-pub async fn full_load(config: &Config, info: &ConnInfo, catalog: &Catalog, mode: Mode) -> Result<Option<LoadSummary>> {
+pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, catalog: &Catalog, mode: Mode) -> Result<Option<LoadSummary>> {
     let started = std::time::Instant::now();
-    let sink = config
-        .parquet_sinks()
-        .next()
-        .ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
-    let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.location)?);
+    let sink = config.parquet_sinks().next().ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
+    let storage: Arc<dyn Storage> = targets.first().cloned().expect("Targets::open opened the first Parquet sink");
     let existing = LoadState::read(storage.as_ref())?;
     if existing.as_ref().is_some_and(|s| s.complete) {
         tracing::info!("the full load is already complete in this target");

@@ -14,7 +14,7 @@ use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::load::reload::{relid_of, reload_worker, ReloadTarget};
 use crate::load::requests::{ReloadRequest, Reloads};
-use crate::storage::{self, Storage};
+use crate::storage::Storage;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 
@@ -30,11 +30,12 @@ pub struct ReloadWiring {
 /// the publication once. `None` without a Parquet sink (nothing to reload into).
 pub async fn start(
     config: &Config,
+    targets: &crate::storage::Targets,
     catalog: &Arc<Catalog>,
     server_version: u32,
     requested: &[String],
 ) -> Result<Option<ReloadWiring>> {
-    let Some(sink) = config.parquet_sinks().next() else {
+    let Some(storage) = targets.first().cloned() else {
         if !requested.is_empty() {
             return Err(Error::config(
                 "--reload writes into a Parquet sink, and the configuration has none",
@@ -42,7 +43,6 @@ pub async fn start(
         }
         return Ok(None);
     };
-    let storage: Arc<dyn Storage> = Arc::from(storage::open(&sink.location)?);
     let filter = TableFilter::new(&config.source.tables);
     let publication = &config.source.publication;
     let registry =

@@ -25,6 +25,7 @@ use crate::source::conninfo::ConnInfo;
 use crate::source::preflight;
 use crate::source::replication::{pgoutput_options, reader, ReplicationConn, SnapshotAction};
 use crate::source::sql;
+use crate::storage::Targets;
 
 /// The pgoutput protocol rule lives with the replication client; re-exported for callers of
 /// the old path.
@@ -72,7 +73,8 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
     // One writer per target: before any recovery, cleanup, progress read or slot action.
-    let _locks = crate::storage::lock::lock_parquet_targets(config)?;
+    let mut targets = Targets::open(config)?;
+    targets.lock()?;
     // Installed once for the whole run, so that no SIGTERM between the load and CDC is lost.
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::runtime(format!("installing signal handler: {e}")))?;
@@ -85,11 +87,11 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
     }
     if mode != Mode::Cdc {
         preflight::require_logical_wal_level(&catalog).await?;
-        let load_run = crate::load::full_load(config, &info, &catalog, mode);
+        let load_run = crate::load::full_load(config, &targets, &info, &catalog, mode);
         tokio::select! {
             r = load_run => load = r?,
-            _ = tokio::signal::ctrl_c() => return super::stop::stopped_during_load(config, "interrupted"),
-            _ = sigterm.recv() => return super::stop::stopped_during_load(config, "terminated"),
+            _ = tokio::signal::ctrl_c() => return super::stop::stopped_during_load(&targets, "interrupted"),
+            _ = sigterm.recv() => return super::stop::stopped_during_load(&targets, "terminated"),
         }
         if let Some(l) = &load {
             tracing::info!(rows = l.rows, tables = l.tables, chunks = l.chunks, seconds = format!("{:.1}", l.seconds), "full load done");
@@ -98,7 +100,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             return Ok(RunSummary { load, stats: None, durable: Lsn::ZERO });
         }
     }
-    let mut summary = run_cdc(config, opts, &info, catalog, sigterm).await?;
+    let mut summary = run_cdc(config, &targets, opts, &info, catalog, sigterm).await?;
     summary.load = load;
     Ok(summary)
 }
@@ -108,6 +110,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
 /// fails.
 async fn run_cdc(
     config: &Config,
+    targets: &Targets,
     opts: RunOptions,
     info: &ConnInfo,
     catalog: Arc<Catalog>,
@@ -118,7 +121,7 @@ async fn run_cdc(
     let proto = protocol_version(server_version);
 
     // 1. The pipeline, positioned at what the sinks already hold.
-    let sinks = open_sinks(config)?;
+    let sinks = open_sinks(config, targets)?;
     let lookup = Box::new(BlockingCatalog { catalog: catalog.clone(), handle: tokio::runtime::Handle::current() });
     let until = match opts.until {
         Some(Until::Lsn(l)) => Some(l),
@@ -136,7 +139,7 @@ async fn run_cdc(
 
     // 2. The source agrees with the target; reloads are wired; the slot exists.
     let slot_exists = preflight::check_streaming_start(&catalog, &config.source.publication, &config.source.slot, start).await?;
-    let reloads = super::reload_wiring::start(config, &catalog, server_version, &opts.reload).await?;
+    let reloads = super::reload_wiring::start(config, targets, &catalog, server_version, &opts.reload).await?;
     if let Some(r) = &reloads {
         pipeline.set_reloads(r.reloads.clone());
     }

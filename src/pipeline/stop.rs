@@ -2,7 +2,7 @@
 //! run cleanly with exit 0).
 
 use super::runner::RunSummary;
-use crate::config::Config;
+use crate::storage::Targets;
 use crate::error::Result;
 use crate::state::ProgressStore;
 use crate::model::Lsn;
@@ -11,8 +11,8 @@ use crate::model::Lsn;
 /// aborts its copy workers). Logs how far the load got and returns an empty summary: the
 /// finished chunks are recorded in `_pgcdc/load.json` and the next run resumes from there.
 /// `why` is `interrupted` (SIGINT) or `terminated` (SIGTERM).
-pub fn stopped_during_load(config: &Config, why: &str) -> Result<RunSummary> {
-    let state = ProgressStore::open(config).ok().and_then(|s| s.load_state().ok().flatten());
+pub fn stopped_during_load(targets: &Targets, why: &str) -> Result<RunSummary> {
+    let state = targets.first().and_then(|t| ProgressStore::at(t.clone()).load_state().ok().flatten());
     match state {
         Some(st) => {
             let chunks = st.tables.values().map(|t| t.chunks.len()).sum::<usize>();

@@ -4,19 +4,25 @@ use super::parquet::ParquetSink;
 use super::Sink;
 use crate::config::{Config, SinkConfig};
 use crate::error::{Error, Result};
+use crate::storage::Targets;
 
-/// Opens every configured sink, in configuration order.
+/// Opens every configured sink, in configuration order, each Parquet sink over its target
+/// in `targets` (opened once by the caller, see [`Targets`]).
 ///
 /// Called by `pgcdc run` before streaming (the pipeline drives the sinks) and by
 /// `pgcdc check` (which only describes them). Opening changes nothing in a target:
 /// recovery happens later, in [`Sink::recover`]. An error is the first sink that cannot be
-/// opened (a bad URL, or a kind this build does not support); no sink is returned then.
-pub fn open_sinks(config: &Config) -> Result<Vec<Box<dyn Sink>>> {
+/// opened (a kind this build does not support); no sink is returned then.
+pub fn open_sinks(config: &Config, targets: &Targets) -> Result<Vec<Box<dyn Sink>>> {
     config
         .sinks
         .iter()
-        .map(|s| match s {
-            SinkConfig::Parquet(p) => Ok(Box::new(ParquetSink::open(p)?) as Box<dyn Sink>),
+        .enumerate()
+        .map(|(i, s)| match s {
+            SinkConfig::Parquet(p) => {
+                let storage = targets.for_sink(i).expect("Targets::open opened every Parquet sink").clone();
+                Ok(Box::new(ParquetSink::open(p, storage)?) as Box<dyn Sink>)
+            }
             SinkConfig::Kinesis(_) => Err(Error::config(
                 "kind = \"kinesis\" is not supported by this build yet",
             )),

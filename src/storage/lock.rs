@@ -144,14 +144,3 @@ pub fn host_name() -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
-
-/// Locks every Parquet sink's target of `config` (see [`super::Storage::lock`]), in
-/// configuration order; the first refusal is returned and the locks taken so far are
-/// released. `pgcdc run` calls this before anything else touches a target and keeps the
-/// locks until it returns.
-pub fn lock_parquet_targets(config: &crate::config::Config) -> Result<Vec<TargetLock>> {
-    config
-        .parquet_sinks()
-        .map(|p| super::open(&p.location)?.lock())
-        .collect()
-}

@@ -22,9 +22,11 @@
 
 mod local;
 pub mod lock;
+mod targets;
 
 pub use local::LocalStorage;
 pub use lock::TargetLock;
+pub use targets::Targets;
 
 use std::path::Path;
 

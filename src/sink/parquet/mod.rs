@@ -28,7 +28,7 @@ use crate::model::{OutputRow, TableSchema};
 use crate::config::ParquetSinkConfig;
 use crate::error::{Error, Result};
 use crate::model::TxnMeta;
-use crate::storage::{self, Storage};
+use crate::storage::Storage;
 use crate::sink::{Checkpoint, Sink};
 
 /// Hand a batch to the part writer once it holds this many rows or bytes.
@@ -66,7 +66,7 @@ const OPS: [crate::model::RowOp; 5] = [
 ];
 
 pub struct ParquetSink {
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     flush_interval: Duration,
     max_file_size: u64,
     props: WriterProperties,
@@ -85,9 +85,10 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
-    pub fn open(cfg: &ParquetSinkConfig) -> Result<ParquetSink> {
+    /// A sink writing into `storage`, the target of `cfg` (opened by the caller).
+    pub fn open(cfg: &ParquetSinkConfig, storage: Arc<dyn Storage>) -> Result<ParquetSink> {
         Ok(ParquetSink {
-            storage: storage::open(&cfg.location)?,
+            storage,
             flush_interval: cfg.flush_interval,
             max_file_size: cfg.max_file_size,
             props: writer::writer_properties(cfg.compression),
