@@ -10,28 +10,41 @@ use crate::sink::aws::{register_target, S3Options};
 /// `sse` is `AES256` or `aws:kms`, and `kms_key_id` goes with `aws:kms`.
 pub fn check(n: usize, p: &ParquetSinkConfig) -> Result<()> {
     let is_s3 = matches!(p.location, Location::S3 { .. });
-    for (set, key) in [(p.storage_class.is_some(), "storage_class"), (p.sse.is_some(), "sse"), (p.kms_key_id.is_some(), "kms_key_id")] {
+    for (set, key) in [
+        (p.storage_class.is_some(), "storage_class"),
+        (p.sse.is_some(), "sse"),
+        (p.kms_key_id.is_some(), "kms_key_id"),
+    ] {
         if set && !is_s3 {
-            return Err(Error::config(format!("sink {n} (parquet): `{key}` applies to S3 targets only ({})", p.location))
-                .with_hint(format!("remove `{key}`, or write to s3://bucket/prefix/")));
+            return Err(Error::config(format!(
+                "sink {n} (parquet): `{key}` applies to S3 targets only ({})",
+                p.location
+            ))
+            .with_hint(format!("remove `{key}`, or write to s3://bucket/prefix/")));
         }
     }
     match p.sse.as_deref() {
         None | Some("AES256") => {}
         Some("aws:kms") => {}
         Some(other) => {
-            return Err(Error::config(format!("sink {n} (parquet): sse = \"{other}\" is not known"))
-                .with_hint("use sse = \"AES256\" or sse = \"aws:kms\" (with kms_key_id)"))
+            return Err(Error::config(format!(
+                "sink {n} (parquet): sse = \"{other}\" is not known"
+            ))
+            .with_hint("use sse = \"AES256\" or sse = \"aws:kms\" (with kms_key_id)"))
         }
     }
     if p.kms_key_id.is_some() && p.sse.as_deref() != Some("aws:kms") {
-        return Err(Error::config(format!("sink {n} (parquet): kms_key_id needs sse = \"aws:kms\""))
-            .with_hint("add sse = \"aws:kms\" or remove kms_key_id"));
+        return Err(Error::config(format!(
+            "sink {n} (parquet): kms_key_id needs sse = \"aws:kms\""
+        ))
+        .with_hint("add sse = \"aws:kms\" or remove kms_key_id"));
     }
     if let Some(c) = &p.storage_class {
         if c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
-            return Err(Error::config(format!("sink {n} (parquet): storage_class = \"{c}\" is not an S3 storage class"))
-                .with_hint("e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING, ONEZONE_IA, GLACIER_IR"));
+            return Err(Error::config(format!(
+                "sink {n} (parquet): storage_class = \"{c}\" is not an S3 storage class"
+            ))
+            .with_hint("e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING, ONEZONE_IA, GLACIER_IR"));
         }
     }
     Ok(())
@@ -51,5 +64,24 @@ pub fn register(config: &Config) {
                 },
             );
         }
+    }
+}
+
+impl Config {
+    /// Refuses a command that cannot read S3 targets yet (`validate`) when a Parquet sink is
+    /// on S3: a configuration error (exit 2) naming the command and the target, before the
+    /// command does anything.
+    pub fn refuse_s3_targets(&self, command: &str) -> Result<()> {
+        for (i, p) in self.parquet_sinks().enumerate() {
+            if let Location::S3 { .. } = p.location {
+                return Err(Error::config(format!(
+                    "`pgcdc {command}` is not supported for S3 targets yet (sink {}: {})",
+                    i + 1,
+                    p.location
+                ))
+                .with_hint(format!("run `pgcdc {command}` on a local copy of the target (aws s3 sync, then file:///path)")));
+            }
+        }
+        Ok(())
     }
 }

@@ -48,12 +48,20 @@ fn registry() -> &'static Mutex<HashMap<Location, S3Options>> {
 /// Records the options of the S3 target at `location` for this process (called by
 /// `Config::parse`; the last registration wins).
 pub fn register_target(location: &Location, options: S3Options) {
-    registry().lock().expect("registry").insert(location.clone(), options);
+    registry()
+        .lock()
+        .expect("registry")
+        .insert(location.clone(), options);
 }
 
 /// The options registered for `location`; defaults (SDK chain only) when none were.
 pub fn target_options(location: &Location) -> S3Options {
-    registry().lock().expect("registry").get(location).cloned().unwrap_or_default()
+    registry()
+        .lock()
+        .expect("registry")
+        .get(location)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The HTTP client of every AWS client: hyper 1 + rustls/ring, proxies from the
@@ -92,6 +100,8 @@ pub async fn load(aws: Option<&AwsConfig>) -> SdkConfig {
 
 /// An S3 client over `sdk`: path-style addressing when an endpoint URL is set.
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
     aws_sdk_s3::Client::from_conf(conf)
 }

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+};
 use aws_sdk_s3::Client;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -64,12 +66,16 @@ impl Bridge {
     }
 
     /// Runs `f` on this runtime and waits for it, from any thread.
-    pub(super) fn run<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Result<T> {
+    pub(super) fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle().spawn(async move {
             let _ = tx.send(f.await);
         });
-        rx.recv().map_err(|_| Error::runtime("the S3 client runtime stopped"))
+        rx.recv()
+            .map_err(|_| Error::runtime("the S3 client runtime stopped"))
     }
 
     pub(super) fn handle(&self) -> &tokio::runtime::Handle {
@@ -112,7 +118,9 @@ impl Target {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         F: Fn() -> Fut,
-        Fut: Future<Output = std::result::Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>>,
+        Fut: Future<
+            Output = std::result::Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+        >,
     {
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
@@ -178,7 +186,11 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + 0.5 * frac)
 }
 
-fn classify<E>(t: &Target, what: &str, e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Failure
+fn classify<E>(
+    t: &Target,
+    what: &str,
+    e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -186,11 +198,16 @@ where
     let detail = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
     let msg = |m: &str| format!("{what} ({target}): {m}");
     match &e {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Failure::Retry(Error::runtime(msg(&detail)).retryable()),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            Failure::Retry(Error::runtime(msg(&detail)).retryable())
+        }
         SdkError::DispatchFailure(d) if d.is_user() => Failure::Fail(Error::runtime(msg(&detail))),
         SdkError::DispatchFailure(_) => {
             if t.reached.load(Ordering::Relaxed) {
-                Failure::Retry(Error::runtime(msg(&format!("cannot reach the endpoint: {detail}"))).retryable())
+                Failure::Retry(
+                    Error::runtime(msg(&format!("cannot reach the endpoint: {detail}")))
+                        .retryable(),
+                )
             } else {
                 Failure::Fail(Error::runtime(msg(&format!("cannot reach the S3 endpoint: {detail}"))).with_hint(
                     "check [aws] endpoint_url / AWS_ENDPOINT_URL, the network and HTTPS_PROXY/NO_PROXY",
@@ -201,7 +218,11 @@ where
             t.reached.store(true, Ordering::Relaxed);
             let status = se.raw().status().as_u16();
             let code = se.err().code().unwrap_or("").to_string();
-            let text = if code.is_empty() { format!("HTTP {status}") } else { format!("{code} (HTTP {status})") };
+            let text = if code.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("{code} (HTTP {status})")
+            };
             match (status, code.as_str()) {
                 (412, _) | (409, "ConditionalRequestConflict") => Failure::Precondition,
                 (404, "NoSuchBucket") => Failure::Fail(
@@ -246,7 +267,9 @@ where
 fn plain(f: Failure, what: &str, t: &Target) -> Error {
     match f {
         Failure::Retry(e) | Failure::Fail(e) => e,
-        Failure::Precondition => Error::runtime(format!("{what} ({}): precondition failed", t.describe())),
+        Failure::Precondition => {
+            Error::runtime(format!("{what} ({}): precondition failed", t.describe()))
+        }
         Failure::NotFound => Error::runtime(format!("{what} ({}): not found", t.describe())),
     }
 }
@@ -266,21 +289,38 @@ impl S3Storage {
         let aws_cfg = opts.aws.clone();
         let sdk = bridge.run(async move { aws::load(aws_cfg.as_ref()).await })?;
         let client = aws::s3_client(&sdk);
-        let staging = std::env::temp_dir().join("pgcdc-staging").join(bucket).join(prefix.trim_end_matches('/'));
+        let staging = std::env::temp_dir()
+            .join("pgcdc-staging")
+            .join(bucket)
+            .join(prefix.trim_end_matches('/'));
         Ok(S3Storage {
             bridge,
-            t: Target { client, bucket: bucket.into(), prefix: prefix.into(), opts, reached: Arc::new(AtomicBool::new(false)) },
+            t: Target {
+                client,
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+                opts,
+                reached: Arc::new(AtomicBool::new(false)),
+            },
             staging,
         })
     }
 
-    fn run<T: Send + 'static>(&self, f: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
         self.bridge.run(f)?
     }
 }
 
 /// PutObject with the target's options and a CRC32 that S3 verifies.
-fn put_request(t: &Target, okey: &str, body: Vec<u8>, mode: &PutMode<'_>) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+fn put_request(
+    t: &Target,
+    okey: &str,
+    body: Vec<u8>,
+    mode: &PutMode<'_>,
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
     let mut req = t
         .client
         .put_object()
@@ -306,7 +346,12 @@ fn put_request(t: &Target, okey: &str, body: Vec<u8>, mode: &PutMode<'_>) -> aws
 }
 
 /// Puts `data` at `key` under `mode`; the new ETag.
-pub(super) async fn put_object(t: &Target, key: &str, data: Vec<u8>, mode: PutMode<'_>) -> Result<Version> {
+pub(super) async fn put_object(
+    t: &Target,
+    key: &str,
+    data: Vec<u8>,
+    mode: PutMode<'_>,
+) -> Result<Version> {
     let okey = t.object_key(key)?;
     let what = format!("writing {key}");
     let out = t
@@ -320,20 +365,34 @@ pub(super) async fn put_object(t: &Target, key: &str, data: Vec<u8>, mode: PutMo
 pub(super) async fn get_object(t: &Target, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
     let okey = t.object_key(key)?;
     let what = format!("reading {key}");
-    let out = match t.retry(&what, || t.client.get_object().bucket(&t.bucket).key(&okey).send()).await {
+    let out = match t
+        .retry(&what, || {
+            t.client.get_object().bucket(&t.bucket).key(&okey).send()
+        })
+        .await
+    {
         Ok(o) => o,
         Err(Failure::NotFound) => return Ok(None),
         Err(f) => return Err(plain(f, &what, t)),
     };
     let version = Version(out.e_tag().unwrap_or_default().to_string());
-    let body = out.body.collect().await.map_err(|e| Error::runtime(format!("{what} ({}): {e}", t.describe())).retryable())?;
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::runtime(format!("{what} ({}): {e}", t.describe())).retryable())?;
     Ok(Some((body.into_bytes().to_vec(), version)))
 }
 
 async fn delete_object(t: &Target, key: &str) -> Result<()> {
     let okey = t.object_key(key)?;
     let what = format!("deleting {key}");
-    match t.retry(&what, || t.client.delete_object().bucket(&t.bucket).key(&okey).send()).await {
+    match t
+        .retry(&what, || {
+            t.client.delete_object().bucket(&t.bucket).key(&okey).send()
+        })
+        .await
+    {
         Ok(_) | Err(Failure::NotFound) => Ok(()),
         Err(f) => Err(plain(f, &what, t)),
     }
@@ -341,14 +400,17 @@ async fn delete_object(t: &Target, key: &str) -> Result<()> {
 
 async fn upload_file(t: Target, local: PathBuf, key: String) -> Result<()> {
     let okey = t.object_key(&key)?;
-    let len = std::fs::metadata(&local).runtime_ctx(|| format!("inspecting {}", local.display()))?.len();
+    let len = std::fs::metadata(&local)
+        .runtime_ctx(|| format!("inspecting {}", local.display()))?
+        .len();
     if len <= MULTIPART_THRESHOLD {
         let data = std::fs::read(&local).runtime_ctx(|| format!("reading {}", local.display()))?;
         put_object(&t, &key, data, PutMode::Overwrite).await?;
     } else {
         multipart(&t, &local, &okey, &key, len).await?;
     }
-    std::fs::remove_file(&local).runtime_ctx(|| format!("removing the uploaded {}", local.display()))
+    std::fs::remove_file(&local)
+        .runtime_ctx(|| format!("removing the uploaded {}", local.display()))
 }
 
 /// A multipart upload of `local` (`len` bytes) to `okey`: parts of [`PART_SIZE`] uploaded
@@ -370,9 +432,14 @@ async fn multipart(t: &Target, local: &Path, okey: &str, key: &str, len: u64) ->
     if let Some(k) = &t.opts.kms_key_id {
         create = create.ssekms_key_id(k);
     }
-    let created = t.retry(&what, || create.clone().send()).await.map_err(|f| plain(f, &what, t))?;
+    let created = t
+        .retry(&what, || create.clone().send())
+        .await
+        .map_err(|f| plain(f, &what, t))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let file = Arc::new(std::fs::File::open(local).runtime_ctx(|| format!("opening {}", local.display()))?);
+    let file = Arc::new(
+        std::fs::File::open(local).runtime_ctx(|| format!("opening {}", local.display()))?,
+    );
     let parts = len.div_ceil(PART_SIZE);
     let result: Result<Vec<CompletedPart>> = futures_util::stream::iter(0..parts)
         .map(|i| {
@@ -410,7 +477,9 @@ async fn multipart(t: &Target, local: &Path, okey: &str, key: &str, len: u64) ->
         .await;
     let completed = match result {
         Ok(parts) => {
-            let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+            let done = CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build();
             t.retry(&what, || {
                 t.client
                     .complete_multipart_upload()
@@ -427,7 +496,14 @@ async fn multipart(t: &Target, local: &Path, okey: &str, key: &str, len: u64) ->
         Err(e) => Err(e),
     };
     if completed.is_err() {
-        let _ = t.client.abort_multipart_upload().bucket(&t.bucket).key(okey).upload_id(&upload_id).send().await;
+        let _ = t
+            .client
+            .abort_multipart_upload()
+            .bucket(&t.bucket)
+            .key(okey)
+            .upload_id(&upload_id)
+            .send()
+            .await;
     }
     completed
 }
@@ -439,7 +515,8 @@ impl Storage for S3Storage {
 
     fn lock(&self) -> Result<TargetLock> {
         let lock = super::s3_lock::acquire(&self.bridge, &self.t)?;
-        std::fs::create_dir_all(&self.staging).runtime_ctx(|| format!("creating the staging directory {}", self.staging.display()))?;
+        std::fs::create_dir_all(&self.staging)
+            .runtime_ctx(|| format!("creating the staging directory {}", self.staging.display()))?;
         Ok(lock)
     }
 
@@ -449,10 +526,17 @@ impl Storage for S3Storage {
         let t = self.t.clone();
         self.run(async move {
             let what = "listing the target".to_string();
-            t.retry(&what, || t.client.list_objects_v2().bucket(&t.bucket).prefix(&t.prefix).max_keys(1).send())
-                .await
-                .map(|_| ())
-                .map_err(|f| plain(f, &what, &t))
+            t.retry(&what, || {
+                t.client
+                    .list_objects_v2()
+                    .bucket(&t.bucket)
+                    .prefix(&t.prefix)
+                    .max_keys(1)
+                    .send()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|f| plain(f, &what, &t))
         })
     }
 
@@ -461,7 +545,11 @@ impl Storage for S3Storage {
     }
 
     fn publish_file(&self, local: &Path, key: &str) -> Result<()> {
-        self.run(upload_file(self.t.clone(), local.to_path_buf(), key.to_string()))
+        self.run(upload_file(
+            self.t.clone(),
+            local.to_path_buf(),
+            key.to_string(),
+        ))
     }
 
     fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version> {
@@ -509,7 +597,12 @@ impl Storage for S3Storage {
         self.run(async move {
             let okey = t.object_key(&key)?;
             let what = format!("looking for {key}");
-            match t.retry(&what, || t.client.head_object().bucket(&t.bucket).key(&okey).send()).await {
+            match t
+                .retry(&what, || {
+                    t.client.head_object().bucket(&t.bucket).key(&okey).send()
+                })
+                .await
+            {
                 Ok(_) => Ok(true),
                 Err(Failure::NotFound) => Ok(false),
                 Err(f) => Err(plain(f, &what, &t)),
@@ -524,7 +617,11 @@ impl Storage for S3Storage {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let t = self.t.clone();
-        let full = if prefix.is_empty() { t.prefix.clone() } else { format!("{}{}/", t.prefix, prefix.trim_end_matches('/')) };
+        let full = if prefix.is_empty() {
+            t.prefix.clone()
+        } else {
+            format!("{}{}/", t.prefix, prefix.trim_end_matches('/'))
+        };
         if !prefix.is_empty() {
             super::local::check_key(prefix.trim_end_matches('/'))?;
         }
@@ -535,7 +632,12 @@ impl Storage for S3Storage {
             loop {
                 let page = t
                     .retry(&what, || {
-                        t.client.list_objects_v2().bucket(&t.bucket).prefix(&full).set_continuation_token(token.clone()).send()
+                        t.client
+                            .list_objects_v2()
+                            .bucket(&t.bucket)
+                            .prefix(&full)
+                            .set_continuation_token(token.clone())
+                            .send()
                     })
                     .await
                     .map_err(|f| plain(f, &what, &t))?;

@@ -43,11 +43,17 @@ pub struct LockRecord {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn record(holder: &LockHolder, lease: Duration) -> Vec<u8> {
-    let r = LockRecord { holder: holder.clone(), expires_at_ms: now_ms() + lease.as_millis() as u64 };
+    let r = LockRecord {
+        holder: holder.clone(),
+        expires_at_ms: now_ms() + lease.as_millis() as u64,
+    };
     serde_json::to_vec_pretty(&r).expect("serialisable")
 }
 
@@ -62,13 +68,22 @@ struct Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.renewer.abort();
-        let (t, mine) = (self.t.clone(), self.version.lock().expect("version").clone());
+        let (t, mine) = (
+            self.t.clone(),
+            self.version.lock().expect("version").clone(),
+        );
         let _ = self.bridge.run(async move {
             let release = async {
                 if let Ok(Some((_, v))) = get_object(&t, LOCK_KEY).await {
                     if v == mine {
                         let key = format!("{}{LOCK_KEY}", t.prefix);
-                        let _ = t.client.delete_object().bucket(&t.bucket).key(key).send().await;
+                        let _ = t
+                            .client
+                            .delete_object()
+                            .bucket(&t.bucket)
+                            .key(key)
+                            .send()
+                            .await;
                     }
                 }
             };
@@ -83,7 +98,12 @@ pub(super) fn acquire(bridge: &Arc<Bridge>, t: &Target) -> Result<TargetLock> {
 }
 
 /// [`acquire`] with an explicit lease and renewal period (tests use short ones).
-pub(super) fn acquire_with(bridge: &Arc<Bridge>, t: &Target, lease: Duration, renew_every: Duration) -> Result<TargetLock> {
+pub(super) fn acquire_with(
+    bridge: &Arc<Bridge>,
+    t: &Target,
+    lease: Duration,
+    renew_every: Duration,
+) -> Result<TargetLock> {
     let holder = LockHolder::this_process();
     let tt = t.clone();
     let h = holder.clone();
@@ -120,23 +140,49 @@ pub(super) fn acquire_with(bridge: &Arc<Bridge>, t: &Target, lease: Duration, re
         }
     })??;
     let version = Arc::new(Mutex::new(version));
-    let renewer = bridge.handle().spawn(renew(t.clone(), holder, version.clone(), lease, renew_every));
-    let held = Held { bridge: bridge.clone(), t: t.clone(), version, renewer };
+    let renewer = bridge.handle().spawn(renew(
+        t.clone(),
+        holder,
+        version.clone(),
+        lease,
+        renew_every,
+    ));
+    let held = Held {
+        bridge: bridge.clone(),
+        t: t.clone(),
+        version,
+        renewer,
+    };
     Ok(TargetLock::new(t.describe(), Box::new(held)))
 }
 
 /// Renews the lease until refused (another process took over) or aborted.
-async fn renew(t: Target, holder: LockHolder, version: Arc<Mutex<Version>>, lease: Duration, every: Duration) {
+async fn renew(
+    t: Target,
+    holder: LockHolder,
+    version: Arc<Mutex<Version>>,
+    lease: Duration,
+    every: Duration,
+) {
     loop {
         tokio::time::sleep(every).await;
         let current = version.lock().expect("version").clone();
-        match put_object(&t, LOCK_KEY, record(&holder, lease), PutMode::ReplaceIf(&current)).await {
+        match put_object(
+            &t,
+            LOCK_KEY,
+            record(&holder, lease),
+            PutMode::ReplaceIf(&current),
+        )
+        .await
+        {
             Ok(v) => *version.lock().expect("version") = v,
             Err(e) if super::is_refused(&e) => {
                 tracing::error!(target = %t.describe(), "lost the target lock: {e}; the next progress write of this run will be refused");
                 return;
             }
-            Err(e) => tracing::warn!(target = %t.describe(), "renewing the target lock failed: {e}"),
+            Err(e) => {
+                tracing::warn!(target = %t.describe(), "renewing the target lock failed: {e}")
+            }
         }
     }
 }
@@ -147,7 +193,11 @@ mod tests {
 
     #[test]
     fn the_record_names_the_holder_and_its_lease() {
-        let h = LockHolder { host: "h".into(), pid: 7, since: "2026-01-01T00:00:00Z".into() };
+        let h = LockHolder {
+            host: "h".into(),
+            pid: 7,
+            since: "2026-01-01T00:00:00Z".into(),
+        };
         let r: LockRecord = serde_json::from_slice(&record(&h, LEASE)).unwrap();
         assert_eq!(r.holder, h);
         assert!(r.expires_at_ms > now_ms() + 50_000);
