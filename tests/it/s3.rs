@@ -344,3 +344,31 @@ async fn a_bad_missing_or_unreachable_bucket_is_one_clear_error() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_a_locked_s3_target_is_refused_naming_the_holder() {
+    let s = Setup::new("s3_locked").await;
+    s.db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await;
+    s.db.create_publication(&s.publication, "t").await;
+    let bucket = new_bucket("locked");
+    let storage = tokio::task::spawn_blocking({
+        let bucket = bucket.clone();
+        move || open_storage(&bucket, "cdc/")
+    })
+    .await
+    .unwrap();
+    let held = storage.lock().unwrap();
+    let cfg = s3_config(&s, &format!("s3://{bucket}/cdc/"), &moto().endpoint_url());
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let want = format!(
+        "target s3://{bucket}/cdc/ is in use by pgcdc pid {}",
+        std::process::id()
+    );
+    assert!(stderr(&out).contains(&want), "{}", describe(&out));
+    // Released: the run goes through.
+    drop(held);
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+}
