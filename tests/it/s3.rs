@@ -111,6 +111,25 @@ fn storage_contract_on_s3() {
         "the multipart upload round-trips"
     );
 
+    // Both uploads carried a CRC32 that the endpoint checked and kept.
+    let m = moto();
+    for key in ["out/public/t/a.parquet", "out/public/t/b.parquet"] {
+        let out = m
+            .aws_env(&mut Command::new(python()))
+            .args([
+                "-c",
+                &format!(
+                    "import boto3; print(boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\
+                     .head_object(Bucket='{bucket}', Key='{key}', ChecksumMode='ENABLED').get('ChecksumCRC32'))",
+                    m.endpoint_url()
+                ),
+            ])
+            .output()
+            .expect("python");
+        let crc = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(out.status.success() && !crc.is_empty() && crc != "None", "{key}: CRC32 {crc:?} {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     // list / exists / delete.
     assert_eq!(
         s.list("public").unwrap(),
