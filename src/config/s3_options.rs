@@ -85,3 +85,74 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn parse(url: &str, extra: &str) -> crate::error::Result<Config> {
+        Config::parse(&format!(
+            "[source]\nurl = \"postgres://u@h/db\"\n\n[[sink]]\nkind = \"parquet\"\nurl = \"{url}\"\n{extra}\n"
+        ))
+    }
+
+    #[test]
+    fn s3_options_are_checked() {
+        parse(
+            "s3://bucket-1/x/",
+            "storage_class = \"STANDARD_IA\"\nsse = \"aws:kms\"\nkms_key_id = \"alias/k\"",
+        )
+        .unwrap();
+        parse("s3://bucket-1/x/", "sse = \"AES256\"").unwrap();
+        for (url, extra, says) in [
+            (
+                "/tmp/out",
+                "sse = \"AES256\"",
+                "`sse` applies to S3 targets only",
+            ),
+            (
+                "s3://bucket-1/x/",
+                "sse = \"aes\"",
+                "sse = \"aes\" is not known",
+            ),
+            (
+                "s3://bucket-1/x/",
+                "sse = \"AES256\"\nkms_key_id = \"k\"",
+                "kms_key_id needs sse = \"aws:kms\"",
+            ),
+            (
+                "s3://bucket-1/x/",
+                "storage_class = \"cheap\"",
+                "is not an S3 storage class",
+            ),
+            (
+                "s3://bucket-1/x/",
+                "layout = \"dms\"",
+                "layout = \"dms\" is not supported",
+            ),
+        ] {
+            let e = parse(url, extra).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{extra}: {e}");
+            assert!(e.message.contains(says), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn validate_refuses_s3_targets() {
+        let e = parse("s3://bucket-1/x/", "")
+            .unwrap()
+            .refuse_s3_targets("validate")
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message.contains(
+                "`pgcdc validate` is not supported for S3 targets yet (sink 1: s3://bucket-1/x/)"
+            ),
+            "{e}"
+        );
+        parse("/tmp/out", "")
+            .unwrap()
+            .refuse_s3_targets("validate")
+            .unwrap();
+    }
+}

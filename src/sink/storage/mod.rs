@@ -23,6 +23,7 @@
 mod local;
 pub mod lock;
 pub mod s3;
+mod s3_errors;
 mod s3_lock;
 
 pub use local::LocalStorage;

@@ -37,7 +37,8 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::{refused, PutMode, Storage, TargetLock, Version};
+use super::s3_errors::{classify, jitter, plain, Failure};
+use super::{PutMode, Storage, TargetLock, Version};
 use crate::error::{Error, Result, ResultExt};
 use crate::sink::aws::{self, S3Options};
 
@@ -151,126 +152,6 @@ impl Target {
                 }
             }
         }
-    }
-}
-
-/// How a request failed.
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// Transient: the same request may succeed later.
-    Retry(Error),
-    /// `412 Precondition Failed` (or `409 ConditionalRequestConflict`).
-    Precondition,
-    /// `404` of a key (NoSuchKey, or a HEAD's NotFound).
-    NotFound,
-    /// Permanent.
-    Fail(Error),
-}
-
-impl Failure {
-    /// The error to report; `refused`/`not found` become `refused` for `key`.
-    pub fn into_error(self, target: &Target, key: &str, mode: &PutMode<'_>) -> Error {
-        match self {
-            Failure::Retry(e) | Failure::Fail(e) => e,
-            Failure::Precondition | Failure::NotFound => refused(&target.describe(), key, mode),
-        }
-    }
-}
-
-/// A random delay between half of `d` and `d`.
-fn jitter(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    let frac = (h.finish() % 1000) as f64 / 1000.0;
-    d.mul_f64(0.5 + 0.5 * frac)
-}
-
-fn classify<E>(
-    t: &Target,
-    what: &str,
-    e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let target = t.describe();
-    let detail = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-    let msg = |m: &str| format!("{what} ({target}): {m}");
-    match &e {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            Failure::Retry(Error::runtime(msg(&detail)).retryable())
-        }
-        SdkError::DispatchFailure(d) if d.is_user() => Failure::Fail(Error::runtime(msg(&detail))),
-        SdkError::DispatchFailure(_) => {
-            if t.reached.load(Ordering::Relaxed) {
-                Failure::Retry(
-                    Error::runtime(msg(&format!("cannot reach the endpoint: {detail}")))
-                        .retryable(),
-                )
-            } else {
-                Failure::Fail(Error::runtime(msg(&format!("cannot reach the S3 endpoint: {detail}"))).with_hint(
-                    "check [aws] endpoint_url / AWS_ENDPOINT_URL, the network and HTTPS_PROXY/NO_PROXY",
-                ))
-            }
-        }
-        SdkError::ServiceError(se) => {
-            t.reached.store(true, Ordering::Relaxed);
-            let status = se.raw().status().as_u16();
-            let code = se.err().code().unwrap_or("").to_string();
-            let text = if code.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("{code} (HTTP {status})")
-            };
-            match (status, code.as_str()) {
-                (412, _) | (409, "ConditionalRequestConflict") => Failure::Precondition,
-                (404, "NoSuchBucket") => Failure::Fail(
-                    Error::runtime(msg(&format!("the bucket `{}` does not exist", t.bucket)))
-                        .with_hint("create the bucket first, or fix the bucket in the sink url"),
-                ),
-                (404, _) => Failure::NotFound,
-                (500..=599, _) | (_, "SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout" | "InternalError") => {
-                    Failure::Retry(Error::runtime(msg(&text)).retryable())
-                }
-                (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken") => Failure::Fail(
-                    Error::runtime(msg(&format!("the credentials were rejected: {text}")))
-                        .with_hint("check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE, role); pgcdc uses the SDK's standard chain"),
-                ),
-                (301, _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException") => {
-                    Failure::Fail(
-                        Error::runtime(msg(&format!("the bucket is in another region: {text}")))
-                            .with_hint("set [aws] region (or AWS_REGION) to the bucket's region"),
-                    )
-                }
-                (403, _) => Failure::Fail(
-                    Error::runtime(msg(&format!("access denied: {text}")))
-                        .with_hint("grant s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket and prefix"),
-                ),
-                _ => Failure::Fail(Error::runtime(msg(&detail))),
-            }
-        }
-        _ => {
-            let m = msg(&detail);
-            if detail.contains("credentials") {
-                Failure::Fail(Error::runtime(m).with_hint(
-                    "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role",
-                ))
-            } else {
-                Failure::Fail(Error::runtime(m))
-            }
-        }
-    }
-}
-
-/// A plain error out of a [`Failure`] that has no condition attached.
-fn plain(f: Failure, what: &str, t: &Target) -> Error {
-    match f {
-        Failure::Retry(e) | Failure::Fail(e) => e,
-        Failure::Precondition => {
-            Error::runtime(format!("{what} ({}): precondition failed", t.describe()))
-        }
-        Failure::NotFound => Error::runtime(format!("{what} ({}): not found", t.describe())),
     }
 }
 
