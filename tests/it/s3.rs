@@ -481,3 +481,56 @@ fn throttled_requests_are_retried_until_they_succeed() {
     );
     assert_eq!(s.get("_pgcdc/checkpoint.json").unwrap().unwrap(), b"1");
 }
+
+#[test]
+fn missing_credentials_and_a_missing_region_are_one_clear_error() {
+    let bucket = new_bucket("nocreds");
+    let m = moto();
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        std::env::remove_var(k);
+    }
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/pgcdc-aws-config");
+    std::env::set_var(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/pgcdc-aws-credentials",
+    );
+    let open = |region: Option<&str>| {
+        let loc = Location::parse(&format!("s3://{bucket}/x/")).unwrap();
+        register_target(
+            &loc,
+            S3Options {
+                aws: Some(AwsConfig {
+                    region: region.map(str::to_string),
+                    endpoint_url: Some(m.endpoint_url()),
+                }),
+                ..Default::default()
+            },
+        );
+        storage::open(&loc)
+    };
+    let e = open(None).err().expect("no region is an error");
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(
+        e.message.contains("no AWS region") && e.hint.is_some(),
+        "{e}"
+    );
+    let e = open(Some("us-east-1"))
+        .unwrap()
+        .probe_writable()
+        .unwrap_err();
+    assert!(e.message.contains("credentials"), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("AWS_ACCESS_KEY_ID")),
+        "{e}"
+    );
+}

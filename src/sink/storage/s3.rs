@@ -169,6 +169,12 @@ impl S3Storage {
         let bridge = Arc::new(Bridge::new()?);
         let aws_cfg = opts.aws.clone();
         let sdk = bridge.run(async move { aws::load(aws_cfg.as_ref()).await })?;
+        if sdk.region().is_none() {
+            return Err(Error::config(format!(
+                "no AWS region is configured for s3://{bucket}/{prefix}"
+            ))
+            .with_hint("set [aws] region, or AWS_REGION, or a region in the AWS profile"));
+        }
         let client = aws::s3_client(&sdk);
         let staging = std::env::temp_dir()
             .join("pgcdc-staging")

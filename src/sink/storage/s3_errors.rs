@@ -35,6 +35,26 @@ impl Failure {
     }
 }
 
+/// The hint when the credential chain found nothing.
+const NO_CREDENTIALS: &str =
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance/task role";
+
+/// `e` and its causes, `: `-separated, without debug dumps (nothing here holds a secret:
+/// the SDK's errors name providers and endpoints, not keys).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = c.source();
+    }
+    out
+}
+
 /// A random delay between half of `d` and `d`.
 pub(super) fn jitter(d: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
@@ -53,13 +73,23 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let target = t.describe();
-    let detail = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+    let detail = chain(&e);
     let msg = |m: &str| format!("{what} ({target}): {m}");
     match &e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
             Failure::Retry(Error::runtime(msg(&detail)).retryable())
         }
         SdkError::DispatchFailure(d) if d.is_user() => Failure::Fail(Error::runtime(msg(&detail))),
+        SdkError::DispatchFailure(_)
+            if detail.contains("no credentials") || detail.contains("credential provider") =>
+        {
+            let err = Error::runtime(msg(&format!("no AWS credentials: {detail}")));
+            if t.reached.load(Ordering::Relaxed) {
+                Failure::Retry(err.retryable())
+            } else {
+                Failure::Fail(err.with_hint(NO_CREDENTIALS))
+            }
+        }
         SdkError::DispatchFailure(_) => {
             if t.reached.load(Ordering::Relaxed) {
                 Failure::Retry(
@@ -111,9 +141,7 @@ where
         _ => {
             let m = msg(&detail);
             if detail.contains("credentials") {
-                Failure::Fail(Error::runtime(m).with_hint(
-                    "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role",
-                ))
+                Failure::Fail(Error::runtime(m).with_hint(NO_CREDENTIALS))
             } else {
                 Failure::Fail(Error::runtime(m))
             }
