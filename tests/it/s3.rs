@@ -534,3 +534,23 @@ fn missing_credentials_and_a_missing_region_are_one_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn the_lease_is_renewed_while_the_lock_is_held() {
+    let bucket = new_bucket("renew");
+    let s = open_storage(&bucket, "r/");
+    let expiry = |s: &dyn Storage| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&s.get(LOCK_KEY).unwrap().unwrap()).unwrap();
+        v["expires_at_ms"].as_u64().unwrap()
+    };
+    let held = s.lock().unwrap();
+    let first = expiry(s.as_ref());
+    // Renewed every 20 s: after 22 s the lease ends later than it did.
+    std::thread::sleep(std::time::Duration::from_secs(22));
+    let renewed = expiry(s.as_ref());
+    assert!(renewed >= first + 15_000, "renewed: {first} -> {renewed}");
+    // The holder tracks its renewed version: releasing deletes its own lock object.
+    drop(held);
+    assert!(!s.exists(LOCK_KEY).unwrap());
+}
