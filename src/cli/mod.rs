@@ -198,6 +198,10 @@ async fn dispatch(command: Command) -> Result<i32> {
             Ok(output::validate(&report, format == ValidateFormat::Json))
         }
         Command::Demo { dir } => {
+            if dir.to_string_lossy().contains("://") {
+                return Err(Error::config(format!("`pgcdc demo` is not supported for S3 targets yet (--dir {})", dir.display()))
+                    .with_hint("give --dir a local directory"));
+            }
             let report = crate::demo::run(&dir).await?;
             Ok(output::demo(&report))
         }

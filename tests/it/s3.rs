@@ -554,3 +554,10 @@ fn the_lease_is_renewed_while_the_lock_is_held() {
     drop(held);
     assert!(!s.exists(LOCK_KEY).unwrap());
 }
+
+#[test]
+fn demo_refuses_an_s3_directory() {
+    let out = pgcdc().args(["demo", "--dir", "s3://bucket-1/demo/"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(stderr(&out).contains("`pgcdc demo` is not supported for S3 targets yet"), "{}", describe(&out));
+}
