@@ -557,7 +557,64 @@ fn the_lease_is_renewed_while_the_lock_is_held() {
 
 #[test]
 fn demo_refuses_an_s3_directory() {
-    let out = pgcdc().args(["demo", "--dir", "s3://bucket-1/demo/"]).output().unwrap();
+    let out = pgcdc()
+        .args(["demo", "--dir", "s3://bucket-1/demo/"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(stderr(&out).contains("`pgcdc demo` is not supported for S3 targets yet"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("`pgcdc demo` is not supported for S3 targets yet"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn storage_class_and_sse_reach_every_upload() {
+    let bucket = new_bucket("sse");
+    let _env = open_storage(&bucket, "unused/");
+    let m = moto();
+    let loc = Location::parse(&format!("s3://{bucket}/e/")).unwrap();
+    register_target(
+        &loc,
+        S3Options {
+            aws: Some(AwsConfig {
+                region: Some("us-east-1".into()),
+                endpoint_url: Some(m.endpoint_url()),
+            }),
+            storage_class: Some("STANDARD_IA".into()),
+            sse: Some("AES256".into()),
+            kms_key_id: None,
+        },
+    );
+    let s = storage::open(&loc).unwrap();
+    s.put("small.json", b"{}", PutMode::Overwrite).unwrap();
+    let big = s.staging_dir().join("big.part");
+    std::fs::create_dir_all(s.staging_dir()).unwrap();
+    std::fs::write(
+        &big,
+        vec![7u8; (storage::s3::MULTIPART_THRESHOLD + 1) as usize],
+    )
+    .unwrap();
+    s.publish_file(&big, "big.parquet").unwrap();
+    for key in ["e/small.json", "e/big.parquet"] {
+        let out = m
+            .aws_env(&mut Command::new(python()))
+            .args([
+                "-c",
+                &format!(
+                    "import boto3; h = boto3.client('s3', endpoint_url='{}', region_name='us-east-1')\\
+                     .head_object(Bucket='{bucket}', Key='{key}'); print(h.get('StorageClass'), h.get('ServerSideEncryption'))",
+                    m.endpoint_url()
+                ),
+            ])
+            .output()
+            .expect("python");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "STANDARD_IA AES256",
+            "{key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
