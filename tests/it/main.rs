@@ -19,6 +19,7 @@ mod memory;
 mod pgoutput_live;
 mod publication_filters;
 mod s3;
+mod s3_crash;
 mod schema_changes;
 mod table_changes;
 mod target_safety;

@@ -17,7 +17,7 @@ use crate::support::{
 };
 
 /// A new bucket on the test's moto server (through boto3); its name.
-fn new_bucket(hint: &str) -> String {
+pub(crate) fn new_bucket(hint: &str) -> String {
     let name = format!("pgcdc-{hint}-{}", std::process::id());
     let m = moto();
     let out = m
@@ -202,8 +202,30 @@ fn the_lock_names_its_holder_and_an_expired_lease_is_taken_over() {
     let _l = again.lock().unwrap();
 }
 
+/// Reads `s3://bucket/prefix/` through pyarrow's S3 filesystem (`tests/py/s3_fetch.py`) into
+/// the test's local output directory; its report (`files`, `parquet_rows`).
+pub(crate) fn fetch(s: &Setup, bucket: &str, prefix: &str) -> serde_json::Value {
+    let m = moto();
+    let fetched = m
+        .aws_env(&mut Command::new(python()))
+        .arg(py_script("s3_fetch.py"))
+        .args([
+            &m.endpoint_url(),
+            &format!("{bucket}/{prefix}"),
+            &s.out().display().to_string(),
+        ])
+        .output()
+        .expect("python");
+    assert!(
+        fetched.status.success(),
+        "s3_fetch.py: {}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    serde_json::from_slice(&fetched.stdout).unwrap()
+}
+
 /// A full-load-and-cdc config writing to `url`, with `[aws]` pointing at moto.
-fn s3_config(s: &Setup, url: &str, endpoint: &str) -> std::path::PathBuf {
+pub(crate) fn s3_config(s: &Setup, url: &str, endpoint: &str) -> std::path::PathBuf {
     let toml = format!(
         "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"full-load-and-cdc\"\nstatus_interval = \"1s\"\n\n\
          [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
@@ -214,7 +236,7 @@ fn s3_config(s: &Setup, url: &str, endpoint: &str) -> std::path::PathBuf {
 }
 
 /// `pgcdc <args> -c cfg` with moto's credentials in the environment.
-async fn pgcdc_s3(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
+pub(crate) async fn pgcdc_s3(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
     let mut cmd = pgcdc();
     moto().aws_env(&mut cmd);
     cmd.args(args).arg("-c").arg(cfg);
@@ -251,23 +273,7 @@ async fn full_load_and_cdc_into_s3_reads_back_through_pyarrow() {
 
     // Read the target back through pyarrow's S3 filesystem into a local copy, then
     // materialise it and compare with the source.
-    let m = moto();
-    let fetched = m
-        .aws_env(&mut Command::new(python()))
-        .arg(py_script("s3_fetch.py"))
-        .args([
-            &m.endpoint_url(),
-            &format!("{bucket}/cdc"),
-            &s.out().display().to_string(),
-        ])
-        .output()
-        .expect("python");
-    assert!(
-        fetched.status.success(),
-        "s3_fetch.py: {}",
-        String::from_utf8_lossy(&fetched.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+    let report = fetch(&s, &bucket, "cdc");
     let files: Vec<String> = report["files"]
         .as_array()
         .unwrap()

@@ -14,7 +14,8 @@
 //!   still this process's (one attempt, 5 s at most; a lock left behind expires by itself).
 //!
 //! The lease is [`LEASE`] (60 s): after a crash, a new run on the same target can start once
-//! that long has passed since the crashed process's last renewal. Expiry is judged with the
+//! that long has passed since the crashed process's last renewal; on the same host, at once
+//! when the holder's pid no longer exists (the lock object names host and pid). Expiry is judged with the
 //! wall clock of the process that wants the lock, so the hosts' clocks must agree to within
 //! a fraction of the lease.
 
@@ -55,6 +56,17 @@ fn record(holder: &LockHolder, lease: Duration) -> Vec<u8> {
         expires_at_ms: now_ms() + lease.as_millis() as u64,
     };
     serde_json::to_vec_pretty(&r).expect("serialisable")
+}
+
+/// Whether the holder is a process of this host that no longer exists (a run killed here):
+/// its lock is taken over at once instead of after the lease.
+fn holder_is_gone(h: &LockHolder) -> bool {
+    if h.host != super::lock::host_name() || h.pid == 0 || h.pid == std::process::id() {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the pid exists.
+    let rc = unsafe { libc::kill(h.pid as libc::pid_t, 0) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Keeps the lock: renews it in the background, releases it on drop.
@@ -121,7 +133,9 @@ pub(super) fn acquire_with(
         };
         let current: Option<LockRecord> = serde_json::from_slice(&data).ok();
         match &current {
-            Some(r) if r.expires_at_ms > now_ms() => Err(in_use_error(&tt.describe(), Some(&r.holder))),
+            Some(r) if r.expires_at_ms > now_ms() && !holder_is_gone(&r.holder) => {
+                Err(in_use_error(&tt.describe(), Some(&r.holder)))
+            }
             _ => {
                 let taken = put_object(&tt, LOCK_KEY, record(&h, lease), PutMode::ReplaceIf(&v))
                     .await
