@@ -192,11 +192,16 @@ async fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Validate { config, timeout, format } => {
             let config = load(&config)?;
+            config.refuse_s3_targets("validate")?;
             let opts = crate::validate::run::ValidateOptions { timeout, ..Default::default() };
             let report = crate::validate::run::validate(&config, &opts).await?;
             Ok(output::validate(&report, format == ValidateFormat::Json))
         }
         Command::Demo { dir } => {
+            if dir.to_string_lossy().contains("://") {
+                return Err(Error::config(format!("`pgcdc demo` is not supported for S3 targets yet (--dir {})", dir.display()))
+                    .with_hint("give --dir a local directory"));
+            }
             let report = crate::demo::run(&dir).await?;
             Ok(output::demo(&report))
         }

@@ -6,6 +6,7 @@
 
 mod env;
 mod location;
+mod s3_options;
 mod tables;
 mod units;
 
@@ -145,7 +146,7 @@ pub enum Compression {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
-    /// `file:///dir`, a plain path, or (later) `s3://bucket/prefix/`, as written.
+    /// `file:///dir`, a plain path, or `s3://bucket/prefix/`, as written.
     pub url: String,
     /// `url`, parsed by [`Config::parse`]: what everything else uses.
     #[serde(skip)]
@@ -248,6 +249,7 @@ impl Config {
             }
         }
         config.validate()?;
+        s3_options::register(&config);
         Ok(config)
     }
 
@@ -260,14 +262,7 @@ impl Config {
         for (i, sink) in self.sinks.iter().enumerate() {
             match sink {
                 SinkConfig::Parquet(p) => {
-                    if let Location::S3 { .. } = p.location {
-                        return Err(Error::config(format!(
-                            "sink {} (parquet): S3 targets are not supported by this build yet ({})",
-                            i + 1,
-                            p.location
-                        ))
-                        .with_hint("use a local directory (file:///path or a plain path)"));
-                    }
+                    s3_options::check(i + 1, p)?;
                     if p.layout == Layout::Dms {
                         return Err(Error::config(format!(
                             "sink {} (parquet): layout = \"dms\" is not supported by this build yet",

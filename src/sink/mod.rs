@@ -22,6 +22,7 @@
 //! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the last successful
 //!   flush, so the next run repeats the unflushed transactions and `recover` cleans up.
 
+pub mod aws;
 mod open;
 pub mod parquet;
 

@@ -43,7 +43,7 @@ impl LocalStorage {
 }
 
 /// See [`LocalStorage::path`].
-fn check_key(key: &str) -> Result<()> {
+pub(super) fn check_key(key: &str) -> Result<()> {
     let bad = key.starts_with('/')
         || key.contains('\0')
         || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");

@@ -1,5 +1,6 @@
-//! Where targets keep their objects: the [`Storage`] contract, a local directory now, S3
-//! next. Used by the sinks (their files) and the progress store ([`crate::state`]).
+//! Where targets keep their objects: the [`Storage`] contract, a local directory
+//! ([`LocalStorage`]) or S3 ([`S3Storage`]). Used by the sinks (their files) and the
+//! progress store ([`crate::state`]).
 //!
 //! Keys are `/`-separated paths relative to the sink's root URL. The contract:
 //!
@@ -22,10 +23,14 @@
 
 mod local;
 pub mod lock;
+pub mod s3;
+mod s3_errors;
+mod s3_lock;
 mod targets;
 
 pub use local::LocalStorage;
 pub use lock::TargetLock;
+pub use s3::S3Storage;
 pub use targets::Targets;
 
 use std::path::Path;
@@ -59,9 +64,17 @@ pub fn refused(target: &str, key: &str, mode: &PutMode<'_>) -> Error {
         _ => "it changed since this process read or wrote it",
     };
     Error::runtime(format!(
-        "{target}/{key} was not written: {what}; another pgcdc run has taken over this target"
+        "{target}/{key} was not written: {what}; {REFUSED}"
     ))
     .with_hint("stop the other run first; this one stops without writing anything more")
+}
+
+/// The words that mark a [`refused`] error.
+const REFUSED: &str = "another pgcdc run has taken over this target";
+
+/// Whether `e` is a [`refused`] conditional put.
+pub fn is_refused(e: &Error) -> bool {
+    e.message.contains(REFUSED)
 }
 
 /// A target's storage; see the module documentation for the contract as a whole. Methods
@@ -78,7 +91,8 @@ pub trait Storage: Send + Sync {
     /// since when) and the target is left exactly as it was. `pgcdc run` takes it on every
     /// Parquet target before recovery, staging cleanup or any read of progress; commands
     /// that only read (`validate`, `status`, `check`) do not. A local target uses `flock`
-    /// (see [`lock`]); an S3 target will use a conditional write of the lock object.
+    /// (see [`lock`]); an S3 target a conditional write of a lock object with a lease (see
+    /// `s3_lock`).
     fn lock(&self) -> Result<TargetLock>;
     /// Checks that the target could be written (for `check`) without changing it.
     fn probe_writable(&self) -> Result<()>;
@@ -121,7 +135,8 @@ pub trait Storage: Send + Sync {
 pub fn open(location: &Location) -> Result<Box<dyn Storage>> {
     match location {
         Location::Local(dir) => Ok(Box::new(LocalStorage::open(dir.clone())?)),
-        Location::S3 { .. } => Err(Error::config(format!("S3 targets are not supported by this build yet ({location})"))
-            .with_hint("use a local directory (file:///path or a plain path)")),
+        Location::S3 { bucket, prefix } => {
+            Ok(Box::new(S3Storage::open(bucket, prefix, crate::sink::aws::target_options(location))?))
+        }
     }
 }

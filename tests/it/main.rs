@@ -18,6 +18,8 @@ mod load;
 mod memory;
 mod pgoutput_live;
 mod publication_filters;
+mod s3;
+mod s3_crash;
 mod schema_changes;
 mod table_changes;
 mod target_safety;

@@ -24,6 +24,7 @@ pub mod moto;
 pub mod pg;
 pub mod process;
 pub mod py;
+pub mod s3_proxy;
 pub mod setup;
 pub mod util;
 

@@ -1,0 +1,107 @@
+//! The one place AWS SDK clients are configured (S3 now; Kinesis and Glue later use the same
+//! loader).
+//!
+//! * Credentials: the SDK's standard chain (environment, profile files, web identity, ECS and
+//!   EC2 instance metadata). pgcdc never reads or prints secrets itself.
+//! * `[aws] region` overrides the region of the chain (`AWS_REGION`, profile, IMDS);
+//!   `[aws] endpoint_url` (or `AWS_ENDPOINT_URL`) points the clients at an S3-compatible
+//!   endpoint, and S3 then uses path-style addressing (`http://host/bucket/key`).
+//! * HTTP: one hyper 1 client over rustls with the `ring` provider (the one pgcdc already
+//!   links), honouring `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
+//! * The SDK's own retries are turned off: callers retry with their own back-off and log what
+//!   fails (see [`crate::storage::s3`]).
+//!
+//! Per-target options of S3 sinks (`storage_class`, `sse`, `kms_key_id`) and the `[aws]`
+//! section are registered by [`crate::config::Config::parse`] through [`register_target`]
+//! and looked up by [`crate::storage::open`], so every caller that opens a target's
+//! storage from its [`Location`] gets the same settings.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::Connector;
+
+use crate::config::{AwsConfig, Location};
+
+/// What an S3 target needs beyond its location: the `[aws]` section and the sink's upload
+/// options.
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    pub aws: Option<AwsConfig>,
+    /// `STANDARD`, `STANDARD_IA`, ... passed to PutObject and CreateMultipartUpload.
+    pub storage_class: Option<String>,
+    /// `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    /// The KMS key for `sse = "aws:kms"`.
+    pub kms_key_id: Option<String>,
+}
+
+fn registry() -> &'static Mutex<HashMap<Location, S3Options>> {
+    static R: OnceLock<Mutex<HashMap<Location, S3Options>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Records the options of the S3 target at `location` for this process (called by
+/// `Config::parse`; the last registration wins).
+pub fn register_target(location: &Location, options: S3Options) {
+    registry()
+        .lock()
+        .expect("registry")
+        .insert(location.clone(), options);
+}
+
+/// The options registered for `location`; defaults (SDK chain only) when none were.
+pub fn target_options(location: &Location) -> S3Options {
+    registry()
+        .lock()
+        .expect("registry")
+        .get(location)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The HTTP client of every AWS client: hyper 1 + rustls/ring, proxies from the
+/// environment.
+fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut b = Connector::builder().proxy_config(ProxyConfig::from_env());
+        b.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            b.set_sleep_impl(c.sleep_impl());
+        }
+        b.tls_provider(Provider::Rustls(CryptoMode::Ring)).build()
+    })
+}
+
+/// Loads the shared SDK configuration (credentials chain, region, endpoint, HTTP client,
+/// timeouts, no SDK retries). Must run inside a tokio runtime.
+pub async fn load(aws: Option<&AwsConfig>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(region) = aws.and_then(|a| a.region.clone()) {
+        loader = loader.region(Region::new(region));
+    }
+    if let Some(url) = aws.and_then(|a| a.endpoint_url.clone()) {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// An S3 client over `sdk`: path-style addressing when an endpoint URL is set.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
