@@ -117,6 +117,8 @@ async fn reload_one(
         tid_ranges: target.tid_ranges,
         row_filters: published.row_filter.iter().map(|f| (key.clone(), f.clone())).collect(),
         reload: true,
+        // Reloads write native-layout files (not built for layout = "dms" yet).
+        dms: None,
     };
     let mut rows = 0;
     for chunk in &chunks {
