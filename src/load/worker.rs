@@ -93,7 +93,7 @@ pub async fn copy_chunk(
     let mut writer: Option<LoadWriter> = None;
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     let mut rows = 0u64;
-    if ctx.reload && chunk.part == 0 {
+    if ctx.reload && chunk.part == 0 && ctx.dms.is_none() {
         let nulls = vec![TupleValue::Null; table.columns.len()];
         let reset = OutputRow { op: RowOp::Truncate, lsn: ctx.snapshot_lsn, seq: -1, xid: None, commit_ts_us: ctx.snapshot_ts_us, values: &nulls };
         builder.append(&reset).map_err(|e| Error::runtime(format!("{}: {e}", what())))?;

@@ -61,6 +61,18 @@ pub fn load_key(schema: &str, table: &str, part: u32) -> String {
     )
 }
 
+/// Whether `key` is a full-load file made by [`load_key`].
+pub fn is_load_key(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or("");
+    name.strip_prefix("LOAD")
+        .and_then(|n| n.strip_suffix(".parquet"))
+        .is_some_and(|n| {
+            n.len() == 8
+                && n.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+        })
+}
+
 fn utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
         DateTime::<Utc>::MIN_UTC
