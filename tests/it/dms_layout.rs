@@ -431,7 +431,10 @@ async fn a_table_joining_the_publication_is_loaded_with_dms_names_and_columns() 
     while !load_file.exists() {
         // Keep the stream moving until the joining table is loaded.
         s.db.exec("UPDATE a SET v = v WHERE id = 1").await;
-        assert!(std::time::Instant::now() < deadline, "the joining table was never loaded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the joining table was never loaded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     s.db.exec("INSERT INTO b VALUES (51, NULL)").await;
@@ -441,7 +444,10 @@ async fn a_table_joining_the_publication_is_loaded_with_dms_names_and_columns() 
     s.run_until_current(&cfg).await;
     let dir = s.out().join("public/b");
     let files = files_under(&dir);
-    assert!(files.iter().any(|f| f == "LOAD00000001.parquet"), "{files:?}");
+    assert!(
+        files.iter().any(|f| f == "LOAD00000001.parquet"),
+        "{files:?}"
+    );
     assert!(
         files.iter().all(|f| !f.contains("load/")),
         "no native-layout file: {files:?}"
@@ -454,7 +460,10 @@ async fn a_table_joining_the_publication_is_loaded_with_dms_names_and_columns() 
         .iter()
         .map(|r| r["id"].as_i64().unwrap())
         .collect();
-    for f in files.iter().filter(|f| f.as_str() != "LOAD00000001.parquet") {
+    for f in files
+        .iter()
+        .filter(|f| f.as_str() != "LOAD00000001.parquet")
+    {
         assert!(is_cdc_name(f), "{f}");
         ids.extend(
             footer(&dir.join(f))["rows"]
@@ -469,5 +478,54 @@ async fn a_table_joining_the_publication_is_loaded_with_dms_names_and_columns() 
         ids,
         (1..=51).collect::<Vec<i64>>(),
         "every row once, loaded or inserted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_split_over_several_files_gets_distinct_names_in_write_order() {
+    let s = Setup::new("dms_split").await;
+    s.db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .await;
+    s.db.create_publication(&s.publication, "t").await;
+    let cfg = dms_config(&s, "max_file_size = \"1KiB\"\ntimestamp_column = \"ts\"");
+    s.run_until_current(&cfg).await;
+    // One transaction, large enough to be sealed into several parts of one flush.
+    s.db.exec("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 40000) g")
+        .await;
+    s.run_until_current(&cfg).await;
+    let dir = s.out().join("public/t");
+    let cdc: Vec<String> = files_under(&dir)
+        .into_iter()
+        .filter(|f| f != "LOAD00000001.parquet")
+        .collect();
+    assert!(
+        cdc.len() >= 2,
+        "the transaction spans several files: {cdc:?}"
+    );
+    assert!(cdc.iter().all(|f| is_cdc_name(f)), "{cdc:?}");
+    let paths: Vec<PathBuf> = cdc.iter().map(|f| dir.join(f)).collect();
+    let read = footers(&paths);
+    let mut ids = Vec::new();
+    let mut commit = None;
+    for p in &paths {
+        for r in read[p]["rows"].as_array().unwrap() {
+            ids.push(r["id"].as_i64().unwrap());
+            // Every row has the one transaction's commit time; the names differ anyway.
+            let ts = r["ts"].as_str().unwrap().to_string();
+            assert_eq!(commit.get_or_insert_with(|| ts.clone()), &ts);
+        }
+    }
+    assert_eq!(
+        ids,
+        (1..=40000).collect::<Vec<i64>>(),
+        "every row once, in order of the file names"
+    );
+    assert_eq!(
+        format!(
+            "{}.parquet",
+            name_of_dms_timestamp(commit.as_ref().unwrap())
+        ),
+        cdc[0],
+        "the first file has the commit's own name"
     );
 }

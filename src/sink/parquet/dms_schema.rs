@@ -360,6 +360,80 @@ fn parse_money(text: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::fixtures::{col, orders};
+
+    fn dms(inserts_only: bool) -> DmsColumns {
+        DmsColumns {
+            timestamp_column: Some("DMS_TIMESTAMP".into()),
+            include_op_for_full_load: false,
+            cdc_inserts_only: inserts_only,
+            timestamp_unit: TimeUnit::Millisecond,
+        }
+    }
+
+    #[test]
+    fn columns_and_types_as_dms_writes_them() {
+        let mut t = orders();
+        t.columns.push(col("u", 2950, -1));
+        t.columns.push(col("j", 3802, -1));
+        t.columns.push(col("m", 790, -1));
+        t.columns.push(col("n", 1700, -1));
+        t.columns.push(col("ts", 1114, -1));
+        let d = dms(false);
+        let src = d.source_table(&Arc::new(t)).unwrap();
+        let cdc = d.arrow_schema(&src, DmsFile::Cdc);
+        let got: Vec<(&str, &DataType, bool)> = cdc
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type(), f.is_nullable()))
+            .collect();
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        assert_eq!(
+            got,
+            [
+                ("Op", &DataType::Utf8, false),
+                ("DMS_TIMESTAMP", &DataType::Utf8, false),
+                ("id", &DataType::Int64, true),
+                ("region", &DataType::Utf8, true),
+                ("amount", &DataType::Decimal128(10, 2), true),
+                ("tags", &DataType::Utf8, true),
+                ("name", &DataType::Utf8, true),
+                ("u", &DataType::Utf8, true),
+                ("j", &DataType::Utf8, true),
+                ("m", &DataType::Decimal128(38, 4), true),
+                ("n", &DataType::Utf8, true),
+                ("ts", &ts, true),
+            ]
+        );
+        // Without include_op_for_full_load, LOAD files have no Op.
+        assert_eq!(
+            d.arrow_schema(&src, DmsFile::Load).field(0).name(),
+            "DMS_TIMESTAMP"
+        );
+    }
+
+    #[test]
+    fn truncate_is_never_written_and_inserts_only_keeps_inserts() {
+        use RowOp::*;
+        let all: Vec<bool> = [Load, Insert, Update, Delete, Truncate]
+            .iter()
+            .map(|&o| dms(false).keeps(o))
+            .collect();
+        assert_eq!(all, [true, true, true, true, false]);
+        let only: Vec<bool> = [Load, Insert, Update, Delete, Truncate]
+            .iter()
+            .map(|&o| dms(true).keeps(o))
+            .collect();
+        assert_eq!(only, [true, true, false, false, false]);
+    }
+
+    #[test]
+    fn a_column_named_like_a_dms_column_is_refused() {
+        let mut t = orders();
+        t.columns.push(col("DMS_TIMESTAMP", 25, -1));
+        let e = dms(false).source_table(&Arc::new(t)).unwrap_err();
+        assert!(e.message.contains("DMS_TIMESTAMP"), "{e}");
+    }
 
     #[test]
     fn money_texts() {
