@@ -1,4 +1,5 @@
-//! The Parquet sink, native layout (SPEC 5.1).
+//! The Parquet sink, native layout (SPEC 5.1); with `layout = "dms"` the same machinery
+//! writes DMS's names ([`dms_naming`]) and columns ([`dms_schema`]) (SPEC 5.2).
 //!
 //! Per table it keeps an Arrow batch builder and an open part file in staging. Rows go to
 //! the builder; full batches go to the part; parts are sealed when a table's schema changes
