@@ -192,7 +192,6 @@ async fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Validate { config, timeout, format } => {
             let config = load(&config)?;
-            config.refuse_s3_targets("validate")?;
             let opts = crate::validate::run::ValidateOptions { timeout, ..Default::default() };
             let report = crate::validate::run::validate(&config, &opts).await?;
             Ok(output::validate(&report, format == ValidateFormat::Json))

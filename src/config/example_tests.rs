@@ -1,6 +1,6 @@
 //! Every file in the repository's `config/` directory is loaded here, so the examples the
-//! README points to never rot. Examples of features this build does not have yet (S3, the DMS
-//! layout, Kinesis) must still deserialize key by key, and loading them must give exactly the
+//! README points to never rot. Examples of features this build does not have yet (S3,
+//! Kinesis) must still deserialize key by key, and loading them must give exactly the
 //! "not supported by this build yet" error; when a feature lands, its test flips to `Ok`.
 
 use super::*;
@@ -55,6 +55,7 @@ fn every_example_has_a_test() {
         files,
         [
             "kinesis.toml",
+            "local-dms.toml",
             "local.toml",
             "s3-and-kinesis.toml",
             "s3-dms.toml",
@@ -83,6 +84,16 @@ fn local_example_loads() {
 }
 
 #[test]
+fn local_dms_example_loads() {
+    let c = example_load("local-dms.toml").unwrap();
+    let p = c.parquet_sinks().next().unwrap();
+    assert_eq!((p.url.as_str(), p.layout), ("file:///var/lib/pgcdc/dms", Layout::Dms));
+    assert!(p.date_partitioning && p.include_op_for_full_load && !p.cdc_inserts_only);
+    assert_eq!(p.timestamp_column.as_deref(), Some("DMS_TIMESTAMP"));
+    assert_eq!(p.compression, Compression::None);
+}
+
+#[test]
 fn s3_example_loads() {
     let c = example_keys("s3.toml");
     let p = c.parquet_sinks().next().unwrap();
@@ -98,17 +109,15 @@ fn s3_example_loads() {
 }
 
 #[test]
-fn s3_dms_example_is_not_built_yet() {
-    let c = example_keys("s3-dms.toml");
+fn s3_dms_example_loads() {
+    let c = example_load("s3-dms.toml").expect("s3-dms.toml loads");
     let p = c.parquet_sinks().next().unwrap();
     assert_eq!(
         (p.url.as_str(), p.layout),
         ("s3://example-bucket/dms/", Layout::Dms)
     );
-    assert_not_built_yet(
-        "s3-dms.toml",
-        "sink 1 (parquet): layout = \"dms\" is not supported by this build yet",
-    );
+    assert!(p.date_partitioning);
+    assert_eq!(p.timestamp_column.as_deref(), Some("DMS_TIMESTAMP"));
 }
 
 #[test]

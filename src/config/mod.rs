@@ -4,6 +4,7 @@
 //! unknown keys rejected (the error names the nearest valid key), then validate values. Any
 //! failure is a configuration error (exit 2) that names the file, the key and a fix.
 
+mod dms;
 mod env;
 mod location;
 mod s3_options;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use dms::FileFormat;
 pub use location::Location;
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
@@ -165,6 +167,20 @@ pub struct ParquetSinkConfig {
     pub sse: Option<String>,
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    // The options of `layout = "dms"` (SPEC 5.2), checked by `dms::validate`; see
+    // `crate::sink::parquet::dms_schema` for what they do.
+    #[serde(default)]
+    pub format: FileFormat,
+    #[serde(default)]
+    pub date_partitioning: bool,
+    #[serde(default)]
+    pub timestamp_column: Option<String>,
+    #[serde(default)]
+    pub include_op_for_full_load: bool,
+    #[serde(default)]
+    pub cdc_inserts_only: bool,
+    #[serde(default)]
+    pub parquet_timestamp_in_millisecond: bool,
 }
 
 fn default_flush_interval() -> Duration {
@@ -263,13 +279,7 @@ impl Config {
             match sink {
                 SinkConfig::Parquet(p) => {
                     s3_options::check(i + 1, p)?;
-                    if p.layout == Layout::Dms {
-                        return Err(Error::config(format!(
-                            "sink {} (parquet): layout = \"dms\" is not supported by this build yet",
-                            i + 1
-                        ))
-                        .with_hint("use layout = \"native\""));
-                    }
+                    dms::validate(i + 1, p)?;
                     if p.max_file_size < 1024 {
                         return Err(Error::config(format!(
                             "sink {} (parquet): max_file_size must be at least 1KiB",

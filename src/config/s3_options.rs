@@ -67,24 +67,6 @@ pub fn register(config: &Config) {
     }
 }
 
-impl Config {
-    /// Refuses a command that cannot read S3 targets yet (`validate`) when a Parquet sink is
-    /// on S3: a configuration error (exit 2) naming the command and the target, before the
-    /// command does anything.
-    pub fn refuse_s3_targets(&self, command: &str) -> Result<()> {
-        for (i, p) in self.parquet_sinks().enumerate() {
-            if let Location::S3 { .. } = p.location {
-                return Err(Error::config(format!(
-                    "`pgcdc {command}` is not supported for S3 targets yet (sink {}: {})",
-                    i + 1,
-                    p.location
-                ))
-                .with_hint(format!("run `pgcdc {command}` on a local copy of the target (aws s3 sync, then file:///path)")));
-            }
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -125,34 +107,10 @@ mod tests {
                 "storage_class = \"cheap\"",
                 "is not an S3 storage class",
             ),
-            (
-                "s3://bucket-1/x/",
-                "layout = \"dms\"",
-                "layout = \"dms\" is not supported",
-            ),
         ] {
             let e = parse(url, extra).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{extra}: {e}");
             assert!(e.message.contains(says), "{extra}: {e}");
         }
-    }
-
-    #[test]
-    fn validate_refuses_s3_targets() {
-        let e = parse("s3://bucket-1/x/", "")
-            .unwrap()
-            .refuse_s3_targets("validate")
-            .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(
-            e.message.contains(
-                "`pgcdc validate` is not supported for S3 targets yet (sink 1: s3://bucket-1/x/)"
-            ),
-            "{e}"
-        );
-        parse("/tmp/out", "")
-            .unwrap()
-            .refuse_s3_targets("validate")
-            .unwrap();
     }
 }

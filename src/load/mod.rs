@@ -162,6 +162,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         tid_ranges,
         row_filters,
         reload: false,
+        dms: crate::sink::parquet::dms_schema::DmsColumns::of(sink),
     });
     let shared_state = Arc::new(Mutex::new(state));
     // Dropping this future (a signal, see `runner::run`) stops the workers at their next

@@ -25,6 +25,8 @@ use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
 use super::requests::Reloads;
+use crate::sink::parquet::dms_naming::{dms_table_prefix, is_load_key};
+use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::sink::parquet::naming::table_prefix;
 use crate::storage::Storage;
 use crate::source::catalog::Catalog;
@@ -42,6 +44,11 @@ pub struct ReloadTarget {
     pub filter: TableFilter,
     /// `source.publication`: a reload copies what it publishes (column list, row filter).
     pub publication: String,
+    /// `layout = "dms"`: a table with no `LOAD` file yet (one that joined the publication) is
+    /// loaded with DMS names and columns; one that has them is not copied again (DMS
+    /// captures neither TRUNCATE nor rewrites, and its layout has no reset row): it is only
+    /// followed at its new relfilenode.
+    pub dms: Option<Arc<DmsColumns>>,
 }
 
 /// Performs pending reloads one after the other until `closing` is set and none is left.
@@ -76,7 +83,11 @@ async fn reload_one(
     let storage = target.storage.as_ref();
     if let Some(a) = &p.attempt {
         tracing::info!(table = %format!("{}.{}", a.schema, a.table), lsn = %a.lsn, "removing the files of an interrupted reload");
-        tokio::task::block_in_place(|| remove_attempt(storage, a))?;
+        tokio::task::block_in_place(|| match target.dms {
+            None => remove_attempt(storage, a),
+            // A DMS-layout reload copies only into a table without LOAD files: the attempt's.
+            Some(_) => remove_dms_load_files(storage, &a.schema, &a.table),
+        })?;
     }
     let mut repl = ReplicationConn::connect(info).await?;
     let slot = format!("pgcdc_reload_{}_{}", std::process::id(), p.relid);
@@ -98,6 +109,14 @@ async fn reload_one(
         tracing::info!(table = %format!("{schema}.{table}"), "the table no longer matches source.tables: not reloaded");
         return reloads.finish(p.relid, p.requests, None);
     }
+    if target.dms.is_some() && tokio::task::block_in_place(|| has_dms_load_files(storage, &schema, &table))? {
+        tracing::warn!(table = %format!("{schema}.{table}"), "layout = \"dms\" does not reload a loaded table: rows a rewriting ALTER TABLE changed are not in the output (as with DMS)");
+        let leaves = leaf_oids(&catalog, p.relid).await?;
+        let relfilenode = catalog.relation_facts(p.relid).await?.relfilenode;
+        let _ = catalog.client.batch_execute("COMMIT").await;
+        let followed = FollowedTable { schema, table, leaves, seen_at: s, relfilenode };
+        return reloads.finish(p.relid, p.requests, Some(followed));
+    }
     reloads.start_attempt(p.relid, Attempt { lsn: s, schema: schema.clone(), table: table.clone() })?;
     let published = catalog.published_table_schema(&target.publication, &schema, &table).await?;
     let ts = published.schema.clone();
@@ -117,6 +136,7 @@ async fn reload_one(
         tid_ranges: target.tid_ranges,
         row_filters: published.row_filter.iter().map(|f| (key.clone(), f.clone())).collect(),
         reload: true,
+        dms: target.dms.clone(),
     };
     let mut rows = 0;
     for chunk in &chunks {
@@ -153,6 +173,21 @@ fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
     );
     for key in storage.list(&format!("{}/load", table_prefix(&a.schema, &a.table)))? {
         if key.starts_with(&prefix) {
+            storage.delete(&key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the DMS-layout table has a full-load file.
+fn has_dms_load_files(storage: &dyn Storage, schema: &str, table: &str) -> Result<bool> {
+    Ok(storage.list(&dms_table_prefix(schema, table))?.iter().any(|k| is_load_key(k)))
+}
+
+/// Deletes the DMS-layout table's full-load files.
+fn remove_dms_load_files(storage: &dyn Storage, schema: &str, table: &str) -> Result<()> {
+    for key in storage.list(&dms_table_prefix(schema, table))? {
+        if is_load_key(&key) {
             storage.delete(&key)?;
         }
     }

@@ -16,6 +16,7 @@ use crate::model::{OutputRow, TableSchema};
 use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
+use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::sink::parquet::load::{remove_part, LoadWriter};
 use crate::storage::Storage;
 use crate::source::copy::BinaryCopyParser;
@@ -36,6 +37,9 @@ pub struct LoadContext {
     /// A reload ([`super::reload`]): part 0 starts with the reset row `T` at
     /// `(_lsn, _seq) = (snapshot_lsn, -1)`, and files of other snapshots are kept.
     pub reload: bool,
+    /// `layout = "dms"` (SPEC 5.2): the table is read as [`DmsColumns::source_table`] and
+    /// files get DMS names and columns.
+    pub dms: Option<Arc<DmsColumns>>,
 }
 
 /// Imports the exported snapshot into a fresh session.
@@ -64,7 +68,11 @@ pub async fn copy_chunk(
     progress: &TableProgress,
 ) -> Result<u64> {
     let storage = ctx.storage.as_ref();
-    if !ctx.reload {
+    let table = &match &ctx.dms {
+        Some(d) => d.source_table(table)?,
+        None => table.clone(),
+    };
+    if !ctx.reload && ctx.dms.is_none() {
         tokio::task::block_in_place(|| remove_part(storage, &table.schema, &table.name, chunk.part))?;
     }
     let exprs: Vec<String> = table.columns.iter().map(copy_select_expr).collect();
@@ -85,14 +93,14 @@ pub async fn copy_chunk(
     let mut writer: Option<LoadWriter> = None;
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     let mut rows = 0u64;
-    if ctx.reload && chunk.part == 0 {
+    if ctx.reload && chunk.part == 0 && ctx.dms.is_none() {
         let nulls = vec![TupleValue::Null; table.columns.len()];
         let reset = OutputRow { op: RowOp::Truncate, lsn: ctx.snapshot_lsn, seq: -1, xid: None, commit_ts_us: ctx.snapshot_ts_us, values: &nulls };
         builder.append(&reset).map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
     }
     let open = |writer: &mut Option<LoadWriter>| -> Result<()> {
         if writer.is_none() {
-            *writer = Some(LoadWriter::create(storage, table, ctx.snapshot_lsn, ctx.snapshot_ts_us, chunk.part, ctx.compression)?);
+            *writer = Some(LoadWriter::create(storage, table, ctx.snapshot_lsn, ctx.snapshot_ts_us, chunk.part, ctx.compression, ctx.dms.as_ref())?);
         }
         Ok(())
     };

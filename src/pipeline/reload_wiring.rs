@@ -105,6 +105,7 @@ impl ReloadWiring {
             tid_ranges: self.tid_ranges,
             filter: TableFilter::new(&config.source.tables),
             publication: config.source.publication.clone(),
+            dms: crate::sink::parquet::dms_schema::DmsColumns::of(sink),
         };
         let worker = tokio::spawn(reload_worker(
             info.clone(),

@@ -4,11 +4,16 @@
 //! complete, so a reader never sees half a chunk. Redoing a chunk after a crash first
 //! removes any file an earlier attempt published for the same part (under an older
 //! snapshot), so rows are never loaded twice.
+//!
+//! In the DMS layout (SPEC 5.2) a chunk's file is `{schema}/{table}/LOAD{part+1:08X}.parquet`
+//! with DMS's columns ([`super::dms_naming`], [`super::dms_schema`]): the name does not
+//! depend on the snapshot, so a redone chunk simply replaces it.
 
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
+use super::dms_schema::{DmsColumns, DmsFile};
 use super::naming::table_prefix;
 use super::writer::{writer_properties, LsnRange, PartWriter};
 use crate::model::TableSchema;
@@ -38,6 +43,8 @@ pub struct LoadWriter {
     key: String,
     lsn: Lsn,
     ts_us: i64,
+    /// The DMS layout: batches are converted to its columns, the file is named `LOAD…`.
+    dms: Option<Arc<DmsColumns>>,
 }
 
 impl LoadWriter {
@@ -48,23 +55,34 @@ impl LoadWriter {
         snapshot_ts_us: i64,
         part: u32,
         compression: Compression,
+        dms: Option<&Arc<DmsColumns>>,
     ) -> Result<LoadWriter> {
-        let key = load_key(&table.schema, &table.name, snapshot_lsn, part);
+        let key = match dms {
+            None => load_key(&table.schema, &table.name, snapshot_lsn, part),
+            Some(_) => super::dms_naming::load_key(&table.schema, &table.name, part),
+        };
         // Unique per process and file: names derived from the key could collide
         // (`a/b_c` and `a_b/c` flattened alike).
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = storage.staging_dir().join(format!("load-{}-{n}.parquet.part", std::process::id()));
-        Ok(LoadWriter {
-            part: PartWriter::create(path, table.clone(), writer_properties(compression))?,
-            key,
-            lsn: snapshot_lsn,
-            ts_us: snapshot_ts_us,
-        })
+        let part = match dms {
+            None => PartWriter::create(path, table.clone(), writer_properties(compression))?,
+            Some(d) => d.create_part(path, table.clone(), DmsFile::Load, writer_properties(compression))?,
+        };
+        Ok(LoadWriter { part, key, lsn: snapshot_lsn, ts_us: snapshot_ts_us, dms: dms.cloned() })
     }
 
+    /// Writes a batch of the table's builder (in the DMS layout: of
+    /// [`DmsColumns::source_table`], converted here).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.part.write(batch)
+        match &self.dms {
+            None => self.part.write(batch),
+            Some(d) => {
+                let converted = d.convert(&self.part.schema, batch, DmsFile::Load)?;
+                self.part.write(&converted)
+            }
+        }
     }
 
     /// Seals, fsyncs and publishes the file; returns its key.

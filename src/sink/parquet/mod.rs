@@ -1,4 +1,5 @@
-//! The Parquet sink, native layout (SPEC 5.1).
+//! The Parquet sink, native layout (SPEC 5.1); with `layout = "dms"` the same machinery
+//! writes DMS's names ([`dms_naming`]) and columns ([`dms_schema`]) (SPEC 5.2).
 //!
 //! Per table it keeps an Arrow batch builder and an open part file in staging. Rows go to
 //! the builder; full batches go to the part; parts are sealed when a table's schema changes
@@ -7,6 +8,8 @@
 //! with the checkpoint through the [`manifest`], so the target only ever shows whole
 //! transactions and each exactly once.
 
+pub mod dms_naming;
+pub mod dms_schema;
 mod history;
 pub mod load;
 pub mod manifest;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use parquet::file::properties::WriterProperties;
 
+use self::dms_schema::DmsFile;
 use self::history::SchemaHistory;
 use self::manifest::{Manifest, ManifestPart};
 use self::naming::table_prefix;
@@ -82,6 +86,8 @@ pub struct ParquetSink {
     /// The checkpoint this writer last read or wrote, with its version: the next checkpoint
     /// write must find it unchanged (fencing, see [`manifest`]).
     held: crate::state::checkpoint::Held,
+    /// `layout = "dms"`: its columns and CDC names (SPEC 5.2); `None` in the native layout.
+    dms: Option<(Arc<dms_schema::DmsColumns>, dms_naming::CdcNamer)>,
 }
 
 impl ParquetSink {
@@ -101,6 +107,7 @@ impl ParquetSink {
             part_counter: 0,
             counts: BTreeMap::new(),
             held: None,
+            dms: dms_schema::DmsColumns::of(cfg).map(|c| (c, dms_naming::CdcNamer::new(cfg.date_partitioning))),
         })
     }
 
@@ -120,9 +127,15 @@ impl ParquetSink {
                 .storage
                 .staging_dir()
                 .join(format!("{}-{}.parquet.part", std::process::id(), self.part_counter));
-            state.part = Some(PartWriter::create(path, state.schema.clone(), self.props.clone())?);
+            state.part = Some(match &self.dms {
+                None => PartWriter::create(path, state.schema.clone(), self.props.clone())?,
+                Some((d, _)) => d.create_part(path, state.builder.table().clone(), DmsFile::Cdc, self.props.clone())?,
+            });
         }
-        let batch = state.builder.finish();
+        let mut batch = state.builder.finish();
+        if let Some((d, _)) = &self.dms {
+            batch = d.convert(state.builder.table(), &batch, DmsFile::Cdc)?;
+        }
         state.part.as_mut().expect("opened above").write(&batch)
     }
 
@@ -182,7 +195,10 @@ impl Sink for ParquetSink {
             table.relid,
             TableState {
                 schema: table.clone(),
-                builder: TableBatchBuilder::new(table.clone()),
+                builder: TableBatchBuilder::new(match &self.dms {
+                    None => table.clone(),
+                    Some((d, _)) => d.source_table(table)?,
+                }),
                 part: None,
                 range: None,
                 touched_in_txn: false,
@@ -198,6 +214,9 @@ impl Sink for ParquetSink {
             .tables
             .get_mut(&relid)
             .ok_or_else(|| Error::runtime(format!("internal: row for {}.{} before its schema", table.schema, table.name)))?;
+        if self.dms.as_ref().is_some_and(|(d, _)| !d.keeps(row.op)) {
+            return Ok(());
+        }
         state.builder.append(row).map_err(|e| {
             Error::runtime(format!("cannot convert a value of {}.{} at LSN {}: {e}", table.schema, table.name, row.lsn))
         })?;
@@ -259,7 +278,17 @@ impl Sink for ParquetSink {
             .iter()
             .map(|p| (table_prefix(&p.schema.schema, &p.schema.name), p.first_lsn, p.last_lsn, p.first_ts_us))
             .collect();
-        let keys = naming::cdc_keys(&parts);
+        let keys = match &mut self.dms {
+            None => naming::cdc_keys(&parts),
+            Some((_, namer)) => {
+                let parts: Vec<_> = self
+                    .sealed
+                    .iter()
+                    .map(|p| (p.path.clone(), dms_naming::dms_table_prefix(&p.schema.schema, &p.schema.name), p.first_ts_us))
+                    .collect();
+                namer.assign(self.storage.as_ref(), &parts)?
+            }
+        };
         for state in self.tables.values_mut() {
             for (i, n) in std::mem::take(&mut state.unflushed).into_iter().enumerate().filter(|(_, n)| *n > 0) {
                 let key = state.schema.qualified_name();
@@ -279,6 +308,9 @@ impl Sink for ParquetSink {
                 .collect(),
         };
         manifest::commit(self.storage.as_ref(), &manifest, &mut self.held)?;
+        if let Some((_, namer)) = &mut self.dms {
+            namer.published();
+        }
         self.sealed.clear();
         self.pending_since = None;
         self.oversized = false;

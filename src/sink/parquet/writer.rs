@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arrow_array::RecordBatch;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -77,8 +78,20 @@ pub fn writer_properties(compression: CompressionConfig) -> WriterProperties {
 
 impl PartWriter {
     pub fn create(path: PathBuf, schema: Arc<TableSchema>, props: WriterProperties) -> Result<PartWriter> {
+        let arrow_schema = schema.arrow_schema();
+        Self::create_with(path, schema, arrow_schema, ArrowWriterOptions::new().with_properties(props))
+    }
+
+    /// [`create`](Self::create) for batches of `arrow_schema` written with `options` (the
+    /// DMS layout's columns, see [`super::dms_schema`]).
+    pub fn create_with(
+        path: PathBuf,
+        schema: Arc<TableSchema>,
+        arrow_schema: arrow_schema::SchemaRef,
+        options: ArrowWriterOptions,
+    ) -> Result<PartWriter> {
         let file = File::create(&path).runtime_ctx(|| format!("creating {}", path.display()))?;
-        let mut writer = ArrowWriter::try_new(file, schema.arrow_schema(), Some(props))
+        let mut writer = ArrowWriter::try_new_with_options(file, arrow_schema, options)
             .runtime_ctx(|| format!("starting Parquet file {}", path.display()))?;
         let (sender, receiver) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
         let encoded_size = Arc::new(AtomicU64::new(0));
