@@ -6,6 +6,7 @@
 //! arguments and presents results.
 
 pub mod admin;
+pub mod aws;
 pub mod batch;
 pub mod cli;
 pub mod config;

@@ -77,7 +77,7 @@ pub async fn status(config: &Config) -> Result<Status> {
     let behind = |l: Option<Lsn>| l.map(|l| current.0.saturating_sub(l.0));
     let mut targets = Vec::new();
     for p in config.parquet_sinks() {
-        let store = ProgressStore::at(std::sync::Arc::from(storage::open(&p.location)?));
+        let store = ProgressStore::at(std::sync::Arc::from(storage::open_sink_target(config, p)?));
         targets.push(TargetStatus {
             target: store.storage().describe(),
             checkpoint: store.checkpoint()?,

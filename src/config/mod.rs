@@ -265,7 +265,6 @@ impl Config {
             }
         }
         config.validate()?;
-        s3_options::register(&config);
         Ok(config)
     }
 

@@ -1,10 +1,8 @@
-//! The S3 options of Parquet sinks (`storage_class`, `sse`, `kms_key_id`): checked when the
-//! configuration is read, and registered with [`crate::sink::aws`] so that every
-//! `storage::open` of an S3 target uploads with them.
+//! The S3 options of Parquet sinks (`storage_class`, `sse`, `kms_key_id`), checked when the
+//! configuration is read. They reach the uploads as `crate::aws::S3Options`.
 
-use super::{Config, Location, ParquetSinkConfig};
+use super::{Location, ParquetSinkConfig};
 use crate::error::{Error, Result};
-use crate::sink::aws::{register_target, S3Options};
 
 /// Checks the S3 options of Parquet sink number `n`: they are allowed only on S3 targets,
 /// `sse` is `AES256` or `aws:kms`, and `kms_key_id` goes with `aws:kms`.
@@ -49,24 +47,6 @@ pub fn check(n: usize, p: &ParquetSinkConfig) -> Result<()> {
     }
     Ok(())
 }
-
-/// Registers every S3 Parquet target of `config` with its options and the `[aws]` section.
-pub fn register(config: &Config) {
-    for p in config.parquet_sinks() {
-        if let Location::S3 { .. } = p.location {
-            register_target(
-                &p.location,
-                S3Options {
-                    aws: config.aws.clone(),
-                    storage_class: p.storage_class.clone(),
-                    sse: p.sse.clone(),
-                    kms_key_id: p.kms_key_id.clone(),
-                },
-            );
-        }
-    }
-}
-
 
 #[cfg(test)]
 mod tests {

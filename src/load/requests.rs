@@ -300,7 +300,7 @@ mod tests {
     fn book(auto_load: bool) -> (tempfile::TempDir, Arc<Reloads>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage: Arc<dyn Storage> =
-            Arc::from(crate::storage::open(&crate::config::Location::Local(dir.path().to_path_buf())).expect("storage"));
+            Arc::from(crate::storage::open(&crate::config::Location::Local(dir.path().to_path_buf()), &Default::default()).expect("storage"));
         // What `Storage::lock` creates in `run`; these tests hold no lock.
         std::fs::create_dir_all(dir.path().join("_pgcdc/staging")).expect("staging");
         let mut reg = TableRegistry::default();

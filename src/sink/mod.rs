@@ -22,7 +22,6 @@
 //! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the last successful
 //!   flush, so the next run repeats the unflushed transactions and `recover` cleans up.
 
-pub mod aws;
 mod open;
 pub mod parquet;
 

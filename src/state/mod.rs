@@ -43,7 +43,7 @@ impl ProgressStore {
             Error::config("no Parquet sink: progress has nowhere to live")
                 .with_hint("add a [[sink]] with kind = \"parquet\"")
         })?;
-        Ok(ProgressStore::at(Arc::from(storage::open(&sink.location)?)))
+        Ok(ProgressStore::at(Arc::from(storage::open_sink_target(config, sink)?)))
     }
 
     /// The store inside an opened target.

@@ -35,7 +35,8 @@ pub use targets::Targets;
 
 use std::path::Path;
 
-use crate::config::Location;
+use crate::aws::S3Options;
+use crate::config::{Config, Location, ParquetSinkConfig};
 use crate::error::{Error, Result};
 
 /// How [`Storage::put`] treats an object already at its key.
@@ -132,11 +133,15 @@ pub trait Storage: Send + Sync {
 }
 
 /// Opens the storage at a target's location. Changes nothing in the target.
-pub fn open(location: &Location) -> Result<Box<dyn Storage>> {
+pub fn open(location: &Location, s3: &S3Options) -> Result<Box<dyn Storage>> {
     match location {
         Location::Local(dir) => Ok(Box::new(LocalStorage::open(dir.clone())?)),
-        Location::S3 { bucket, prefix } => {
-            Ok(Box::new(S3Storage::open(bucket, prefix, crate::sink::aws::target_options(location))?))
-        }
+        Location::S3 { bucket, prefix } => Ok(Box::new(S3Storage::open(bucket, prefix, s3.clone())?)),
     }
+}
+
+/// Opens the target of the Parquet sink `sink` of `config` (its location, and for S3 its
+/// upload options and the `[aws]` section). Changes nothing in the target.
+pub fn open_sink_target(config: &Config, sink: &ParquetSinkConfig) -> Result<Box<dyn Storage>> {
+    open(&sink.location, &S3Options::of(config, sink))
 }

@@ -1,4 +1,4 @@
-//! An S3 target: `s3://bucket/prefix/` through `aws-sdk-s3` (see [`crate::sink::aws`] for
+//! An S3 target: `s3://bucket/prefix/` through `aws-sdk-s3` (see [`crate::aws`] for
 //! credentials, region, endpoint and HTTP).
 //!
 //! * **Bridge.** [`Storage`] is synchronous and is called from plain threads (the pipeline)
@@ -40,7 +40,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::s3_errors::{classify, jitter, plain, Failure};
 use super::{PutMode, Storage, TargetLock, Version};
 use crate::error::{Error, Result, ResultExt};
-use crate::sink::aws::{self, S3Options};
+use crate::aws::{self, S3Options};
 
 /// Files up to this size are uploaded with one PutObject; larger ones in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;

@@ -24,7 +24,7 @@ impl Targets {
         let mut opened = Vec::new();
         for (i, s) in config.sinks.iter().enumerate() {
             if let SinkConfig::Parquet(p) = s {
-                opened.push((i, Arc::from(super::open(&p.location)?)));
+                opened.push((i, Arc::from(super::open_sink_target(config, p)?)));
             }
         }
         Ok(Targets { opened, locks: Vec::new() })

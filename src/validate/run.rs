@@ -79,7 +79,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
 
     // Tables that joined, were renamed or recreated are reloaded by `run`: wait for that
     // before the snapshot, which would cut off a reload that finishes after it.
-    let target = storage::open(&sink.location)?;
+    let target = storage::open_sink_target(config, sink)?;
     let filter = TableFilter::new(&config.source.tables);
     let reloading = crate::pipeline::table_watch::wait_until_followed(&control, target.as_ref(), publication, &filter, deadline.saturating_duration_since(Instant::now()), opts.poll_interval).await?;
     if !reloading.is_empty() {

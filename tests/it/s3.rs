@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use pgcdc::config::{AwsConfig, Location};
-use pgcdc::sink::aws::{register_target, S3Options};
+use pgcdc::aws::S3Options;
 use pgcdc::storage::lock::{LockHolder, LOCK_KEY};
 use pgcdc::storage::{self, PutMode, Storage};
 
@@ -51,17 +51,14 @@ fn open_storage(bucket: &str, prefix: &str) -> Box<dyn Storage> {
         std::env::set_var(k, v);
     }
     let loc = Location::parse(&format!("s3://{bucket}/{prefix}")).unwrap();
-    register_target(
-        &loc,
-        S3Options {
+    let s3_options = S3Options {
             aws: Some(AwsConfig {
                 region: Some("us-east-1".into()),
                 endpoint_url: Some(m.endpoint_url()),
             }),
             ..Default::default()
-        },
-    );
-    storage::open(&loc).expect("open S3 storage")
+        };
+    storage::open(&loc, &s3_options).expect("open S3 storage")
 }
 
 #[test]
@@ -412,17 +409,14 @@ fn throttled_requests_are_retried_until_they_succeed() {
     let (endpoint, refused) = crate::support::s3_proxy::slow_down_proxy(moto().port(), 3);
     let loc = Location::parse(&format!("s3://{bucket}/t/")).unwrap();
     let _env = open_storage(&bucket, "unused/");
-    register_target(
-        &loc,
-        S3Options {
+    let s3_options = S3Options {
             aws: Some(AwsConfig {
                 region: Some("us-east-1".into()),
                 endpoint_url: Some(endpoint),
             }),
             ..Default::default()
-        },
-    );
-    let s = storage::open(&loc).unwrap();
+        };
+    let s = storage::open(&loc, &s3_options).unwrap();
     let started = std::time::Instant::now();
     s.put("_pgcdc/checkpoint.json", b"1", PutMode::CreateOnly)
         .expect("retried until the endpoint accepts it");
@@ -457,17 +451,14 @@ fn missing_credentials_and_a_missing_region_are_one_clear_error() {
     );
     let open = |region: Option<&str>| {
         let loc = Location::parse(&format!("s3://{bucket}/x/")).unwrap();
-        register_target(
-            &loc,
-            S3Options {
+        let s3_options = S3Options {
                 aws: Some(AwsConfig {
                     region: region.map(str::to_string),
                     endpoint_url: Some(m.endpoint_url()),
                 }),
                 ..Default::default()
-            },
-        );
-        storage::open(&loc)
+            };
+        storage::open(&loc, &s3_options)
     };
     let e = open(None).err().expect("no region is an error");
     assert_eq!(e.exit_code(), 2, "{e}");
@@ -528,9 +519,7 @@ fn storage_class_and_sse_reach_every_upload() {
     let _env = open_storage(&bucket, "unused/");
     let m = moto();
     let loc = Location::parse(&format!("s3://{bucket}/e/")).unwrap();
-    register_target(
-        &loc,
-        S3Options {
+    let s3_options = S3Options {
             aws: Some(AwsConfig {
                 region: Some("us-east-1".into()),
                 endpoint_url: Some(m.endpoint_url()),
@@ -538,9 +527,8 @@ fn storage_class_and_sse_reach_every_upload() {
             storage_class: Some("STANDARD_IA".into()),
             sse: Some("AES256".into()),
             kms_key_id: None,
-        },
-    );
-    let s = storage::open(&loc).unwrap();
+        };
+    let s = storage::open(&loc, &s3_options).unwrap();
     s.put("small.json", b"{}", PutMode::Overwrite).unwrap();
     let big = s.staging_dir().join("big.part");
     std::fs::create_dir_all(s.staging_dir()).unwrap();

@@ -244,7 +244,7 @@ mod tests {
     fn same_millisecond_takes_the_next_free_one_and_retries_reuse_keys() {
         let dir = tempfile::tempdir().unwrap();
         let loc = crate::config::Location::parse(dir.path().to_str().unwrap()).unwrap();
-        let storage = crate::storage::open(&loc).unwrap();
+        let storage = crate::storage::open(&loc, &Default::default()).unwrap();
         let us = T * 1000 + 5;
         let parts = vec![
             (PathBuf::from("a"), "public/t".to_string(), us),

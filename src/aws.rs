@@ -12,12 +12,9 @@
 //!   fails (see [`crate::storage::s3`]).
 //!
 //! Per-target options of S3 sinks (`storage_class`, `sse`, `kms_key_id`) and the `[aws]`
-//! section are registered by [`crate::config::Config::parse`] through [`register_target`]
-//! and looked up by [`crate::storage::open`], so every caller that opens a target's
-//! storage from its [`Location`] gets the same settings.
+//! section travel together as [`S3Options`] ([`S3Options::of`]), passed to
+//! [`crate::storage::open`] by whoever opens a target.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -25,7 +22,7 @@ use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_http_client::Connector;
 
-use crate::config::{AwsConfig, Location};
+use crate::config::{AwsConfig, Config, ParquetSinkConfig};
 
 /// What an S3 target needs beyond its location: the `[aws]` section and the sink's upload
 /// options.
@@ -40,28 +37,16 @@ pub struct S3Options {
     pub kms_key_id: Option<String>,
 }
 
-fn registry() -> &'static Mutex<HashMap<Location, S3Options>> {
-    static R: OnceLock<Mutex<HashMap<Location, S3Options>>> = OnceLock::new();
-    R.get_or_init(Default::default)
-}
-
-/// Records the options of the S3 target at `location` for this process (called by
-/// `Config::parse`; the last registration wins).
-pub fn register_target(location: &Location, options: S3Options) {
-    registry()
-        .lock()
-        .expect("registry")
-        .insert(location.clone(), options);
-}
-
-/// The options registered for `location`; defaults (SDK chain only) when none were.
-pub fn target_options(location: &Location) -> S3Options {
-    registry()
-        .lock()
-        .expect("registry")
-        .get(location)
-        .cloned()
-        .unwrap_or_default()
+impl S3Options {
+    /// The options of the S3 target of `sink`: its upload settings and the `[aws]` section.
+    pub fn of(config: &Config, sink: &ParquetSinkConfig) -> S3Options {
+        S3Options {
+            aws: config.aws.clone(),
+            storage_class: sink.storage_class.clone(),
+            sse: sink.sse.clone(),
+            kms_key_id: sink.kms_key_id.clone(),
+        }
+    }
 }
 
 /// The HTTP client of every AWS client: hyper 1 + rustls/ring, proxies from the
