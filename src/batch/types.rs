@@ -1,4 +1,4 @@
-//! The Arrow type each [`PgType`] maps to (SPEC 5.4), and [`Conv`], the normalised form the
+//! The Arrow type each [`PgType`] maps to (SPEC 5.4), and `Conv`, the normalised form the
 //! builders and the Arrow schema both derive from. The mapping table and the rule for
 //! values Arrow cannot hold natively are documented on [`PgType`].
 

@@ -15,7 +15,7 @@
 /// The warning for a table whose relfilenode went from `old` to `new`: it names the table,
 /// both relfilenodes and the likely causes. The pipeline logs it and, unless the same
 /// transaction truncated the table (a TRUNCATE also takes a new relfilenode, and its `T`
-/// row is in the stream), asks for a reload of the table ([`super::reload`]).
+/// row is in the stream), asks for a reload of the table ([`crate::load::requests`]).
 pub fn rewrite_reason(table: &str, old: u32, new: u32) -> String {
     format!(
         "table {table} was rewritten (relfilenode {old} -> {new}): a rewriting ALTER TABLE (a volatile \

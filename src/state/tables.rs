@@ -6,7 +6,7 @@
 //! publication, was recreated under a known name, or was renamed) needs a reload.
 //! `pending` lists reloads that were requested and are not yet complete: the target is
 //! not complete while one is listed (`validate` waits). The file is always replaced
-//! atomically ([`Storage::put_atomic`]).
+//! atomically ([`Storage::put`]).
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@
 //!   checksum that S3 verifies (per part for multipart uploads).
 //! * **Conditional puts.** [`PutMode::CreateOnly`] is `If-None-Match: *`,
 //!   [`PutMode::ReplaceIf`] is `If-Match: <etag>`; `412 Precondition Failed` (or `409` of a
-//!   concurrent conditional write) is [`refused`]. [`Version`] is the ETag.
+//!   concurrent conditional write) is [`refused`](super::refused). [`Version`] is the ETag.
 //! * **Errors and retries.** Throttling (`SlowDown`, 503), 5xx, timeouts and dropped
 //!   connections are retried with exponential back-off and full jitter (0.2 s doubling to
 //!   30 s), without limit, each failure logged with how long the operation has been failing;
@@ -21,7 +21,7 @@
 //!   `<system temp dir>/pgcdc-staging/<bucket>/<prefix>`: one directory per target, owned by
 //!   the holder of the target's lock (so a crashed run's leftovers on this machine are
 //!   cleared by the next run's recovery).
-//! * **Lock.** See [`super::s3_lock`].
+//! * **Lock.** See `s3_lock.rs`.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -163,8 +163,8 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// Opens `s3://bucket/prefix/` with the options registered for it
-    /// ([`aws::target_options`]). Changes nothing in the bucket and makes no request.
+    /// Opens `s3://bucket/prefix/` with `opts` (the `[aws]` section and the sink's upload
+    /// options). Changes nothing in the bucket and makes no request.
     pub fn open(bucket: &str, prefix: &str, opts: S3Options) -> Result<S3Storage> {
         let bridge = Arc::new(Bridge::new()?);
         let aws_cfg = opts.aws.clone();

@@ -5,8 +5,8 @@
 //! side materialised ([`materialize`], with [`identity`] for renamed and retyped columns),
 //! and the two compared by the one comparer ([`compare`]); the demo and the tests compare a
 //! table as it is now through [`current`]. `validate` itself is
-//! orchestrated in [`run`]: [`snapshot`] takes the snapshot, [`target_ready`] waits for the
-//! target (peeking at the slot with [`peek`]), [`table`] validates one table, [`report`]
+//! orchestrated in [`run`]: `snapshot` takes the snapshot, `target_ready` waits for the
+//! target (peeking at the slot with `peek`), [`table`] validates one table, [`report`]
 //! holds what is reported.
 
 pub mod canonical;

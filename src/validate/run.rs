@@ -19,7 +19,7 @@
 //!    its checkpoint (`_pgcdc/checkpoint.json` of the first Parquet sink) reached `V` — or,
 //!    when no `pgcdc run` is reading the pipeline's slot, none of the transactions between
 //!    the checkpoint and `V` touches a validated table (checked by peeking at that slot with
-//!    `pg_logical_slot_peek_binary_changes`, which consumes nothing, [`super::peek`]). A full load still in
+//!    `pg_logical_slot_peek_binary_changes`, which consumes nothing, `peek.rs`). A full load still in
 //!    progress (`_pgcdc/load.json`) is waited for too. Gives up after `--timeout`.
 //! 4. **Compare.** Per table: the source rows read in the snapshot go through the output's
 //!    type mapping ([`super::canonical::canonical_rows`]); the target is materialised with the SPEC 5.1 rule

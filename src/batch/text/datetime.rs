@@ -128,7 +128,7 @@ fn bc_suffix(c: &mut Cur<'_>) -> bool {
 }
 
 /// A date (`2024-01-31`, `0044-02-01 BC`, `300000-01-01`, `infinity`, `-infinity`) as
-/// Date32 days since 1970-01-01. See [`PgType`](super::PgType) for the infinity rule.
+/// Date32 days since 1970-01-01. See [`PgType`](crate::model::PgType) for the infinity rule.
 pub fn parse_date(s: &[u8]) -> ParseResult<i32> {
     match s {
         b"infinity" => return Ok(DATE_INFINITY),
@@ -210,7 +210,7 @@ fn offset_part(c: &mut Cur<'_>) -> Option<i64> {
 
 /// A timestamp (`2024-01-31 12:34:56.123456`, `... BC`, `infinity`) or, with `tz`, a
 /// timestamptz (`2024-01-31 12:34:56.123456+00`, offsets `+05:30`, `-08`, `+05:30:15`) as
-/// microseconds since 1970-01-01 (UTC for timestamptz). See [`PgType`](super::PgType) for
+/// microseconds since 1970-01-01 (UTC for timestamptz). See [`PgType`](crate::model::PgType) for
 /// the infinity rule.
 pub fn parse_timestamp(s: &[u8], tz: bool) -> ParseResult<i64> {
     match s {
