@@ -21,6 +21,7 @@ mod pgoutput_live;
 mod publication_filters;
 mod s3;
 mod s3_crash;
+mod s3_faults;
 mod schema_changes;
 mod table_changes;
 mod target_safety;

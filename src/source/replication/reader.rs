@@ -11,7 +11,9 @@
 //!   channel the pipeline thread reads: `Data` for each XLogData, `Keepalive` for each
 //!   primary keepalive (at most 256 events a batch: the messages already buffered after
 //!   the one it waited for), and a `Tick` about once a second. A full channel blocks the
-//!   reader, which then stops reading the socket (back-pressure). To the server it sends
+//!   reader, which then stops reading the socket (back-pressure) but keeps sending status
+//!   updates, so a pipeline blocked for minutes (a sink riding out an outage) does not
+//!   lose its connection to `wal_sender_timeout`. To the server it sends
 //!   standby status updates: `write` = the highest `wal_end` received, `flush` = `apply` =
 //!   `durable()`, the position every sink has made durable (SPEC 2.1). They go out every
 //!   `status_interval` (at most 10 s), within a second after `durable()` moved, and at once
@@ -102,7 +104,8 @@ pub async fn read(
                 last_reported = durable;
             }
             _ = second.tick() => {
-                if tx.send(vec![SourceEvent::Tick]).await.is_err() { break; }
+                // A tick only lets the pipeline flush by age: dropped when the channel is full.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(vec![SourceEvent::Tick]) { break; }
                 let durable = durable();
                 if durable > last_reported {
                     // Tell the slot promptly after a flush.
@@ -124,7 +127,25 @@ pub async fn read(
                     let durable = durable();
                     if let Err(e) = stream.send_status(received, durable, durable, false).await { error = Some(e); break; }
                 }
-                if tx.send(batch).await.is_err() { break; }
+                // Back-pressure: while the pipeline is busy (a sink retrying through an
+                // outage), keep telling the server we are alive, or it would end the
+                // connection after wal_sender_timeout.
+                let permit = loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut stop => break None,
+                        p = tx.reserve() => break p.ok(),
+                        _ = status_tick.tick() => {
+                            let durable = durable();
+                            if let Err(e) = stream.send_status(received, durable, durable, false).await { error = Some(e); break None; }
+                            last_reported = durable;
+                        }
+                    }
+                };
+                match permit {
+                    Some(p) => p.send(batch),
+                    None => break,
+                }
             }
         }
     }
