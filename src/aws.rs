@@ -35,6 +35,8 @@ pub struct S3Options {
     pub sse: Option<String>,
     /// The KMS key for `sse = "aws:kms"`.
     pub kms_key_id: Option<String>,
+    /// The lease of the target's lock object; `None`: the default (60 s).
+    pub lock_lease: Option<Duration>,
 }
 
 impl S3Options {
@@ -45,6 +47,7 @@ impl S3Options {
             storage_class: sink.storage_class.clone(),
             sse: sink.sse.clone(),
             kms_key_id: sink.kms_key_id.clone(),
+            lock_lease: sink.lock_lease,
         }
     }
 }

@@ -167,6 +167,11 @@ pub struct ParquetSinkConfig {
     pub sse: Option<String>,
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    /// S3 only: the lease of the target's lock object (default 60 s): how long a crashed
+    /// or paused holder keeps others out, and how long a holder cut off from the endpoint
+    /// keeps writing before it must stop.
+    #[serde(default, with = "units::opt_duration")]
+    pub lock_lease: Option<Duration>,
     // The options of `layout = "dms"` (SPEC 5.2), checked by `dms::validate`; see
     // `crate::sink::parquet::dms_schema` for what they do.
     #[serde(default)]

@@ -12,6 +12,7 @@ pub fn check(n: usize, p: &ParquetSinkConfig) -> Result<()> {
         (p.storage_class.is_some(), "storage_class"),
         (p.sse.is_some(), "sse"),
         (p.kms_key_id.is_some(), "kms_key_id"),
+        (p.lock_lease.is_some(), "lock_lease"),
     ] {
         if set && !is_s3 {
             return Err(Error::config(format!(
@@ -36,6 +37,10 @@ pub fn check(n: usize, p: &ParquetSinkConfig) -> Result<()> {
             "sink {n} (parquet): kms_key_id needs sse = \"aws:kms\""
         ))
         .with_hint("add sse = \"aws:kms\" or remove kms_key_id"));
+    }
+    if p.lock_lease.is_some_and(|l| l < std::time::Duration::from_secs(3)) {
+        return Err(Error::config(format!("sink {n} (parquet): lock_lease must be at least 3s"))
+            .with_hint("the default, 60s, suits most targets"));
     }
     if let Some(c) = &p.storage_class {
         if c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {

@@ -160,6 +160,8 @@ pub struct S3Storage {
     pub(super) bridge: Arc<Bridge>,
     pub(super) t: Target,
     staging: PathBuf,
+    /// This process's lease on the target, checked before every write (fencing).
+    lease: Arc<super::s3_lock::Lease>,
 }
 
 impl S3Storage {
@@ -190,6 +192,7 @@ impl S3Storage {
                 reached: Arc::new(AtomicBool::new(false)),
             },
             staging,
+            lease: Arc::default(),
         })
     }
 
@@ -401,7 +404,7 @@ impl Storage for S3Storage {
     }
 
     fn lock(&self) -> Result<TargetLock> {
-        let lock = super::s3_lock::acquire(&self.bridge, &self.t)?;
+        let lock = super::s3_lock::acquire(&self.bridge, &self.t, &self.lease)?;
         std::fs::create_dir_all(&self.staging)
             .runtime_ctx(|| format!("creating the staging directory {}", self.staging.display()))?;
         Ok(lock)
@@ -432,6 +435,7 @@ impl Storage for S3Storage {
     }
 
     fn publish_file(&self, local: &Path, key: &str) -> Result<()> {
+        self.lease.check(&self.describe())?;
         self.run(upload_file(
             self.t.clone(),
             local.to_path_buf(),
@@ -440,6 +444,7 @@ impl Storage for S3Storage {
     }
 
     fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version> {
+        self.lease.check(&self.describe())?;
         let (t, key_s, data) = (self.t.clone(), key.to_string(), data.to_vec());
         // The mode borrows a version: carry an owned copy into the runtime.
         let expected = match mode {
@@ -498,6 +503,7 @@ impl Storage for S3Storage {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
+        self.lease.check(&self.describe())?;
         let (t, key) = (self.t.clone(), key.to_string());
         self.run(async move { delete_object(&t, &key).await })
     }

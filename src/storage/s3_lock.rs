@@ -19,8 +19,9 @@
 //! wall clock of the process that wants the lock, so the hosts' clocks must agree to within
 //! a fraction of the lease.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,41 @@ use crate::error::Result;
 pub const LEASE: Duration = Duration::from_secs(60);
 /// How often the holder renews its lease.
 pub const RENEW_EVERY: Duration = Duration::from_secs(20);
+
+/// What this process knows of its own lease, shared by the lock and the storage's writes:
+/// until when the lease surely holds (measured from *before* the write that granted or
+/// renewed it), and whether a renewal was refused. A storage that never took the lock
+/// (read-only commands, tests of the storage itself) is not checked.
+#[derive(Default)]
+pub(super) struct Lease {
+    valid_until: Mutex<Option<Instant>>,
+    lost: AtomicBool,
+}
+
+impl Lease {
+    fn granted(&self, sent: Instant, lease: Duration) {
+        *self.valid_until.lock().expect("lease") = Some(sent + lease);
+    }
+
+    fn lose(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Before every write: `Ok` unless this process took the lock and has lost it or let
+    /// it lapse (paused, or cut off from the endpoint for longer than the lease), in which
+    /// case another run may have taken over and this one must not write again.
+    pub(super) fn check(&self, target: &str) -> Result<()> {
+        let until = *self.valid_until.lock().expect("lease");
+        let lapsed = until.is_some_and(|u| Instant::now() >= u);
+        if self.lost.load(Ordering::SeqCst) || lapsed {
+            return Err(crate::error::Error::runtime(format!(
+                "{target}: this run no longer holds the target's lock (its lease lapsed or another run took it over), so it stops without writing"
+            ))
+            .with_hint("this happens when a run is paused or cut off from the endpoint for longer than lock_lease; start pgcdc run again"));
+        }
+        Ok(())
+    }
+}
 
 /// The content of `_pgcdc/lock` on S3.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,9 +140,12 @@ impl Drop for Held {
     }
 }
 
-/// Takes the lock of the target `t` (see the module docs) with the default lease.
-pub(super) fn acquire(bridge: &Arc<Bridge>, t: &Target) -> Result<TargetLock> {
-    acquire_with(bridge, t, LEASE, RENEW_EVERY)
+/// Takes the lock of the target `t` (see the module docs) with the target's `lock_lease`
+/// (default [`LEASE`]), renewed every third of it; `state` learns the lease.
+pub(super) fn acquire(bridge: &Arc<Bridge>, t: &Target, state: &Arc<Lease>) -> Result<TargetLock> {
+    let lease = t.opts.lock_lease.unwrap_or(LEASE);
+    let renew_every = if t.opts.lock_lease.is_some() { lease / 3 } else { RENEW_EVERY };
+    acquire_with(bridge, t, lease, renew_every, state)
 }
 
 /// [`acquire`] with an explicit lease and renewal period (tests use short ones).
@@ -115,10 +154,12 @@ pub(super) fn acquire_with(
     t: &Target,
     lease: Duration,
     renew_every: Duration,
+    state: &Arc<Lease>,
 ) -> Result<TargetLock> {
     let holder = LockHolder::this_process();
     let tt = t.clone();
     let h = holder.clone();
+    let sent = Instant::now();
     let version = bridge.run(async move {
         match put_object(&tt, LOCK_KEY, record(&h, lease), PutMode::CreateOnly).await {
             Ok(v) => return Ok(v),
@@ -153,6 +194,7 @@ pub(super) fn acquire_with(
             }
         }
     })??;
+    state.granted(sent, lease);
     let version = Arc::new(Mutex::new(version));
     let renewer = bridge.handle().spawn(renew(
         t.clone(),
@@ -160,6 +202,7 @@ pub(super) fn acquire_with(
         version.clone(),
         lease,
         renew_every,
+        state.clone(),
     ));
     let held = Held {
         bridge: bridge.clone(),
@@ -177,10 +220,12 @@ async fn renew(
     version: Arc<Mutex<Version>>,
     lease: Duration,
     every: Duration,
+    state: Arc<Lease>,
 ) {
     loop {
         tokio::time::sleep(every).await;
         let current = version.lock().expect("version").clone();
+        let sent = Instant::now();
         match put_object(
             &t,
             LOCK_KEY,
@@ -189,8 +234,12 @@ async fn renew(
         )
         .await
         {
-            Ok(v) => *version.lock().expect("version") = v,
+            Ok(v) => {
+                *version.lock().expect("version") = v;
+                state.granted(sent, lease);
+            }
             Err(e) if super::is_refused(&e) => {
+                state.lose();
                 tracing::error!(target = %t.describe(), "lost the target lock: {e}; the next progress write of this run will be refused");
                 return;
             }

@@ -22,6 +22,7 @@ mod publication_filters;
 mod s3;
 mod s3_crash;
 mod s3_faults;
+mod s3_fencing;
 mod schema_changes;
 mod table_changes;
 mod target_safety;

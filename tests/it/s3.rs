@@ -40,7 +40,7 @@ pub(crate) fn new_bucket(hint: &str) -> String {
 }
 
 /// The storage of `s3://bucket/prefix/` on moto, opened in this process.
-fn open_storage(bucket: &str, prefix: &str) -> Box<dyn Storage> {
+pub(crate) fn open_storage(bucket: &str, prefix: &str) -> Box<dyn Storage> {
     let m = moto();
     for (k, v) in [
         ("AWS_ACCESS_KEY_ID", MotoServer::ACCESS_KEY_ID),
@@ -527,6 +527,7 @@ fn storage_class_and_sse_reach_every_upload() {
             storage_class: Some("STANDARD_IA".into()),
             sse: Some("AES256".into()),
             kms_key_id: None,
+            lock_lease: None,
         };
     let s = storage::open(&loc, &s3_options).unwrap();
     s.put("small.json", b"{}", PutMode::Overwrite).unwrap();

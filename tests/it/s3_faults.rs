@@ -17,7 +17,7 @@ use crate::s3::{fetch, new_bucket, pgcdc_s3, s3_config};
 use crate::support::{describe, moto, pgcdc, py::py_script, python, ChildGuard, Setup};
 
 /// The fault proxy in front of moto; its endpoint URL.
-fn start_proxy(plan: &Path, log: &Path) -> (ChildGuard, String) {
+pub(crate) fn start_proxy(plan: &Path, log: &Path) -> (ChildGuard, String) {
     write_plan(plan, &serde_json::json!({"rules": []}));
     let mut cmd = Command::new(python());
     cmd.arg(py_script("fault_proxy.py"))
@@ -37,13 +37,13 @@ fn start_proxy(plan: &Path, log: &Path) -> (ChildGuard, String) {
 }
 
 /// Replaces the proxy's plan atomically (it rereads the file before every request).
-fn write_plan(plan: &Path, v: &serde_json::Value) {
+pub(crate) fn write_plan(plan: &Path, v: &serde_json::Value) {
     let tmp = plan.with_extension("tmp");
     std::fs::write(&tmp, v.to_string()).unwrap();
     std::fs::rename(&tmp, plan).unwrap();
 }
 
-fn now_secs() -> f64 {
+pub(crate) fn now_secs() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 

@@ -24,7 +24,8 @@ while pgcdc runs by rewriting it (write a temporary file and rename it over the 
   middle of an upload), `throttle_kinesis` (400 with Kinesis'
   `ProvisionedThroughputExceededException`).
 * `outage_until` (Unix time): until then every connection is reset as soon as it is accepted,
-  as when the endpoint is down.
+  and every request on a connection opened before is answered by a reset, as when the
+  endpoint is down.
 
 The log gets one JSON line per request: {"t", "method", "path", "fault"|null, "status"}; a
 test reads it to prove the faults really happened.
@@ -142,6 +143,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def handle_any(self):
+        if self.plan.outage():
+            # Also on a connection opened before the outage (keep-alive).
+            self.record("outage", None)
+            self.close_connection = True
+            reset(self.connection)
+            return
         fault = self.plan.fault_for(self.command, self.path)
         if fault == "reset":
             n = int(self.headers.get("Content-Length") or 0)
