@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pgcdc::aws::S3Options;
 use pgcdc::config::{AwsConfig, Location};
-use pgcdc::storage::{self, PutMode, Storage};
+use pgcdc::storage::{self, PutMode};
 
 use crate::s3::{new_bucket, open_storage};
 use crate::s3_faults::{now_secs, start_proxy, write_plan};
