@@ -1,12 +1,70 @@
 //! SPEC 2.1, 2.2, 2.4: `pgcdc run` is killed with SIGKILL at random moments while a mixed
 //! workload runs (inserts, updates, key updates, deletes, truncate, a 200k-row transaction,
 //! an aborted big transaction, an added column), restarted each time, and at the end the
-//! materialised output must equal the source with no `(_lsn, _seq)` twice.
+//! materialised output must equal the source with no `(_lsn, _seq)` twice. Each test runs
+//! against a local directory and against an S3 target (moto, through the real SDK).
 
-use std::process::Stdio;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::Setup;
+use crate::support::{moto, Setup};
+
+/// Where a crash test writes.
+enum Target {
+    /// The test's local output directory.
+    Local,
+    /// `s3://{bucket}/c/` on the test's moto server; read back into the local output
+    /// directory through pyarrow's S3 filesystem before the checks.
+    S3 { bucket: String },
+}
+
+impl Target {
+    fn s3() -> Target {
+        Target::S3 { bucket: crate::s3::new_bucket("crash") }
+    }
+
+    /// A `mode = "cdc"` configuration with `extra_sink` lines on the sink.
+    fn config(&self, s: &Setup, extra_sink: &str) -> PathBuf {
+        match self {
+            Target::Local => s.config(extra_sink),
+            Target::S3 { bucket } => crate::support::write_config(
+                s.dir.path(),
+                &format!(
+                    "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+                     [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\n\
+                     [[sink]]\nkind = \"parquet\"\nurl = \"s3://{bucket}/c/\"\n{}{extra_sink}\n",
+                    s.db.url,
+                    s.publication,
+                    s.slot,
+                    moto().endpoint_url(),
+                    if extra_sink.contains("flush_interval") { "" } else { "flush_interval = \"1s\"\n" },
+                ),
+            ),
+        }
+    }
+
+    /// `pgcdc` with what the target needs in its environment.
+    fn pgcdc(&self) -> Command {
+        let mut cmd = crate::support::pgcdc();
+        if let Target::S3 { .. } = self {
+            moto().aws_env(&mut cmd);
+        }
+        cmd
+    }
+
+    /// A last, clean run to the current position; for S3, the target copied into the
+    /// test's output directory, where the checks read it.
+    async fn finish(&self, s: &Setup, cfg: &std::path::Path) {
+        let mut cmd = self.pgcdc();
+        cmd.args(["run", "--until-lsn", "current", "-c"]).arg(cfg);
+        let out = crate::support::output_of(cmd).await;
+        crate::support::assert_success(&out, "the last clean run");
+        if let Target::S3 { bucket } = self {
+            crate::s3::fetch(s, bucket, "c");
+        }
+    }
+}
 
 /// A small deterministic generator; the seed is printed so a failure can be replayed.
 struct Lcg(u64);
@@ -36,7 +94,16 @@ const WORKLOAD: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
-    let s = Setup::new("crash").await;
+    random_kills(Target::Local, "crash").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_on_s3_loses_nothing_and_repeats_nothing() {
+    random_kills(Target::s3(), "crash_s3").await;
+}
+
+async fn random_kills(target: Target, name: &str) {
+    let s = Setup::new(name).await;
     s.db.exec(
         "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
          CREATE TABLE log (id bigserial PRIMARY KEY, msg text)",
@@ -44,7 +111,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     .await;
     s.db.create_publication(&s.publication, "acct, log").await;
     // Frequent flushes and small files, so kills land inside flushes and multi-part commits.
-    let cfg = s.config("flush_interval = \"300ms\"\nmax_file_size = \"64KiB\"");
+    let cfg = target.config(&s, "flush_interval = \"300ms\"\nmax_file_size = \"64KiB\"");
     crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
 
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
@@ -69,7 +136,8 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     let started = Instant::now();
     while kills < 12 || !workload.is_finished() {
         assert!(started.elapsed() < Duration::from_secs(600), "crash loop took too long");
-        let mut child = crate::support::pgcdc()
+        let mut child = target
+            .pgcdc()
             .args(["run", "-c"])
             .arg(&cfg)
             .stdout(Stdio::null())
@@ -90,7 +158,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     eprintln!("{kills} kills in {:?}", started.elapsed());
 
     // A last, clean run to the current position, then the proof.
-    s.run_until_current(&cfg).await;
+    target.finish(&s, &cfg).await;
     let acct = s.assert_matches_source("public", "acct").await;
     let log = s.assert_matches_source("public", "log").await;
     assert!(acct > 5000 && log > 100, "the workload really ran (acct {acct}, log {log})");
@@ -103,15 +171,24 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
 /// one named point of the flush/ack path; the next run recovers and goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_in_every_flush_window_recovers_exactly_once() {
+    flush_windows(Target::Local, "crash_points").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_every_flush_window_on_s3_recovers_exactly_once() {
+    flush_windows(Target::s3(), "crash_points_s3").await;
+}
+
+async fn flush_windows(target: Target, name: &str) {
     use std::os::unix::process::ExitStatusExt;
-    let s = Setup::new("crash_points").await;
+    let s = Setup::new(name).await;
     s.db.exec(
         "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
          CREATE TABLE log (id bigserial PRIMARY KEY, msg text)",
     )
     .await;
     s.db.create_publication(&s.publication, "acct, log").await;
-    let cfg = s.config("max_file_size = \"16KiB\"");
+    let cfg = target.config(&s, "max_file_size = \"16KiB\"");
     crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
     let points = [
         "flush-before-manifest",
@@ -136,7 +213,7 @@ async fn sigkill_in_every_flush_window_recovers_exactly_once() {
             base + 6
         ))
         .await;
-        let mut cmd = crate::support::pgcdc();
+        let mut cmd = target.pgcdc();
         cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", point);
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -147,7 +224,7 @@ async fn sigkill_in_every_flush_window_recovers_exactly_once() {
             assert_eq!(out.status.signal(), Some(9), "{point} was not reached: {stderr}");
         }
     }
-    s.run_until_current(&cfg).await;
+    target.finish(&s, &cfg).await;
     assert_eq!(s.assert_matches_source("public", "acct").await, 8 * 1999);
     assert_eq!(s.assert_matches_source("public", "log").await, 8 * 3000);
 }
