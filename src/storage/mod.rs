@@ -106,6 +106,16 @@ pub trait Storage: Send + Sync {
     /// durably (it survives a crash once the call returns). `local` is consumed on success;
     /// on error the key holds either the old object or the whole new one.
     fn publish_file(&self, local: &Path, key: &str) -> Result<()>;
+    /// Publishes several staged files, each as [`Storage::publish_file`] does; a backend may
+    /// upload them concurrently (S3 does, a few at a time). `Ok` when all are published; on
+    /// error each file is either whole at its key or not there, and the caller's recovery
+    /// (the flush manifest) decides.
+    fn publish_files(&self, files: &[(std::path::PathBuf, String)]) -> Result<()> {
+        for (local, key) in files {
+            self.publish_file(local, key)?;
+        }
+        Ok(())
+    }
     /// Writes `data` at `key` with the same guarantees as [`Storage::publish_file`]
     /// (checkpoints, manifests, schema history), if `mode` allows, and returns the new
     /// object's version. A mode that does not hold is the error [`refused`], and the object

@@ -48,6 +48,9 @@ pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Parts of one file uploaded at the same time.
 const PART_CONCURRENCY: usize = 4;
+/// How many files of one flush are uploaded at once (each read whole when below
+/// [`MULTIPART_THRESHOLD`], so at most this many times that much memory).
+const FILE_CONCURRENCY: usize = 4;
 
 /// A tokio runtime of its own, shut down in the background when the last user is dropped
 /// (dropping a runtime must not block, as the drop may happen inside another runtime).
@@ -441,6 +444,19 @@ impl Storage for S3Storage {
             local.to_path_buf(),
             key.to_string(),
         ))
+    }
+
+    fn publish_files(&self, files: &[(PathBuf, String)]) -> Result<()> {
+        self.lease.check(&self.describe())?;
+        let (t, files) = (self.t.clone(), files.to_vec());
+        self.run(async move {
+            futures_util::stream::iter(files)
+                .map(|(local, key)| upload_file(t.clone(), local, key))
+                .buffer_unordered(FILE_CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await
+                .map(|_| ())
+        })
     }
 
     fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version> {
