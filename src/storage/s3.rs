@@ -358,6 +358,9 @@ async fn multipart(t: &Target, local: &Path, okey: &str, key: &str, len: u64) ->
                     })
                     .await
                     .map_err(|f| plain(f, &what, t))?;
+                if number == 1 {
+                    crate::failpoint::hit("s3-multipart-after-first-part");
+                }
                 Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag().map(str::to_string))
