@@ -56,7 +56,7 @@ pub fn write_checkpoint(storage: &dyn Storage, cp: &Checkpoint, held: &mut Held)
         Some((_, version)) => PutMode::ReplaceIf(version),
         None => PutMode::CreateOnly,
     };
-    let version = storage.put(CHECKPOINT_KEY, &serde_json::to_vec_pretty(cp).expect("serialisable"), mode)?;
+    let version = super::json::write(storage, CHECKPOINT_KEY, cp, mode)?;
     *held = Some((cp.clone(), version));
     Ok(())
 }
@@ -67,11 +67,5 @@ pub fn read_checkpoint(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
 
 /// The stored checkpoint with its version (see [`Held`]).
 pub fn read_checkpoint_versioned(storage: &dyn Storage) -> Result<Held> {
-    match storage.get_versioned(CHECKPOINT_KEY)? {
-        None => Ok(None),
-        Some((bytes, version)) => serde_json::from_slice(&bytes).map(|cp| Some((cp, version))).map_err(|e| {
-            Error::runtime(format!("{}/{CHECKPOINT_KEY} is corrupt: {e}", storage.describe()))
-                .with_hint("restore it from backup, or start over with an empty target and a new slot")
-        }),
-    }
+    super::json::read(storage, CHECKPOINT_KEY, "restore it from backup, or start over with an empty target and a new slot")
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Lsn;
 use crate::storage::{PutMode, Storage};
 
@@ -50,17 +50,11 @@ pub struct Chunk {
 
 impl LoadState {
     pub fn read(storage: &dyn Storage) -> Result<Option<LoadState>> {
-        match storage.get(LOAD_STATE_KEY)? {
-            None => Ok(None),
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                Error::runtime(format!("{}/{LOAD_STATE_KEY} is corrupt: {e}", storage.describe()))
-                    .with_hint("start over with an empty target (and a new slot)")
-            }),
-        }
+        Ok(super::json::read(storage, LOAD_STATE_KEY, "start over with an empty target (and a new slot)")?.map(|(s, _)| s))
     }
 
     pub fn write(&self, storage: &dyn Storage) -> Result<()> {
-        storage.put(LOAD_STATE_KEY, &serde_json::to_vec_pretty(self).expect("serialisable"), PutMode::Overwrite).map(|_| ())
+        super::json::write(storage, LOAD_STATE_KEY, self, PutMode::Overwrite).map(|_| ())
     }
 
     pub fn pending(&self) -> usize {

@@ -15,6 +15,7 @@
 //! sink's flush manifest) is private to that sink.
 
 pub mod checkpoint;
+mod json;
 pub mod load;
 pub mod tables;
 

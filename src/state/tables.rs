@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Lsn;
 use crate::storage::{PutMode, Storage};
 
@@ -70,17 +70,12 @@ pub struct Attempt {
 impl TableRegistry {
     /// The registry, or `None` in a target that has none yet.
     pub fn read(storage: &dyn Storage) -> Result<Option<TableRegistry>> {
-        match storage.get(TABLES_KEY)? {
-            None => Ok(None),
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                Error::runtime(format!("{}/{TABLES_KEY} is corrupt: {e}", storage.describe()))
-                    .with_hint("delete it: the next `pgcdc run` rebuilds it from the publication (reload changed tables with --reload)")
-            }),
-        }
+        let hint = "delete it: the next `pgcdc run` rebuilds it from the publication (reload changed tables with --reload)";
+        Ok(super::json::read(storage, TABLES_KEY, hint)?.map(|(r, _)| r))
     }
 
     pub fn write(&self, storage: &dyn Storage) -> Result<()> {
-        storage.put(TABLES_KEY, &serde_json::to_vec_pretty(self).expect("serialisable"), PutMode::Overwrite).map(|_| ())
+        super::json::write(storage, TABLES_KEY, self, PutMode::Overwrite).map(|_| ())
     }
 
     /// The name a table is expected to have: the pending reload's, else the followed one's.

@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 use super::naming::path_component;
 use crate::error::Result;
@@ -85,21 +85,8 @@ fn utc(ms: i64) -> DateTime<Utc> {
 /// Unix epoch, UTC).
 pub fn cdc_key(prefix: &str, ms: i64, date_partitioning: bool) -> String {
     let t = utc(ms);
-    let folder = if date_partitioning {
-        format!("{:04}/{:02}/{:02}/", t.year(), t.month(), t.day())
-    } else {
-        String::new()
-    };
-    format!(
-        "{prefix}/{folder}{:04}{:02}{:02}-{:02}{:02}{:02}{:03}.parquet",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.timestamp_subsec_millis()
-    )
+    let folder = if date_partitioning { t.format("%Y/%m/%d/").to_string() } else { String::new() };
+    format!("{prefix}/{folder}{}.parquet", t.format("%Y%m%d-%H%M%S%3f"))
 }
 
 /// The time (ms since the epoch) a CDC key made by [`cdc_key`] names; `None` for any other

@@ -324,18 +324,8 @@ fn decimal_bytes(precision: i32) -> usize {
 
 /// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) of µs since the epoch: DMS's timestamp column text.
 pub fn dms_timestamp_text(us: i64) -> String {
-    use chrono::{Datelike, Timelike};
     let t = chrono::DateTime::from_timestamp_micros(us).unwrap_or_default();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.timestamp_subsec_micros()
-    )
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
 /// A `money` text (`$1,234.56`, `-$1,234.56`, `($1,234.56)`) as a decimal with scale 4;
