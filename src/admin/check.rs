@@ -23,10 +23,20 @@ pub struct CheckItem {
     pub what: String,
     pub detail: String,
     pub hint: Option<String>,
+    /// A failure that is the configuration's to fix and that no retry would cure (a
+    /// target that does not exist, denied access, rejected credentials, a wrong region):
+    /// `check` then exits 2 instead of 1.
+    pub permanent: bool,
+}
+
+/// A FAIL line from an error; permanent when the error is not worth retrying.
+fn failed(what: &str, e: crate::error::Error) -> CheckItem {
+    let permanent = !e.is_retryable();
+    CheckItem { level: Level::Fail, what: what.into(), detail: e.message, hint: e.hint, permanent }
 }
 
 fn item(level: Level, what: &str, detail: impl Into<String>, hint: Option<&str>) -> CheckItem {
-    CheckItem { level, what: what.into(), detail: detail.into(), hint: hint.map(str::to_string) }
+    CheckItem { level, what: what.into(), detail: detail.into(), hint: hint.map(str::to_string), permanent: false }
 }
 
 /// Runs every check; stops early only when the server cannot be reached at all.
@@ -39,7 +49,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
             c
         }
         Err(e) => {
-            items.push(CheckItem { level: Level::Fail, what: "connect".into(), detail: e.message, hint: e.hint });
+            items.push(CheckItem { permanent: false, ..failed("connect", e) });
             return Ok(items);
         }
     };
@@ -67,9 +77,9 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     match ReplicationConn::connect(&info).await {
         Ok(mut conn) => match conn.identify_system().await {
             Ok(sys) => items.push(item(Level::Ok, "replication connection", format!("system {} timeline {} at {}", sys.system_id, sys.timeline, sys.xlogpos), None)),
-            Err(e) => items.push(CheckItem { level: Level::Fail, what: "replication connection".into(), detail: e.message, hint: e.hint }),
+            Err(e) => items.push(CheckItem { permanent: false, ..failed("replication connection", e) }),
         },
-        Err(e) => items.push(CheckItem { level: Level::Fail, what: "replication connection".into(), detail: e.message, hint: e.hint }),
+        Err(e) => items.push(CheckItem { permanent: false, ..failed("replication connection", e) }),
     }
     let publication = &config.source.publication;
     if catalog.publication_exists(publication).await? {
@@ -129,7 +139,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
                 items.push(item(Level::Ok, "target", format!("{} is writable", s.describe()), None));
             }
         }
-        Err(e) => items.push(CheckItem { level: Level::Fail, what: "target".into(), detail: e.message, hint: e.hint }),
+        Err(e) => items.push(failed("target", e)),
     }
     Ok(items)
 }

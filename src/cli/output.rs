@@ -27,6 +27,8 @@ pub fn run_summary(s: &RunSummary) {
 }
 
 /// Prints the check list; returns the exit code (1 if anything failed).
+/// Prints the findings; the exit code: 0 when nothing failed, 2 when a failure is
+/// permanent (a configured target that cannot be used as configured), else 1.
 pub fn check_report(items: &[CheckItem]) -> i32 {
     let mut failed = false;
     for i in items {
@@ -43,10 +45,10 @@ pub fn check_report(items: &[CheckItem]) -> i32 {
             println!("       {:<24} hint: {h}", "");
         }
     }
-    if failed {
-        1
-    } else {
-        0
+    match (failed, items.iter().any(|i| i.permanent)) {
+        (false, _) => 0,
+        (true, true) => 2,
+        (true, false) => 1,
     }
 }
 

@@ -635,9 +635,11 @@ async fn an_unwritable_output_directory_is_a_clear_error() {
     }
     assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
 
+    // check: a FAIL line, and exit 2: a target that cannot be used as configured is the
+    // configuration's to fix (retrying would not help).
     let out = pgcdc_c("check", &cfg, &[]).await;
     let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("[FAIL] target") && stdout.contains("cannot create output directory"), "{stdout}");
 
     // A file:// URL that is not absolute is a configuration error.

@@ -341,10 +341,10 @@ async fn a_bad_missing_or_unreachable_bucket_is_one_clear_error() {
         let cfg = s3_config(&s, url, endpoint);
         let bad_url = says.contains("valid");
         // A bad URL is a configuration error (exit 2) for every command. A bucket that is
-        // missing or unreachable: `run` exits 1, and `check` reports a FAIL line and exits 1
-        // like for any failed check.
+        // missing or unreachable: `run` exits 1, and `check` reports a FAIL line and exits 2
+        // (issue 7: a permanent target error is the configuration's to fix).
         for (cmd, code) in [
-            ("check", if bad_url { 2 } else { 1 }),
+            ("check", 2),
             ("run", if bad_url { 2 } else { 1 }),
         ] {
             let args: &[&str] = if cmd == "run" {
