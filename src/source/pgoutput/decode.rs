@@ -238,29 +238,20 @@ pub fn decode_message(
                 abort_ts,
             }
         }
-        b'b' => PgOutputMessage::BeginPrepare {
-            prepare_lsn: r.lsn("an 8-byte prepare LSN")?,
-            end_lsn: r.lsn("an 8-byte end LSN")?,
-            prepare_ts: r.ts("an 8-byte prepare timestamp")?,
-            xid: r.u32("a 4-byte transaction id")?,
-            gid: r.cstr("a NUL-terminated GID")?,
-        },
-        b'P' => PgOutputMessage::Prepare {
-            flags: r.u8("a 1-byte flags field")?,
-            prepare_lsn: r.lsn("an 8-byte prepare LSN")?,
-            end_lsn: r.lsn("an 8-byte end LSN")?,
-            prepare_ts: r.ts("an 8-byte prepare timestamp")?,
-            xid: r.u32("a 4-byte transaction id")?,
-            gid: r.cstr("a NUL-terminated GID")?,
-        },
-        b'K' => PgOutputMessage::CommitPrepared {
-            flags: r.u8("a 1-byte flags field")?,
-            commit_lsn: r.lsn("an 8-byte commit LSN")?,
-            end_lsn: r.lsn("an 8-byte end LSN")?,
-            commit_ts: r.ts("an 8-byte commit timestamp")?,
-            xid: r.u32("a 4-byte transaction id")?,
-            gid: r.cstr("a NUL-terminated GID")?,
-        },
+        b'b' => {
+            let (prepare_lsn, end_lsn, prepare_ts, xid, gid) = r.prepared("prepare")?;
+            PgOutputMessage::BeginPrepare { prepare_lsn, end_lsn, prepare_ts, xid, gid }
+        }
+        b'P' => {
+            let flags = r.u8("a 1-byte flags field")?;
+            let (prepare_lsn, end_lsn, prepare_ts, xid, gid) = r.prepared("prepare")?;
+            PgOutputMessage::Prepare { flags, prepare_lsn, end_lsn, prepare_ts, xid, gid }
+        }
+        b'K' => {
+            let flags = r.u8("a 1-byte flags field")?;
+            let (commit_lsn, end_lsn, commit_ts, xid, gid) = r.prepared("commit")?;
+            PgOutputMessage::CommitPrepared { flags, commit_lsn, end_lsn, commit_ts, xid, gid }
+        }
         b'r' => PgOutputMessage::RollbackPrepared {
             flags: r.u8("a 1-byte flags field")?,
             prepare_end_lsn: r.lsn("an 8-byte prepare end LSN")?,
@@ -270,14 +261,11 @@ pub fn decode_message(
             xid: r.u32("a 4-byte transaction id")?,
             gid: r.cstr("a NUL-terminated GID")?,
         },
-        b'p' => PgOutputMessage::StreamPrepare {
-            flags: r.u8("a 1-byte flags field")?,
-            prepare_lsn: r.lsn("an 8-byte prepare LSN")?,
-            end_lsn: r.lsn("an 8-byte end LSN")?,
-            prepare_ts: r.ts("an 8-byte prepare timestamp")?,
-            xid: r.u32("a 4-byte transaction id")?,
-            gid: r.cstr("a NUL-terminated GID")?,
-        },
+        b'p' => {
+            let flags = r.u8("a 1-byte flags field")?;
+            let (prepare_lsn, end_lsn, prepare_ts, xid, gid) = r.prepared("prepare")?;
+            PgOutputMessage::StreamPrepare { flags, prepare_lsn, end_lsn, prepare_ts, xid, gid }
+        }
         _ => return Err(DecodeError::UnknownTag { tag }),
     };
     r.finish()?;
@@ -459,6 +447,22 @@ impl Reader {
             .to_owned();
         self.pos += len + 1;
         Ok(s)
+    }
+
+    /// The fields the two-phase messages share after their flags: an LSN (`kind` = prepare
+    /// or commit), the end LSN, a timestamp, the transaction id and the GID.
+    fn prepared(&mut self, kind: &'static str) -> Result<(Lsn, Lsn, PgTimestamp, u32, String), DecodeError> {
+        let (lsn_what, ts_what) = match kind {
+            "commit" => ("an 8-byte commit LSN", "an 8-byte commit timestamp"),
+            _ => ("an 8-byte prepare LSN", "an 8-byte prepare timestamp"),
+        };
+        Ok((
+            self.lsn(lsn_what)?,
+            self.lsn("an 8-byte end LSN")?,
+            self.ts(ts_what)?,
+            self.u32("a 4-byte transaction id")?,
+            self.cstr("a NUL-terminated GID")?,
+        ))
     }
 
     /// TupleData: an Int16 column count, then per column `n`, `u`, `t` or `b` (+ length, bytes).
