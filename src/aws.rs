@@ -1,4 +1,4 @@
-//! The one place AWS SDK clients are configured (S3 now; Kinesis and Glue later use the same
+//! The one place AWS SDK clients are configured (S3 and Glue; Kinesis later uses the same
 //! loader).
 //!
 //! * Credentials: the SDK's standard chain (environment, profile files, web identity, ECS and
@@ -92,4 +92,9 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(sdk.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A Glue client over `sdk` (the Data Catalog of `[catalog]`, see [`crate::catalog`]).
+pub fn glue_client(sdk: &SdkConfig) -> aws_sdk_glue::Client {
+    aws_sdk_glue::Client::new(sdk)
 }

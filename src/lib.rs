@@ -9,6 +9,7 @@ pub mod admin;
 pub mod aws;
 pub mod batch;
 pub mod cli;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod error;
