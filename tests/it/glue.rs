@@ -194,3 +194,51 @@ async fn a_missing_glue_database_is_one_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dms_layout_tables_sit_at_the_table_folder_and_partition_by_date_folders() {
+    let s = Setup::new("glue_dms").await;
+    let bucket = new_bucket("gluedms");
+    let db = format!("pgcdc_glue_dms_{}", std::process::id());
+    glue_py(&format!(
+        "glue.create_database(DatabaseInput={{'Name': '{db}'}})"
+    ));
+    s.db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+        .await;
+    s.db.create_publication(&s.publication, "t").await;
+    let cfg = s3_config(&s, &format!("s3://{bucket}/dms/"), &moto().endpoint_url());
+    let toml = std::fs::read_to_string(&cfg).unwrap()
+        + &format!(
+            "layout = \"dms\"\ndate_partitioning = true\n\n[catalog]\nglue_database = \"{db}\"\n"
+        );
+    std::fs::write(&cfg, toml).unwrap();
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "full load: {}", describe(&out));
+    s.db.exec("INSERT INTO t VALUES (2, 'b')").await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "CDC: {}", describe(&out));
+
+    let (cols, loc, keys, parts) = read_table(&db, "public_t");
+    assert_eq!(
+        cols.first().map(|(n, _)| n.as_str()),
+        Some("Op"),
+        "DMS puts Op first: {cols:?}"
+    );
+    assert!(
+        cols.iter().any(|(n, t)| n == "id" && t == "int"),
+        "{cols:?}"
+    );
+    assert_eq!(loc, format!("s3://{bucket}/dms/public/t/"));
+    assert_eq!(keys, vec!["date".to_string()]);
+    assert!(
+        parts.contains(&("load".into(), format!("s3://{bucket}/dms/public/t/"))),
+        "{parts:?}"
+    );
+    let dated: Vec<_> = parts.iter().filter(|(v, _)| v != "load").collect();
+    assert_eq!(dated.len(), 1, "{parts:?}");
+    let (v, l) = dated[0];
+    assert_eq!(
+        l,
+        &format!("s3://{bucket}/dms/public/t/{}/", v.replace('-', "/"))
+    );
+}
