@@ -193,6 +193,10 @@ async fn a_missing_glue_database_is_one_clear_error() {
         err.contains("no_such_db") && err.contains("EntityNotFoundException"),
         "{err}"
     );
+    // `check` says the same, and fails (exit 1, as for an unusable S3 target).
+    let out = pgcdc_s3(&cfg, &["check"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(describe(&out).contains("no_such_db"), "{}", describe(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
