@@ -1,4 +1,4 @@
-//! The one place AWS SDK clients are configured (S3 now; Kinesis and Glue later use the same
+//! The one place AWS SDK clients are configured (S3 and Glue; Kinesis later uses the same
 //! loader).
 //!
 //! * Credentials: the SDK's standard chain (environment, profile files, web identity, ECS and
@@ -92,4 +92,80 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(sdk.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A Glue client over `sdk` (the Data Catalog of `[catalog]`, see [`crate::sink::parquet::glue`]).
+pub fn glue_client(sdk: &SdkConfig) -> aws_sdk_glue::Client {
+    aws_sdk_glue::Client::new(sdk)
+}
+
+/// A tokio runtime of an AWS client's own, so that its calls can be made from any thread
+/// (the pipeline's, a load worker's), and waited for: [`Bridge::run`]. Shut down in the
+/// background when dropped (dropping a runtime must not block, as the drop may happen
+/// inside another runtime).
+pub struct Bridge {
+    rt: Option<tokio::runtime::Runtime>,
+    name: &'static str,
+}
+
+impl Bridge {
+    /// A runtime with `threads` worker threads named `name`.
+    pub fn new(name: &'static str, threads: usize) -> crate::error::Result<Bridge> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .map_err(|e| crate::error::Error::io(format!("starting the {name} runtime"), &e))?;
+        Ok(Bridge { rt: Some(rt), name })
+    }
+
+    /// Runs `f` on this runtime and waits for it, from any thread that is not one of this
+    /// runtime's own.
+    pub fn run<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> crate::error::Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle().spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().map_err(|_| crate::error::Error::runtime(format!("the {} runtime stopped", self.name)))
+    }
+
+    /// The runtime, for background tasks (lease renewals).
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.rt.as_ref().expect("runtime lives until drop").handle()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// `d` scaled by a random factor in [0.5, 1]: the jitter of every back-off, so that
+/// clients retrying together spread out.
+pub fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::Instant::now().elapsed().as_nanos());
+    let frac = (h.finish() % 1000) as f64 / 1000.0;
+    d.mul_f64(0.5 + 0.5 * frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_delay() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(2));
+            assert!(
+                d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
+                "{d:?}"
+            );
+        }
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! The folders follow the data's path: [`source`] reads PostgreSQL, [`model`] is the change
 //! model everything speaks, [`batch`] turns changes into Arrow record batches, [`sink`] writes
-//! them out, and [`pipeline`] orders, acknowledges and checkpoints. [`cli`] only parses
-//! arguments and presents results.
+//! them out through [`storage`], [`state`] keeps durable progress, and [`pipeline`] orders,
+//! acknowledges and checkpoints. [`cli`] only parses arguments and presents results.
 
 pub mod admin;
 pub mod aws;

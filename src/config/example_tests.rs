@@ -101,6 +101,7 @@ fn s3_example_loads() {
     assert_eq!(p.storage_class.as_deref(), Some("INTELLIGENT_TIERING"));
     assert_eq!(p.sse.as_deref(), Some("aws:kms"));
     assert_eq!(c.aws.unwrap().region.as_deref(), Some("eu-west-1"));
+    assert_eq!(c.catalog.unwrap().glue_database, "shop_cdc");
     let loaded = example_load("s3.toml").expect("s3.toml loads");
     assert_eq!(
         loaded.parquet_sinks().next().unwrap().location,

@@ -305,12 +305,18 @@ impl Config {
         for (set, section, what) in [
             (self.metrics.is_some(), "[metrics]", "/metrics and /healthz"),
             (self.dead_letter.is_some(), "[dead_letter]", "dead letters"),
-            (self.catalog.is_some(), "[catalog]", "Glue Data Catalog tables"),
             (self.state.is_some(), "[state]", "a separate progress store (progress lives in _pgcdc/ of the first Parquet sink)"),
         ] {
             if set {
                 return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
                     .with_hint(format!("remove the {section} section")));
+            }
+        }
+        if self.catalog.is_some() {
+            let local = self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(p) if !matches!(p.location, Location::S3 { .. })));
+            if local || !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) {
+                return Err(Error::config("[catalog] registers Parquet files on S3 in Glue, but a Parquet sink is not on S3")
+                    .with_hint("use url = \"s3://bucket/prefix/\" for every Parquet sink, or remove the [catalog] section"));
             }
         }
         if !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) && self.state.is_none() {

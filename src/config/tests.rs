@@ -83,13 +83,16 @@ fn sections_not_built_yet_are_refused_not_ignored() {
     for (section, body) in [
         ("[metrics]", "listen = \"127.0.0.1:9187\""),
         ("[dead_letter]", "url = \"file:///tmp/dl\""),
-        ("[catalog]", "glue_database = \"shop\""),
         ("[state]", "url = \"file:///tmp/state\""),
     ] {
         let e = Config::parse(&format!("{MINIMAL}\n{section}\n{body}\n")).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{section}: {e}");
         assert!(e.message.contains(section) && e.message.contains("not supported by this build yet"), "{e}");
     }
+    // [catalog] needs S3 targets: Glue tables point at S3 locations.
+    let e = Config::parse(&format!("{MINIMAL}\n[catalog]\nglue_database = \"shop\"\n")).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.message.contains("[catalog]") && e.to_string().contains("s3://"), "{e}");
     // [aws] only holds settings for AWS targets: harmless without them.
     Config::parse(&format!("{MINIMAL}\n[aws]\nregion = \"us-east-1\"\n")).unwrap();
 }

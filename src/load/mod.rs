@@ -155,7 +155,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     let chunks = jobs.len();
     let jobs = Arc::new(Mutex::new(jobs));
     let ctx = Arc::new(LoadContext {
-        storage: storage.clone(),
+        storage: crate::sink::parquet::glue::with_catalog(config, sink, storage.clone())?,
         snapshot_lsn,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         compression: sink.compression,

@@ -21,6 +21,7 @@ pub fn open_sinks(config: &Config, targets: &Targets) -> Result<Vec<Box<dyn Sink
         .map(|(i, s)| match s {
             SinkConfig::Parquet(p) => {
                 let storage = targets.for_sink(i).expect("Targets::open opened every Parquet sink").clone();
+                let storage = crate::sink::parquet::glue::with_catalog(config, p, storage)?;
                 Ok(Box::new(ParquetSink::open(p, storage)?) as Box<dyn Sink>)
             }
             SinkConfig::Kinesis(_) => Err(Error::config(

@@ -37,10 +37,10 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::s3_errors::{classify, jitter, plain, Failure};
+use super::s3_errors::{classify, plain, Failure};
 use super::{PutMode, Storage, TargetLock, Version};
 use crate::error::{Error, Result, ResultExt};
-use crate::aws::{self, S3Options};
+use crate::aws::{self, Bridge, S3Options};
 
 /// Files up to this size are uploaded with one PutObject; larger ones in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -51,49 +51,6 @@ const PART_CONCURRENCY: usize = 4;
 /// How many files of one flush are uploaded at once (each read whole when below
 /// [`MULTIPART_THRESHOLD`], so at most this many times that much memory).
 const FILE_CONCURRENCY: usize = 4;
-
-/// A tokio runtime of its own, shut down in the background when the last user is dropped
-/// (dropping a runtime must not block, as the drop may happen inside another runtime).
-pub(super) struct Bridge {
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl Bridge {
-    fn new() -> Result<Bridge> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("pgcdc-s3")
-            .enable_all()
-            .build()
-            .runtime_ctx(|| "starting the S3 client runtime".to_string())?;
-        Ok(Bridge { rt: Some(rt) })
-    }
-
-    /// Runs `f` on this runtime and waits for it, from any thread.
-    pub(super) fn run<T: Send + 'static>(
-        &self,
-        f: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle().spawn(async move {
-            let _ = tx.send(f.await);
-        });
-        rx.recv()
-            .map_err(|_| Error::runtime("the S3 client runtime stopped"))
-    }
-
-    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
-        self.rt.as_ref().expect("runtime lives until drop").handle()
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 /// What every request of one target needs; cloned into the futures run on the bridge.
 #[derive(Clone)]
@@ -147,7 +104,7 @@ impl Target {
                                 "{err}; retrying in {:.1}s",
                                 delay.as_secs_f64()
                             );
-                            tokio::time::sleep(jitter(delay)).await;
+                            tokio::time::sleep(crate::aws::jitter(delay)).await;
                             delay = (delay * 2).min(Duration::from_secs(30));
                         }
                         _ => return Err(f),
@@ -171,7 +128,7 @@ impl S3Storage {
     /// Opens `s3://bucket/prefix/` with `opts` (the `[aws]` section and the sink's upload
     /// options). Changes nothing in the bucket and makes no request.
     pub fn open(bucket: &str, prefix: &str, opts: S3Options) -> Result<S3Storage> {
-        let bridge = Arc::new(Bridge::new()?);
+        let bridge = Arc::new(Bridge::new("pgcdc-s3", 2)?);
         let aws_cfg = opts.aws.clone();
         let sdk = bridge.run(async move { aws::load(aws_cfg.as_ref()).await })?;
         if sdk.region().is_none() {

@@ -4,7 +4,6 @@
 //! permanent error with a hint that says what to fix. Messages never contain credentials.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
@@ -56,14 +55,6 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A random delay between half of `d` and `d`.
-pub(super) fn jitter(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    let frac = (h.finish() % 1000) as f64 / 1000.0;
-    d.mul_f64(0.5 + 0.5 * frac)
-}
-
 pub(super) fn classify<E>(
     t: &Target,
     what: &str,
@@ -274,16 +265,5 @@ mod tests {
             kind(&classify(&target(false), "writing k", timeout)),
             "retry"
         );
-    }
-
-    #[test]
-    fn jitter_stays_between_half_and_all_of_the_delay() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(2));
-            assert!(
-                d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
-                "{d:?}"
-            );
-        }
     }
 }

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::lock::{in_use_error, LockHolder, LOCK_KEY};
-use super::s3::{get_object, put_object, Bridge, Target};
+use super::s3::{get_object, put_object, Target};
+use crate::aws::Bridge;
 use super::{PutMode, TargetLock, Version};
 use crate::error::Result;
 

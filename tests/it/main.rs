@@ -14,6 +14,7 @@ mod copy_binary;
 mod crash;
 mod dms_layout;
 mod errors;
+mod glue;
 mod harness;
 mod load;
 mod memory;

@@ -10,6 +10,7 @@
 
 pub mod dms_naming;
 pub mod dms_schema;
+pub mod glue;
 mod history;
 pub mod load;
 pub mod manifest;
