@@ -66,6 +66,21 @@ impl Target {
     }
 }
 
+/// A test database with the tables `acct` and `log` published, a configuration writing to
+/// `target` with `extra_sink` lines, and its slot set up.
+async fn accounts(target: &Target, name: &str, extra_sink: &str) -> (Setup, PathBuf) {
+    let s = Setup::new(name).await;
+    s.db.exec(
+        "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
+         CREATE TABLE log (id bigserial PRIMARY KEY, msg text)",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "acct, log").await;
+    let cfg = target.config(&s, extra_sink);
+    crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    (s, cfg)
+}
+
 /// A small deterministic generator; the seed is printed so a failure can be replayed.
 struct Lcg(u64);
 impl Lcg {
@@ -103,16 +118,8 @@ async fn sigkill_at_random_moments_on_s3_loses_nothing_and_repeats_nothing() {
 }
 
 async fn random_kills(target: Target, name: &str) {
-    let s = Setup::new(name).await;
-    s.db.exec(
-        "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
-         CREATE TABLE log (id bigserial PRIMARY KEY, msg text)",
-    )
-    .await;
-    s.db.create_publication(&s.publication, "acct, log").await;
     // Frequent flushes and small files, so kills land inside flushes and multi-part commits.
-    let cfg = target.config(&s, "flush_interval = \"300ms\"\nmax_file_size = \"64KiB\"");
-    crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    let (s, cfg) = accounts(&target, name, "flush_interval = \"300ms\"\nmax_file_size = \"64KiB\"").await;
 
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     eprintln!("crash test seed {seed}");
@@ -181,15 +188,7 @@ async fn sigkill_in_every_flush_window_on_s3_recovers_exactly_once() {
 
 async fn flush_windows(target: Target, name: &str) {
     use std::os::unix::process::ExitStatusExt;
-    let s = Setup::new(name).await;
-    s.db.exec(
-        "CREATE TABLE acct (id int PRIMARY KEY, owner text, balance numeric(12,2), note text);
-         CREATE TABLE log (id bigserial PRIMARY KEY, msg text)",
-    )
-    .await;
-    s.db.create_publication(&s.publication, "acct, log").await;
-    let cfg = target.config(&s, "max_file_size = \"16KiB\"");
-    crate::support::assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    let (s, cfg) = accounts(&target, name, "max_file_size = \"16KiB\"").await;
     let points = [
         "flush-before-manifest",
         "flush-after-manifest",
