@@ -528,6 +528,23 @@ impl Storage for CatalogStorage {
             .register(self.inner.as_ref(), columns, place)
             .map_err(|e| e.context(format!("registering {key} in Glue")))
     }
+    fn publish_files(&self, files: &[(std::path::PathBuf, String)]) -> Result<()> {
+        // Columns read before the files leave staging; uploaded together (concurrently on
+        // S3), then registered one by one.
+        let mut registrations = Vec::new();
+        for (local, key) in files {
+            if let Some(place) = place_of(&self.glue, key) {
+                registrations.push((file_columns(local)?, place, key));
+            }
+        }
+        self.inner.publish_files(files)?;
+        for (columns, place, key) in registrations {
+            self.glue
+                .register(self.inner.as_ref(), columns, place)
+                .map_err(|e| e.context(format!("registering {key} in Glue")))?;
+        }
+        Ok(())
+    }
     fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version> {
         self.inner.put(key, data, mode)
     }
