@@ -76,6 +76,10 @@ enum Command {
         /// Report as a text table or as JSON.
         #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
         format: ValidateFormat,
+        /// The target to validate: the N-th [[sink]] of the configuration (from 1); by
+        /// default the first Parquet sink.
+        #[arg(long, value_name = "N")]
+        sink: Option<usize>,
     },
     /// The main job on an embedded default: a throwaway PostgreSQL, a sample schema and
     /// workload, replicated into ./pgcdc-demo/ and checked against the source.
@@ -190,9 +194,9 @@ async fn dispatch(command: Command) -> Result<i32> {
             output::status(&status, json);
             Ok(0)
         }
-        Command::Validate { config, timeout, format } => {
+        Command::Validate { config, timeout, format, sink } => {
             let config = load(&config)?;
-            let opts = crate::validate::run::ValidateOptions { timeout, ..Default::default() };
+            let opts = crate::validate::run::ValidateOptions { timeout, sink, ..Default::default() };
             let report = crate::validate::run::validate(&config, &opts).await?;
             Ok(output::validate(&report, format == ValidateFormat::Json))
         }

@@ -326,10 +326,6 @@ impl Config {
         if self.pipeline.load_workers == Some(0) {
             return Err(Error::config("pipeline.load_workers must be at least 1"));
         }
-        if self.pipeline.mode != Mode::Cdc && self.parquet_sinks().count() > 1 {
-            return Err(Error::config("the full load writes to one Parquet sink; this configuration has several")
-                .with_hint("use mode = \"cdc\" for several Parquet sinks, or keep one"));
-        }
         for pat in &self.source.tables {
             if pat.trim().is_empty() {
                 return Err(Error::config("source.tables contains an empty pattern"));

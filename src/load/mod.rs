@@ -17,6 +17,7 @@
 //! both as CDC rows and (already applied) in the S2 chunks; ordering by `(_lsn, _seq)`
 //! makes the materialised result converge to the source.
 
+pub mod outputs;
 pub mod plan;
 pub mod progress;
 pub mod reload;
@@ -56,8 +57,8 @@ pub struct LoadSummary {
 /// the target already holds a complete load or CDC progress of its own.
 pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, catalog: &Catalog, mode: Mode) -> Result<Option<LoadSummary>> {
     let started = std::time::Instant::now();
-    let sink = config.parquet_sinks().next().ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
-    let storage: Arc<dyn Storage> = targets.first().cloned().expect("Targets::open opened the first Parquet sink");
+    // Progress lives in the first Parquet sink; every Parquet sink receives the files.
+    let storage: Arc<dyn Storage> = targets.first().cloned().ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
     let existing = LoadState::read(storage.as_ref())?;
     if existing.as_ref().is_some_and(|s| s.complete) {
         tracing::info!("the full load is already complete in this target");
@@ -66,6 +67,9 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     if existing.is_none() && crate::state::checkpoint::read_checkpoint(storage.as_ref())?.is_some() {
         tracing::warn!("the target already holds CDC progress without a full load: not loading");
         return Ok(None);
+    }
+    if existing.is_none() {
+        refuse_used_targets(targets)?;
     }
     let version = catalog.server_version_num().await?;
     let tid_ranges = version >= 140000;
@@ -155,14 +159,12 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     let chunks = jobs.len();
     let jobs = Arc::new(Mutex::new(jobs));
     let ctx = Arc::new(LoadContext {
-        storage: crate::sink::parquet::glue::with_catalog(config, sink, storage.clone())?,
+        outputs: outputs::load_outputs(config, targets)?,
         snapshot_lsn,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
-        compression: sink.compression,
         tid_ranges,
         row_filters,
         reload: false,
-        dms: crate::sink::parquet::dms_schema::DmsColumns::of(sink),
     });
     let shared_state = Arc::new(Mutex::new(state));
     // Dropping this future (a signal, see `runner::run`) stops the workers at their next
@@ -170,8 +172,8 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     // recorded is complete, and an unfinished chunk is copied again by the next run.
     let mut handles = AbortOnDrop(Vec::new());
     for _ in 0..workers.min(chunks.max(1)) {
-        let (info, name, jobs, ctx, state, progress) =
-            (info.clone(), snapshot_name.clone(), jobs.clone(), ctx.clone(), shared_state.clone(), progress.clone());
+        let (info, name, jobs, ctx, state, progress, progress_target) =
+            (info.clone(), snapshot_name.clone(), jobs.clone(), ctx.clone(), shared_state.clone(), progress.clone(), storage.clone());
         handles.0.push(tokio::spawn(async move {
             let client = sql::connect(&info).await?;
             enter_snapshot(&client, &name).await?;
@@ -190,7 +192,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
                     tp.finish();
                 }
                 crate::failpoint::hit("load-chunk-done");
-                tokio::task::block_in_place(|| st.write(ctx.storage.as_ref()))?;
+                tokio::task::block_in_place(|| st.write(progress_target.as_ref()))?;
             }
             let _ = client.batch_execute("COMMIT").await;
             Ok::<(), Error>(())
@@ -219,7 +221,10 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
             cp.counts.entry(k.clone()).or_default().insert("L".into(), t.chunks.iter().map(|c| c.rows).sum());
         }
         cp.written_at = crate::time_fmt::now_rfc3339();
-        crate::state::checkpoint::write_checkpoint(storage.as_ref(), &cp, &mut None)?;
+        // Each sink recovers from the checkpoint in its own target.
+        for target in targets.all() {
+            crate::state::checkpoint::write_checkpoint(target.as_ref(), &cp, &mut None)?;
+        }
     }
     Ok(Some(LoadSummary {
         slot_lsn: state.slot_lsn,
@@ -230,6 +235,23 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         resumed,
         seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// A new load writes into every Parquet sink, so none may hold another run's progress (the
+/// first one was checked by the caller): its old files would mix with the new load's.
+fn refuse_used_targets(targets: &Targets) -> Result<()> {
+    for target in targets.all().skip(1) {
+        let used = crate::state::checkpoint::read_checkpoint(target.as_ref())?.is_some()
+            || LoadState::read(target.as_ref())?.is_some();
+        if used {
+            return Err(Error::config(format!(
+                "{} already holds the output of another run, and the full load writes into every Parquet sink",
+                target.describe()
+            ))
+            .with_hint("point that sink at an empty location, or empty it"));
+        }
+    }
+    Ok(())
 }
 
 /// Copy workers that are aborted when the load is dropped unfinished.

@@ -20,13 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::state::tables::{Attempt, FollowedTable};
+use super::outputs::LoadOutput;
 use super::worker::{copy_chunk, enter_snapshot, LoadContext};
-use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
 use super::requests::Reloads;
 use crate::sink::parquet::dms_naming::{dms_table_prefix, is_load_key};
-use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::sink::parquet::naming::table_prefix;
 use crate::storage::Storage;
 use crate::source::catalog::Catalog;
@@ -36,19 +35,17 @@ use crate::source::sql::{self, db_error_text};
 
 /// Where and how reloads write.
 pub struct ReloadTarget {
-    pub storage: Arc<dyn Storage>,
-    pub compression: Compression,
+    /// Every Parquet sink, as for the full load ([`super::outputs`]). A DMS-layout sink
+    /// where the table already has `LOAD` files is left out of its reload: DMS captures
+    /// neither TRUNCATE nor rewrites, and its layout has no reset row, so the table is only
+    /// followed there at its new relfilenode.
+    pub outputs: Vec<LoadOutput>,
     /// PostgreSQL 14+: chunks are CTID ranges.
     pub tid_ranges: bool,
     /// `source.tables`: a table renamed out of the patterns is not reloaded.
     pub filter: TableFilter,
     /// `source.publication`: a reload copies what it publishes (column list, row filter).
     pub publication: String,
-    /// `layout = "dms"`: a table with no `LOAD` file yet (one that joined the publication) is
-    /// loaded with DMS names and columns; one that has them is not copied again (DMS
-    /// captures neither TRUNCATE nor rewrites, and its layout has no reset row): it is only
-    /// followed at its new relfilenode.
-    pub dms: Option<Arc<DmsColumns>>,
 }
 
 /// Performs pending reloads one after the other until `closing` is set and none is left.
@@ -80,14 +77,9 @@ async fn reload_one(
     p: crate::state::tables::PendingReload,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let storage = target.storage.as_ref();
     if let Some(a) = &p.attempt {
         tracing::info!(table = %format!("{}.{}", a.schema, a.table), lsn = %a.lsn, "removing the files of an interrupted reload");
-        tokio::task::block_in_place(|| match target.dms {
-            None => remove_attempt(storage, a),
-            // A DMS-layout reload copies only into a table without LOAD files: the attempt's.
-            Some(_) => remove_dms_load_files(storage, &a.schema, &a.table),
-        })?;
+        tokio::task::block_in_place(|| remove_attempt(&target.outputs, a))?;
     }
     let mut repl = ReplicationConn::connect(info).await?;
     let slot = format!("pgcdc_reload_{}_{}", std::process::id(), p.relid);
@@ -109,15 +101,16 @@ async fn reload_one(
         tracing::info!(table = %format!("{schema}.{table}"), "the table no longer matches source.tables: not reloaded");
         return reloads.finish(p.relid, p.requests, None);
     }
-    if target.dms.is_some() && tokio::task::block_in_place(|| has_dms_load_files(storage, &schema, &table))? {
-        tracing::warn!(table = %format!("{schema}.{table}"), "layout = \"dms\" does not reload a loaded table: rows a rewriting ALTER TABLE changed are not in the output (as with DMS)");
+    let (outputs, indexes) = tokio::task::block_in_place(|| copying_outputs(&target.outputs, &schema, &table))?;
+    if outputs.is_empty() {
         let leaves = leaf_oids(&catalog, p.relid).await?;
         let relfilenode = catalog.relation_facts(p.relid).await?.relfilenode;
         let _ = catalog.client.batch_execute("COMMIT").await;
         let followed = FollowedTable { schema, table, leaves, seen_at: s, relfilenode };
         return reloads.finish(p.relid, p.requests, Some(followed));
     }
-    reloads.start_attempt(p.relid, Attempt { lsn: s, schema: schema.clone(), table: table.clone() })?;
+    let attempt = Attempt { lsn: s, schema: schema.clone(), table: table.clone(), outputs: Some(indexes) };
+    reloads.start_attempt(p.relid, attempt)?;
     let published = catalog.published_table_schema(&target.publication, &schema, &table).await?;
     let ts = published.schema.clone();
     let leaves = leaf_oids(&catalog, p.relid).await?;
@@ -129,14 +122,12 @@ async fn reload_one(
         super::progress::LoadProgress::new(&[(key.clone(), plan.get(&key).map_or(0, |t| t.bytes))]);
     let tp = progress.table(&key);
     let ctx = LoadContext {
-        storage: target.storage.clone(),
+        outputs,
         snapshot_lsn: s,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
-        compression: target.compression,
         tid_ranges: target.tid_ranges,
         row_filters: published.row_filter.iter().map(|f| (key.clone(), f.clone())).collect(),
         reload: true,
-        dms: target.dms.clone(),
     };
     let mut rows = 0;
     for chunk in &chunks {
@@ -164,18 +155,39 @@ async fn reload_one(
     Ok(())
 }
 
-/// Deletes the load files an attempt published: `{table}/load/{lsn}-*.parquet`.
-fn remove_attempt(storage: &dyn Storage, a: &Attempt) -> Result<()> {
-    let prefix = format!(
-        "{}/load/{}-",
-        table_prefix(&a.schema, &a.table),
-        a.lsn.file_hex()
-    );
-    for key in storage.list(&format!("{}/load", table_prefix(&a.schema, &a.table)))? {
-        if key.starts_with(&prefix) {
-            storage.delete(&key)?;
+/// The outputs a reload of `schema.table` writes into, and their indexes: every native
+/// sink, and each DMS-layout sink where the table has no `LOAD` file yet (one that joined
+/// the publication).
+fn copying_outputs(all: &[LoadOutput], schema: &str, table: &str) -> Result<(Vec<LoadOutput>, Vec<usize>)> {
+    let mut chosen = (Vec::new(), Vec::new());
+    for (i, o) in all.iter().enumerate() {
+        if o.dms.is_some() && has_dms_load_files(o.storage.as_ref(), schema, table)? {
+            tracing::warn!(table = %format!("{schema}.{table}"), sink = %o.storage.describe(), "layout = \"dms\" does not reload a loaded table: rows a rewriting ALTER TABLE changed are not in the output (as with DMS)");
+            continue;
         }
+        chosen.0.push(o.clone());
+        chosen.1.push(i);
     }
+    Ok(chosen)
+}
+
+/// Deletes what an interrupted attempt published in the sinks it wrote into: in the native
+/// layout `{table}/load/{lsn}-*.parquet`; in the DMS layout the table's `LOAD` files (it
+/// wrote there only because the table had none).
+fn remove_attempt(outputs: &[LoadOutput], a: &Attempt) -> Result<()> {
+    for (_, o) in outputs.iter().enumerate().filter(|(i, _)| a.writes_to(*i)) {
+        let storage = o.storage.as_ref();
+        if o.dms.is_some() {
+            remove_dms_load_files(storage, &a.schema, &a.table)?;
+            continue;
+        }
+        let prefix = format!("{}/load/{}-", table_prefix(&a.schema, &a.table), a.lsn.file_hex());
+        for key in storage.list(&format!("{}/load", table_prefix(&a.schema, &a.table)))? {
+            if key.starts_with(&prefix) {
+                storage.delete(&key)?;
+            }
+        }
+            }
     Ok(())
 }
 
@@ -234,20 +246,70 @@ pub async fn relid_of(catalog: &Catalog, schema: &str, table: &str) -> Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Compression;
     use crate::model::Lsn;
+    use crate::sink::parquet::dms_naming;
+    use crate::sink::parquet::dms_schema::DmsColumns;
+    use crate::storage::LocalStorage;
+    use crate::storage::PutMode;
+
+    /// A local output with its writer lock (held by the caller: writes need it).
+    fn output(dir: &std::path::Path, name: &str, dms: bool) -> (LoadOutput, crate::storage::TargetLock) {
+        let dms = dms.then(|| {
+            Arc::new(DmsColumns {
+                timestamp_column: None,
+                include_op_for_full_load: false,
+                cdc_inserts_only: false,
+                timestamp_unit: arrow_schema::TimeUnit::Microsecond,
+            })
+        });
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(dir.join(name)).unwrap());
+        let lock = storage.lock().unwrap();
+        (LoadOutput { storage, compression: Compression::Zstd, dms }, lock)
+    }
+
+    fn outputs(dir: &std::path::Path, names: [(&str, bool); 3]) -> (Vec<LoadOutput>, Vec<crate::storage::TargetLock>) {
+        names.into_iter().map(|(n, dms)| output(dir, n, dms)).unzip()
+    }
+
+    fn put(o: &LoadOutput, key: &str) {
+        o.storage.put(key, b"x", PutMode::Overwrite).unwrap();
+    }
+
+    fn keys(o: &LoadOutput) -> Vec<String> {
+        o.storage.list("public/t").unwrap()
+    }
 
     #[test]
-    fn attempt_prefix_names_only_that_snapshot() {
-        let a = Attempt {
-            lsn: Lsn(0x1A),
-            schema: "public".into(),
-            table: "t".into(),
-        };
-        let p = format!(
-            "{}/load/{}-",
-            table_prefix(&a.schema, &a.table),
-            a.lsn.file_hex()
-        );
-        assert_eq!(p, "public/t/load/000000000000001A-");
+    fn an_interrupted_attempt_loses_only_its_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outputs, _locks) = outputs(dir.path(), [("native", false), ("dms_skipped", true), ("dms_new", true)]);
+        let older = format!("{}/load/{}-00000.parquet", table_prefix("public", "t"), Lsn(0x10).file_hex());
+        let attempt_file = format!("{}/load/{}-00000.parquet", table_prefix("public", "t"), Lsn(0x1A).file_hex());
+        put(&outputs[0], &older);
+        put(&outputs[0], &attempt_file);
+        // The DMS sink left out of the attempt holds the table's original load.
+        put(&outputs[1], &dms_naming::load_key("public", "t", 0));
+        put(&outputs[2], &dms_naming::load_key("public", "t", 0));
+        let a = Attempt { lsn: Lsn(0x1A), schema: "public".into(), table: "t".into(), outputs: Some(vec![0, 2]) };
+        remove_attempt(&outputs, &a).unwrap();
+        assert_eq!(outputs[0].storage.list("public/t/load").unwrap(), vec![older.clone()]);
+        assert_eq!(keys(&outputs[1]).len(), 1, "a sink the attempt did not write into keeps its files");
+        assert!(keys(&outputs[2]).iter().all(|k| !dms_naming::is_load_key(k)));
+
+        // A registry written before attempts named their sinks: all of them.
+        let legacy = Attempt { outputs: None, ..a };
+        remove_attempt(&outputs, &legacy).unwrap();
+        assert!(keys(&outputs[1]).iter().all(|k| !dms_naming::is_load_key(k)));
+    }
+
+    #[test]
+    fn a_reload_skips_dms_sinks_that_hold_the_table_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outputs, _locks) = outputs(dir.path(), [("native", false), ("dms_loaded", true), ("dms_new", true)]);
+        put(&outputs[1], &dms_naming::load_key("public", "t", 0));
+        let (chosen, indexes) = copying_outputs(&outputs, "public", "t").unwrap();
+        assert_eq!(indexes, vec![0, 2]);
+        assert_eq!(chosen.len(), 2);
     }
 }

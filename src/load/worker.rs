@@ -6,19 +6,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
+use super::outputs::{shapes, LoadOutput};
 use super::progress::TableProgress;
 use crate::state::load::Chunk;
 use crate::batch::{TableBatchBuilder, copy_select_expr};
 use crate::model::{OutputRow, TableSchema};
-use crate::config::Compression;
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
-use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::sink::parquet::load::{remove_part, LoadWriter};
-use crate::storage::Storage;
 use crate::source::copy::BinaryCopyParser;
 use crate::model::TupleValue;
 use crate::source::sql::{self, db_error_text};
@@ -27,19 +26,16 @@ const BATCH_ROWS: usize = 16 * 1024;
 
 /// What every chunk of one load shares.
 pub struct LoadContext {
-    pub storage: Arc<dyn Storage>,
+    /// Every Parquet sink: each chunk is written to all of them.
+    pub outputs: Vec<LoadOutput>,
     pub snapshot_lsn: Lsn,
     pub snapshot_ts_us: i64,
-    pub compression: Compression,
     pub tid_ranges: bool,
     /// The publication's row filter of each table that has one, by `schema.table`.
     pub row_filters: HashMap<String, String>,
     /// A reload ([`super::reload`]): part 0 starts with the reset row `T` at
     /// `(_lsn, _seq) = (snapshot_lsn, -1)`, and files of other snapshots are kept.
     pub reload: bool,
-    /// `layout = "dms"` (SPEC 5.2): the table is read as [`DmsColumns::source_table`] and
-    /// files get DMS names and columns.
-    pub dms: Option<Arc<DmsColumns>>,
 }
 
 /// Imports the exported snapshot into a fresh session.
@@ -59,7 +55,12 @@ pub fn load_seq(part: u32, row: u64) -> i64 {
     ((part as i64) << 32) | (row as i64 & 0xFFFF_FFFF)
 }
 
-/// Copies one chunk and publishes its file; returns the number of rows.
+/// Copies one chunk and publishes its file in every output; returns the number of rows.
+///
+/// The chunk is read once per [`Shape`](super::outputs::Shape) the outputs need (see [`super::outputs`]), inside
+/// the caller's snapshot, so every read sees the same rows. Files are published output by
+/// output; the caller records the chunk as done only after this returns, so a crash in
+/// between redoes the chunk in every output (removing what an earlier attempt published).
 pub async fn copy_chunk(
     client: &Client,
     ctx: &LoadContext,
@@ -67,13 +68,47 @@ pub async fn copy_chunk(
     chunk: &Chunk,
     progress: &TableProgress,
 ) -> Result<u64> {
-    let storage = ctx.storage.as_ref();
-    let table = &match &ctx.dms {
-        Some(d) => d.source_table(table)?,
+    let mut copied: Option<u64> = None;
+    for (i, shape) in shapes(&ctx.outputs).into_iter().enumerate() {
+        let outputs: Vec<&LoadOutput> = ctx.outputs.iter().filter(|o| o.shape() == shape).collect();
+        let rows = copy_into(client, ctx, table, chunk, (i == 0).then_some(progress), &outputs).await?;
+        if copied.is_some_and(|n| n != rows) {
+            return Err(Error::runtime(format!(
+                "internal: two reads of {}.{} part {} in one snapshot returned {} and {rows} rows",
+                table.schema, table.name, chunk.part, copied.unwrap_or(0)
+            )));
+        }
+        copied = Some(rows);
+    }
+    Ok(copied.unwrap_or(0))
+}
+
+/// Copies one chunk into `outputs`, which share one [`Shape`](super::outputs::Shape). `progress` counts the rows
+/// and bytes read (given to one read of the chunk only).
+async fn copy_into(
+    client: &Client,
+    ctx: &LoadContext,
+    table: &Arc<TableSchema>,
+    chunk: &Chunk,
+    progress: Option<&TableProgress>,
+    outputs: &[&LoadOutput],
+) -> Result<u64> {
+    let dms = outputs.iter().find_map(|o| o.dms.as_ref());
+    let table = &match dms {
+        Some(_) => {
+            // Each DMS sink checks the table against its own added columns.
+            let mut read = None;
+            for d in outputs.iter().filter_map(|o| o.dms.as_ref()) {
+                read = Some(d.source_table(table)?);
+            }
+            read.expect("a DMS output")
+        }
         None => table.clone(),
     };
-    if !ctx.reload && ctx.dms.is_none() {
-        tokio::task::block_in_place(|| remove_part(storage, &table.schema, &table.name, chunk.part))?;
+    if !ctx.reload && dms.is_none() {
+        tokio::task::block_in_place(|| {
+            outputs.iter().try_for_each(|o| remove_part(o.storage.as_ref(), &table.schema, &table.name, chunk.part))
+        })?;
     }
     let exprs: Vec<String> = table.columns.iter().map(copy_select_expr).collect();
     let sql = format!(
@@ -90,23 +125,29 @@ pub async fn copy_chunk(
     futures_util::pin_mut!(stream);
     let mut parser = BinaryCopyParser::with_field_count(table.columns.len());
     let mut builder = TableBatchBuilder::new(table.clone());
-    let mut writer: Option<LoadWriter> = None;
+    let mut writers: Vec<LoadWriter> = Vec::new();
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     let mut rows = 0u64;
-    if ctx.reload && chunk.part == 0 && ctx.dms.is_none() {
+    if ctx.reload && chunk.part == 0 && dms.is_none() {
         let nulls = vec![TupleValue::Null; table.columns.len()];
         let reset = OutputRow { op: RowOp::Truncate, lsn: ctx.snapshot_lsn, seq: -1, xid: None, commit_ts_us: ctx.snapshot_ts_us, values: &nulls };
         builder.append(&reset).map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
     }
-    let open = |writer: &mut Option<LoadWriter>| -> Result<()> {
-        if writer.is_none() {
-            *writer = Some(LoadWriter::create(storage, table, ctx.snapshot_lsn, ctx.snapshot_ts_us, chunk.part, ctx.compression, ctx.dms.as_ref())?);
+    // Files are created at the first full batch, then every batch goes to each of them.
+    let write = |writers: &mut Vec<LoadWriter>, batch: &RecordBatch| -> Result<()> {
+        if writers.is_empty() {
+            for o in outputs {
+                let w = LoadWriter::create(o.storage.as_ref(), table, ctx.snapshot_lsn, ctx.snapshot_ts_us, chunk.part, o.compression, o.dms.as_ref())?;
+                writers.push(w);
+            }
         }
-        Ok(())
+        writers.iter_mut().try_for_each(|w| w.write(batch))
     };
     while let Some(bytes) = stream.next().await {
         let bytes = bytes.map_err(|e| sql::query_error(what(), &e))?;
-        progress.add(0, bytes.len() as u64);
+        if let Some(p) = progress {
+            p.add(0, bytes.len() as u64);
+        }
         parser.push(bytes);
         while parser
             .next_row(&mut values)
@@ -127,25 +168,25 @@ pub async fn copy_chunk(
             rows += 1;
             if builder.len() >= BATCH_ROWS {
                 let batch = builder.finish();
-                progress.add(batch.num_rows() as u64, 0);
-                tokio::task::block_in_place(|| {
-                    open(&mut writer)?;
-                    writer.as_mut().expect("opened").write(&batch)
-                })?;
+                if let Some(p) = progress {
+                    p.add(batch.num_rows() as u64, 0);
+                }
+                tokio::task::block_in_place(|| write(&mut writers, &batch))?;
             }
         }
     }
     parser.finish().map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
     let batch = builder.finish();
-    progress.add(batch.num_rows() as u64, 0);
+    if let Some(p) = progress {
+        p.add(batch.num_rows() as u64, 0);
+    }
     tokio::task::block_in_place(|| -> Result<()> {
         // Part 0 is always written, even empty, so every loaded table has a file with its schema.
         if batch.num_rows() > 0 || chunk.part == 0 {
-            open(&mut writer)?;
-            writer.as_mut().expect("opened").write(&batch)?;
+            write(&mut writers, &batch)?;
         }
-        if let Some(w) = writer.take() {
-            w.finish(storage)?;
+        for (w, o) in writers.into_iter().zip(outputs) {
+            w.finish(o.storage.as_ref())?;
         }
         Ok(())
     })?;

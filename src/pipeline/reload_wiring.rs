@@ -14,14 +14,15 @@ use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::load::reload::{relid_of, reload_worker, ReloadTarget};
 use crate::load::requests::{ReloadRequest, Reloads};
-use crate::storage::Storage;
+use crate::load::outputs::LoadOutput;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 
 pub struct ReloadWiring {
     pub reloads: Arc<Reloads>,
     catalog: Arc<Catalog>,
-    storage: Arc<dyn Storage>,
+    /// Every Parquet sink: a reload writes into each (the registry lives in the first).
+    outputs: Vec<LoadOutput>,
     tid_ranges: bool,
     closing: Arc<AtomicBool>,
 }
@@ -85,7 +86,7 @@ pub async fn start(
     Ok(Some(ReloadWiring {
         reloads,
         catalog: catalog.clone(),
-        storage,
+        outputs: crate::load::outputs::load_outputs(config, targets)?,
         tid_ranges: server_version >= 140000,
         closing: Arc::new(AtomicBool::new(false)),
     }))
@@ -98,14 +99,11 @@ impl ReloadWiring {
         info: &ConnInfo,
         config: &Config,
     ) -> (JoinHandle<Result<()>>, JoinHandle<Result<()>>) {
-        let sink = config.parquet_sinks().next().expect("checked in start");
         let target = ReloadTarget {
-            storage: self.storage.clone(),
-            compression: sink.compression,
+            outputs: self.outputs.clone(),
             tid_ranges: self.tid_ranges,
             filter: TableFilter::new(&config.source.tables),
             publication: config.source.publication.clone(),
-            dms: crate::sink::parquet::dms_schema::DmsColumns::of(sink),
         };
         let worker = tokio::spawn(reload_worker(
             info.clone(),

@@ -65,6 +65,17 @@ pub struct Attempt {
     pub lsn: Lsn,
     pub schema: String,
     pub table: String,
+    /// The Parquet sinks (indexes among the configuration's Parquet sinks) the attempt
+    /// writes into; `None` (registries written before sinks could be left out): all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<usize>>,
+}
+
+impl Attempt {
+    /// Whether the attempt writes into Parquet sink `index`.
+    pub fn writes_to(&self, index: usize) -> bool {
+        self.outputs.as_ref().is_none_or(|o| o.contains(&index))
+    }
 }
 
 impl TableRegistry {

@@ -16,7 +16,7 @@
 //!    Tables `source.tables` selects that the publication leaves out are reported as not
 //!    published, which makes the report unclean.
 //! 3. **Wait for the target.** It must hold every transaction that committed before `V`:
-//!    its checkpoint (`_pgcdc/checkpoint.json` of the first Parquet sink) reached `V` — or,
+//!    its checkpoint (`_pgcdc/checkpoint.json` of the validated sink) reached `V` — or,
 //!    when no `pgcdc run` is reading the pipeline's slot, none of the transactions between
 //!    the checkpoint and `V` touches a validated table (checked by peeking at that slot with
 //!    `pg_logical_slot_peek_binary_changes`, which consumes nothing, `peek.rs`). A full load still in
@@ -39,7 +39,7 @@ use super::report::{Outcome, TableReport, ValidateReport};
 use super::snapshot::ValidationSnapshot;
 use super::table::validate_table;
 use super::target_ready::wait_for_target;
-use crate::config::{Config, Layout};
+use crate::config::{Config, Layout, ParquetSinkConfig, SinkConfig};
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
 use crate::storage;
@@ -47,8 +47,12 @@ use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::sql;
 
-/// How `pgcdc validate` waits (`--timeout`).
+/// Which target `pgcdc validate` reads (`--sink`) and how it waits (`--timeout`).
+#[derive(Clone)]
 pub struct ValidateOptions {
+    /// `--sink N`: the N-th `[[sink]]` of the configuration (1-based), which must be a
+    /// native-layout Parquet sink; `None`: the first Parquet sink.
+    pub sink: Option<usize>,
     /// How long to wait for the target to reach the validation LSN.
     pub timeout: Duration,
     /// How often the target's checkpoint is read while waiting.
@@ -57,7 +61,7 @@ pub struct ValidateOptions {
 
 impl Default for ValidateOptions {
     fn default() -> Self {
-        ValidateOptions { timeout: Duration::from_secs(300), poll_interval: Duration::from_millis(500) }
+        ValidateOptions { sink: None, timeout: Duration::from_secs(300), poll_interval: Duration::from_millis(500) }
     }
 }
 
@@ -65,13 +69,7 @@ impl Default for ValidateOptions {
 pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<ValidateReport> {
     // `--timeout` bounds both waits together: for the snapshot and for the target.
     let deadline = Instant::now() + opts.timeout;
-    let sink = config.parquet_sinks().next().ok_or_else(|| {
-        Error::config("validate compares the source with a Parquet target, but the configuration has no [[sink]] with kind = \"parquet\"")
-    })?;
-    if sink.layout != Layout::Native {
-        return Err(Error::config("validate reads the native layout (SPEC 5.1); the first Parquet sink uses layout = \"dms\"")
-            .with_hint("use `pgcdc dms compare` for DMS-layout output"));
-    }
+    let sink = chosen_sink(config, opts.sink)?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let control = Catalog::new(sql::connect(&info).await?);
     let publication = &config.source.publication;
@@ -80,8 +78,12 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     // Tables that joined, were renamed or recreated are reloaded by `run`: wait for that
     // before the snapshot, which would cut off a reload that finishes after it.
     let target = storage::open_sink_target(config, sink)?;
+    // Progress (the load's state, the followed tables) lives in the first Parquet sink.
+    let first = config.parquet_sinks().next().expect("chosen_sink found a Parquet sink");
+    let home = if std::ptr::eq(first, sink) { None } else { Some(storage::open_sink_target(config, first)?) };
+    let home = home.as_deref().unwrap_or(target.as_ref());
     let filter = TableFilter::new(&config.source.tables);
-    let reloading = crate::pipeline::table_watch::wait_until_followed(&control, target.as_ref(), publication, &filter, deadline.saturating_duration_since(Instant::now()), opts.poll_interval).await?;
+    let reloading = crate::pipeline::table_watch::wait_until_followed(&control, home, publication, &filter, deadline.saturating_duration_since(Instant::now()), opts.poll_interval).await?;
     if !reloading.is_empty() {
         return Err(Error::runtime(format!("the target does not hold these tables completely yet: {}", reloading.join("; ")))
             .with_hint("`pgcdc run` loads them: keep it running, or run `pgcdc run --until-lsn current` first; raise --timeout if it is only slow"));
@@ -103,8 +105,8 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let relids: HashSet<u32> = tables.iter().map(|t| t.schema.relid).collect();
 
     // 3. Wait until the target holds everything before V.
-    let opts = &ValidateOptions { timeout: deadline.saturating_duration_since(Instant::now()), ..*opts };
-    let (target_lsn, target_ready) = wait_for_target(&control, target.as_ref(), config, v, &relids, opts).await?;
+    let opts = &ValidateOptions { timeout: deadline.saturating_duration_since(Instant::now()), ..opts.clone() };
+    let (target_lsn, target_ready) = wait_for_target(&control, target.as_ref(), home, config, v, &relids, opts).await?;
 
     // 4. Compare, one table at a time.
     let mut reports = Vec::new();
@@ -132,4 +134,30 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
         reports.push(TableReport::new(schema, table, Vec::new(), Vec::new(), Outcome::NotPublished { reason }));
     }
     Ok(ValidateReport::new(v, target.describe(), target_lsn, target_ready, reports))
+}
+
+/// The Parquet sink `validate` reads: `--sink N` or the first Parquet sink. Configuration
+/// errors (exit 2) for a sink that does not exist, is not Parquet, or is in the DMS layout.
+fn chosen_sink(config: &Config, number: Option<usize>) -> Result<&ParquetSinkConfig> {
+    let Some(n) = number else {
+        let sink = config.parquet_sinks().next().ok_or_else(|| {
+            Error::config("validate compares the source with a Parquet target, but the configuration has no [[sink]] with kind = \"parquet\"")
+        })?;
+        return native_only(sink, "the first Parquet sink");
+    };
+    match n.checked_sub(1).and_then(|i| config.sinks.get(i)) {
+        Some(SinkConfig::Parquet(p)) => native_only(p, &format!("sink {n}")),
+        Some(_) => Err(Error::config(format!("--sink {n}: sink {n} is not a Parquet sink"))
+            .with_hint("validate reads Parquet targets; name one with --sink")),
+        None => Err(Error::config(format!("--sink {n}: the configuration has {} [[sink]] entries", config.sinks.len()))
+            .with_hint("sinks are numbered from 1 in the order of the configuration")),
+    }
+}
+
+fn native_only<'a>(sink: &'a ParquetSinkConfig, what: &str) -> Result<&'a ParquetSinkConfig> {
+    if sink.layout != Layout::Native {
+        return Err(Error::config(format!("validate reads the native layout (SPEC 5.1); {what} uses layout = \"dms\""))
+            .with_hint("use `pgcdc dms compare` for DMS-layout output, or --sink N for a native sink"));
+    }
+    Ok(sink)
 }

@@ -17,11 +17,14 @@ use crate::storage::Storage;
 use crate::source::catalog::Catalog;
 
 /// Waits until the target holds every transaction that committed before `v` (tables
-/// `relids`), polling every `opts.poll_interval`. Returns the target's durable position and
+/// `relids`), polling every `opts.poll_interval`. `home` is where progress lives (the first
+/// Parquet sink; `target` itself when that is the one validated): the load's state is read
+/// there, the checkpoint in `target`. Returns the target's durable position and
 /// why it is complete; after `opts.timeout` fails with what it found (exit 1).
 pub(super) async fn wait_for_target(
     control: &Catalog,
     target: &dyn Storage,
+    home: &dyn Storage,
     config: &Config,
     v: Lsn,
     relids: &HashSet<u32>,
@@ -35,7 +38,7 @@ pub(super) async fn wait_for_target(
     let mut peek_error: Option<String> = None;
     loop {
         let at = crate::state::checkpoint::read_checkpoint(target)?.map(|c| c.end_lsn);
-        let load_running = LoadState::read(target)?.is_some_and(|l| !l.complete);
+        let load_running = LoadState::read(home)?.is_some_and(|l| !l.complete);
         if !load_running {
             if at.is_some_and(|a| a >= v) {
                 return Ok((at, TargetReady::Checkpoint));

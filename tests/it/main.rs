@@ -18,6 +18,7 @@ mod glue;
 mod harness;
 mod load;
 mod memory;
+mod multi_sink;
 mod pgoutput_live;
 mod publication_filters;
 mod s3;
