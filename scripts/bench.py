@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """pgcdc vs pg_recvlogical: catch-up throughput on the same WAL, and pgcdc's full load vs a raw
-binary COPY of the same table, on a throwaway cluster.
+binary COPY of the same table, on a throwaway cluster; and each pgcdc run into a local S3
+endpoint beside the same run into a local directory.
 
 Run through `make bench` (which builds the release binary first), or directly:
 
@@ -40,10 +41,24 @@ What it does, in one run:
    (GNU time), CPU of the server backends serving the run (/proc). pgcdc's output is checked:
    row count from the Parquet metadata, ids exactly 1..N, at least 2 load chunk files, and no
    replication slot left behind.
-6. Prints the tables and writes them, with the machine description, between the markers of
+6. S3 (--targets local,s3, the default; `--targets local` skips it): a moto_server from the
+   venv (scripts/bench_s3.py) on 127.0.0.1, one bucket. Every pgcdc run of (a), (b) and the
+   full load (each --load-workers value) is made once more, in the same rotation, with the
+   sink `url = "s3://pgcdc-bench/<run>/"` and `[aws] endpoint_url` (credentials `testing` in
+   the environment, staging under the bench's temp dir). For each S3 run: wall time, pgcdc's
+   CPU (GNU time), the CPU moto_server used meanwhile (utime+stime from /proc/PID/stat before
+   and after), the server's CPU, and its requests by kind, counted exactly from
+   moto_server's request log between pgcdc's start and exit (one line per request; nothing
+   else talks to the endpoint then). The output is read back through pyarrow's S3 filesystem
+   and checked as the local output is (same functions, another pyarrow filesystem), then the
+   prefix is emptied. The S3 table: rows/s into S3 beside rows/s into the local dir, their
+   ratio, PutObject + UploadPart requests per million rows, and where the time goes (pgcdc
+   CPU local / S3, moto_server CPU, server CPU, the wall-time difference).
+7. Prints the tables and writes them, with the machine description, between the markers of
    bench/RESULTS.md (the rest of that file is kept).
 
-The cluster and every temp dir are removed at exit, also on failure or Ctrl-C.
+The cluster, moto_server and every temp dir are removed at exit, also on failure or Ctrl-C
+(moto_server also dies with this process if it is killed: PR_SET_PDEATHSIG).
 """
 
 import argparse

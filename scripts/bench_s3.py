@@ -15,7 +15,12 @@ POST ?uploads = CreateMultipartUpload, ...).
 
 The endpoint's cost is kept apart from pgcdc's: pgcdc's CPU comes from GNU time (as for the
 local runs), moto_server's from /proc/PID/stat (utime + stime of all its threads) sampled
-before and after the run.
+before and after the run. Its wall time: moto_server is started as `python bench_s3.py serve`,
+which is moto's own server (`moto.server.main`: its WSGI app, werkzeug's threaded
+`run_simple`, its request handler) with one WSGI middleware around the app that writes each
+request's start and end (CLOCK_MONOTONIC, from the app being called to the response sent)
+to moto-timing.log. The union of those intervals over a run is the time the endpoint had at
+least one of pgcdc's requests in hand: an upper bound for how long pgcdc waited on it.
 """
 
 import ctypes
@@ -93,6 +98,7 @@ class Moto:
     def __init__(self, workdir):
         self.workdir = workdir
         self.log_path = os.path.join(workdir, "moto.log")
+        self.timing_path = os.path.join(workdir, "moto-timing.log")
         self.proc = None
         self.port = None
         self.hz = os.sysconf("SC_CLK_TCK")
@@ -115,16 +121,19 @@ class Moto:
         return env
 
     def start(self):
-        """Starts moto_server (`python -m moto.server`, as tests/it/support/moto.rs does) and
-        creates the bench's bucket. It dies with the bench process; stop() ends it earlier."""
+        """Starts moto_server (moto's own server, as `python -m moto.server` in
+        tests/it/support/moto.rs, plus the timing middleware: see serve()) and creates the
+        bench's bucket. It dies with the bench process; stop() ends it earlier."""
         env = self.env(self.workdir)
         env["PYTHONUNBUFFERED"] = "1"
+        open(self.timing_path, "w").close()
         # This process's own clients (boto3, pyarrow) go straight to the endpoint too.
         os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1"]))
         self.port = _free_port()
+        env["MOTO_PORT"] = str(self.port)
         with open(self.log_path, "wb") as logf:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, os.path.abspath(__file__), "serve", "127.0.0.1", str(self.port), self.timing_path],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 60
@@ -183,24 +192,37 @@ class Moto:
         return (int(fields[11]) + int(fields[12])) / self.hz
 
     def mark(self):
-        """(log size, CPU seconds) now: the start of a measured window."""
-        return os.path.getsize(self.log_path), self.cpu_seconds()
+        """(log size, timing log size, CPU seconds) now: the start of a measured window."""
+        return os.path.getsize(self.log_path), os.path.getsize(self.timing_path), self.cpu_seconds()
 
     def since(self, mark):
-        """Requests ({kind: n}), failed requests ({kind status: n}) and moto CPU seconds since mark."""
-        offset, cpu0 = mark
+        """What the endpoint did since mark: requests ({kind: n}), failed requests
+        ({kind status: n}), moto CPU seconds, and (busy, summed) wall seconds of its requests."""
+        offset, toffset, cpu0 = mark
         cpu = self.cpu_seconds() - cpu0
         with open(self.log_path, "rb") as f:
             f.seek(offset)
             text = ANSI.sub("", f.read().decode(errors="replace"))
         kinds, failed = {}, {}
+        n = 0
         for m in REQUEST_LINE.finditer(text):
+            n += 1
             kind = classify(m.group(1), m.group(2))
             kinds[kind] = kinds.get(kind, 0) + 1
             if not m.group(3).startswith("2"):
                 k = f"{kind} {m.group(3)}"
                 failed[k] = failed.get(k, 0) + 1
-        return kinds, failed, cpu
+        # A request's timing line is written just after its response, its log line just before:
+        # wait (briefly) for as many timing lines as requests.
+        deadline = time.monotonic() + 2
+        while True:
+            with open(self.timing_path) as f:
+                f.seek(toffset)
+                spans = [tuple(map(float, line.split())) for line in f.read().splitlines() if line.strip()]
+            if len(spans) >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return kinds, failed, cpu, busy_seconds(spans), sum(b - a for a, b in spans)
 
     def prefix_bytes(self, prefix):
         """Objects and bytes stored under prefix (listed after the measured window)."""
@@ -252,13 +274,32 @@ def kinds_text(kinds, failed):
     return text
 
 
+def busy_seconds(spans):
+    """Length of the union of the (start, end) intervals."""
+    total, end = 0.0, None
+    for a, b in sorted(spans):
+        if end is None or a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total
+
+
 def measure(moto, fn):
     """Runs fn() (one pgcdc run) inside a counted window; fn's dict plus the endpoint's side."""
     mark = moto.mark()
     out = fn()
-    kinds, failed, cpu = moto.since(mark)
-    out.update({"kinds": kinds, "failed": failed, "moto_cpu": cpu})
+    kinds, failed, cpu, busy, summed = moto.since(mark)
+    out.update({"kinds": kinds, "failed": failed, "moto_cpu": cpu, "moto_busy": busy, "moto_sum": summed})
     return out
+
+
+def startup(runs, med):
+    """Median start-up seconds (process start to `replicating`) of CDC runs, else None."""
+    st = [m["startup"] for m in runs if m.get("startup") is not None]
+    return med(st) if st else None
 
 
 def report(cdc, load, med, rep):
@@ -271,9 +312,9 @@ def report(cdc, load, med, rep):
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     time_rows = [
-        "| run | pgcdc CPU s local / S3 | moto_server CPU s | server CPU s local / S3 | S3 wall - local wall s "
-        "| requests of one S3 run | objects, MiB stored |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| run | S3 wall - local wall s | pgcdc start-up s local / S3 | pgcdc CPU s local / S3 | moto_server CPU s "
+        "| moto_server busy s | server CPU s local / S3 | requests of one S3 run | objects, MiB stored |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     notes = []
     for label, rows, local, s3 in cdc + load:
@@ -283,16 +324,20 @@ def report(cdc, load, med, rep):
         lc, sc = med([m["cpu"] for m in local]), med([m["cpu"] for m in s3])
         lw, sw = med([m["ws"] for m in local]), med([m["ws"] for m in s3])
         mc = med([m["moto_cpu"] for m in s3])
+        busy = med([m["moto_busy"] for m in s3])
         put = med([puts(m["kinds"]) for m in s3])
         ok = all(m["ok"] for m in s3)
         one = s3[0]
         head.append(f"| {label} | {rows:,} | {ls:.2f} | {rows / ls:,.0f} | {ss:.2f} | {rows / ss:,.0f} "
                     f"| **{ls / ss:.2f}** | {put * 1e6 / rows:,.1f} | {'OK' if ok else 'MISMATCH'}: {one['s3_check']} |")
-        time_rows.append(f"| {label} | {lc:.2f} / {sc:.2f} | {mc:.2f} | {lw:.2f} / {sw:.2f} | {ss - ls:+.2f} "
+        lu, su = startup(local, med), startup(s3, med)
+        starts = f"{lu:.2f} / {su:.2f}" if lu is not None and su is not None else "-"
+        time_rows.append(f"| {label} | {ss - ls:+.2f} | {starts} | {lc:.2f} / {sc:.2f} | {mc:.2f} | {busy:.2f} | {lw:.2f} / {sw:.2f} "
                          f"| {kinds_text(one['kinds'], one['failed'])} | {one['objects']}, {one['mib']:.0f} |")
         notes.append(f"* {label}: into S3 {ss - ls:+.2f} s ({(ss / ls - 1) * 100:+.0f}%) against the local dir; "
-                     f"moto_server used {mc:.2f} CPU-s ({mc / ss * 100:.0f}% of one core over the S3 run), "
-                     f"pgcdc {sc - lc:+.2f} CPU-s over its local run, the server {sw - lw:+.2f}")
+                     f"pgcdc had requests in flight at the endpoint for {busy:.2f} s of its {ss:.2f} s (the most it "
+                     f"can have waited on it); moto_server used {mc:.2f} CPU-s ({mc / ss * 100:.0f}% of one core over "
+                     f"the run); pgcdc {sc - lc:+.2f} CPU-s over its local run, the server {sw - lw:+.2f}")
     md = ["### S3: the same pgcdc runs into a local S3 endpoint (moto_server)", "",
           f"Each run alone{rep}, with the local-dir runs above as baseline (same slot workload / table, same sink "
           "settings); the S3 run writes to `s3://bucket/prefix/` on a moto_server on 127.0.0.1 "
@@ -302,6 +347,43 @@ def report(cdc, load, med, rep):
           "pyarrow's S3 filesystem and checked as the local output is.", ""]
     md += head + ["", "Where the time goes: pgcdc's CPU (GNU time) apart from the endpoint's (moto_server "
                   "is a Python process: utime+stime from /proc over the run) and the PostgreSQL server's "
-                  "(walsender / COPY backends); every run shares the same cores:", ""]
+                  "(walsender / COPY backends); every run shares the same cores. moto_server busy: wall time with at least "
+                  "one of pgcdc's requests in hand (from the app being called to the response sent; union over "
+                  "concurrent requests). Start-up (CDC only): process "
+                  "start to pgcdc's `replicating` log line, which on S3 includes taking the target's lock object "
+                  "and reading its progress. Requests: every request of the first S3 run by kind, with the "
+                  "ones not answered 2xx (a 404 GetObject is a progress object not written yet):", ""]
     md += time_rows + [""] + notes + [""]
     return md
+
+
+def serve(host, port, timing_path):
+    """moto_server as `moto.server.main` runs it, plus a middleware timing each request."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+    from werkzeug.wsgi import ClosingIterator
+
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True
+    out = open(timing_path, "a", buffering=1)
+    lock = threading.Lock()
+
+    def timed(environ, start_response):
+        t0 = time.monotonic()
+
+        def done():
+            t1 = time.monotonic()
+            with lock:
+                out.write(f"{t0:.6f} {t1:.6f}\n")
+
+        return ClosingIterator(app(environ, start_response), [done])
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    run_simple(host, int(port), timed, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
+    serve(*sys.argv[2:5])
