@@ -75,7 +75,8 @@ import sys
 import tempfile
 import time
 
-import bench_s3
+sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
+import bench_s3  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")

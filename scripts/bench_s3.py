@@ -307,7 +307,7 @@ def report(cdc, load, med, rep):
     load: [(label, rows, local runs, s3 runs)] for each load_workers value. Each run dict has
     secs, cpu, ws and (S3 runs) kinds, failed, moto_cpu, objects, mib, ok, s3_check."""
     head = [
-        "| run | rows | local dir s | local rows/s | S3 s | S3 rows/s | S3/local | PUT requests per M rows "
+        "| run | rows | local dir s | local rows/s | S3 s (each run) | S3 rows/s | S3/local | PUT requests per M rows "
         "| S3 output check |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -328,7 +328,8 @@ def report(cdc, load, med, rep):
         put = med([puts(m["kinds"]) for m in s3])
         ok = all(m["ok"] for m in s3)
         one = s3[0]
-        head.append(f"| {label} | {rows:,} | {ls:.2f} | {rows / ls:,.0f} | {ss:.2f} | {rows / ss:,.0f} "
+        each = f" ({', '.join('%.2f' % m['secs'] for m in s3)})" if len(s3) > 1 else ""
+        head.append(f"| {label} | {rows:,} | {ls:.2f} | {rows / ls:,.0f} | {ss:.2f}{each} | {rows / ss:,.0f} "
                     f"| **{ls / ss:.2f}** | {put * 1e6 / rows:,.1f} | {'OK' if ok else 'MISMATCH'}: {one['s3_check']} |")
         lu, su = startup(local, med), startup(s3, med)
         starts = f"{lu:.2f} / {su:.2f}" if lu is not None and su is not None else "-"
