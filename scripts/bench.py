@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """pgcdc vs pg_recvlogical: catch-up throughput on the same WAL, and pgcdc's full load vs a raw
-binary COPY of the same table, on a throwaway cluster.
+binary COPY of the same table, on a throwaway cluster; and each pgcdc run into a local S3
+endpoint beside the same run into a local directory.
 
 Run through `make bench` (which builds the release binary first), or directly:
 
@@ -40,10 +41,24 @@ What it does, in one run:
    (GNU time), CPU of the server backends serving the run (/proc). pgcdc's output is checked:
    row count from the Parquet metadata, ids exactly 1..N, at least 2 load chunk files, and no
    replication slot left behind.
-6. Prints the tables and writes them, with the machine description, between the markers of
+6. S3 (--targets local,s3, the default; `--targets local` skips it): a moto_server from the
+   venv (scripts/bench_s3.py) on 127.0.0.1, one bucket. Every pgcdc run of (a), (b) and the
+   full load (each --load-workers value) is made once more, in the same rotation, with the
+   sink `url = "s3://pgcdc-bench/<run>/"` and `[aws] endpoint_url` (credentials `testing` in
+   the environment, staging under the bench's temp dir). For each S3 run: wall time, pgcdc's
+   CPU (GNU time), the CPU moto_server used meanwhile (utime+stime from /proc/PID/stat before
+   and after), the server's CPU, and its requests by kind, counted exactly from
+   moto_server's request log between pgcdc's start and exit (one line per request; nothing
+   else talks to the endpoint then). The output is read back through pyarrow's S3 filesystem
+   and checked as the local output is (same functions, another pyarrow filesystem), then the
+   prefix is emptied. The S3 table: rows/s into S3 beside rows/s into the local dir, their
+   ratio, PutObject + UploadPart requests per million rows, and where the time goes (pgcdc
+   CPU local / S3, moto_server CPU, server CPU, the wall-time difference).
+7. Prints the tables and writes them, with the machine description, between the markers of
    bench/RESULTS.md (the rest of that file is kept).
 
-The cluster and every temp dir are removed at exit, also on failure or Ctrl-C.
+The cluster, moto_server and every temp dir are removed at exit, also on failure or Ctrl-C
+(moto_server also dies with this process if it is killed: PR_SET_PDEATHSIG).
 """
 
 import argparse
@@ -59,6 +74,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
+import bench_s3  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
@@ -172,8 +190,8 @@ CURRENT = {"proc": None}
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
-def run_measured(cmd, log_path, timeout, sampler=None, stdout_devnull=False):
-    """Runs cmd alone; returns (seconds, exit code, peak RSS KiB, CPU seconds).
+def run_measured(cmd, log_path, timeout, sampler=None, stdout_devnull=False, env=None):
+    """Runs cmd alone (in env, default ours); returns (seconds, exit code, peak RSS KiB, CPU seconds).
 
     Output goes to log_path (stderr only when stdout_devnull: stdout then goes to /dev/null).
 
@@ -190,7 +208,7 @@ def run_measured(cmd, log_path, timeout, sampler=None, stdout_devnull=False):
         # Its own process group, so a timeout or Ctrl-C can stop GNU time and the command.
         p = subprocess.Popen(full, stdout=subprocess.DEVNULL if stdout_devnull else logf,
                              stderr=logf if stdout_devnull else subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
+                             start_new_session=True, env=env)
         CURRENT["proc"] = p
         deadline = t0 + timeout
         while True:
@@ -321,18 +339,27 @@ class Bench:
         self.cluster = Cluster(args.pgcdc)
         self.results = []
         self.failures = []
+        # The local S3 endpoint, started by run() when --targets has s3.
+        self.moto = None
+        self.s3 = "s3" in args.targets
 
     # --- consumers -------------------------------------------------------------------------
 
-    def pgcdc_config(self, name, slot):
+    def pgcdc_env(self, out):
+        """The environment of a pgcdc process writing to out (S3: the endpoint's credentials)."""
+        return self.moto.env(self.workdir) if out.startswith("s3://") else None
+
+    def pgcdc_config(self, name, slot, s3=False):
+        """A CDC config writing to workdir/name/out, or with s3 to its own prefix on the endpoint."""
         d = os.path.join(self.workdir, name)
         os.makedirs(d, exist_ok=True)
-        out = os.path.join(d, "out")
+        out = bench_s3.url(name) if s3 else os.path.join(d, "out")
         cfg = os.path.join(d, "pgcdc.toml")
         with open(cfg, "w") as f:
             f.write(
                 f'[source]\nurl = "{self.cluster.url()}"\npublication = "bench"\nslot = "{slot}"\n\n'
                 f'[pipeline]\nmode = "cdc"\n\n'
+                + (bench_s3.aws_toml(self.moto.endpoint) if s3 else "") +
                 f'[[sink]]\nkind = "parquet"\nurl = "{out}"\n'
                 f'flush_interval = "{self.args.flush_interval}"\nmax_file_size = "{self.args.max_file_size}"\n'
             )
@@ -342,12 +369,14 @@ class Bench:
         """One slot per consumer run, created before the workload."""
         runs = []
         for i in range(self.args.repeat):
-            slot = f"pgcdc_{wl}_{i}"
-            cfg, out = self.pgcdc_config(f"pgcdc_{wl}_{i}", slot)
-            r = subprocess.run([self.args.pgcdc, "setup", "-c", cfg], capture_output=True, text=True)
-            if r.returncode != 0:
-                raise BenchError(f"pgcdc setup failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
-            runs.append(("pgcdc", slot, cfg, out))
+            for tool in ("pgcdc", "pgcdc-s3") if self.s3 else ("pgcdc",):
+                slot = f"{tool.replace('-', '_')}_{wl}_{i}"
+                cfg, out = self.pgcdc_config(slot, slot, s3=tool == "pgcdc-s3")
+                r = subprocess.run([self.args.pgcdc, "setup", "-c", cfg], capture_output=True, text=True,
+                                   env=self.pgcdc_env(out))
+                if r.returncode != 0:
+                    raise BenchError(f"pgcdc setup failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
+                runs.append((tool, slot, cfg, out))
             rslot = f"recv_{wl}_{i}"
             r = subprocess.run(
                 [os.path.join(self.cluster.bindir, "pg_recvlogical"), *self.cluster.conn_args(),
@@ -357,14 +386,21 @@ class Bench:
             if r.returncode != 0:
                 raise BenchError(f"pg_recvlogical --create-slot failed: {r.stderr.strip()}")
             runs.append(("pg_recvlogical", rslot, None, None))
-        # Alternate who goes first when repeating, so page cache / catalog warmth is fair.
+        # Rotate who goes first when repeating (pg_recvlogical, pgcdc, pgcdc into S3, then
+        # pgcdc, ...), so page cache / catalog warmth is fair.
         ordered = []
+        k = len(runs) // self.args.repeat
         for i in range(self.args.repeat):
-            pair = runs[2 * i: 2 * i + 2]
-            ordered.extend(reversed(pair) if i % 2 == 0 else pair)
+            group = runs[k * i: k * i + k]
+            group = group[-1:] + group[:-1]
+            ordered.extend(group[i % k:] + group[:i % k])
         return ordered
 
-    def run_consumer(self, wl, tool, slot, cfg, endpos):
+    def run_consumer(self, wl, tool, slot, cfg, out, endpos):
+        """One consumer run up to endpos; with tool "pgcdc-s3" inside a counted window of the
+        S3 endpoint (its requests and CPU added to the result)."""
+        if tool == "pgcdc-s3":
+            return bench_s3.measure(self.moto, lambda: self.run_consumer(wl, "pgcdc", slot, cfg, out, endpos))
         log_path = os.path.join(self.workdir, f"{slot}.log")
         if tool == "pgcdc":
             cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg, "--until-lsn", endpos]
@@ -374,34 +410,46 @@ class Bench:
                    "-o", f"proto_version={self.proto}", "-o", "publication_names=bench"]
             if self.proto >= 2:
                 cmd += ["-o", "streaming=on"]
-        log(f"({wl}) {tool}: catching up to {endpos} ...")
+        into = f" into {out}" if out and out.startswith("s3://") else ""
+        log(f"({wl}) {tool}{into}: catching up to {endpos} ...")
         ws = WalsenderCpu(self.cluster.postmaster_pid())
         wall0 = time.time()
-        secs, rc, rss_kib, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=ws)
+        secs, rc, rss_kib, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=ws,
+                                              env=self.pgcdc_env(out) if out else None)
         if rc != 0:
             raise BenchError(f"({wl}) {tool} exited with {rc}:{tail(log_path)}")
         startup = pgcdc_startup(log_path, wall0) if tool == "pgcdc" else None
         extra = f", startup {startup:.2f} s" if startup is not None else ""
-        log(f"({wl}) {tool}: {secs:.2f} s, peak RSS {rss_kib / 1024:.0f} MiB, CPU {cpu:.2f} s, "
+        log(f"({wl}) {tool}{into}: {secs:.2f} s, peak RSS {rss_kib / 1024:.0f} MiB, CPU {cpu:.2f} s, "
             f"walsender CPU {ws.seconds():.2f} s{extra}")
         self.cluster.psql(f"SELECT pg_drop_replication_slot('{slot}')")
         return {"secs": secs, "rss": rss_kib, "cpu": cpu, "ws": ws.seconds(), "startup": startup}
 
     # --- output check ----------------------------------------------------------------------
 
+    def output_files(self, out, sub):
+        """(pyarrow filesystem, [(path, size)] of the *.parquet files under out/sub): a local
+        dir, or an s3:// url on the bench's endpoint read through pyarrow's S3 filesystem."""
+        import pyarrow.fs as pafs
+
+        if out.startswith("s3://"):
+            fs, root = self.moto.filesystem(), out[len("s3://"):].rstrip("/")
+        else:
+            fs, root = pafs.LocalFileSystem(), out
+        sel = pafs.FileSelector(f"{root}/{sub}", recursive=True, allow_not_found=True)
+        infos = fs.get_file_info(sel)
+        return fs, sorted((i.path, i.size) for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+
     def pgcdc_output(self, out, table):
         """(total rows, {op: n}, duplicate (_lsn,_seq) count, files) of pgcdc's CDC output."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        files = []
-        base = os.path.join(out, "public", table)
-        for dirpath, _, names in os.walk(base):
-            files += [os.path.join(dirpath, n) for n in names if n.endswith(".parquet")]
+        fs, files = self.output_files(out, f"public/{table}")
         ops, keys = {}, set()
         total = dups = 0
-        for f in sorted(files):
-            t = pq.read_table(f, columns=["_op", "_lsn", "_seq"])
+        for f, _ in files:
+            t = pq.read_table(f, columns=["_op", "_lsn", "_seq"], filesystem=fs)
             total += t.num_rows
             vc = pc.value_counts(t.column("_op"))
             for item in vc.to_pylist():
@@ -489,23 +537,38 @@ class Bench:
         wal_mib = (lsn_int(endpos) - lsn_int(start_lsn)) / 1048576
         rows = sum(expected.values())
         log(f"({wl}) {rows:,} row changes, {wal_mib:.0f} MiB of WAL; end position {endpos}")
-        measured = {"pgcdc": [], "pg_recvlogical": []}
+        measured = {"pgcdc": [], "pg_recvlogical": [], "pgcdc-s3": []}
         check = []
         for tool, slot, cfg, out in runs:
-            measured[tool].append(self.run_consumer(wl, tool, slot, cfg, endpos))
-            if tool == "pgcdc":
+            m = self.run_consumer(wl, tool, slot, cfg, out, endpos)
+            measured[tool].append(m)
+            if tool != "pg_recvlogical":
                 total, ops, dups, nfiles = self.pgcdc_output(out, table)
                 ok = total == rows and dups == 0 and all(ops.get(k, 0) == v for k, v in expected.items())
-                check.append((ok, total, ops, dups, nfiles))
+                if tool == "pgcdc":
+                    check.append((ok, total, ops, dups, nfiles))
+                else:
+                    self.s3_check(m, out, ok, f"{total:,} rows ({', '.join(f'{k} {v:,}' for k, v in sorted(ops.items()))}), "
+                                              f"{nfiles} file(s), {dups} duplicate (_lsn,_seq)")
                 if not ok:
                     self.failures.append(
-                        f"({wl}) pgcdc output has {total} rows {ops} in {nfiles} files, {dups} duplicate (_lsn,_seq); "
+                        f"({wl}) {tool} output has {total} rows {ops} in {nfiles} files, {dups} duplicate (_lsn,_seq); "
                         f"expected {rows} {expected}")
-                shutil.rmtree(os.path.dirname(out), ignore_errors=True)
+                shutil.rmtree(os.path.dirname(cfg), ignore_errors=True)
         self.results.append({
             "wl": wl, "desc": desc, "rows": rows, "expected": expected, "wal_mib": wal_mib,
             "pgcdc": measured["pgcdc"], "recv": measured["pg_recvlogical"], "check": check,
+            "s3": measured["pgcdc-s3"],
         })
+
+    def s3_check(self, m, out, ok, check):
+        """Records an S3 run's output check and stored size in m, then empties its prefix."""
+        prefix = bench_s3.prefix_of(out)
+        objects, nbytes = self.moto.prefix_bytes(prefix)
+        m.update({"ok": ok, "s3_check": check, "objects": objects, "mib": nbytes / 1048576})
+        log(f"  S3 run: {bench_s3.kinds_text(m['kinds'], m['failed'])}; moto_server CPU {m['moto_cpu']:.2f} s; "
+            f"{objects} objects, {nbytes / 1048576:.0f} MiB; output {'OK' if ok else 'MISMATCH'}")
+        self.moto.empty(prefix)
 
     # --- full load -------------------------------------------------------------------------
 
@@ -568,51 +631,65 @@ class Bench:
         log(f"(full load) {label}: {secs:.2f} s, client CPU {cpu:.2f} s, server CPU {srv.seconds():.2f} s")
         return {"secs": secs, "rss": rss, "cpu": cpu, "ws": srv.seconds()}
 
-    def run_pgcdc_load(self, workers, i):
-        d = os.path.join(self.workdir, f"load_w{workers}_{i}")
+    def run_pgcdc_load(self, workers, i, s3=False):
+        """One pgcdc full load into a fresh local dir, or with s3 into a fresh prefix on the
+        endpoint (inside a counted window: its requests and CPU are added to the result)."""
+        name = f"load{'_s3' if s3 else ''}_w{workers}_{i}"
+        d = os.path.join(self.workdir, name)
         os.makedirs(d)
-        out = os.path.join(d, "out")
+        out = bench_s3.url(name) if s3 else os.path.join(d, "out")
         cfg = os.path.join(d, "pgcdc.toml")
         with open(cfg, "w") as f:
             f.write(
                 f'[source]\nurl = "{self.cluster.url()}"\npublication = "bench_load"\nslot = "pgcdc_load_bench"\n\n'
                 f'[pipeline]\nmode = "full-load"\nload_workers = {workers}\n\n'
+                + (bench_s3.aws_toml(self.moto.endpoint) if s3 else "") +
                 f'[[sink]]\nkind = "parquet"\nurl = "{out}"\n'
             )
         log_path = os.path.join(d, "pgcdc.log")
         cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg]
         srv = WalsenderCpu(self.cluster.postmaster_pid(), SERVER_BACKENDS)
-        secs, rc, rss, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=srv)
-        if rc != 0:
-            raise BenchError(f"(full load) pgcdc load_workers={workers} exited with {rc}:{tail(log_path)}")
+        what = f"pgcdc load_workers={workers}{' into S3' if s3 else ''}"
+
+        def measured():
+            secs, rc, rss, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=srv, env=self.pgcdc_env(out))
+            return {"secs": secs, "rc": rc, "rss": rss, "cpu": cpu, "ws": srv.seconds()}
+
+        m = bench_s3.measure(self.moto, measured) if s3 else measured()
+        secs, rss, cpu = m["secs"], m["rss"], m["cpu"]
+        if m["rc"] != 0:
+            raise BenchError(f"(full load) {what} exited with {m['rc']}:{tail(log_path)}")
         slots = self.cluster.psql("SELECT count(*) FROM pg_replication_slots")
         rows, files, ids_ok, nbytes = self.load_output(out)
         ok = rows == self.args.rows_load and ids_ok and files >= 2 and slots == "0"
         check = {"ok": ok, "rows": rows, "files": files, "ids_ok": ids_ok, "slots": int(slots), "mib": nbytes / 1048576}
         if not ok:
             self.failures.append(
-                f"(full load) pgcdc load_workers={workers} run {i + 1}: {rows:,} rows in {files} load file(s), "
+                f"(full load) {what} run {i + 1}: {rows:,} rows in {files} load file(s), "
                 f"ids 1..N distinct: {ids_ok}, replication slots left: {slots}; expected {self.args.rows_load:,} rows "
                 f"in >= 2 files, no slot")
-        log(f"(full load) pgcdc load_workers={workers}: {secs:.2f} s, peak RSS {rss / 1024:.0f} MiB, CPU {cpu:.2f} s, "
+        log(f"(full load) {what}: {secs:.2f} s, peak RSS {rss / 1024:.0f} MiB, CPU {cpu:.2f} s, "
             f"server CPU {srv.seconds():.2f} s; {rows:,} rows in {files} files ({nbytes / 1048576:.0f} MiB)"
             f"{'' if ok else ' MISMATCH'}")
+        m["check"] = check
+        if s3:
+            self.s3_check(m, out, ok, f"{rows:,} rows, ids 1..N {'distinct' if ids_ok else 'NOT distinct'}, "
+                                      f"{files} load files, {slots} slots left")
         shutil.rmtree(d, ignore_errors=True)
-        return {"secs": secs, "rss": rss, "cpu": cpu, "ws": srv.seconds(), "check": check}
+        return m
 
     def load_output(self, out):
         """(rows from Parquet metadata, load files, ids exactly 1..N, bytes) of a full load."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        base = os.path.join(out, "public", "bench_load", "load")
-        files = sorted(os.path.join(base, n) for n in os.listdir(base) if n.endswith(".parquet")) \
-            if os.path.isdir(base) else []
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        nbytes = sum(os.path.getsize(f) for f in files)
+        fs, listed = self.output_files(out, "public/bench_load/load")
+        files = [f for f, _ in listed]
+        rows = sum(pq.ParquetFile(f, filesystem=fs).metadata.num_rows for f in files)
+        nbytes = sum(size for _, size in listed)
         ids_ok = False
         if rows == self.args.rows_load:
-            ids = pq.ParquetDataset(files).read(columns=["id"]).column("id")
+            ids = pq.ParquetDataset(files, filesystem=fs).read(columns=["id"]).column("id")
             mm = pc.min_max(ids).as_py()
             ids_ok = mm["min"] == 1 and mm["max"] == rows and pc.count_distinct(ids).as_py() == rows
         return rows, len(files), ids_ok, nbytes
@@ -627,6 +704,8 @@ class Bench:
         if self.args.raw_parallel > 1:
             kinds.append(("raw", self.args.raw_parallel))
         kinds += [("pgcdc", w) for w in self.args.load_workers]
+        if self.s3:
+            kinds += [("pgcdc-s3", w) for w in self.args.load_workers]
         measured = {k: [] for k in kinds}
         for i in range(self.args.repeat):
             # Alternate the order between repeats, as for the CDC workloads.
@@ -636,8 +715,8 @@ class Bench:
                     log(f"(full load) {label}, run {i + 1} ...")
                     measured[(kind, w)].append(self.run_raw(label, w, i))
                 else:
-                    log(f"(full load) pgcdc load_workers={w}, run {i + 1} ...")
-                    measured[(kind, w)].append(self.run_pgcdc_load(w, i))
+                    log(f"(full load) pgcdc load_workers={w}{' into S3' if kind == 'pgcdc-s3' else ''}, run {i + 1} ...")
+                    measured[(kind, w)].append(self.run_pgcdc_load(w, i, s3=kind == "pgcdc-s3"))
         self.load_results = {"rows": n, "measured": measured, "kinds": kinds}
 
     def run(self):
@@ -649,6 +728,13 @@ class Bench:
         log("starting a throwaway cluster (pgcdc cluster) ...")
         c.start()
         log(f"PostgreSQL listens on 127.0.0.1:{c.port}")
+        if self.s3:
+            self.moto = bench_s3.Moto(self.workdir)
+            try:
+                self.moto.start()
+            except bench_s3.MotoError as e:
+                raise BenchError(str(e))
+            log(f"S3 endpoint: moto_server {self.moto.version()} on {self.moto.endpoint} (pid {self.moto.proc.pid})")
         c.psql("CREATE DATABASE bench", db="postgres")
         self.version = c.psql("SHOW server_version")
         self.version_num = int(c.psql("SHOW server_version_num"))
@@ -715,13 +801,17 @@ class Bench:
             rows += [
                 ("CDC end of run", "a one-row sentinel transaction follows the end position" if self.args.sentinel
                  else "idle source after the end position (--no-sentinel)"),
-                ("CDC pgcdc sink", f"parquet, local dir, flush_interval={self.args.flush_interval}, "
+                ("CDC pgcdc sink", f"parquet, local dir{' and S3' if self.s3 else ''}, flush_interval={self.args.flush_interval}, "
                                    f"max_file_size={self.args.max_file_size}, default compression"),
             ]
+        if self.s3:
+            rows.append(("S3 target", f"moto_server {self.moto.version()} (Python, werkzeug, objects in memory) "
+                                      "on 127.0.0.1 from the project venv, one bucket, a fresh prefix per run; pgcdc "
+                                      "with `[aws] endpoint_url` (path-style), default multipart threshold and part size"))
         if getattr(self, "load_results", None):
             rows.append(("full load", f"pgcdc `run -c` with `mode = \"full-load\"` (temporary slot, exits when done), "
                                       f"load_workers {'/'.join(map(str, self.args.load_workers))}, default load_chunk_size, "
-                                      "parquet sink on a local dir, default compression; raw COPY by psql -X -c, "
+                                      f"parquet sink on a local dir{' and on S3' if self.s3 else ''}, default compression; raw COPY by psql -X -c, "
                                       f"parallel raw COPY {'by Tid Range Scan' if self.tid_range_scan else 'on CTID ranges'}"))
         return rows
 
@@ -746,7 +836,8 @@ class Bench:
                 check = "-"
             else:
                 dflt = " (the default here: one per core)" if w == min(max(os.cpu_count() or 2, 2), 8) else ""
-                what = f"pgcdc `mode = \"full-load\"`, `load_workers = {w}`{dflt}, writing Parquet"
+                what = f"pgcdc `mode = \"full-load\"`, `load_workers = {w}`{dflt}, writing Parquet" + \
+                    (" into S3 (moto_server)" if kind == "pgcdc-s3" else "")
                 cs = [m["check"] for m in ms]
                 c0 = cs[0]
                 files = "/".join(sorted({str(c["files"]) for c in cs}))
@@ -867,6 +958,14 @@ class Bench:
             text, met = self.report_load(med, rep)
             md += text
             met_all &= met
+        if self.s3:
+            cdc = [(f"({r['wl']})", r["rows"], r["pgcdc"], r["s3"]) for r in self.results]
+            load = []
+            if getattr(self, "load_results", None):
+                lm = self.load_results["measured"]
+                load = [(f"(f) full load, load_workers={w}", self.load_results["rows"], lm[("pgcdc", w)],
+                         lm[("pgcdc-s3", w)]) for w in self.args.load_workers]
+            md += bench_s3.report(cdc, load, med, rep)
         if self.failures:
             md += ["Failures:", ""] + [f"* {f}" for f in self.failures] + [""]
         md += ["Machine and settings:", ""]
@@ -911,10 +1010,16 @@ def main():
     ap.add_argument("--pgcdc-wrap", default="", metavar="CMD",
                     help="prefix for pgcdc run, to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
                          "'valgrind --tool=callgrind --callgrind-out-file=/tmp/pgcdc.cg'; times and RSS are then the wrapper's")
+    ap.add_argument("--targets", default="local,s3",
+                    help="pgcdc's sinks: local (a local dir, always the baseline) and s3 (the same runs into a local "
+                         "S3 endpoint, moto_server from the venv); `--targets local` skips S3")
     ap.add_argument("--no-results-file", action="store_true", help="print only, leave bench/RESULTS.md alone")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (outputs and logs; the cluster itself is removed) for inspection")
     args = ap.parse_args()
     args.load_workers = [int(w) for w in args.load_workers.split(",") if w.strip()]
+    args.targets = {t.strip() for t in args.targets.split(",") if t.strip()}
+    if not args.targets <= {"local", "s3"} or "local" not in args.targets:
+        raise SystemExit("bench: --targets is local or local,s3 (the local dir is the baseline S3 is compared with)")
     if not os.access(args.pgcdc, os.X_OK):
         raise SystemExit(f"bench: {args.pgcdc} is not an executable")
     args.pgcdc = os.path.abspath(args.pgcdc)
@@ -954,6 +1059,8 @@ def main():
         if p is not None and p.returncode is None:
             kill_group(p)
         if bench is not None:
+            if bench.moto is not None:
+                bench.moto.stop()
             bench.cluster.stop()
         if args.keep:
             log(f"kept {workdir}")
