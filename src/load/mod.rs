@@ -165,6 +165,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         tid_ranges,
         row_filters,
         reload: false,
+        resumed,
     });
     let shared_state = Arc::new(Mutex::new(state));
     // Dropping this future (a signal, see `runner::run`) stops the workers at their next

@@ -128,6 +128,7 @@ async fn reload_one(
         tid_ranges: target.tid_ranges,
         row_filters: published.row_filter.iter().map(|f| (key.clone(), f.clone())).collect(),
         reload: true,
+        resumed: false,
     };
     let mut rows = 0;
     for chunk in &chunks {

@@ -36,6 +36,10 @@ pub struct LoadContext {
     /// A reload ([`super::reload`]): part 0 starts with the reset row `T` at
     /// `(_lsn, _seq) = (snapshot_lsn, -1)`, and files of other snapshots are kept.
     pub reload: bool,
+    /// A resumed load: an earlier attempt may have published files for these chunks, and
+    /// they are removed before a chunk is copied again. A fresh load skips that (one LIST
+    /// per chunk on S3).
+    pub resumed: bool,
 }
 
 /// Imports the exported snapshot into a fresh session.
@@ -105,7 +109,7 @@ async fn copy_into(
         }
         None => table.clone(),
     };
-    if !ctx.reload && dms.is_none() {
+    if ctx.resumed && !ctx.reload && dms.is_none() {
         tokio::task::block_in_place(|| {
             outputs.iter().try_for_each(|o| remove_part(o.storage.as_ref(), &table.schema, &table.name, chunk.part))
         })?;

@@ -60,6 +60,12 @@ impl TargetLock {
     pub fn target(&self) -> &str {
         &self.target
     }
+
+    /// The same lock, also keeping `extra` alive until it is released (dropped after the
+    /// backend's own guard).
+    pub fn holding(self, extra: Box<dyn Send + Sync>) -> TargetLock {
+        TargetLock { target: self.target, _guard: Box::new((self._guard, extra)) }
+    }
 }
 
 impl std::fmt::Debug for TargetLock {

@@ -20,7 +20,7 @@
 //! * **Staging.** Files are assembled locally in
 //!   `<system temp dir>/pgcdc-staging/<bucket>/<prefix>`: one directory per target, owned by
 //!   the holder of the target's lock (so a crashed run's leftovers on this machine are
-//!   cleared by the next run's recovery).
+//!   cleared by the next run's recovery); removed, when empty, as the lock is released.
 //! * **Lock.** See `s3_lock.rs`.
 
 use std::future::Future;
@@ -122,6 +122,25 @@ pub struct S3Storage {
     staging: PathBuf,
     /// This process's lease on the target, checked before every write (fencing).
     lease: Arc<super::s3_lock::Lease>,
+}
+
+/// Removes a target's staging directory, and its bucket's directory, when the lock is
+/// released and they are empty: a clean exit leaves nothing under the system temp dir. A
+/// directory that still holds files (a crash's leftovers) is kept for the next holder's
+/// recovery.
+struct StagingCleanup(PathBuf);
+
+impl Drop for StagingCleanup {
+    fn drop(&mut self) {
+        let root = std::env::temp_dir().join("pgcdc-staging");
+        let mut dir = self.0.as_path();
+        while dir.starts_with(&root) && dir != root && std::fs::remove_dir(dir).is_ok() {
+            match dir.parent() {
+                Some(p) => dir = p,
+                None => break,
+            }
+        }
+    }
 }
 
 impl S3Storage {
@@ -263,6 +282,45 @@ async fn upload_file(t: Target, local: PathBuf, key: String) -> Result<()> {
         .runtime_ctx(|| format!("removing the uploaded {}", local.display()))
 }
 
+/// Aborts every multipart upload still open under the target's prefix: what a process
+/// killed in the middle of an upload left behind (its parts are billed until aborted).
+/// Called at recovery by the lock holder, when nothing of its own is being uploaded, so
+/// every open upload there is a dead writer's (the file itself is uploaded again whole).
+async fn abort_stale_uploads(t: &Target) -> Result<()> {
+    let what = "listing unfinished multipart uploads".to_string();
+    let mut markers: (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = t
+            .retry(&what, || {
+                t.client
+                    .list_multipart_uploads()
+                    .bucket(&t.bucket)
+                    .prefix(&t.prefix)
+                    .set_key_marker(markers.0.clone())
+                    .set_upload_id_marker(markers.1.clone())
+                    .send()
+            })
+            .await
+            .map_err(|f| plain(f, &what, t))?;
+        for u in page.uploads() {
+            let (Some(key), Some(id)) = (u.key(), u.upload_id()) else { continue };
+            let abort = format!("aborting the unfinished upload of {key}");
+            tracing::info!(target = %t.describe(), upload_id = id, initiated = ?u.initiated(), "{abort}");
+            match t
+                .retry(&abort, || t.client.abort_multipart_upload().bucket(&t.bucket).key(key).upload_id(id).send())
+                .await
+            {
+                Ok(_) | Err(Failure::NotFound) => {}
+                Err(f) => return Err(plain(f, &abort, t)),
+            }
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            return Ok(());
+        }
+        markers = (page.next_key_marker().map(str::to_string), page.next_upload_id_marker().map(str::to_string));
+    }
+}
+
 /// A multipart upload of `local` (`len` bytes) to `okey`: parts of [`PART_SIZE`] uploaded
 /// [`PART_CONCURRENCY`] at a time, each with its CRC32; aborted when it fails.
 async fn multipart(t: &Target, local: &Path, okey: &str, key: &str, len: u64) -> Result<()> {
@@ -370,7 +428,7 @@ impl Storage for S3Storage {
         let lock = super::s3_lock::acquire(&self.bridge, &self.t, &self.lease)?;
         std::fs::create_dir_all(&self.staging)
             .runtime_ctx(|| format!("creating the staging directory {}", self.staging.display()))?;
-        Ok(lock)
+        Ok(lock.holding(Box::new(StagingCleanup(self.staging.clone()))))
     }
 
     fn probe_writable(&self) -> Result<()> {
@@ -453,11 +511,13 @@ impl Storage for S3Storage {
                 for e in entries.flatten() {
                     std::fs::remove_file(e.path()).ok();
                 }
-                Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("listing {}", self.staging.display()), &e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("listing {}", self.staging.display()), &e)),
         }
+        self.lease.check(&self.describe())?;
+        let t = self.t.clone();
+        self.run(async move { abort_stale_uploads(&t).await })
     }
 
     fn exists(&self, key: &str) -> Result<bool> {

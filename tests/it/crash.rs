@@ -246,7 +246,30 @@ async fn sigkill_during_a_multipart_upload_on_s3_recovers_exactly_once() {
     cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "s3-multipart-after-first-part");
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(out.status.signal(), Some(9), "no multipart upload was interrupted: {}", String::from_utf8_lossy(&out.stderr));
+    let Target::S3 { bucket } = &target else { unreachable!() };
+    assert_eq!(open_multipart_uploads(bucket), 1, "the killed run left its upload open");
     s.db.exec("DELETE FROM big WHERE id % 1000 = 0").await;
     target.finish(&s, &cfg).await;
     assert_eq!(s.assert_matches_source("public", "big").await, 500_000 - 500);
+    assert_eq!(open_multipart_uploads(bucket), 0, "recovery aborts the dead run's upload");
+    let staging = std::env::temp_dir().join("pgcdc-staging").join(bucket);
+    assert!(!staging.exists(), "a clean exit leaves no staging directory: {}", staging.display());
+}
+
+/// How many multipart uploads are open in `bucket`, as boto3 lists them.
+fn open_multipart_uploads(bucket: &str) -> usize {
+    let m = moto();
+    let out = m
+        .aws_env(&mut Command::new(crate::support::python()))
+        .args([
+            "-c",
+            &format!(
+                "import boto3; print(len(boto3.client('s3', endpoint_url='{}', region_name='us-east-1').list_multipart_uploads(Bucket='{bucket}').get('Uploads', [])))",
+                m.endpoint_url()
+            ),
+        ])
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "list_multipart_uploads: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
