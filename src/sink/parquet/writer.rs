@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::model::TableSchema;
@@ -66,6 +66,9 @@ pub fn writer_properties(compression: CompressionConfig) -> WriterProperties {
     let codec = match compression {
         CompressionConfig::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")),
         CompressionConfig::None => Compression::UNCOMPRESSED,
+        // Parquet's own GZIP codec (pages compressed inside a `.parquet` file), as DMS's
+        // `CompressionType = GZIP` with Parquet output.
+        CompressionConfig::Gzip => Compression::GZIP(GzipLevel::default()),
     };
     WriterProperties::builder()
         .set_compression(codec)
