@@ -1,10 +1,11 @@
 //! The options of the DMS layout (`layout = "dms"`, SPEC 5.2) on a Parquet sink, checked
 //! together: they mean nothing in the native layout, so setting one there is an error rather
-//! than silently ignored.
+//! than silently ignored. The CSV options (`add_column_name`, `csv_null_value`) likewise mean
+//! nothing without `format = "csv"`.
 
 use serde::Deserialize;
 
-use super::{Layout, ParquetSinkConfig};
+use super::{Compression, Config, Layout, ParquetSinkConfig, SinkConfig};
 use crate::error::{Error, Result};
 
 /// `format`: the file format of a DMS-layout sink.
@@ -13,13 +14,49 @@ use crate::error::{Error, Result};
 pub enum FileFormat {
     #[default]
     Parquet,
-    /// DMS's CSV files: accepted by the parser, not built yet (a configuration error).
+    /// DMS's CSV files (see `crate::sink::parquet::csv_writer`).
     Csv,
+}
+
+/// What `compression` means for the sink: as written, else `zstd` for Parquet files and
+/// `none` for CSV files (DMS writes CSV uncompressed unless `CompressionType = GZIP`).
+pub fn compression(p: &ParquetSinkConfig) -> Compression {
+    p.compression_setting.unwrap_or(match p.format {
+        FileFormat::Parquet => Compression::Zstd,
+        FileFormat::Csv => Compression::None,
+    })
+}
+
+/// `[catalog]` registers Parquet files only: a CSV sink with it is a configuration error
+/// (exit 2), not a catalog that silently stays empty.
+pub fn refuse_csv_with_catalog(c: &Config) -> Result<()> {
+    for (i, s) in c.sinks.iter().enumerate() {
+        if matches!(s, SinkConfig::Parquet(p) if p.format == FileFormat::Csv) {
+            return Err(Error::config(format!(
+                "sink {} (parquet): [catalog] registers Parquet files in Glue, but this sink writes format = \"csv\"",
+                i + 1
+            ))
+            .with_hint("remove the [catalog] section or use format = \"parquet\""));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the DMS options of Parquet sink number `n` (1-based, for messages). Errors are
 /// configuration errors (exit 2) naming the sink and the key.
 pub fn validate(n: usize, p: &ParquetSinkConfig) -> Result<()> {
+    let csv_only = [
+        (p.add_column_name, "add_column_name"),
+        (p.csv_null_value.is_some(), "csv_null_value"),
+    ];
+    if p.format != FileFormat::Csv {
+        if let Some((_, key)) = csv_only.iter().find(|(on, _)| *on) {
+            return Err(Error::config(format!(
+                "sink {n} (parquet): `{key}` is an option of format = \"csv\""
+            ))
+            .with_hint(format!("add format = \"csv\" or remove `{key}`")));
+        }
+    }
     let set: Vec<&str> = [
         (p.format != FileFormat::Parquet, "format"),
         (p.date_partitioning, "date_partitioning"),
@@ -44,10 +81,26 @@ pub fn validate(n: usize, p: &ParquetSinkConfig) -> Result<()> {
         return Ok(());
     }
     if p.format == FileFormat::Csv {
-        return Err(Error::config(format!(
-            "sink {n} (parquet): format = \"csv\" is not supported by this build yet"
-        ))
-        .with_hint("use format = \"parquet\" (the default)"));
+        if p.compression_setting == Some(Compression::Zstd) {
+            return Err(Error::config(format!(
+                "sink {n} (parquet): format = \"csv\" is written uncompressed or gzipped, not zstd"
+            ))
+            .with_hint("use compression = \"gzip\" (DMS CompressionType = GZIP) or \"none\" (the default for CSV)"));
+        }
+        if p.parquet_timestamp_in_millisecond {
+            return Err(Error::config(format!(
+                "sink {n} (parquet): parquet_timestamp_in_millisecond applies to Parquet files, not format = \"csv\""
+            ))
+            .with_hint("remove parquet_timestamp_in_millisecond: CSV timestamps are written to the microsecond, as DMS"));
+        }
+        if let Some(v) = &p.csv_null_value {
+            if v.contains([',', '"', '\r', '\n']) {
+                return Err(Error::config(format!(
+                    "sink {n} (parquet): csv_null_value {v:?} contains a comma, a double quote or a line break"
+                ))
+                .with_hint("choose a marker without them, such as csv_null_value = \"NULL\""));
+            }
+        }
     }
     if let Some(c) = &p.timestamp_column {
         if c.is_empty() || c.eq_ignore_ascii_case("Op") {
@@ -91,12 +144,80 @@ mod tests {
             e.message,
             "sink 1 (parquet): `date_partitioning` is an option of layout = \"dms\""
         );
-        let e = parse("layout = \"dms\"\nformat = \"csv\"").unwrap_err();
-        assert_eq!(
-            e.message,
-            "sink 1 (parquet): format = \"csv\" is not supported by this build yet"
-        );
         let e = parse("layout = \"dms\"\ntimestamp_column = \"Op\"").unwrap_err();
         assert_eq!(e.exit_code(), 2, "{e}");
+    }
+
+    #[test]
+    fn csv_loads_with_its_options_and_defaults_to_no_compression() {
+        use crate::config::{Compression, FileFormat};
+        let c = parse("layout = \"dms\"\nformat = \"csv\"").unwrap();
+        let p = c.parquet_sinks().next().unwrap();
+        assert_eq!((p.format, p.compression), (FileFormat::Csv, Compression::None));
+        assert!(!p.add_column_name && p.csv_null_value.is_none());
+        let c = parse(
+            "layout = \"dms\"\nformat = \"csv\"\ncompression = \"gzip\"\nadd_column_name = true\ncsv_null_value = \"NULL\"",
+        )
+        .unwrap();
+        let p = c.parquet_sinks().next().unwrap();
+        assert_eq!(p.compression, Compression::Gzip);
+        assert!(p.add_column_name);
+        assert_eq!(p.csv_null_value.as_deref(), Some("NULL"));
+        // Parquet keeps zstd by default; gzip there is Parquet's GZIP codec, as DMS.
+        let c = parse("layout = \"dms\"").unwrap();
+        assert_eq!(c.parquet_sinks().next().unwrap().compression, Compression::Zstd);
+        let c = parse("compression = \"gzip\"").unwrap();
+        assert_eq!(c.parquet_sinks().next().unwrap().compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn bad_csv_combinations_are_config_errors() {
+        for (extra, message) in [
+            (
+                "format = \"csv\"",
+                "sink 1 (parquet): `format` is an option of layout = \"dms\"",
+            ),
+            (
+                "layout = \"dms\"\ncsv_null_value = \"NULL\"",
+                "sink 1 (parquet): `csv_null_value` is an option of format = \"csv\"",
+            ),
+            (
+                "layout = \"dms\"\nadd_column_name = true",
+                "sink 1 (parquet): `add_column_name` is an option of format = \"csv\"",
+            ),
+            (
+                "add_column_name = true",
+                "sink 1 (parquet): `add_column_name` is an option of format = \"csv\"",
+            ),
+            (
+                "layout = \"dms\"\nformat = \"csv\"\ncompression = \"zstd\"",
+                "sink 1 (parquet): format = \"csv\" is written uncompressed or gzipped, not zstd",
+            ),
+            (
+                "layout = \"dms\"\nformat = \"csv\"\nparquet_timestamp_in_millisecond = true",
+                "sink 1 (parquet): parquet_timestamp_in_millisecond applies to Parquet files, not format = \"csv\"",
+            ),
+            (
+                "layout = \"dms\"\nformat = \"csv\"\ncsv_null_value = \"a,b\"",
+                "sink 1 (parquet): csv_null_value \"a,b\" contains a comma, a double quote or a line break",
+            ),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert_eq!((e.exit_code(), e.message.as_str()), (2, message), "{extra}");
+            assert!(e.hint.is_some(), "{extra}");
+        }
+        let e = parse("layout = \"dms\"\nformat = \"tsv\"").unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+    }
+
+    #[test]
+    fn csv_with_a_glue_catalog_is_a_config_error() {
+        let e = Config::parse(
+            "[source]\nurl = \"postgres://u@localhost/db\"\n[catalog]\nglue_database = \"d\"\n\
+             [[sink]]\nkind = \"parquet\"\nurl = \"s3://bkt/p/\"\nlayout = \"dms\"\nformat = \"csv\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message.contains("[catalog]") && e.message.contains("csv"), "{e}");
     }
 }

@@ -143,6 +143,9 @@ pub enum Compression {
     #[default]
     Zstd,
     None,
+    /// Parquet's GZIP codec, or a gzipped CSV file (`format = "csv"`), as DMS's
+    /// `CompressionType = GZIP`.
+    Gzip,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,7 +162,11 @@ pub struct ParquetSinkConfig {
     pub flush_interval: Duration,
     #[serde(default = "default_max_file_size", with = "units::size")]
     pub max_file_size: u64,
-    #[serde(default)]
+    /// `compression` as written; [`Self::compression`] is what it means (see [`dms::compression`]).
+    #[serde(default, rename = "compression")]
+    pub compression_setting: Option<Compression>,
+    /// Filled by [`Config::parse`]: `zstd` for Parquet unless set, `none` for CSV unless set.
+    #[serde(skip)]
     pub compression: Compression,
     #[serde(default)]
     pub storage_class: Option<String>,
@@ -186,6 +193,12 @@ pub struct ParquetSinkConfig {
     pub cdc_inserts_only: bool,
     #[serde(default)]
     pub parquet_timestamp_in_millisecond: bool,
+    /// `format = "csv"` only: a header row of column names (DMS `AddColumnName`).
+    #[serde(default)]
+    pub add_column_name: bool,
+    /// `format = "csv"` only: the text of a NULL (DMS `CsvNullValue`); default: an empty field.
+    #[serde(default)]
+    pub csv_null_value: Option<String>,
 }
 
 fn default_flush_interval() -> Duration {
@@ -267,6 +280,7 @@ impl Config {
         for (i, sink) in config.sinks.iter_mut().enumerate() {
             if let SinkConfig::Parquet(p) = sink {
                 p.location = Location::parse(&p.url).map_err(|e| e.context(format!("sink {} (parquet)", i + 1)))?;
+                p.compression = dms::compression(p);
             }
         }
         config.validate()?;
@@ -313,6 +327,7 @@ impl Config {
             }
         }
         if self.catalog.is_some() {
+            dms::refuse_csv_with_catalog(self)?;
             let local = self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(p) if !matches!(p.location, Location::S3 { .. })));
             if local || !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) {
                 return Err(Error::config("[catalog] registers Parquet files on S3 in Glue, but a Parquet sink is not on S3")

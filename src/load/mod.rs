@@ -71,6 +71,11 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     if existing.is_none() {
         refuse_used_targets(targets)?;
     }
+    // What a killed earlier run left half written (staged files, open multipart uploads)
+    // goes before anything is copied; nothing of this run is being written yet.
+    for target in targets.all() {
+        target.clear_staging()?;
+    }
     let version = catalog.server_version_num().await?;
     let tid_ranges = version >= 140000;
     let workers = config.pipeline.load_workers.unwrap_or_else(default_workers);

@@ -32,7 +32,7 @@ fn footer(file: &Path) -> Value {
 }
 
 /// A config for this test's source with a DMS-layout sink; `extra` lines go into `[[sink]]`.
-fn dms_config(s: &Setup, extra: &str) -> PathBuf {
+pub(crate) fn dms_config(s: &Setup, extra: &str) -> PathBuf {
     let toml = format!(
         "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"full-load-and-cdc\"\nstatus_interval = \"1s\"\n\n\
          [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\nlayout = \"dms\"\n{extra}\n",
@@ -45,7 +45,7 @@ fn dms_config(s: &Setup, extra: &str) -> PathBuf {
 }
 
 /// Every file under `dir` (recursively), relative to it, sorted; `_pgcdc/` left out.
-fn files_under(dir: &Path) -> Vec<String> {
+pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();

@@ -12,6 +12,7 @@ mod cdc;
 mod commands;
 mod copy_binary;
 mod crash;
+mod dms_csv;
 mod dms_layout;
 mod errors;
 mod glue;

@@ -1,11 +1,15 @@
 //! Object names of the DMS layout (SPEC 5.2), as AWS DMS's S3 target names them.
 //!
-//! * Full load: `{schema}/{table}/LOAD{n:08X}.parquet`, `n` = the chunk's part number + 1
+//! * Full load: `{schema}/{table}/LOAD{n:08X}.{ext}`, `n` = the chunk's part number + 1
 //!   (parts are numbered per table in chunk order by the load plan, so a resumed load
 //!   rewrites exactly the names an interrupted one wrote).
-//! * CDC: `{schema}/{table}/[YYYY/MM/DD/]YYYYMMDD-HHMMSSmmm.parquet`, the UTC commit time of
+//! * CDC: `{schema}/{table}/[YYYY/MM/DD/]YYYYMMDD-HHMMSSmmm.{ext}`, the UTC commit time of
 //!   the file's first transaction to the millisecond; `date_partitioning` adds the date
 //!   folders (DMS's `DatePartitionEnabled` with its default sequence `YYYYMMDD`).
+//!
+//! `ext` is the sink's file format: `parquet`, or `csv` / `csv.gz` with `format = "csv"`
+//! ([`DATA_EXTENSIONS`]). Names of any of them count when a table's last name is learned
+//! from the target and when full-load files are looked for.
 //!
 //! Names are unique per table: when a file's time is not later than the last CDC name of
 //! its table (two files whose first transactions committed in the same millisecond: a
@@ -52,20 +56,30 @@ pub fn dms_table_prefix(schema: &str, table: &str) -> String {
     format!("{}/{}", dms_segment(schema), dms_segment(table))
 }
 
-/// The key of the full-load file of chunk `part` (0-based, per table).
-pub fn load_key(schema: &str, table: &str, part: u32) -> String {
+/// The extensions of DMS-layout data files: Parquet, CSV, gzipped CSV.
+pub const DATA_EXTENSIONS: [&str; 3] = ["parquet", "csv", "csv.gz"];
+
+/// `name` without its data-file extension (one of [`DATA_EXTENSIONS`]).
+fn strip_extension(name: &str) -> Option<&str> {
+    DATA_EXTENSIONS
+        .iter()
+        .find_map(|e| name.strip_suffix(e)?.strip_suffix('.'))
+}
+
+/// The key of the full-load file of chunk `part` (0-based, per table), with extension `ext`.
+pub fn load_key(schema: &str, table: &str, part: u32, ext: &str) -> String {
     format!(
-        "{}/LOAD{:08X}.parquet",
+        "{}/LOAD{:08X}.{ext}",
         dms_table_prefix(schema, table),
         u64::from(part) + 1
     )
 }
 
-/// Whether `key` is a full-load file made by [`load_key`].
+/// Whether `key` is a full-load file made by [`load_key`] (any of [`DATA_EXTENSIONS`]).
 pub fn is_load_key(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or("");
     name.strip_prefix("LOAD")
-        .and_then(|n| n.strip_suffix(".parquet"))
+        .and_then(strip_extension)
         .is_some_and(|n| {
             n.len() == 8
                 && n.bytes()
@@ -82,17 +96,17 @@ fn utc(ms: i64) -> DateTime<Utc> {
 }
 
 /// The key of a CDC file of the table at `prefix` named by `ms` (milliseconds since the
-/// Unix epoch, UTC).
-pub fn cdc_key(prefix: &str, ms: i64, date_partitioning: bool) -> String {
+/// Unix epoch, UTC), with extension `ext`.
+pub fn cdc_key(prefix: &str, ms: i64, date_partitioning: bool, ext: &str) -> String {
     let t = utc(ms);
     let folder = if date_partitioning { t.format("%Y/%m/%d/").to_string() } else { String::new() };
-    format!("{prefix}/{folder}{}.parquet", t.format("%Y%m%d-%H%M%S%3f"))
+    format!("{prefix}/{folder}{}.{ext}", t.format("%Y%m%d-%H%M%S%3f"))
 }
 
-/// The time (ms since the epoch) a CDC key made by [`cdc_key`] names; `None` for any other
-/// key (a LOAD file, an unrelated object).
+/// The time (ms since the epoch) a CDC key made by [`cdc_key`] names (any of
+/// [`DATA_EXTENSIONS`]); `None` for any other key (a LOAD file, an unrelated object).
 pub fn cdc_key_millis(key: &str) -> Option<i64> {
-    let name = key.rsplit('/').next()?.strip_suffix(".parquet")?;
+    let name = strip_extension(key.rsplit('/').next()?)?;
     let b = name.as_bytes();
     if b.len() != 18
         || b[8] != b'-'
@@ -114,6 +128,8 @@ pub fn cdc_key_millis(key: &str) -> Option<i64> {
 #[derive(Debug, Default)]
 pub struct CdcNamer {
     date_partitioning: bool,
+    /// The data files' extension (`parquet`, `csv`, `csv.gz`).
+    ext: &'static str,
     /// Per table prefix: the time of its last CDC name (assigned or found in the target).
     last_ms: HashMap<String, i64>,
     /// Keys given to staged files not yet published: a retried flush reuses them.
@@ -121,9 +137,10 @@ pub struct CdcNamer {
 }
 
 impl CdcNamer {
-    pub fn new(date_partitioning: bool) -> CdcNamer {
+    pub fn new(date_partitioning: bool, ext: &'static str) -> CdcNamer {
         CdcNamer {
             date_partitioning,
+            ext,
             ..CdcNamer::default()
         }
     }
@@ -155,7 +172,7 @@ impl CdcNamer {
             let last = self.last_ms.get_mut(prefix).expect("inserted above");
             let ms = next_free_ms(*last, ts_us.div_euclid(1000));
             *last = ms;
-            let key = cdc_key(prefix, ms, self.date_partitioning);
+            let key = cdc_key(prefix, ms, self.date_partitioning, self.ext);
             self.assigned.insert(path.clone(), key.clone());
             keys.push(key);
         }
@@ -186,33 +203,46 @@ mod tests {
 
     #[test]
     fn load_names_are_eight_hex_digits_from_one() {
-        assert_eq!(load_key("public", "t", 0), "public/t/LOAD00000001.parquet");
-        assert_eq!(load_key("public", "t", 9), "public/t/LOAD0000000A.parquet");
+        assert_eq!(load_key("public", "t", 0, "parquet"), "public/t/LOAD00000001.parquet");
+        assert_eq!(load_key("public", "t", 9, "parquet"), "public/t/LOAD0000000A.parquet");
         assert_eq!(
-            load_key("Sales", "Order Items", 255),
+            load_key("Sales", "Order Items", 255, "parquet"),
             "Sales/Order Items/LOAD00000100.parquet"
         );
+        assert_eq!(load_key("public", "t", 0, "csv.gz"), "public/t/LOAD00000001.csv.gz");
+        for ext in DATA_EXTENSIONS {
+            assert!(is_load_key(&load_key("s", "t", 3, ext)), "{ext}");
+        }
+        assert!(!is_load_key("s/t/LOAD00000001.json"));
+        assert!(!is_load_key("s/t/LOAD00000001.gz"));
+        assert!(!is_load_key("s/t/LOAD00000001csv"));
     }
 
     #[test]
     fn cdc_names_follow_the_commit_time() {
         assert_eq!(
-            cdc_key("public/t", T, false),
+            cdc_key("public/t", T, false, "parquet"),
             "public/t/20240131-123456789.parquet"
         );
         assert_eq!(
-            cdc_key("public/t", T, true),
+            cdc_key("public/t", T, true, "parquet"),
             "public/t/2024/01/31/20240131-123456789.parquet"
         );
         assert_eq!(
-            cdc_key("public/t", 0, false),
+            cdc_key("public/t", 0, false, "parquet"),
             "public/t/19700101-000000000.parquet"
         );
+        assert_eq!(
+            cdc_key("public/t", T, true, "csv.gz"),
+            "public/t/2024/01/31/20240131-123456789.csv.gz"
+        );
         for dp in [false, true] {
-            assert_eq!(cdc_key_millis(&cdc_key("s/t", T, dp)), Some(T));
+            for ext in DATA_EXTENSIONS {
+                assert_eq!(cdc_key_millis(&cdc_key("s/t", T, dp, ext)), Some(T));
+            }
         }
         assert_eq!(cdc_key_millis("public/t/LOAD00000001.parquet"), None);
-        assert_eq!(cdc_key_millis("public/t/20240131-123456789.csv"), None);
+        assert_eq!(cdc_key_millis("public/t/20240131-123456789.json"), None);
         assert_eq!(cdc_key_millis("public/t/20241331-123456789.parquet"), None);
     }
 
@@ -238,7 +268,7 @@ mod tests {
             (PathBuf::from("b"), "public/t".to_string(), us),
             (PathBuf::from("c"), "public/u".to_string(), us),
         ];
-        let mut namer = CdcNamer::new(false);
+        let mut namer = CdcNamer::new(false, "parquet");
         let keys = namer.assign(storage.as_ref(), &parts).unwrap();
         assert_eq!(
             keys,
@@ -262,7 +292,7 @@ mod tests {
         // A new process learns the last name from the target.
         std::fs::create_dir_all(dir.path().join("public/t")).unwrap();
         std::fs::write(dir.path().join("public/t/20240131-123456795.parquet"), b"x").unwrap();
-        let mut fresh = CdcNamer::new(false);
+        let mut fresh = CdcNamer::new(false, "parquet");
         let k = fresh
             .assign(
                 storage.as_ref(),

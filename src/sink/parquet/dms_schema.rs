@@ -2,7 +2,8 @@
 //! PostgreSQL table, matched against a real DMS file (`testdata/dms_s3/`).
 //!
 //! A DMS file has, in order: `Op` (`I`/`U`/`D`; in full-load files only with
-//! `include_op_for_full_load`, always `I` there), the `timestamp_column` if configured (a
+//! `include_op_for_full_load`, always `I` there; in CSV files with `cdc_inserts_only` and
+//! without `include_op_for_full_load` not at all, as DMS's `CdcInsertsOnly` documents), the `timestamp_column` if configured (a
 //! REQUIRED string `YYYY-MM-DD HH:MM:SS.ffffff`, the commit time in UTC; for the full load
 //! the time the load started, as DMS writes the transfer time), then the table's columns,
 //! all OPTIONAL, and no pgcdc metadata columns. `Op` is REQUIRED like DMS's own
@@ -22,7 +23,8 @@
 //! How it is built: the table's columns are first re-typed ([`DmsColumns::source_table`]) so
 //! that the ordinary batch builder ([`crate::batch::TableBatchBuilder`]) and the full load's
 //! COPY read every string column as text; its batches are then turned into DMS batches by
-//! [`DmsColumns::convert`], and the file is written with [`DmsColumns::writer_options`].
+//! [`DmsColumns::convert`], and the file is written with [`DmsColumns::writer_options`], or
+//! with `format = "csv"` as CSV ([`super::csv_writer`]) of the same converted batches.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,9 +40,11 @@ use parquet::basic::{LogicalType, Type as PhysicalType};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
+use super::csv_writer::{CsvFormat, CsvPartWriter};
+use super::part_file::PartFile;
 use super::writer::PartWriter;
 use crate::batch::schema::{COL_COMMIT_TS, COL_OP};
-use crate::config::{Layout, ParquetSinkConfig};
+use crate::config::{Compression, FileFormat, Layout, ParquetSinkConfig};
 use crate::error::{Error, Result};
 use crate::model::{PgType, RowOp, TableSchema};
 
@@ -67,6 +71,8 @@ pub struct DmsColumns {
     pub include_op_for_full_load: bool,
     pub cdc_inserts_only: bool,
     pub timestamp_unit: TimeUnit,
+    /// `format = "csv"`: files are CSV of these options; `None` for Parquet files.
+    pub csv: Option<CsvFormat>,
 }
 
 impl DmsColumns {
@@ -82,6 +88,11 @@ impl DmsColumns {
                 } else {
                     TimeUnit::Microsecond
                 },
+                csv: (cfg.format == FileFormat::Csv).then(|| CsvFormat {
+                    header: cfg.add_column_name,
+                    null_value: cfg.csv_null_value.clone().unwrap_or_default(),
+                    gzip: cfg.compression == Compression::Gzip,
+                }),
             })
         })
     }
@@ -97,8 +108,17 @@ impl DmsColumns {
         }
     }
 
+    /// The extension of the sink's data files: `parquet`, `csv` or `csv.gz`.
+    pub fn extension(&self) -> &'static str {
+        self.csv.as_ref().map_or("parquet", CsvFormat::extension)
+    }
+
     fn has_op(&self, file: DmsFile) -> bool {
-        file == DmsFile::Cdc || self.include_op_for_full_load
+        if self.include_op_for_full_load {
+            return true;
+        }
+        // DMS CSV with CdcInsertsOnly and without IncludeOpForFullLoad: no `Op` field.
+        file == DmsFile::Cdc && !(self.csv.is_some() && self.cdc_inserts_only)
     }
 
     /// The table re-typed for the batch builder: every column DMS writes as a string reads
@@ -168,17 +188,21 @@ impl DmsColumns {
         Arc::new(Schema::new(fields))
     }
 
-    /// Opens a part file in staging for DMS batches of `source` (a [`Self::source_table`]).
+    /// Opens a part file in staging for DMS batches of `source` (a [`Self::source_table`]):
+    /// CSV with `format = "csv"` (`props` unused), else Parquet written with `props`.
     pub fn create_part(
         &self,
         path: PathBuf,
         source: Arc<TableSchema>,
         file: DmsFile,
         props: WriterProperties,
-    ) -> Result<PartWriter> {
+    ) -> Result<PartFile> {
         let schema = self.arrow_schema(&source, file);
+        if let Some(csv) = &self.csv {
+            return Ok(PartFile::Csv(CsvPartWriter::create(path, source, schema, csv)?));
+        }
         let options = self.writer_options(&schema, props)?;
-        PartWriter::create_with(path, source, schema, options)
+        Ok(PartFile::Parquet(PartWriter::create_with(path, source, schema, options)?))
     }
 
     /// A batch of the builder of `source` (a [`Self::source_table`]) as a DMS batch (schema
@@ -358,6 +382,7 @@ mod tests {
             include_op_for_full_load: false,
             cdc_inserts_only: inserts_only,
             timestamp_unit: TimeUnit::Millisecond,
+            csv: None,
         }
     }
 
@@ -451,5 +476,23 @@ mod tests {
             dms_timestamp_text(1_658_817_978_616_807),
             "2022-07-26 06:46:18.616807"
         );
+    }
+
+    #[test]
+    fn csv_files_drop_op_only_for_inserts_only_without_op_in_the_load() {
+        let src = dms(false).source_table(&Arc::new(orders())).unwrap();
+        let first = |d: &DmsColumns, f| d.arrow_schema(&src, f).field(0).name().clone();
+        let csv = |inserts_only, op_in_load| DmsColumns {
+            include_op_for_full_load: op_in_load,
+            csv: Some(CsvFormat::default()),
+            ..dms(inserts_only)
+        };
+        assert_eq!(first(&csv(false, false), DmsFile::Cdc), "Op");
+        assert_eq!(first(&csv(true, false), DmsFile::Cdc), "DMS_TIMESTAMP");
+        assert_eq!(first(&csv(true, true), DmsFile::Cdc), "Op");
+        assert_eq!(first(&csv(true, true), DmsFile::Load), "Op");
+        // Parquet keeps Op with cdc_inserts_only.
+        assert_eq!(first(&dms(true), DmsFile::Cdc), "Op");
+        assert_eq!((dms(true).extension(), csv(true, true).extension()), ("parquet", "csv"));
     }
 }

@@ -6,8 +6,9 @@
 //! snapshot), so rows are never loaded twice.
 //!
 //! In the DMS layout (SPEC 5.2) a chunk's file is `{schema}/{table}/LOAD{part+1:08X}.parquet`
-//! with DMS's columns ([`super::dms_naming`], [`super::dms_schema`]): the name does not
-//! depend on the snapshot, so a redone chunk simply replaces it.
+//! (`.csv` / `.csv.gz` with `format = "csv"`) with DMS's columns ([`super::dms_naming`],
+//! [`super::dms_schema`]): the name does not depend on the snapshot, so a redone chunk
+//! simply replaces it.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use arrow_array::RecordBatch;
 
 use super::dms_schema::{DmsColumns, DmsFile};
 use super::naming::table_prefix;
+use super::part_file::PartFile;
 use super::writer::{writer_properties, LsnRange, PartWriter};
 use crate::model::TableSchema;
 use crate::config::Compression;
@@ -39,7 +41,7 @@ pub fn remove_part(storage: &dyn Storage, schema: &str, table: &str, part: u32) 
 
 /// Writes one chunk's file. Owned by one copy worker.
 pub struct LoadWriter {
-    part: PartWriter,
+    part: PartFile,
     key: String,
     lsn: Lsn,
     ts_us: i64,
@@ -59,7 +61,7 @@ impl LoadWriter {
     ) -> Result<LoadWriter> {
         let key = match dms {
             None => load_key(&table.schema, &table.name, snapshot_lsn, part),
-            Some(_) => super::dms_naming::load_key(&table.schema, &table.name, part),
+            Some(d) => super::dms_naming::load_key(&table.schema, &table.name, part, d.extension()),
         };
         // Unique per process and file: names derived from the key could collide
         // (`a/b_c` and `a_b/c` flattened alike).
@@ -67,7 +69,7 @@ impl LoadWriter {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = storage.staging_dir().join(format!("load-{}-{n}.parquet.part", std::process::id()));
         let part = match dms {
-            None => PartWriter::create(path, table.clone(), writer_properties(compression))?,
+            None => PartFile::Parquet(PartWriter::create(path, table.clone(), writer_properties(compression))?),
             Some(d) => d.create_part(path, table.clone(), DmsFile::Load, writer_properties(compression))?,
         };
         Ok(LoadWriter { part, key, lsn: snapshot_lsn, ts_us: snapshot_ts_us, dms: dms.cloned() })
@@ -79,7 +81,7 @@ impl LoadWriter {
         match &self.dms {
             None => self.part.write(batch),
             Some(d) => {
-                let converted = d.convert(&self.part.schema, batch, DmsFile::Load)?;
+                let converted = d.convert(self.part.schema(), batch, DmsFile::Load)?;
                 self.part.write(&converted)
             }
         }

@@ -1,5 +1,6 @@
 //! The Parquet sink, native layout (SPEC 5.1); with `layout = "dms"` the same machinery
-//! writes DMS's names ([`dms_naming`]) and columns ([`dms_schema`]) (SPEC 5.2).
+//! writes DMS's names ([`dms_naming`]) and columns ([`dms_schema`]) (SPEC 5.2), as Parquet
+//! or, with `format = "csv"`, as CSV files ([`csv_writer`], staged alike: [`part_file`]).
 //!
 //! Per table it keeps an Arrow batch builder and an open part file in staging. Rows go to
 //! the builder; full batches go to the part; parts are sealed when a table's schema changes
@@ -8,6 +9,7 @@
 //! with the checkpoint through the [`manifest`], so the target only ever shows whole
 //! transactions and each exactly once.
 
+pub mod csv_writer;
 pub mod dms_naming;
 pub mod dms_schema;
 pub mod glue;
@@ -15,6 +17,7 @@ mod history;
 pub mod load;
 pub mod manifest;
 pub mod naming;
+pub mod part_file;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +30,7 @@ use self::dms_schema::DmsFile;
 use self::history::SchemaHistory;
 use self::manifest::{Manifest, ManifestPart};
 use self::naming::table_prefix;
+use self::part_file::PartFile;
 use self::writer::{LsnRange, PartWriter, SealedPart};
 use crate::batch::TableBatchBuilder;
 use crate::model::{OutputRow, TableSchema};
@@ -43,7 +47,7 @@ const BATCH_BYTES: usize = 16 << 20;
 struct TableState {
     schema: Arc<TableSchema>,
     builder: TableBatchBuilder,
-    part: Option<PartWriter>,
+    part: Option<PartFile>,
     /// Transactions with rows in `builder` + `part`; `None` while both are empty.
     range: Option<LsnRange>,
     touched_in_txn: bool,
@@ -108,7 +112,10 @@ impl ParquetSink {
             part_counter: 0,
             counts: BTreeMap::new(),
             held: None,
-            dms: dms_schema::DmsColumns::of(cfg).map(|c| (c, dms_naming::CdcNamer::new(cfg.date_partitioning))),
+            dms: dms_schema::DmsColumns::of(cfg).map(|c| {
+                let namer = dms_naming::CdcNamer::new(cfg.date_partitioning, c.extension());
+                (c, namer)
+            }),
         })
     }
 
@@ -129,7 +136,7 @@ impl ParquetSink {
                 .staging_dir()
                 .join(format!("{}-{}.parquet.part", std::process::id(), self.part_counter));
             state.part = Some(match &self.dms {
-                None => PartWriter::create(path, state.schema.clone(), self.props.clone())?,
+                None => PartFile::Parquet(PartWriter::create(path, state.schema.clone(), self.props.clone())?),
                 Some((d, _)) => d.create_part(path, state.builder.table().clone(), DmsFile::Cdc, self.props.clone())?,
             });
         }
