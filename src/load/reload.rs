@@ -262,6 +262,7 @@ mod tests {
                 include_op_for_full_load: false,
                 cdc_inserts_only: false,
                 timestamp_unit: arrow_schema::TimeUnit::Microsecond,
+                csv: None,
             })
         });
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(dir.join(name)).unwrap());
@@ -290,8 +291,8 @@ mod tests {
         put(&outputs[0], &older);
         put(&outputs[0], &attempt_file);
         // The DMS sink left out of the attempt holds the table's original load.
-        put(&outputs[1], &dms_naming::load_key("public", "t", 0));
-        put(&outputs[2], &dms_naming::load_key("public", "t", 0));
+        put(&outputs[1], &dms_naming::load_key("public", "t", 0, "parquet"));
+        put(&outputs[2], &dms_naming::load_key("public", "t", 0, "parquet"));
         let a = Attempt { lsn: Lsn(0x1A), schema: "public".into(), table: "t".into(), outputs: Some(vec![0, 2]) };
         remove_attempt(&outputs, &a).unwrap();
         assert_eq!(outputs[0].storage.list("public/t/load").unwrap(), vec![older.clone()]);
@@ -308,7 +309,7 @@ mod tests {
     fn a_reload_skips_dms_sinks_that_hold_the_table_load() {
         let dir = tempfile::tempdir().unwrap();
         let (outputs, _locks) = outputs(dir.path(), [("native", false), ("dms_loaded", true), ("dms_new", true)]);
-        put(&outputs[1], &dms_naming::load_key("public", "t", 0));
+        put(&outputs[1], &dms_naming::load_key("public", "t", 0, "parquet"));
         let (chosen, indexes) = copying_outputs(&outputs, "public", "t").unwrap();
         assert_eq!(indexes, vec![0, 2]);
         assert_eq!(chosen.len(), 2);
