@@ -23,6 +23,7 @@
 //!   flush, so the next run repeats the unflushed transactions and `recover` cleans up.
 
 mod open;
+pub mod kinesis;
 pub mod parquet;
 
 pub use open::open_sinks;

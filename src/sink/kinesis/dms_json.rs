@@ -1,0 +1,1 @@
+//! DMS-JSON records (SPEC 5.3): being built.

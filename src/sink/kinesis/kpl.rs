@@ -1,0 +1,1 @@
+//! KPL aggregation (SPEC 5.3): being built.

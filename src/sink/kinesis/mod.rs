@@ -1,0 +1,8 @@
+//! The Kinesis Data Streams sink (SPEC 5.3; issue 8), being built: its record encoders come
+//! first, the sink and its sender follow.
+//!
+//! * [`dms_json`]: change rows as the JSON records DMS's Kinesis target writes.
+//! * [`kpl`]: KPL aggregation of user records into one Kinesis record per shard.
+
+pub mod dms_json;
+pub mod kpl;
