@@ -4,8 +4,8 @@
 //! stream order from the replication reader through a bounded channel (back-pressure: when
 //! the sinks are slow, the reader stops reading the socket), decodes pgoutput, assembles
 //! transactions (spilling streamed ones), applies the SPEC 5.1 row rules and drives every
-//! sink through the [`crate::sink::Sink`] contract. After all sinks flushed, it raises
-//! [`Progress::durable`], which the reader reports to the slot.
+//! sink through the [`crate::sink::Sink`] contract. [`Progress::durable`], the lowest
+//! watermark over all sinks, is what the reader reports to the slot.
 
 mod blocking_catalog;
 mod changes;
@@ -17,6 +17,8 @@ pub mod runner;
 mod spill;
 mod stop;
 pub mod table_watch;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -84,7 +86,11 @@ pub struct Pipeline {
     spill: StreamSpill,
     /// Top-level xid of the stream chunk being received.
     stream_xid: Option<u32>,
+    /// The lowest watermark over the sinks, reported to the slot by the reader.
     progress: Arc<Progress>,
+    /// The position of the last flush handed to every sink (durable in synchronous sinks;
+    /// on its way in asynchronous ones).
+    handed_over: Lsn,
     until: Option<Lsn>,
     last_commit: Option<(Lsn, Lsn)>,
     last_checkpoint_at: Instant,
@@ -127,7 +133,8 @@ impl Pipeline {
             slots.push(SinkSlot { sink, resume_from, announced: HashMap::new(), active: false });
         }
         let start = if any_fresh { None } else { start };
-        let progress = Arc::new(Progress::new(start.unwrap_or(Lsn::ZERO)));
+        let watermarks = slots.iter().map(|s| s.sink.watermark()).collect();
+        let progress = Arc::new(Progress::new(start.unwrap_or(Lsn::ZERO), watermarks));
         let pipeline = Pipeline {
             decoder: Decoder::new(opts.protocol_version),
             protocol_version: opts.protocol_version,
@@ -139,6 +146,7 @@ impl Pipeline {
             spill: StreamSpill::new(opts.spill_dir)?,
             stream_xid: None,
             progress,
+            handed_over: start.unwrap_or(Lsn::ZERO),
             until: opts.until,
             last_commit: None,
             last_checkpoint_at: Instant::now(),
@@ -182,8 +190,7 @@ impl Pipeline {
             SourceEvent::Shutdown => {
                 self.stopping = true;
                 if self.txn.is_none() {
-                    self.flush_all(None)?;
-                    return Ok(Flow::Done);
+                    return self.finish();
                 }
                 Ok(Flow::Continue)
             }
@@ -435,9 +442,10 @@ impl Pipeline {
         if reached || self.stopping {
             tracing::debug!(%pos, "at or past the until-LSN between transactions: stopping");
             self.flush_all(if self.spill.open_count() == 0 { Some(pos) } else { None })?;
+            self.drain_all()?;
             return Ok(Flow::Done);
         }
-        if idle && pos > self.progress.durable() && self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval {
+        if idle && pos > self.handed_over && self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval {
             self.flush_all(Some(pos))?;
         }
         Ok(Flow::Continue)
@@ -448,7 +456,7 @@ impl Pipeline {
     fn flush_all(&mut self, idle_pos: Option<Lsn>) -> Result<()> {
         let (commit_lsn, end_lsn) = self.last_commit.unwrap_or((Lsn::ZERO, Lsn::ZERO));
         let end = idle_pos.map_or(end_lsn, |p| p.max(end_lsn));
-        if end == Lsn::ZERO || (end <= self.progress.durable() && !self.sinks.iter().any(|s| s.sink.has_pending())) {
+        if end == Lsn::ZERO || (end <= self.handed_over && !self.sinks.iter().any(|s| s.sink.has_pending())) {
             return Ok(());
         }
         let cp = Checkpoint::new(end, commit_lsn);
@@ -458,21 +466,33 @@ impl Pipeline {
         }
         self.stats.flushes += 1;
         self.last_checkpoint_at = Instant::now();
+        self.handed_over = self.handed_over.max(end);
         crate::failpoint::hit("flushed-before-ack");
-        self.progress.advance(end);
-        tracing::debug!(lsn = %end, "flushed");
+        tracing::debug!(lsn = %end, durable = %self.progress.durable(), "flushed");
         Ok(())
     }
 
+    /// Flushes what is committed, then waits until every sink holds it durably. Every way
+    /// to [`Flow::Done`] goes through here or does the same.
     fn finish(&mut self) -> Result<Flow> {
         self.flush_all(None)?;
+        self.drain_all()?;
         Ok(Flow::Done)
     }
 
-    /// Flushes what is committed; used when the source ends without a Shutdown event.
+    fn drain_all(&mut self) -> Result<()> {
+        for slot in &mut self.sinks {
+            slot.sink.drain().map_err(|e| e.context(format!("draining {}", slot.sink.describe())))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes what is committed and waits until it is durable; used when the source ends
+    /// without a Shutdown event.
     pub fn close(&mut self) -> Result<()> {
         if self.txn.is_none() {
             self.flush_all(None)?;
+            self.drain_all()?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! Sinks: where changes go. One folder per sink (`parquet`, later `kinesis`) and the storage
-//! backends they write through (`storage`).
+//! Sinks: where changes go. One folder per sink (`parquet`, `kinesis` being built); the
+//! storage backends they write through live beside them in `crate::storage`.
 //!
 //! # The sink contract
 //!
@@ -13,20 +13,30 @@
 //!   handed over between `begin` and `commit` must not become visible to readers before the
 //!   transaction's commit has been handed over *and* a later [`Sink::flush`] returned
 //!   (SPEC 2.4). Rows are borrowed for the call only; a sink copies what it keeps.
-//! * [`Sink::flush`] makes everything committed so far durable and records the checkpoint in
-//!   the sink's own target. When it returns `Ok`, a crash at any later instant loses nothing
-//!   up to `checkpoint.end_lsn` and repeats nothing. "Durable" means: local files fsynced
-//!   together with their directory; S3 objects acknowledged; Kinesis records acknowledged.
-//!   Only after every sink's `flush` returned does the pipeline confirm the position to the
-//!   replication slot (SPEC 2.1).
-//! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the last successful
-//!   flush, so the next run repeats the unflushed transactions and `recover` cleans up.
+//! * [`Sink::flush`] hands over everything committed so far, up to `checkpoint.end_lsn`. A
+//!   sink that writes synchronously (Parquet) makes it durable before it returns; one that
+//!   sends asynchronously (Kinesis) may return once the work is queued, and makes it durable
+//!   later, from its own tasks.
+//! * Each sink reports how far it is durable through its [`Watermark`]. "Durable" means:
+//!   local files fsynced together with their directory; S3 objects acknowledged; Kinesis
+//!   records acknowledged. The pipeline confirms to the replication slot only the lowest
+//!   watermark over all sinks (SPEC 2.1), so a slow or failing sink holds the slot back and
+//!   loses nothing.
+//! * Each sink states its [`Delivery`]: what a restart after a crash repeats.
+//! * [`Sink::drain`] at the end of a run waits until everything handed over is durable.
+//! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the lowest
+//!   watermark, so the next run repeats what was not durable and `recover` cleans up. An
+//!   asynchronous sink reports a failure of its sender tasks at its next call (the pipeline
+//!   calls `flush` at least every idle checkpoint interval, so a failure surfaces also while
+//!   the source is idle).
 
 mod open;
 pub mod kinesis;
 pub mod parquet;
+mod watermark;
 
 pub use open::open_sinks;
+pub use watermark::Watermark;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,12 +45,29 @@ use crate::error::Result;
 use crate::model::{OutputRow, TableSchema, TxnMeta};
 pub use crate::state::Checkpoint;
 
+/// What a restart after a crash repeats in a sink's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Files published exactly once: a restart repeats nothing that was published
+    /// (SPEC 2.2). The sink keeps its own record of what a flush published.
+    ExactlyOnceFiles,
+    /// Records acknowledged at least once: a restart resends what was sent after the
+    /// watermark, and consumers drop duplicates by their position (`stream-position`).
+    AtLeastOnceRecords,
+}
+
 /// See the module documentation for the contract as a whole. Every method is called from
 /// the one pipeline thread, in stream order; none is called concurrently with another.
 pub trait Sink: Send {
     /// A short name for logs and errors, e.g. `parquet file:///data/out`. Pure; may be
     /// called at any time.
     fn describe(&self) -> String;
+    /// What a restart repeats in this sink's output. Pure.
+    fn delivery(&self) -> Delivery;
+    /// The sink's durable position, shared with whoever reads it (the reader reports the
+    /// lowest over all sinks to the slot). The same watermark for the sink's whole life;
+    /// [`Sink::recover`] sets it to the recovered checkpoint.
+    fn watermark(&self) -> Arc<Watermark>;
     /// Called once, before any other call but `describe`: finishes or discards what an
     /// interrupted run left half done (a crash between writing data and recording it) and
     /// returns the durable checkpoint, `None` for a new target. After it the target holds
@@ -65,11 +92,18 @@ pub trait Sink: Send {
     fn wants_flush(&self, now: Instant) -> bool;
     /// True when committed rows are waiting for a flush. Pure.
     fn has_pending(&self) -> bool;
-    /// Makes everything committed so far durable and records `checkpoint` (whose `counts`
-    /// the sink fills in) in its target; called between transactions only. `Ok` means a
-    /// crash at any later instant loses nothing up to `checkpoint.end_lsn` and repeats
-    /// nothing; only then may the pipeline confirm that position to the slot. `Err` stops
-    /// the pipeline: nothing past the previous flush is confirmed, and the next run's
-    /// [`Sink::recover`] cleans up.
+    /// Hands over everything committed so far, up to `checkpoint` (whose `counts` the sink
+    /// fills in); called between transactions only. Once it is durable the sink raises its
+    /// [`Watermark`] to `checkpoint.end_lsn` — before returning when it writes
+    /// synchronously; later, from its sender, when it sends asynchronously. For an
+    /// exactly-once sink that means a crash at any later instant loses nothing up to that
+    /// position and repeats nothing. `Err` stops the pipeline: nothing past the lowest
+    /// watermark is confirmed, and the next run's [`Sink::recover`] cleans up.
     fn flush(&mut self, checkpoint: &Checkpoint) -> Result<()>;
+    /// Waits until everything handed over by [`Sink::flush`] is durable (the watermark
+    /// reached the last flush's position), at the end of a run. A synchronous sink has
+    /// nothing to wait for. `Err`: it never became durable; the next run repeats it.
+    fn drain(&mut self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -93,6 +93,8 @@ pub struct ParquetSink {
     held: crate::state::checkpoint::Held,
     /// `layout = "dms"`: its columns and CDC names (SPEC 5.2); `None` in the native layout.
     dms: Option<(Arc<dms_schema::DmsColumns>, dms_naming::CdcNamer)>,
+    /// Raised to a flush's position when its checkpoint is written (flushes are synchronous).
+    watermark: Arc<crate::sink::Watermark>,
 }
 
 impl ParquetSink {
@@ -116,6 +118,7 @@ impl ParquetSink {
                 let namer = dms_naming::CdcNamer::new(cfg.date_partitioning, c.extension());
                 (c, namer)
             }),
+            watermark: Arc::default(),
         })
     }
 
@@ -168,10 +171,19 @@ impl Sink for ParquetSink {
         format!("parquet {}", self.storage.describe())
     }
 
+    fn delivery(&self) -> crate::sink::Delivery {
+        crate::sink::Delivery::ExactlyOnceFiles
+    }
+
+    fn watermark(&self) -> Arc<crate::sink::Watermark> {
+        self.watermark.clone()
+    }
+
     fn recover(&mut self) -> Result<Option<Checkpoint>> {
         self.held = manifest::recover(self.storage.as_ref())?;
         if let Some((cp, _)) = &self.held {
             self.counts = cp.counts.clone();
+            self.watermark.raise(cp.end_lsn);
         }
         Ok(self.held.as_ref().map(|(cp, _)| cp.clone()))
     }
@@ -322,6 +334,7 @@ impl Sink for ParquetSink {
         self.sealed.clear();
         self.pending_since = None;
         self.oversized = false;
+        self.watermark.raise(checkpoint.end_lsn);
         Ok(())
     }
 }

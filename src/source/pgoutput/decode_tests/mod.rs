@@ -18,55 +18,7 @@ use crate::model::{Lsn, PgTimestamp, PG_EPOCH_UNIX_SECS};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Builds a message byte by byte, in network byte order.
-struct Enc(Vec<u8>);
-
-impl Enc {
-    fn tag(tag: u8) -> Enc {
-        Enc(vec![tag])
-    }
-    fn u8(mut self, v: u8) -> Enc {
-        self.0.push(v);
-        self
-    }
-    fn i16(mut self, v: i16) -> Enc {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u32(mut self, v: u32) -> Enc {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn i32(mut self, v: i32) -> Enc {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u64(mut self, v: u64) -> Enc {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn i64(mut self, v: i64) -> Enc {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn raw(mut self, b: &[u8]) -> Enc {
-        self.0.extend_from_slice(b);
-        self
-    }
-    /// A NUL-terminated string.
-    fn cstr(self, s: &str) -> Enc {
-        self.raw(s.as_bytes()).u8(0)
-    }
-    fn text(self, v: &[u8]) -> Enc {
-        self.u8(b't').i32(v.len() as i32).raw(v)
-    }
-    fn binary(self, v: &[u8]) -> Enc {
-        self.u8(b'b').i32(v.len() as i32).raw(v)
-    }
-    fn build(self) -> Bytes {
-        Bytes::from(self.0)
-    }
-}
+use crate::source::pgoutput::test_wire::Enc;
 
 fn decode(data: &Bytes, version: u32, in_stream: bool) -> Result<PgOutputMessage, DecodeError> {
     decode_message(data.clone(), version, in_stream)
