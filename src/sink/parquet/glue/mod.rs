@@ -368,7 +368,7 @@ impl Glue {
 
 impl Glue {
     /// Runs one request (made by `send`) on the bridge with the retry policy of [`call`].
-    fn run<T, E, R, Fut>(
+    fn run<T, E, Fut>(
         &self,
         what: &str,
         send: impl FnMut() -> Fut + Send + 'static,
@@ -376,11 +376,13 @@ impl Glue {
     where
         T: Send + 'static,
         Fut: std::future::Future<
-                Output = std::result::Result<T, aws_sdk_glue::error::SdkError<E, R>>,
+                Output = std::result::Result<
+                    T,
+                    aws_sdk_glue::error::SdkError<E, aws_sdk_glue::config::http::HttpResponse>,
+                >,
             > + Send
             + 'static,
         E: aws_sdk_glue::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let what = what.to_string();
         self.bridge
