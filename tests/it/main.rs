@@ -15,6 +15,7 @@ mod crash;
 mod dms_layout;
 mod errors;
 mod glue;
+mod glue_faults;
 mod harness;
 mod load;
 mod memory;
