@@ -89,3 +89,27 @@ async fn access_denied_is_refused_at_once() {
     }
     assert_eq!(attempts, 1);
 }
+
+#[tokio::test]
+async fn transient_failures_past_retry_for_are_one_readable_error() {
+    let err = call(
+        "adding partition date=load to Glue table d.t",
+        Duration::ZERO,
+        || async {
+            let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            Err::<(), SdkError<GetTableError, HttpResponse>>(SdkError::dispatch_failure(
+                aws_sdk_glue::error::ConnectorError::io(Box::new(reset)),
+            ))
+        },
+    )
+    .await
+    .err()
+    .expect("gives up");
+    let text = err.to_string();
+    assert!(
+        text.contains("adding partition date=load to Glue table d.t kept failing for"),
+        "{text}"
+    );
+    assert!(text.contains("connection reset"), "{text}");
+    assert!(!text.contains("DispatchFailure {"), "no debug dump: {text}");
+}
