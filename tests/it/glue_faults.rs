@@ -93,6 +93,18 @@ fn direct_config(s: &Setup, url: &str) -> std::path::PathBuf {
     direct
 }
 
+/// The `end_lsn` of the checkpoint stored in the target of `cfg` (`pgcdc status --json`).
+async fn stored_checkpoint(cfg: &Path) -> Lsn {
+    let out = pgcdc_s3(cfg, &["status", "--json"]).await;
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("status: {}", describe(&out)));
+    st["targets"][0]["checkpoint"]["end_lsn"]
+        .as_str()
+        .expect("a checkpoint")
+        .parse()
+        .unwrap()
+}
+
 /// `pgcdc run -c cfg` in the background, its stderr into `log`.
 fn spawn_run(cfg: &Path, log: &Path) -> ChildGuard {
     let mut cmd = pgcdc();
@@ -300,6 +312,7 @@ async fn glue_access_denied_stops_run_with_one_error_and_confirms_nothing_unstor
         &serde_json::json!({"rules": [{"target_contains": "AWSGlue.CreateTable", "fault": "denied_glue"}]}),
     );
     let before = glue_requests(&proxy_log, "CreateTable");
+    let stored_before = stored_checkpoint(&direct).await;
     s.db.exec("INSERT INTO t VALUES (1001, 'a'); UPDATE t SET v = 'b' WHERE id = 2")
         .await;
 
@@ -328,6 +341,11 @@ async fn glue_access_denied_stops_run_with_one_error_and_confirms_nothing_unstor
         log.contains("glue:"),
         "the hint names the permissions: {log}"
     );
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "one error: {log}"
+    );
     assert!(
         !log.contains("retrying in"),
         "a permanent error is not retried: {log}"
@@ -338,15 +356,12 @@ async fn glue_access_denied_stops_run_with_one_error_and_confirms_nothing_unstor
         "CreateTable tried once"
     );
 
-    // The slot is not confirmed past the stored checkpoint.
-    let out = pgcdc_s3(&direct, &["status", "--json"]).await;
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("status: {}", describe(&out)));
-    let stored: Lsn = st["targets"][0]["checkpoint"]["end_lsn"]
-        .as_str()
-        .expect("a checkpoint")
-        .parse()
-        .unwrap();
+    // The failed flush left no checkpoint, and the slot is not confirmed past the stored one.
+    let stored = stored_checkpoint(&direct).await;
+    assert_eq!(
+        stored, stored_before,
+        "the failed flush moved the checkpoint"
+    );
     let confirmed: Lsn =
         s.db.slot_confirmed_lsn(&s.slot)
             .await
@@ -364,6 +379,11 @@ async fn glue_access_denied_stops_run_with_one_error_and_confirms_nothing_unstor
     assert!(
         out.status.success(),
         "after AccessDenied: {}",
+        describe(&out)
+    );
+    assert!(
+        describe(&out).contains("published by an interrupted flush"),
+        "recovery registers the stopped flush's file: {}",
         describe(&out)
     );
     let (_, loc, _, parts) = read_table(&db, "public_t");
