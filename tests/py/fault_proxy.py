@@ -7,7 +7,7 @@ usage: fault_proxy.py --upstream http://127.0.0.1:PORT --plan PLAN.json --log LO
 
 Prints "PORT <n>" on stdout once it listens on 127.0.0.1:<n> (an ephemeral port), then
 serves until killed. Every request is forwarded unchanged (method, path, headers including
-Host, body) unless the plan injects a fault for it.
+Host, body) unless the plan injects a fault for it (`lost_answer` forwards it too).
 
 The plan is a JSON file, read again before every request, so a test changes the faults
 while pgcdc runs by rewriting it (write a temporary file and rename it over the plan):
@@ -30,7 +30,7 @@ while pgcdc runs by rewriting it (write a temporary file and rename it over the 
   `denied_glue` (400 JSON `AccessDeniedException`: a permanent error), and `lost_answer`
   (the request is forwarded and done upstream, then the connection is reset instead of
   answering: the client cannot know it succeeded). A rule's `code` replaces the `__type` of
-  the JSON faults (e.g. `"InternalFailure"`, the generic code of AWS' 500s).
+  `throttle_glue`, `internal_json` and `denied_glue` (e.g. `"InternalFailure"`, the generic code of AWS' 500s).
 * `outage_until` (Unix time): until then every connection is reset as soon as it is accepted,
   and every request on a connection opened before is answered by a reset, as when the
   endpoint is down.
