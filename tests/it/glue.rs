@@ -9,7 +9,7 @@ use crate::s3::{new_bucket, pgcdc_s3, s3_config};
 use crate::support::{describe, moto, python, Setup};
 
 /// Runs a boto3 Glue snippet (`glue` is the client) and returns what it prints as JSON.
-fn glue_py(body: &str) -> serde_json::Value {
+pub(crate) fn glue_py(body: &str) -> serde_json::Value {
     let m = moto();
     let script = format!(
         "import boto3, json\nglue = boto3.client('glue', endpoint_url='{}', region_name='us-east-1')\n{body}\n",
@@ -29,10 +29,10 @@ fn glue_py(body: &str) -> serde_json::Value {
 }
 
 /// Pairs of strings: (column name, type) or (partition value, location).
-type Pairs = Vec<(String, String)>;
+pub(crate) type Pairs = Vec<(String, String)>;
 
 /// `(columns, location, partition keys, partitions)` of a Glue table.
-fn read_table(db: &str, table: &str) -> (Pairs, String, Vec<String>, Pairs) {
+pub(crate) fn read_table(db: &str, table: &str) -> (Pairs, String, Vec<String>, Pairs) {
     let v = glue_py(&format!(
         "t = glue.get_table(DatabaseName='{db}', Name='{table}')['Table']\n\
          ps = glue.get_partitions(DatabaseName='{db}', TableName='{table}')['Partitions']\n\
@@ -70,6 +70,33 @@ fn read_table(db: &str, table: &str) -> (Pairs, String, Vec<String>, Pairs) {
         keys,
         pairs(&v["parts"]),
     )
+}
+
+/// The partitions the native-layout table `public.{table}` under `s3://{bucket}/{prefix}/`
+/// must have in Glue: `(date, location)` of every `cdc/date=` folder in S3, plus `load`
+/// when it has full-load files; sorted like [`read_table`]'s.
+pub(crate) fn partitions_in_s3(bucket: &str, prefix: &str, table: &str) -> Pairs {
+    let listed = glue_py(&format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url=glue.meta.endpoint_url, region_name='us-east-1')\n\
+         keys = [o['Key'] for o in s3.list_objects_v2(Bucket='{bucket}', Prefix='{prefix}/public/{table}/')['Contents']]\n\
+         dirs = set(k.rsplit('/', 1)[0][len('{prefix}/public/{table}/'):] for k in keys if k.endswith('.parquet'))\n\
+         print(json.dumps(sorted(dirs)))"
+    ));
+    let root = format!("s3://{bucket}/{prefix}/public/{table}/");
+    let mut want: Pairs = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| match d.as_str().unwrap() {
+            "load" => ("load".to_string(), format!("{root}load/")),
+            dir => {
+                let date = dir.strip_prefix("cdc/date=").unwrap_or_else(|| panic!("{dir}"));
+                (date.to_string(), format!("{root}{dir}/"))
+            }
+        })
+        .collect();
+    want.sort();
+    want
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,32 +154,8 @@ async fn full_load_and_cdc_register_glue_tables_with_columns_partitions_and_new_
     assert_eq!(loc, format!("s3://{bucket}/out/public/orders/cdc/"));
     assert_eq!(keys, vec!["date".to_string()]);
     // One partition per date folder of the target, plus the full load's.
-    let listed = glue_py(&format!(
-        "import boto3\ns3 = boto3.client('s3', endpoint_url=glue.meta.endpoint_url, region_name='us-east-1')\n\
-         keys = [o['Key'] for o in s3.list_objects_v2(Bucket='{bucket}', Prefix='out/public/orders/cdc/')['Contents']]\n\
-         print(json.dumps(sorted(set(k.split('/')[4][5:] for k in keys))))"
-    ));
-    let dates: Vec<String> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap().to_string())
-        .collect();
-    assert!(!dates.is_empty());
-    let mut want: Vec<(String, String)> = dates
-        .iter()
-        .map(|d| {
-            (
-                d.clone(),
-                format!("s3://{bucket}/out/public/orders/cdc/date={d}/"),
-            )
-        })
-        .collect();
-    want.push((
-        "load".into(),
-        format!("s3://{bucket}/out/public/orders/load/"),
-    ));
-    want.sort();
+    let want = partitions_in_s3(&bucket, "out", "orders");
+    assert!(want.len() > 1, "{want:?}");
     assert_eq!(parts, want);
 
     // A new column: the table's columns follow the newest files.

@@ -16,6 +16,7 @@ mod dms_csv;
 mod dms_layout;
 mod errors;
 mod glue;
+mod glue_faults;
 mod harness;
 mod load;
 mod memory;

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """An HTTP proxy between pgcdc and a local AWS endpoint (moto_server) that misbehaves on
 purpose, for the fault tests: S3 throttling and errors, connections reset in the middle of
-an upload, and outages of any length.
+an upload, outages of any length, and Glue (JSON-RPC) throttling, errors and lost answers.
 
 usage: fault_proxy.py --upstream http://127.0.0.1:PORT --plan PLAN.json --log LOG.jsonl
 
 Prints "PORT <n>" on stdout once it listens on 127.0.0.1:<n> (an ephemeral port), then
 serves until killed. Every request is forwarded unchanged (method, path, headers including
-Host, body) unless the plan injects a fault for it.
+Host, body) unless the plan injects a fault for it (`lost_answer` forwards it too).
 
 The plan is a JSON file, read again before every request, so a test changes the faults
 while pgcdc runs by rewriting it (write a temporary file and rename it over the plan):
@@ -16,19 +16,28 @@ while pgcdc runs by rewriting it (write a temporary file and rename it over the 
                 "every": 3, "limit": 10}],
      "outage_until": 1764567890.5}
 
-* A rule matches a request by `method` (optional) and `path_contains` (optional substring
-  of the path with its query). Of the matching requests, every `every`-th (default 1: all)
-  gets the fault, at most `limit` times in all (default: no limit). Counts are per rule index.
+* A rule matches a request by `method` (optional), `path_contains` (optional substring
+  of the path with its query) and `target_contains` (optional substring of the
+  `X-Amz-Target` header of JSON-RPC services such as Glue, which all POST to `/`:
+  `"AWSGlue.CreateTable"`, `"Partition"`; a request without the header never matches it).
+  Of the matching requests, every `every`-th (default 1: all) gets the fault, at most
+  `limit` times in all (default: no limit). Counts are per rule index.
 * Faults: `slowdown` (503 with S3's `SlowDown` error), `internal` (500 `InternalError`),
   `reset` (the connection is reset after half of the request body was read: a reset in the
   middle of an upload), `throttle_kinesis` (400 with Kinesis'
-  `ProvisionedThroughputExceededException`).
+  `ProvisionedThroughputExceededException`), `throttle_glue` (400 JSON
+  `ThrottlingException`), `internal_json` (500 JSON `InternalServiceException`),
+  `denied_glue` (400 JSON `AccessDeniedException`: a permanent error), and `lost_answer`
+  (the request is forwarded and done upstream, then the connection is reset instead of
+  answering: the client cannot know it succeeded). A rule's `code` replaces the `__type` of
+  `throttle_glue`, `internal_json` and `denied_glue` (e.g. `"InternalFailure"`, the generic code of AWS' 500s).
 * `outage_until` (Unix time): until then every connection is reset as soon as it is accepted,
   and every request on a connection opened before is answered by a reset, as when the
   endpoint is down.
 
-The log gets one JSON line per request: {"t", "method", "path", "fault"|null, "status"}; a
-test reads it to prove the faults really happened.
+The log gets one JSON line per request: {"t", "method", "path", "target", "fault"|null,
+"status"} (`target`: the `X-Amz-Target` header or null); a test reads it to prove the
+faults really happened.
 """
 import argparse
 import http.client
@@ -47,6 +56,13 @@ S3_ERROR = (
     "<Error><Code>{code}</Code><Message>{message}</Message>"
     "<RequestId>fault-proxy</RequestId></Error>"
 )
+
+# fault: (HTTP status, `__type`, message) of the JSON (Glue-style) error answers.
+GLUE_FAULTS = {
+    "throttle_glue": (400, "ThrottlingException", "Rate exceeded"),
+    "internal_json": (500, "InternalServiceException", "Internal service error, please retry."),
+    "denied_glue": (400, "AccessDeniedException", "User: fault-proxy is not authorized to perform this operation"),
+}
 
 
 class Plan:
@@ -69,13 +85,16 @@ class Plan:
         until = self.read().get("outage_until")
         return until is not None and time.time() < float(until)
 
-    def fault_for(self, method, path):
+    def fault_for(self, method, path, target=None):
+        """The rule (a dict) whose fault `method path` (with `X-Amz-Target: target`) gets, or None."""
         rules = self.read().get("rules", [])
         with self.lock:
             for i, r in enumerate(rules):
                 if r.get("method") and r["method"] != method:
                     continue
                 if r.get("path_contains") and r["path_contains"] not in path:
+                    continue
+                if r.get("target_contains") and r["target_contains"] not in (target or ""):
                     continue
                 n = self.seen.get(i, 0) + 1
                 self.seen[i] = n
@@ -84,7 +103,7 @@ class Plan:
                     continue
                 if n % max(1, int(r.get("every", 1))) == 0:
                     self.injected[i] = self.injected.get(i, 0) + 1
-                    return r["fault"]
+                    return r
         return None
 
 
@@ -108,7 +127,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def record(self, fault, status):
-        line = json.dumps({"t": time.time(), "method": self.command, "path": self.path, "fault": fault, "status": status})
+        line = json.dumps(
+            {
+                "t": time.time(),
+                "method": self.command,
+                "path": self.path,
+                "target": self.headers.get("X-Amz-Target"),
+                "fault": fault,
+                "status": status,
+            }
+        )
         with self.log_lock, open(self.log_path, "a") as f:
             f.write(line + "\n")
 
@@ -149,7 +177,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             reset(self.connection)
             return
-        fault = self.plan.fault_for(self.command, self.path)
+        rule = self.plan.fault_for(self.command, self.path, self.headers.get("X-Amz-Target")) or {}
+        fault = rule.get("fault")
         if fault == "reset":
             n = int(self.headers.get("Content-Length") or 0)
             self.read_body(limit=max(1, n // 2))
@@ -174,6 +203,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 content_type="application/x-amz-json-1.1",
             )
             return
+        if fault in GLUE_FAULTS:
+            status, code, message = GLUE_FAULTS[fault]
+            self.record(fault, status)
+            body_json = {"__type": rule.get("code", code), "message": message}
+            self.answer(status, json.dumps(body_json), content_type="application/x-amz-json-1.1")
+            return
         conn = http.client.HTTPConnection(*self.upstream, timeout=120)
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -191,6 +226,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         finally:
             conn.close()
+        if fault == "lost_answer":
+            # Done upstream, but the client never hears of it.
+            self.record(fault, None)
+            self.close_connection = True
+            reset(self.connection)
+            return
         self.record(None, resp.status)
         self.send_response(resp.status)
         for k, v in resp.getheaders():

@@ -1,14 +1,18 @@
 //! Glue requests with pgcdc's retry policy, on a runtime of their own.
 //!
-//! Transient failures (throttling, 5xx, timeouts, connection errors) are retried with
-//! exponential back-off and jitter for up to [`RETRY_FOR`], each logged; a service error
-//! with a code (no such database, access denied, ...) is returned at once for the caller
-//! to judge ([`Answer::Refused`]).
+//! Transient failures (throttling, every 5xx and 429 whatever its code, timeouts, connection
+//! errors, a lost answer) are retried with exponential back-off and jitter for up to
+//! [`RETRY_FOR`], each logged with the request, the error code and how long it has been
+//! failing ([`is_transient`]); any other service error (no such database, access denied,
+//! already exists, ...) is returned at once for the caller to judge ([`Answer::Refused`]).
+//! A retried request may have been done already (its answer was lost), so callers treat
+//! `AlreadyExistsException` after a retry as success.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_glue::config::http::HttpResponse;
+use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::{Error, Result};
 
@@ -21,17 +25,44 @@ pub enum Answer<T> {
     Refused { code: String, message: String },
 }
 
-/// Sends the request `send` makes, retrying transient failures. `what` names the request
-/// in log lines and errors (`creating Glue table shop.public_orders`).
-pub async fn call<T, E, R, Fut>(
+/// Whether a Glue service error (HTTP `status`, error `code`, empty when the answer had
+/// none) is transient: every 5xx and 429 (AWS answers its generic `InternalFailure` and
+/// `ServiceUnavailable` with those, not only Glue's own `InternalServiceException`), the
+/// throttling and busy codes whatever the status, and an answer without a code.
+pub fn is_transient(status: u16, code: &str) -> bool {
+    status >= 500
+        || status == 429
+        || code.is_empty()
+        || matches!(
+            code,
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "InternalServiceException"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "OperationTimeoutException"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+                | "ConcurrentModificationException"
+                | "ResourceNotReadyException"
+        )
+}
+
+/// Sends the request `send` makes, retrying transient failures ([`is_transient`]). `what`
+/// names the request in log lines and errors (`creating Glue table shop.public_orders`).
+/// An error: a non-service failure that is not transient, or transient failures that went
+/// on for `retry_for`.
+pub async fn call<T, E, Fut>(
     what: &str,
     retry_for: Duration,
     mut send: impl FnMut() -> Fut,
 ) -> Result<Answer<T>>
 where
-    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let started = Instant::now();
     let mut delay = Duration::from_millis(200);
@@ -40,23 +71,18 @@ where
             Ok(t) => return Ok(Answer::Done(t)),
             Err(e) => e,
         };
-        let detail = DisplayErrorContext(&err).to_string();
+        let mut detail = causes(&err);
         let transient = match &err {
             SdkError::ServiceError(se) => {
                 let code = se.err().code().unwrap_or("").to_string();
-                let throttled = matches!(
-                    code.as_str(),
-                    "ThrottlingException"
-                        | "InternalServiceException"
-                        | "OperationTimeoutException"
-                        | "ConcurrentModificationException"
-                        | "ServiceUnavailableException"
-                        | "ResourceNotReadyException"
-                );
-                if !throttled && !code.is_empty() {
-                    let message = se.err().message().unwrap_or(&detail).to_string();
+                let status = se.raw().status().as_u16();
+                let message = se.err().message().unwrap_or("").to_string();
+                if !is_transient(status, &code) {
+                    let message = if message.is_empty() { detail } else { message };
                     return Ok(Answer::Refused { code, message });
                 }
+                // One line, without the SDK's dump of the raw answer.
+                detail = format!("{code} (HTTP {status}): {message}");
                 true
             }
             SdkError::DispatchFailure(d) => !d.is_user(),
@@ -82,6 +108,22 @@ where
     }
 }
 
+/// `e` and its causes, `: `-separated, each once (`dispatch failure: io error: ...:
+/// Connection reset by peer`), without the SDK's debug dump of the request or answer.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = c.source();
+    }
+    out
+}
+
 /// The error of a refused request that the caller has no answer for.
 pub fn refused(what: &str, code: &str, message: &str) -> Error {
     let hint = match code {
@@ -91,3 +133,7 @@ pub fn refused(what: &str, code: &str, message: &str) -> Error {
     };
     Error::runtime(format!("{what} failed: {code}: {message}")).with_hint(hint)
 }
+
+#[cfg(test)]
+#[path = "calls_tests.rs"]
+mod tests;

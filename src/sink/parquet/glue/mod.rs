@@ -20,12 +20,15 @@
 //! the file's columns differ from the table's, and the file's partition created if it is
 //! new. The first time a run sees a table it also registers every partition folder already
 //! in the target, so files published by a run that stopped before it reached Glue are
-//! registered by the next one. A Glue failure is retried with back-off (transient) or is one
+//! registered by the next one; and when recovery rolls an interrupted flush forward, its
+//! files already published are registered before its checkpoint is written
+//! ([`recovered`]). A Glue failure is retried with back-off (transient) or is one
 //! clear error (permanent); either way the flush fails before its checkpoint, so the run
 //! stops (exit 1) and nothing is lost: the next run finishes the flush and the catalog.
 
 pub mod calls;
 pub mod hive_types;
+pub mod recovered;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -368,7 +371,7 @@ impl Glue {
 
 impl Glue {
     /// Runs one request (made by `send`) on the bridge with the retry policy of [`call`].
-    fn run<T, E, R, Fut>(
+    fn run<T, E, Fut>(
         &self,
         what: &str,
         send: impl FnMut() -> Fut + Send + 'static,
@@ -376,11 +379,13 @@ impl Glue {
     where
         T: Send + 'static,
         Fut: std::future::Future<
-                Output = std::result::Result<T, aws_sdk_glue::error::SdkError<E, R>>,
+                Output = std::result::Result<
+                    T,
+                    aws_sdk_glue::error::SdkError<E, aws_sdk_glue::config::http::HttpResponse>,
+                >,
             > + Send
             + 'static,
         E: aws_sdk_glue::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let what = what.to_string();
         self.bridge
@@ -492,8 +497,16 @@ fn glue_columns(columns: &[(String, String)]) -> Result<Vec<Column>> {
 /// The Glue columns of the Parquet file at `local`, from its footer.
 fn file_columns(local: &Path) -> Result<Vec<(String, String)>> {
     let file = std::fs::File::open(local).runtime_ctx(|| format!("opening {}", local.display()))?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::runtime(format!("reading the schema of {}: {e}", local.display())))?;
+    file_columns_of(file, &local.display().to_string())
+}
+
+/// The Glue columns of the Parquet file `data` (named `name` in errors), from its footer.
+fn file_columns_of(
+    data: impl parquet::file::reader::ChunkReader + 'static,
+    name: &str,
+) -> Result<Vec<(String, String)>> {
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
+        .map_err(|e| Error::runtime(format!("reading the schema of {name}: {e}")))?;
     Ok(hive_types::columns(builder.schema().fields()))
 }
 
@@ -548,8 +561,16 @@ impl Storage for CatalogStorage {
     fn put(&self, key: &str, data: &[u8], mode: PutMode<'_>) -> Result<Version> {
         self.inner.put(key, data, mode)
     }
+    /// Reading the flush manifest (recovery does, before it writes the checkpoint) also
+    /// registers the files the interrupted flush already published ([`recovered`]).
     fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
-        self.inner.get_versioned(key)
+        let got = self.inner.get_versioned(key)?;
+        if key == crate::sink::parquet::manifest::MANIFEST_KEY {
+            if let Some((bytes, _)) = &got {
+                self.register_interrupted_flush(bytes)?;
+            }
+        }
+        Ok(got)
     }
     fn has_staged(&self, path: &Path) -> bool {
         self.inner.has_staged(path)
