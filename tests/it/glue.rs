@@ -250,3 +250,37 @@ async fn dms_layout_tables_sit_at_the_table_folder_and_partition_by_date_folders
         &format!("s3://{bucket}/dms/public/t/{}/", v.replace('-', "/"))
     );
 }
+
+/// A table that joins the publication is reloaded mid-stream (full-load-and-cdc), and its
+/// load files are registered as they are published: the Glue table and its `load`
+/// partition exist when the run ends, with no change to the table streamed after it joined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_table_is_registered_by_the_run_that_reloads_it() {
+    let s = Setup::new("glue_reload").await;
+    let bucket = new_bucket("gluereload");
+    let db = format!("pgcdc_glue_reload_{}", std::process::id());
+    glue_py(&format!("glue.create_database(DatabaseInput={{'Name': '{db}'}})"));
+    s.db.exec(
+        "CREATE TABLE first (id int PRIMARY KEY, v text); INSERT INTO first VALUES (1, 'a');
+         CREATE TABLE late (id int PRIMARY KEY, v text); INSERT INTO late SELECT g, 'l' FROM generate_series(1, 50) g",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "first").await;
+    let cfg = s3_config(&s, &format!("s3://{bucket}/out/"), &moto().endpoint_url());
+    let toml = std::fs::read_to_string(&cfg).unwrap() + &format!("\n[catalog]\nglue_database = \"{db}\"\n");
+    std::fs::write(&cfg, toml).unwrap();
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "full load: {}", describe(&out));
+
+    s.db.exec(&format!("ALTER PUBLICATION {} ADD TABLE late; INSERT INTO first VALUES (2, 'b')", s.publication)).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "the run that reloads `late`: {}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("table reloaded"), "{}", describe(&out));
+
+    let (cols, loc, keys, parts) = read_table(&db, "public_late");
+    assert!(cols.iter().any(|(n, t)| n == "v" && t == "string"), "{cols:?}");
+    assert_eq!(loc, format!("s3://{bucket}/out/public/late/cdc/"));
+    assert_eq!(keys, vec!["date".to_string()]);
+    assert_eq!(parts, partitions_in_s3(&bucket, "out", "late"));
+    assert!(parts.iter().any(|(v, _)| v == "load"), "{parts:?}");
+}
