@@ -418,6 +418,7 @@ fn values_of_many_postgresql_types() {
         text.contains(r#""f4":0.1,"#) && text.contains(r#""id":9007199254740993,"#),
         "{text}"
     );
+    assert!(text.contains(r#""f8":1.5e+300,"#), "{text}");
 
     // NoHexPrefix, and IncludeNullAndEmpty off: null and empty columns left out.
     let opts = DmsJsonOptions {

@@ -7,7 +7,7 @@
 //! | text, varchar, bpchar, enum, … (Utf8) | string | real record |
 //! | json, jsonb (Utf8, `arrow.json`) | string holding the JSON text, never a nested object | real record (`"attributes": "{\"baz\": \"qux\"}"`) |
 //! | bool | `true` / `false` | the reference task maps booleans as booleans (`MapBooleanAsBoolean`) |
-//! | float4/float8 | number (shortest round-trip form); `NaN`, `Infinity`, `-Infinity` as strings | chosen: JSON has no NaN |
+//! | float4/float8 | number (shortest round-trip form, `1.5e+300`); `NaN`, `Infinity`, `-Infinity` as strings | chosen: JSON has no NaN |
 //! | numeric(p,s) (Decimal128/256) | string, PostgreSQL's text with the scale's digits (`"12.50"`) | chosen: exact, a JSON number would lose digits in most consumers |
 //! | numeric without typmod (Utf8) | string, exact text (`NaN`, `Infinity` kept) | chosen |
 //! | date | `"2024-01-31"` (PostgreSQL's text: `0044-03-15 BC`, `infinity`) | chosen |
@@ -73,7 +73,8 @@ pub(super) fn push_json_value(
         DataType::Float32 => {
             let v = array.as_primitive::<Float32Type>().value(row);
             if v.is_finite() {
-                let _ = write!(out, "{v}");
+                // serde_json's shortest round-trip form of the f32 itself: `0.1`, `1e-7`.
+                let _ = serde_json::to_writer(&mut *out, &v);
             } else {
                 push_json_str(out, &non_finite(v as f64));
             }
@@ -81,7 +82,7 @@ pub(super) fn push_json_value(
         DataType::Float64 => {
             let v = array.as_primitive::<Float64Type>().value(row);
             if v.is_finite() {
-                let _ = write!(out, "{v}");
+                let _ = serde_json::to_writer(&mut *out, &v);
             } else {
                 push_json_str(out, &non_finite(v));
             }
