@@ -50,7 +50,9 @@
 //!   `null`: the column keeps the value the consumer has. (DMS looks such values up again
 //!   in full-LOB mode; pgcdc does not query the source per row.)
 //! * **TRUNCATE** (`T` rows) writes nothing: DMS does not send a PostgreSQL TRUNCATE to a
-//!   Kinesis target. DMS documents a `TruncateTable` control operation for other sources;
+//!   Kinesis target (Qlik Replicate, the engine DMS is built on, lists "change processing of
+//!   TRUNCATE operations is not supported" for PostgreSQL sources). DMS's Kinesis message
+//!   format documents a `TruncateTable` control operation for other sources;
 //!   [`DmsJsonEncoder::truncate_table`] builds that control record for a caller that wants
 //!   to announce it.
 //! * **Before image** (`before_image.enable_before_image`): `{}` on every `update`, see
@@ -79,9 +81,11 @@ use std::io::Write;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::DataType;
 
-use crate::batch::schema::{COL_COMMIT_TS, COL_LSN, COL_OP, COL_SEQ, COL_UNCHANGED, COL_XID};
+use crate::batch::schema::{
+    metadata_fields, COL_COMMIT_TS, COL_LSN, COL_OP, COL_SEQ, COL_UNCHANGED, COL_XID,
+};
 use crate::error::Error;
 use crate::model::{Lsn, RowOp, TableSchema};
 pub use options::{BeforeImageSettings, ColumnFilter, DmsJsonOptions, PartitionKeyType};
@@ -324,36 +328,33 @@ impl DmsJsonEncoder {
 }
 
 impl<'a> Meta<'a> {
+    /// The metadata columns of `batch`, each with the Arrow type of
+    /// [`metadata_fields`] (SPEC 5.1).
     fn of(table: &TableSchema, batch: &'a RecordBatch) -> Result<Meta<'a>, Error> {
-        let col = |name: &str, want: &DataType| -> Result<&'a ArrayRef, Error> {
+        let fields = metadata_fields();
+        let col = |name: &str| -> Result<&'a ArrayRef, Error> {
             let a = batch
                 .column_by_name(name)
                 .ok_or_else(|| layout_error(table, &format!("no column {name}")))?;
-            if a.data_type() != want
-                && !matches!((name, a.data_type()), (COL_UNCHANGED, DataType::List(_)))
-            {
+            let want = fields
+                .iter()
+                .find(|f| f.name() == name)
+                .map(|f| f.data_type());
+            if want != Some(a.data_type()) {
                 return Err(layout_error(
                     table,
-                    &format!("column {name} is {} (expected {want})", a.data_type()),
+                    &format!("column {name} of type {}", a.data_type()),
                 ));
             }
             Ok(a)
         };
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        let unchanged = col(COL_UNCHANGED, &DataType::Null)?.as_list::<i32>();
-        if unchanged.value_type() != DataType::Utf8 {
-            return Err(layout_error(
-                table,
-                "column _unchanged is not a list of strings",
-            ));
-        }
         Ok(Meta {
-            op: col(COL_OP, &DataType::Utf8)?.as_string::<i32>(),
-            lsn: col(COL_LSN, &DataType::Int64)?.as_primitive::<Int64Type>(),
-            seq: col(COL_SEQ, &DataType::Int64)?.as_primitive::<Int64Type>(),
-            xid: col(COL_XID, &DataType::Int64)?.as_primitive::<Int64Type>(),
-            commit_ts: col(COL_COMMIT_TS, &ts)?.as_primitive::<TimestampMicrosecondType>(),
-            unchanged,
+            op: col(COL_OP)?.as_string::<i32>(),
+            lsn: col(COL_LSN)?.as_primitive::<Int64Type>(),
+            seq: col(COL_SEQ)?.as_primitive::<Int64Type>(),
+            xid: col(COL_XID)?.as_primitive::<Int64Type>(),
+            commit_ts: col(COL_COMMIT_TS)?.as_primitive::<TimestampMicrosecondType>(),
+            unchanged: col(COL_UNCHANGED)?.as_list::<i32>(),
         })
     }
 }

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::tests::*;
 use super::*;
 use crate::model::schema::fixtures::col;
-use crate::model::ColumnSchema;
+use crate::model::{ColumnSchema, TupleValue};
+use arrow_array::RecordBatch;
 
 #[test]
 fn partition_key_forms() {
@@ -240,4 +241,64 @@ fn a_batch_of_another_table_is_a_clear_error() {
         e.message
     );
     assert!(e.hint.is_some());
+}
+
+#[test]
+fn a_key_change_is_a_delete_and_an_insert_on_their_own_keys() {
+    // pgcdc's rows of `UPDATE foo SET id = 45 WHERE id = 46` (SPEC 5.1): D of the old key,
+    // then I of the new row, same LSN, consecutive _seq.
+    let old_key = vec![
+        t("46"),
+        TupleValue::Null,
+        TupleValue::Null,
+        TupleValue::Null,
+    ];
+    let new_row = vec![t("45"), t("Jane"), t("31"), TupleValue::Unchanged];
+    let records = encode(
+        DmsJsonOptions::default(),
+        &foo(),
+        &[
+            row(RowOp::Delete, 4, &old_key),
+            row(RowOp::Insert, 5, &new_row),
+        ],
+    );
+    let keys: Vec<&str> = records.iter().map(|r| r.partition_key.as_str()).collect();
+    assert_eq!(keys, ["public.foo.46", "public.foo.45"]);
+    let (d, i) = (parsed(&records[0]), parsed(&records[1]));
+    assert_eq!(d["metadata"]["operation"], "delete");
+    assert_eq!(i["metadata"]["operation"], "insert");
+    // The unchanged TOAST value is left out, never sent as null.
+    assert_eq!(i["data"], json!({"id": 45, "name": "Jane", "age": 31}));
+    let pos = |v: &serde_json::Value| {
+        parse_stream_position(v["metadata"]["stream-position"].as_str().unwrap()).unwrap()
+    };
+    assert!(pos(&d) < pos(&i));
+    assert_eq!(
+        i["metadata"]["prev-transaction-record-id"],
+        d["metadata"]["transaction-record-id"]
+    );
+}
+
+#[test]
+fn a_metadata_column_of_another_type_is_a_clear_error() {
+    use arrow_array::{ArrayRef, Int32Array};
+    use std::sync::Arc;
+    let values = jane();
+    let b = batch(&foo(), &[row(RowOp::Insert, 0, &values)]);
+    let seq = b.schema().index_of("_seq").unwrap();
+    let mut columns: Vec<ArrayRef> = b.columns().to_vec();
+    columns[seq] = Arc::new(Int32Array::from(vec![0]));
+    let mut fields: Vec<arrow_schema::Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[seq] = arrow_schema::Field::new("_seq", arrow_schema::DataType::Int32, false);
+    let b = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap();
+    let e = DmsJsonEncoder::new(DmsJsonOptions::default())
+        .unwrap()
+        .encode_batch(&foo(), &b, NOW)
+        .unwrap_err();
+    assert!(e.message.contains("_seq of type Int32"), "{}", e.message);
 }
