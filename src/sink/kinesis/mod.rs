@@ -3,6 +3,9 @@
 //!
 //! * [`dms_json`]: change rows as the JSON records DMS's Kinesis target writes.
 //! * [`kpl`]: KPL aggregation of user records into one Kinesis record per shard.
+//! * [`planner`]: which records go into the next PutRecords request, keeping per-key order
+//!   through partial failures, and when a flush is durable.
 
 pub mod dms_json;
 pub mod kpl;
+pub mod planner;
