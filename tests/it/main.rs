@@ -17,6 +17,7 @@ mod dms_layout;
 mod errors;
 mod glue;
 mod harness;
+mod kinesis_kpl;
 mod load;
 mod memory;
 mod multi_sink;
