@@ -251,6 +251,51 @@ fn a_four_shard_stream_gets_every_aggregate_on_the_shard_of_its_keys() {
         "Kinesis put each aggregate on the shard it was planned for"
     );
 
+    // Where Kinesis (moto) itself puts each key: one plain record per key, partition key
+    // only, into a second stream with the same shards. Independent of our hash.
+    let probe_stream = format!("kpl-probe-{}", unique_suffix());
+    kinesis_script(&[
+        OsStr::new("create-stream"),
+        OsStr::new(&probe_stream),
+        OsStr::new("4"),
+    ]);
+    let keys: Vec<String> = per_key(&input).into_keys().collect();
+    let probes: Vec<KinesisRecord> = keys
+        .iter()
+        .map(|k| KinesisRecord {
+            partition_key: k.clone(),
+            explicit_hash_key: None,
+            data: b"probe".to_vec(),
+            user_records: 1,
+        })
+        .collect();
+    let probe_dir = dir.path().join("probe");
+    std::fs::create_dir(&probe_dir).unwrap();
+    let probe_file = write_records(&probe_dir, &probes.iter().collect::<Vec<_>>());
+    let probed = kinesis_script(&[
+        OsStr::new("put-and-read"),
+        OsStr::new(&probe_stream),
+        probe_file.as_os_str(),
+    ]);
+    let kinesis_shard_of: HashMap<&str, &str> = keys
+        .iter()
+        .map(String::as_str)
+        .zip(
+            probed["put"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap()),
+        )
+        .collect();
+    for (k, shard) in &kinesis_shard_of {
+        assert_eq!(
+            map.shard_for(k),
+            *shard,
+            "ShardMap::shard_for({k:?}) disagrees with Kinesis"
+        );
+    }
+
     let mut all = Vec::new();
     let shards = out["shards"].as_object().unwrap();
     assert_eq!(shards.len(), 4);
@@ -258,12 +303,10 @@ fn a_four_shard_stream_gets_every_aggregate_on_the_shard_of_its_keys() {
         let users = users_of(users);
         assert!(!users.is_empty(), "{shard}");
         for u in users {
-            // What the KCL checks before delivering a user record of an aggregate.
-            assert_eq!(
-                map.shard_for(&u.partition_key),
-                shard,
-                "{u:?} read from {shard}"
-            );
+            // What the KCL checks before delivering a user record of an aggregate: the shard
+            // read from is the one Kinesis maps the record's own key to.
+            let own = kinesis_shard_of[u.partition_key.as_str()];
+            assert_eq!(own, shard, "{u:?} read from {shard}");
             all.push(u);
         }
     }
