@@ -43,6 +43,11 @@
 //!   every deaggregator passes plain records through. A lone record whose aggregated form
 //!   would pass 1 MiB but whose plain form fits is sent plain, too.
 //!
+//! Mixing user records with and without an explicit hash key in one aggregate is valid (the
+//! KPL does it), but `aws_kinesis_agg` (Python, 4.x) then reports the first explicit hash key
+//! for the records without one (it reads the unset optional index as 0; checked by hand). The
+//! sink gives user records only partition keys, so its aggregates never mix.
+//!
 //! # Shards
 //!
 //! The KCL (v2) drops user records whose own hash key lies outside the shard the aggregated
