@@ -44,7 +44,7 @@
 //!   would pass 1 MiB but whose plain form fits is sent plain, too.
 //!
 //! Mixing user records with and without an explicit hash key in one aggregate is valid (the
-//! KPL does it), but `aws_kinesis_agg` (Python, 4.x) then reports the first explicit hash key
+//! KPL does it), but `aws_kinesis_agg` (Python, 1.2.3) then reports the first explicit hash key
 //! for the records without one (it reads the unset optional index as 0; checked by hand). The
 //! sink gives user records only partition keys, so its aggregates never mix.
 //!
