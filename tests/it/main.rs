@@ -18,6 +18,7 @@ mod errors;
 mod glue;
 mod glue_faults;
 mod harness;
+mod kinesis_kpl;
 mod load;
 mod memory;
 mod multi_sink;

@@ -1,1 +1,0 @@
-//! KPL aggregation (SPEC 5.3): being built.
