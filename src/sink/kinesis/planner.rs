@@ -282,7 +282,7 @@ mod tests {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    rng % 3 == 0
+                    rng.is_multiple_of(3)
                 })
                 .collect();
             for ((_, e), f) in r.entries.iter().zip(&failed) {
