@@ -154,6 +154,24 @@ pub fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + 0.5 * frac)
 }
 
+/// An error and its causes in one line, each cause once (`dispatch failure: io error: ...:
+/// Connection reset by peer`): the SDK's errors nest the same text several levels deep.
+/// Never the SDK's debug dump of the request or answer, and nothing here holds a secret
+/// (the SDK's errors name providers and endpoints, not keys). For logs and error messages.
+pub fn error_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

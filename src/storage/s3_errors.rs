@@ -38,23 +38,7 @@ impl Failure {
 const NO_CREDENTIALS: &str =
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance/task role";
 
-/// `e` and its causes, `: `-separated, without debug dumps (nothing here holds a secret:
-/// the SDK's errors name providers and endpoints, not keys).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(c) = next {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = c.source();
-    }
-    out
-}
-
-/// A random delay between half of `d` and `d`.
+/// Sorts an SDK error into transient (retried), not found, refused, or permanent.
 pub(super) fn classify<E>(
     t: &Target,
     what: &str,
@@ -64,7 +48,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let target = t.describe();
-    let detail = chain(&e);
+    let detail = crate::aws::error_causes(&e);
     let msg = |m: &str| format!("{what} ({target}): {m}");
     match &e {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {

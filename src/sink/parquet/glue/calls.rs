@@ -71,7 +71,7 @@ where
             Ok(t) => return Ok(Answer::Done(t)),
             Err(e) => e,
         };
-        let mut detail = causes(&err);
+        let mut detail = crate::aws::error_causes(&err);
         let transient = match &err {
             SdkError::ServiceError(se) => {
                 let code = se.err().code().unwrap_or("").to_string();
@@ -106,22 +106,6 @@ where
         tokio::time::sleep(crate::aws::jitter(delay)).await;
         delay = (delay * 2).min(Duration::from_secs(30));
     }
-}
-
-/// `e` and its causes, `: `-separated, each once (`dispatch failure: io error: ...:
-/// Connection reset by peer`), without the SDK's debug dump of the request or answer.
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(c) = next {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = c.source();
-    }
-    out
 }
 
 /// The error of a refused request that the caller has no answer for.
