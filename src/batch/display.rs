@@ -91,14 +91,20 @@ pub fn cell_to_string(array: &dyn Array, row: usize) -> Option<String> {
 }
 
 fn float(v: f64, plain: impl Fn(f64) -> String) -> String {
+    non_finite_text(v).map_or_else(|| plain(v), str::to_string)
+}
+
+/// PostgreSQL's text for a float that is not finite (`NaN`, `Infinity`, `-Infinity`);
+/// `None` for a finite one. Shared by every writer of float text.
+pub fn non_finite_text(v: f64) -> Option<&'static str> {
     if v.is_nan() {
-        "NaN".into()
+        Some("NaN")
     } else if v == f64::INFINITY {
-        "Infinity".into()
+        Some("Infinity")
     } else if v == f64::NEG_INFINITY {
-        "-Infinity".into()
+        Some("-Infinity")
     } else {
-        plain(v)
+        None
     }
 }
 

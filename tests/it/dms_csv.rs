@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::dms_layout::{dms_config, files_under};
+use crate::dms_layout::{assert_kept_and_new, dms_config, file_bytes, files_under};
 use crate::s3::{fetch, new_bucket, pgcdc_s3, s3_config};
 use crate::support::{describe, moto, pgcdc_c, run_python_script, stderr, Running, Setup};
 
@@ -182,10 +182,7 @@ async fn csv_files_follow_dms_conventions_and_hold_postgresqls_text() {
     );
 
     // A run killed between flushes: files already there stay as they are, each change once.
-    let before: Vec<(String, Vec<u8>)> = files_under(&dir)
-        .into_iter()
-        .map(|f| (f.clone(), std::fs::read(dir.join(&f)).unwrap()))
-        .collect();
+    let before = file_bytes(&dir);
     let run = Running::start(&cfg);
     s.db.exec("INSERT INTO t (id, txt) VALUES (5, 'five')")
         .await;
@@ -194,19 +191,7 @@ async fn csv_files_follow_dms_conventions_and_hold_postgresqls_text() {
     s.db.exec("UPDATE t SET txt = 'FIVE' WHERE id = 5").await;
     drop(run); // SIGKILL
     s.run_until_current(&cfg).await;
-    let after = files_under(&dir);
-    for (f, bytes) in &before {
-        assert_eq!(
-            std::fs::read(dir.join(f)).ok().as_ref(),
-            Some(bytes),
-            "{f} is kept as it was"
-        );
-    }
-    let new: Vec<PathBuf> = after
-        .iter()
-        .filter(|f| !before.iter().any(|(b, _)| b == *f))
-        .map(|f| dir.join(f))
-        .collect();
+    let (after, new) = assert_kept_and_new(&dir, &before);
     assert!(
         after
             .iter()

@@ -31,6 +31,22 @@ fn footer(file: &Path) -> Value {
     footers(&[file.to_path_buf()]).into_values().next().unwrap()
 }
 
+/// Every file under `dir` (`_pgcdc/` aside) with its bytes, to compare after a restart.
+pub(crate) fn file_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir).into_iter().map(|f| (f.clone(), std::fs::read(dir.join(&f)).unwrap())).collect()
+}
+
+/// Asserts that every file of `before` ([`file_bytes`]) is still in `dir`, byte for byte;
+/// returns the files now there and the paths of the new ones.
+pub(crate) fn assert_kept_and_new(dir: &Path, before: &[(String, Vec<u8>)]) -> (Vec<String>, Vec<PathBuf>) {
+    let after = files_under(dir);
+    for (f, bytes) in before {
+        assert_eq!(std::fs::read(dir.join(f)).ok().as_ref(), Some(bytes), "{f} is kept as it was");
+    }
+    let new = after.iter().filter(|f| !before.iter().any(|(b, _)| b == *f)).map(|f| dir.join(f)).collect();
+    (after, new)
+}
+
 /// A config for this test's source with a DMS-layout sink; `extra` lines go into `[[sink]]`.
 pub(crate) fn dms_config(s: &Setup, extra: &str) -> PathBuf {
     let toml = format!(
@@ -260,10 +276,7 @@ async fn dms_files_have_the_real_dms_files_columns_and_types_and_cdc_rows_carry_
     }
 
     // A restart: a run killed after one flush and before (or during) the next, then rerun.
-    let before: Vec<(String, Vec<u8>)> = files_under(&dir)
-        .into_iter()
-        .map(|f| (f.clone(), std::fs::read(dir.join(&f)).unwrap()))
-        .collect();
+    let before = file_bytes(&dir);
     let run = Running::start(&cfg);
     s.db.exec("INSERT INTO dms_test_table (id, my_text) VALUES (12, 'twelve')")
         .await;
@@ -274,19 +287,7 @@ async fn dms_files_have_the_real_dms_files_columns_and_types_and_cdc_rows_carry_
         .await;
     drop(run); // SIGKILL
     s.run_until_current(&cfg).await;
-    let after = files_under(&dir);
-    for (f, bytes) in &before {
-        assert_eq!(
-            std::fs::read(dir.join(f)).ok().as_ref(),
-            Some(bytes),
-            "{f} is kept as it was"
-        );
-    }
-    let new: Vec<PathBuf> = after
-        .iter()
-        .filter(|f| !before.iter().any(|(b, _)| b == *f))
-        .map(|f| dir.join(f))
-        .collect();
+    let (after, new) = assert_kept_and_new(&dir, &before);
     assert!(
         after
             .iter()

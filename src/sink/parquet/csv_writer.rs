@@ -270,13 +270,7 @@ pub fn pg_float4(v: f32) -> String {
 }
 
 fn special(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v > 0.0 {
-        "Infinity".into()
-    } else {
-        "-Infinity".into()
-    }
+    crate::batch::display::non_finite_text(v).unwrap_or("NaN").to_string()
 }
 
 /// Rust's shortest round-trip scientific form (`-1.2345e3`) laid out as PostgreSQL's

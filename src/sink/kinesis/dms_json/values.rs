@@ -76,7 +76,7 @@ pub(super) fn push_json_value(
                 // serde_json's shortest round-trip form of the f32 itself: `0.1`, `1e-7`.
                 let _ = serde_json::to_writer(&mut *out, &v);
             } else {
-                push_json_str(out, &non_finite(v as f64));
+                push_json_str(out, non_finite(v as f64));
             }
         }
         DataType::Float64 => {
@@ -84,7 +84,7 @@ pub(super) fn push_json_value(
             if v.is_finite() {
                 let _ = serde_json::to_writer(&mut *out, &v);
             } else {
-                push_json_str(out, &non_finite(v));
+                push_json_str(out, non_finite(v));
             }
         }
         DataType::Utf8 => push_json_str(out, array.as_string::<i32>().value(row)),
@@ -154,14 +154,8 @@ fn text_of(array: &dyn Array, row: usize) -> Option<String> {
     })
 }
 
-fn non_finite(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v > 0.0 {
-        "Infinity".into()
-    } else {
-        "-Infinity".into()
-    }
+fn non_finite(v: f64) -> &'static str {
+    crate::batch::display::non_finite_text(v).unwrap_or("NaN")
 }
 
 /// Bytes as DMS writes LOB data: `0x` then upper-case hex (`NoHexPrefix` drops the `0x`).
