@@ -88,9 +88,6 @@ pub struct Pipeline {
     stream_xid: Option<u32>,
     /// The lowest watermark over the sinks, reported to the slot by the reader.
     progress: Arc<Progress>,
-    /// The position of the last flush handed to every sink (durable in synchronous sinks;
-    /// on its way in asynchronous ones).
-    handed_over: Lsn,
     until: Option<Lsn>,
     last_commit: Option<(Lsn, Lsn)>,
     last_checkpoint_at: Instant,
@@ -146,7 +143,6 @@ impl Pipeline {
             spill: StreamSpill::new(opts.spill_dir)?,
             stream_xid: None,
             progress,
-            handed_over: start.unwrap_or(Lsn::ZERO),
             until: opts.until,
             last_commit: None,
             last_checkpoint_at: Instant::now(),
@@ -175,8 +171,8 @@ impl Pipeline {
             SourceEvent::Data { wal_end, data } => self.on_data(wal_end, data),
             SourceEvent::Keepalive { wal_end } => self.on_position(wal_end),
             SourceEvent::Tick => {
-                if self.txn.is_none() && self.sinks.iter().any(|s| s.sink.wants_flush(Instant::now())) {
-                    self.flush_all(None)?;
+                if self.txn.is_none() {
+                    self.flush_due()?;
                 }
                 Ok(Flow::Continue)
             }
@@ -295,10 +291,7 @@ impl Pipeline {
         }
         self.stats.transactions += 1;
         self.last_commit = Some((txn.meta.commit_lsn, txn.meta.end_lsn));
-        let now = Instant::now();
-        if self.sinks.iter().any(|s| s.sink.wants_flush(now)) {
-            self.flush_all(None)?;
-        }
+        self.flush_due()?;
         if self.stopping || self.until.is_some_and(|u| txn.meta.end_lsn > u) {
             tracing::debug!(end_lsn = %txn.meta.end_lsn, stopping = self.stopping, "stopping after commit");
             return self.finish();
@@ -445,31 +438,56 @@ impl Pipeline {
             self.drain_all()?;
             return Ok(Flow::Done);
         }
-        if idle && pos > self.handed_over && self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval {
+        if idle && pos > self.handed_over() && self.last_checkpoint_at.elapsed() >= self.idle_checkpoint_interval {
             self.flush_all(Some(pos))?;
         }
         Ok(Flow::Continue)
     }
 
-    /// Flushes every sink and raises the durable position. `idle_pos` is a position known to
-    /// have nothing unflushed before it.
+    /// Flushes every sink that wants to (its size or age limit, e.g. Kinesis' linger or
+    /// Parquet's flush_interval): each sink keeps its own cadence, and the slot follows the
+    /// slowest watermark.
+    fn flush_due(&mut self) -> Result<()> {
+        let now = Instant::now();
+        self.flush_sinks(None, |s| s.wants_flush(now))
+    }
+
+    /// Flushes every sink. `idle_pos` is a position known to have nothing unflushed before
+    /// it.
     fn flush_all(&mut self, idle_pos: Option<Lsn>) -> Result<()> {
+        self.flush_sinks(idle_pos, |_| true)
+    }
+
+    fn flush_sinks(&mut self, idle_pos: Option<Lsn>, pick: impl Fn(&dyn Sink) -> bool) -> Result<()> {
         let (commit_lsn, end_lsn) = self.last_commit.unwrap_or((Lsn::ZERO, Lsn::ZERO));
         let end = idle_pos.map_or(end_lsn, |p| p.max(end_lsn));
-        if end == Lsn::ZERO || (end <= self.handed_over && !self.sinks.iter().any(|s| s.sink.has_pending())) {
+        if end == Lsn::ZERO {
             return Ok(());
         }
         let cp = Checkpoint::new(end, commit_lsn);
+        let mut flushed = false;
         for slot in &mut self.sinks {
+            if !pick(slot.sink.as_ref()) || (end <= slot.resume_from && !slot.sink.has_pending()) {
+                continue;
+            }
             slot.sink.flush(&cp).map_err(|e| e.context(format!("flushing {}", slot.sink.describe())))?;
             slot.resume_from = slot.resume_from.max(end);
+            flushed = true;
+        }
+        if !flushed {
+            return Ok(());
         }
         self.stats.flushes += 1;
         self.last_checkpoint_at = Instant::now();
-        self.handed_over = self.handed_over.max(end);
         crate::failpoint::hit("flushed-before-ack");
         tracing::debug!(lsn = %end, durable = %self.progress.durable(), "flushed");
         Ok(())
+    }
+
+    /// The position every sink was handed at its last flush (durable in synchronous sinks,
+    /// on its way in asynchronous ones).
+    fn handed_over(&self) -> Lsn {
+        self.sinks.iter().map(|s| s.resume_from).min().unwrap_or(Lsn::ZERO)
     }
 
     /// Flushes what is committed, then waits until every sink holds it durably. Every way

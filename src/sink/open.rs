@@ -1,5 +1,6 @@
 //! The sink factory: one [`Sink`] per `[[sink]]` of the configuration.
 
+use super::kinesis::KinesisSink;
 use super::parquet::ParquetSink;
 use super::Sink;
 use crate::config::{Config, SinkConfig};
@@ -24,9 +25,14 @@ pub fn open_sinks(config: &Config, targets: &Targets) -> Result<Vec<Box<dyn Sink
                 let storage = crate::sink::parquet::glue::with_catalog(config, p, storage)?;
                 Ok(Box::new(ParquetSink::open(p, storage)?) as Box<dyn Sink>)
             }
-            SinkConfig::Kinesis(_) => Err(Error::config(
-                "kind = \"kinesis\" is not supported by this build yet",
-            )),
+            SinkConfig::Kinesis(k) => {
+                // Its acknowledged position lives in the progress store (the first Parquet sink).
+                let progress = targets.first().cloned().ok_or_else(|| {
+                    Error::config("a Kinesis sink keeps its position in the first Parquet sink's _pgcdc/, and there is none")
+                        .with_hint("add a [[sink]] with kind = \"parquet\" ([state] url is not built yet)")
+                })?;
+                Ok(Box::new(KinesisSink::open(k, config.aws.as_ref(), progress)?) as Box<dyn Sink>)
+            }
         })
         .collect()
 }

@@ -44,6 +44,17 @@ pub type Held = Option<(Checkpoint, Version)>;
 /// the stored checkpoint is still the one held (module docs, "Fencing"). A checkpoint
 /// behind the held one is an internal error: progress never moves backwards.
 pub fn write_checkpoint(storage: &dyn Storage, cp: &Checkpoint, held: &mut Held) -> Result<()> {
+    write_checkpoint_at(storage, CHECKPOINT_KEY, cp, held)
+}
+
+/// The key of the checkpoint a sink without a target of its own (Kinesis) keeps in the
+/// progress store: `_pgcdc/sinks/{name}.json`.
+pub fn sink_checkpoint_key(name: &str) -> String {
+    format!("_pgcdc/sinks/{name}.json")
+}
+
+/// [`write_checkpoint`] at another key (see [`sink_checkpoint_key`]), with the same fencing.
+pub fn write_checkpoint_at(storage: &dyn Storage, key: &str, cp: &Checkpoint, held: &mut Held) -> Result<()> {
     let mode = match held {
         Some((prev, _)) if cp.end_lsn < prev.end_lsn => {
             return Err(Error::runtime(format!(
@@ -56,7 +67,7 @@ pub fn write_checkpoint(storage: &dyn Storage, cp: &Checkpoint, held: &mut Held)
         Some((_, version)) => PutMode::ReplaceIf(version),
         None => PutMode::CreateOnly,
     };
-    let version = super::json::write(storage, CHECKPOINT_KEY, cp, mode)?;
+    let version = super::json::write(storage, key, cp, mode)?;
     *held = Some((cp.clone(), version));
     Ok(())
 }
@@ -67,5 +78,10 @@ pub fn read_checkpoint(storage: &dyn Storage) -> Result<Option<Checkpoint>> {
 
 /// The stored checkpoint with its version (see [`Held`]).
 pub fn read_checkpoint_versioned(storage: &dyn Storage) -> Result<Held> {
-    super::json::read(storage, CHECKPOINT_KEY, "restore it from backup, or start over with an empty target and a new slot")
+    read_checkpoint_versioned_at(storage, CHECKPOINT_KEY)
+}
+
+/// [`read_checkpoint_versioned`] at another key (see [`sink_checkpoint_key`]).
+pub fn read_checkpoint_versioned_at(storage: &dyn Storage, key: &str) -> Result<Held> {
+    super::json::read(storage, key, "restore it from backup, or start over with an empty target and a new slot")
 }

@@ -183,7 +183,7 @@ fn aws_kinesis_agg_unpacks_shard_grouped_records_each_on_its_keys_shard() {
     assert_eq!(per_key(&all), per_key(&input));
 }
 
-fn kinesis_script(args: &[&OsStr]) -> Value {
+pub(crate) fn kinesis_script(args: &[&OsStr]) -> Value {
     let mut cmd = Command::new(python());
     cmd.arg(py_script("kpl_kinesis.py")).args(args);
     moto().aws_env(&mut cmd);

@@ -18,6 +18,7 @@ mod errors;
 mod glue;
 mod glue_faults;
 mod harness;
+mod kinesis;
 mod kinesis_kpl;
 mod load;
 mod memory;

@@ -1,43 +1,65 @@
 #!/usr/bin/env python3
 """An HTTP proxy between pgcdc and a local AWS endpoint (moto_server) that misbehaves on
 purpose, for the fault tests: S3 throttling and errors, connections reset in the middle of
-an upload, outages of any length, and Glue (JSON-RPC) throttling, errors and lost answers.
+an upload, outages of any length, Glue (JSON-RPC) throttling, errors and lost answers, and
+Kinesis throttling and PutRecords partial failures.
 
 usage: fault_proxy.py --upstream http://127.0.0.1:PORT --plan PLAN.json --log LOG.jsonl
 
 Prints "PORT <n>" on stdout once it listens on 127.0.0.1:<n> (an ephemeral port), then
 serves until killed. Every request is forwarded unchanged (method, path, headers including
-Host, body) unless the plan injects a fault for it (`lost_answer` forwards it too).
+Host, body) unless the plan injects a fault for it (`lost_answer` forwards it too,
+`kinesis_partial` forwards part of it).
 
 The plan is a JSON file, read again before every request, so a test changes the faults
 while pgcdc runs by rewriting it (write a temporary file and rename it over the plan):
 
     {"rules": [{"method": "PUT", "path_contains": "/bucket/", "fault": "slowdown",
-                "every": 3, "limit": 10}],
+                "every": 3, "limit": 10},
+               {"target_contains": "PutRecords", "fault": "kinesis_partial",
+                "fail_every": 2, "error_code": "ProvisionedThroughputExceededException"}],
      "outage_until": 1764567890.5}
 
 * A rule matches a request by `method` (optional), `path_contains` (optional substring
   of the path with its query) and `target_contains` (optional substring of the
-  `X-Amz-Target` header of JSON-RPC services such as Glue, which all POST to `/`:
-  `"AWSGlue.CreateTable"`, `"Partition"`; a request without the header never matches it).
+  `X-Amz-Target` header of JSON-RPC services such as Glue and Kinesis, which all POST to
+  `/`: `"AWSGlue.CreateTable"`, `"Partition"`, `"Kinesis_20131202.PutRecords"`; a request
+  without the header never matches it; mind that `"PutRecord"` matches PutRecords too).
   Of the matching requests, every `every`-th (default 1: all) gets the fault, at most
-  `limit` times in all (default: no limit). Counts are per rule index.
+  `limit` times in all (default: no limit). Counts are per rule index, in calls.
 * Faults: `slowdown` (503 with S3's `SlowDown` error), `internal` (500 `InternalError`),
   `reset` (the connection is reset after half of the request body was read: a reset in the
-  middle of an upload), `throttle_kinesis` (400 with Kinesis'
-  `ProvisionedThroughputExceededException`), `throttle_glue` (400 JSON
+  middle of an upload), `throttle_kinesis` (400 JSON `ProvisionedThroughputExceededException`,
+  Kinesis' whole-call throttling), `throttle_glue` (400 JSON
   `ThrottlingException`), `internal_json` (500 JSON `InternalServiceException`),
   `denied_glue` (400 JSON `AccessDeniedException`: a permanent error), and `lost_answer`
   (the request is forwarded and done upstream, then the connection is reset instead of
   answering: the client cannot know it succeeded). A rule's `code` replaces the `__type` of
-  `throttle_glue`, `internal_json` and `denied_glue` (e.g. `"InternalFailure"`, the generic code of AWS' 500s).
+  `throttle_kinesis`, `throttle_glue`, `internal_json` and `denied_glue` (e.g.
+  `"InternalFailure"`, the generic code of AWS' 500s). The JSON errors are
+  `{"__type": code, "message": ...}` with `Content-Type: application/x-amz-json-1.1`.
+* `kinesis_partial` (only for `X-Amz-Target: Kinesis_20131202.PutRecords`; other targets
+  are forwarded unchanged): the 1-based `fail_every`-th entries of the call's `Records`
+  (default 2: the 2nd, 4th, ...; 1: all) fail with `error_code` (default
+  `"ProvisionedThroughputExceededException"`; `"InternalFailure"` is the other code
+  Kinesis uses). Only the other entries are forwarded, as one PutRecords to the same
+  stream in the same order; the client gets HTTP 200 with what Kinesis answers:
+  `{"FailedRecordCount", "Records": [one entry per request record, in order: moto's
+  {"SequenceNumber", "ShardId"} or {"ErrorCode", "ErrorMessage"}], "EncryptionType"}`.
+  If every entry fails, moto is not contacted. A whole-call error of moto is passed on.
+  The forwarded request keeps the client's SigV4 headers, stale for the new body (moto
+  does not check them). JSON bodies only (`application/x-amz-json-1.1`, what
+  aws-sdk-kinesis for Rust and boto3 send; moto has no CBOR either): a body that cannot be
+  split is forwarded unchanged and logged as `kinesis_partial-unparsed` with an `error`.
 * `outage_until` (Unix time): until then every connection is reset as soon as it is accepted,
   and every request on a connection opened before is answered by a reset, as when the
   endpoint is down.
 
 The log gets one JSON line per request: {"t", "method", "path", "target", "fault"|null,
 "status"} (`target`: the `X-Amz-Target` header or null); a test reads it to prove the
-faults really happened.
+faults really happened. `kinesis_partial` lines also have `failed` (how many entries
+failed), `failed_keys` (their `PartitionKey`s, in request order) and `forwarded` (how many
+went to moto).
 """
 import argparse
 import http.client
@@ -63,6 +85,19 @@ GLUE_FAULTS = {
     "internal_json": (500, "InternalServiceException", "Internal service error, please retry."),
     "denied_glue": (400, "AccessDeniedException", "User: fault-proxy is not authorized to perform this operation"),
 }
+
+
+AMZ_JSON = "application/x-amz-json-1.1"
+KINESIS_THROTTLE_MESSAGE = "Rate exceeded for shard shardId-000000000000 in stream fault-proxy under account 123456789012."
+
+
+def kinesis_entry_message(code, stream):
+    """The ErrorMessage of a failed PutRecords entry, worded like Kinesis'."""
+    if code == "ProvisionedThroughputExceededException":
+        return f"Rate exceeded for shard shardId-000000000000 in stream {stream} under account 123456789012."
+    if code == "InternalFailure":
+        return "Internal service failure."
+    return f"{code} (fault-proxy)"
 
 
 class Plan:
@@ -126,7 +161,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet: the JSON log says what matters
         pass
 
-    def record(self, fault, status):
+    def record(self, fault, status, **extra):
         line = json.dumps(
             {
                 "t": time.time(),
@@ -135,6 +170,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "target": self.headers.get("X-Amz-Target"),
                 "fault": fault,
                 "status": status,
+                **extra,
             }
         )
         with self.log_lock, open(self.log_path, "a") as f:
@@ -161,7 +197,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n if limit is None else min(n, limit))
 
     def answer(self, status, body, content_type="application/xml", extra=()):
-        data = body.encode()
+        data = body if isinstance(body, bytes) else body.encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -197,18 +233,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if fault == "throttle_kinesis":
             self.record(fault, 400)
-            self.answer(
-                400,
-                json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded for shard."}),
-                content_type="application/x-amz-json-1.1",
-            )
+            body_json = {"__type": rule.get("code", "ProvisionedThroughputExceededException"), "message": KINESIS_THROTTLE_MESSAGE}
+            self.answer(400, json.dumps(body_json), content_type=AMZ_JSON, extra=[("x-amzn-RequestId", "fault-proxy")])
             return
         if fault in GLUE_FAULTS:
             status, code, message = GLUE_FAULTS[fault]
             self.record(fault, status)
             body_json = {"__type": rule.get("code", code), "message": message}
-            self.answer(status, json.dumps(body_json), content_type="application/x-amz-json-1.1")
+            self.answer(status, json.dumps(body_json), content_type=AMZ_JSON)
             return
+        if fault == "kinesis_partial" and (self.headers.get("X-Amz-Target") or "").endswith(".PutRecords"):
+            self.kinesis_partial(rule, body)
+            return
+        try:
+            status, headers, data = self.forward(body)
+        except OSError as e:
+            self.record("upstream-error", 502)
+            self.answer(502, S3_ERROR.format(code="BadGateway", message=str(e)))
+            return
+        if fault == "lost_answer":
+            # Done upstream, but the client never hears of it.
+            self.record(fault, None)
+            self.close_connection = True
+            reset(self.connection)
+            return
+        self.record(None, status)
+        self.relay(status, headers, data)
+
+    def forward(self, body):
+        """Sends this request with `body` upstream: (status, headers, body) of the answer."""
         conn = http.client.HTTPConnection(*self.upstream, timeout=120)
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -219,23 +272,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
             resp = conn.getresponse()
-            data = resp.read()
-        except OSError as e:
-            self.record("upstream-error", 502)
-            self.answer(502, S3_ERROR.format(code="BadGateway", message=str(e)))
-            return
+            return resp.status, resp.getheaders(), resp.read()
         finally:
             conn.close()
-        if fault == "lost_answer":
-            # Done upstream, but the client never hears of it.
-            self.record(fault, None)
-            self.close_connection = True
-            reset(self.connection)
-            return
-        self.record(None, resp.status)
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() in ("transfer-encoding", "connection"):
+
+    def relay(self, status, headers, data, drop=(), content_type=None):
+        """Answers with an upstream answer (`drop`: lowercase header names left out)."""
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for k, v in headers:
+            if k.lower() in ("transfer-encoding", "connection") or k.lower() in drop:
                 continue
             # A HEAD answer has no body but says how long the object is.
             if k.lower() == "content-length" and self.command != "HEAD":
@@ -246,6 +293,72 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def kinesis_partial(self, rule, body):
+        """A Kinesis PutRecords whose every `fail_every`-th entry fails: the others are
+        forwarded (one PutRecords, same order), the answer merges moto's entries with error
+        entries at the failed positions."""
+        ctype = self.headers.get("Content-Type", "")
+        try:
+            if "cbor" in ctype:
+                raise ValueError(f"CBOR body ({ctype}) not supported")
+            req = json.loads(body)
+            records = req["Records"]
+            if not isinstance(records, list):
+                raise ValueError("Records is not a list")
+        except (ValueError, KeyError, TypeError) as e:
+            # Not what we can split: forwarded unchanged, the log says why.
+            try:
+                status, headers, data = self.forward(body)
+            except OSError as e2:
+                self.record("upstream-error", 502)
+                self.answer(502, S3_ERROR.format(code="BadGateway", message=str(e2)))
+                return
+            self.record("kinesis_partial-unparsed", status, error=str(e))
+            self.relay(status, headers, data)
+            return
+        every = max(1, int(rule.get("fail_every", 2)))
+        code = rule.get("error_code", "ProvisionedThroughputExceededException")
+        failed = [i for i in range(len(records)) if (i + 1) % every == 0]
+        failed_set = set(failed)
+        kept = [r for i, r in enumerate(records) if i not in failed_set]
+        failed_keys = [records[i].get("PartitionKey") for i in failed]
+        stream = req.get("StreamName") or req.get("StreamARN", "").rsplit("/", 1)[-1]
+        upstream_entries = []
+        headers = [("x-amzn-RequestId", "fault-proxy")]
+        if kept or not records:
+            try:
+                status, headers, data = self.forward(json.dumps({**req, "Records": kept}).encode())
+            except OSError as e:
+                self.record("upstream-error", 502)
+                self.answer(502, S3_ERROR.format(code="BadGateway", message=str(e)))
+                return
+            if status != 200:
+                # A whole-call error of moto (e.g. no such stream): passed on as it is.
+                self.record("kinesis_partial-upstream-error", status)
+                self.relay(status, headers, data)
+                return
+            upstream = json.loads(data)
+            upstream_entries = upstream.get("Records", [])
+            encryption = upstream.get("EncryptionType", "NONE")
+        else:
+            encryption = "NONE"
+        if len(upstream_entries) != len(kept):
+            self.record("kinesis_partial-upstream-mismatch", 502)
+            self.answer(502, S3_ERROR.format(code="BadGateway", message="moto answered a different number of entries"))
+            return
+        up = iter(upstream_entries)
+        entries = []
+        for i in range(len(records)):
+            if i in failed_set:
+                entries.append({"ErrorCode": code, "ErrorMessage": kinesis_entry_message(code, stream)})
+            else:
+                entries.append(next(up))
+        failed_count = len(failed) + sum(1 for e in upstream_entries if "ErrorCode" in e)
+        out = json.dumps({"FailedRecordCount": failed_count, "Records": entries, "EncryptionType": encryption}).encode()
+        self.record("kinesis_partial", 200, failed=len(failed), failed_keys=failed_keys, forwarded=len(kept))
+        # The body changed: no checksum or length of moto's body may stay.
+        self.relay(200, headers, out, drop=("x-amz-crc32", "content-type"), content_type=AMZ_JSON)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 

@@ -18,6 +18,9 @@ usage:
       order, then reads every shard from TRIM_HORIZON with get_records and unpacks the records
       with aws_kinesis_agg (boto3 format). Output: {"put": [shard id per record], "shards":
       {shard id: [user record, ...]}}.
+  kpl_kinesis.py read STREAM
+      Reads every shard as put-and-read does (pgcdc's records). Output: {"shards": {shard id:
+      [user record, ...]}}.
 """
 import base64
 import json
@@ -83,6 +86,12 @@ def put_and_read(stream, records):
         if r.get("explicit_hash_key"):
             args["ExplicitHashKey"] = r["explicit_hash_key"]
         put.append(kin.put_record(**args)["ShardId"])
+    return {"put": put, "shards": read_all(stream)}
+
+
+def read_all(stream):
+    """Every user record of every shard, from TRIM_HORIZON, deaggregated, in shard order."""
+    kin = client()
     shards = {}
     for s in kin.list_shards(StreamName=stream)["Shards"]:
         it = kin.get_shard_iterator(StreamName=stream, ShardId=s["ShardId"],
@@ -103,7 +112,7 @@ def put_and_read(stream, records):
                 break
             it = resp.get("NextShardIterator")
         shards[s["ShardId"]] = users
-    return {"put": put, "shards": shards}
+    return shards
 
 
 def main():
@@ -114,6 +123,8 @@ def main():
         out = {"records": [lambda_user_records(bytes.fromhex(r["data_hex"]), r["partition_key"]) for r in records]}
     elif cmd == "create-stream":
         out = create_stream(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "read":
+        out = {"shards": read_all(sys.argv[2])}
     elif cmd == "put-and-read":
         with open(sys.argv[3]) as f:
             records = json.load(f)

@@ -1,6 +1,7 @@
-//! The Kinesis Data Streams sink (SPEC 5.3; issue 8), being built: its record encoders come
-//! first, the sink and its sender follow.
+//! The Kinesis Data Streams sink (SPEC 5.3; issue 8), being built.
 //!
+//! * [`sink`]: the [`KinesisSink`] the pipeline drives; at-least-once, per-key order.
+//! * [`sender`]: its PutRecords task (retries, back-off, acknowledgements).
 //! * [`dms_json`]: change rows as the JSON records DMS's Kinesis target writes.
 //! * [`kpl`]: KPL aggregation of user records into one Kinesis record per shard.
 //! * [`planner`]: which records go into the next PutRecords request, keeping per-key order
@@ -9,3 +10,7 @@
 pub mod dms_json;
 pub mod kpl;
 pub mod planner;
+pub mod sender;
+pub mod sink;
+
+pub use sink::KinesisSink;

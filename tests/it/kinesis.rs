@@ -1,0 +1,279 @@
+//! The Kinesis sink (issue 8) against a 4-shard stream on moto, read back by boto3 from every
+//! shard: every change of a mixed workload arrives, per partition key in commit order, also
+//! when the stream rejects part of the entries of PutRecords calls, throttles whole calls
+//! and drops connections (the fault proxy), and across a restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use pgcdc::model::{Lsn, RowOp};
+use pgcdc::sink::kinesis::dms_json::{parse_stream_position, stream_position};
+use serde_json::Value;
+
+use crate::kinesis_kpl::kinesis_script;
+use crate::s3::pgcdc_s3;
+use crate::s3_faults::{start_proxy, write_plan};
+use crate::support::{describe, moto, unique_suffix, write_config, Setup};
+
+/// A cdc config with a local Parquet sink (which holds progress) and a Kinesis sink on
+/// `stream`, reaching AWS at `endpoint`.
+fn config(s: &Setup, stream: &str, endpoint: &str, in_flight: usize) -> PathBuf {
+    write_config(
+        s.dir.path(),
+        &format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
+             [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n\n\
+             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = {in_flight}\n",
+            s.db.url,
+            s.publication,
+            s.slot,
+            s.out().display()
+        ),
+    )
+}
+
+fn new_stream() -> String {
+    let stream = format!("pgcdc-{}", unique_suffix());
+    let listed = kinesis_script(&[OsStr::new("create-stream"), OsStr::new(&stream), OsStr::new("4")]);
+    assert_eq!(listed["shards"].as_array().unwrap().len(), 4);
+    stream
+}
+
+/// One record read back: its shard, partition key and JSON.
+struct Read {
+    shard: String,
+    key: String,
+    json: Value,
+}
+
+fn read_stream(stream: &str) -> Vec<Read> {
+    let v = kinesis_script(&[OsStr::new("read"), OsStr::new(stream)]);
+    let mut out = Vec::new();
+    for (shard, records) in v["shards"].as_object().unwrap() {
+        for r in records.as_array().unwrap() {
+            let data = hex_decode(r["data_hex"].as_str().unwrap());
+            out.push(Read {
+                shard: shard.clone(),
+                key: r["partition_key"].as_str().unwrap().to_string(),
+                json: serde_json::from_slice(&data).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&data))),
+            });
+        }
+    }
+    out
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// `(table, operation, stream-position)` of every data record, and checks on the way that a
+/// key's records sit on one shard in commit order (by `stream-position`). Returns them with
+/// the number of records seen twice (same table and position).
+fn data_records(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
+    // Per partition key: (shard, stream position) of each record, in shard order.
+    type Placed<'a> = Vec<(&'a str, (Lsn, i64))>;
+    let mut per_key: BTreeMap<&str, Placed> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut twice = 0;
+    for r in read.iter().filter(|r| r.json["metadata"]["record-type"] == "data") {
+        let m = &r.json["metadata"];
+        let pos = m["stream-position"].as_str().unwrap_or_else(|| panic!("no stream-position: {}", r.json));
+        let parsed = parse_stream_position(pos).unwrap_or_else(|| panic!("bad stream-position {pos}"));
+        per_key.entry(r.key.as_str()).or_default().push((r.shard.as_str(), parsed));
+        let table = format!("{}.{}", m["schema-name"].as_str().unwrap(), m["table-name"].as_str().unwrap());
+        if !seen.insert((table, m["operation"].as_str().unwrap().to_string(), pos.to_string())) {
+            twice += 1;
+        }
+    }
+    for (key, recs) in &per_key {
+        let shards: BTreeSet<_> = recs.iter().map(|(s, _)| *s).collect();
+        assert_eq!(shards.len(), 1, "key {key} is on several shards: {shards:?}");
+        let positions: Vec<_> = recs.iter().map(|(_, p)| *p).collect();
+        let mut sorted = positions.clone();
+        sorted.sort();
+        sorted.dedup();
+        let mut deduped = positions.clone();
+        deduped.dedup();
+        assert_eq!(deduped, sorted, "key {key}: records out of commit order: {positions:?}");
+    }
+    (seen, twice)
+}
+
+/// What the Parquet sink holds for `tables` as `(table, operation, stream-position)`: the
+/// changes the stream must carry.
+fn expected(s: &Setup, tables: &[&str]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for t in tables {
+        for r in s.change_rows("public", t) {
+            let op = match r.op {
+                RowOp::Insert => "insert",
+                RowOp::Update => "update",
+                RowOp::Delete => "delete",
+                _ => continue,
+            };
+            out.insert((format!("public.{t}"), op.to_string(), stream_position(Lsn(r.lsn as u64), r.seq)));
+        }
+    }
+    out
+}
+
+/// Asserts two sets of records are equal, showing a few of the differences.
+fn assert_same(got: &BTreeSet<(String, String, String)>, want: &BTreeSet<(String, String, String)>, what: &str) {
+    let missing: Vec<_> = want.difference(got).take(8).collect();
+    let extra: Vec<_> = got.difference(want).take(8).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} missing, e.g. {missing:?}; {} extra, e.g. {extra:?}",
+        want.difference(got).count(),
+        got.difference(want).count()
+    );
+}
+
+async fn workload(s: &Setup, round: i32) {
+    let base = round * 10_000;
+    for i in 0..20 {
+        s.db.exec(&format!(
+            "INSERT INTO acct SELECT g, 'v' || g, g FROM generate_series({0} + {i} * 10, {0} + {i} * 10 + 9) g;
+             UPDATE acct SET n = n + 1 WHERE id % 7 = {1} AND id >= {0};
+             INSERT INTO notes SELECT 'note-{round}-{i}', string_agg(md5(g::text || random()::text), '') FROM generate_series(1, 300) g;",
+            base,
+            i % 7
+        ))
+        .await;
+    }
+    s.db.exec(&format!(
+        "UPDATE acct SET id = id + 5000 WHERE id = {base} + 5;
+         DELETE FROM acct WHERE id % 5 = 0 AND id >= {base};
+         UPDATE notes SET tag = 't{round}' WHERE k LIKE 'note-{round}-%';
+         INSERT INTO acct SELECT g, 'big', 0 FROM generate_series({base} + 6000, {base} + 8999) g"
+    ))
+    .await;
+    // Its own statement: inside the batch above, ROLLBACK would undo the batch too.
+    s.db.exec(&format!("BEGIN; INSERT INTO acct VALUES ({base} + 9999, 'rolled back', 0); ROLLBACK")).await;
+}
+
+async fn setup_tables(hint: &str) -> Setup {
+    let s = Setup::new(hint).await;
+    s.db.exec(
+        "CREATE TABLE acct (id int PRIMARY KEY, v text, n int);
+         CREATE TABLE notes (k text PRIMARY KEY, body text, tag text)",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "acct, notes").await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_reaches_a_four_shard_stream_in_commit_order_per_key() {
+    let s = setup_tables("kinesis_e2e").await;
+    let stream = new_stream();
+    let cfg = config(&s, &stream, &moto().endpoint_url(), 1);
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    workload(&s, 0).await;
+    s.db.exec("ALTER TABLE acct ADD COLUMN extra text; INSERT INTO acct (id, v, extra) VALUES (-1, 'x', 'new column')").await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    // A second run after more changes: nothing acknowledged is sent again.
+    workload(&s, 1).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let read = read_stream(&stream);
+    let (got, twice) = data_records(&read);
+    assert_eq!(twice, 0, "a clean restart resends nothing");
+    let want = expected(&s, &["acct", "notes"]);
+    assert!(want.len() > 6000, "{}", want.len());
+    assert_same(&got, &want, "the stream carries exactly the changes the Parquet sink holds");
+    // Unchanged TOAST values are left out of an update, not sent as null.
+    let toast_update = read
+        .iter()
+        .find(|r| r.json["metadata"]["operation"] == "update" && r.json["metadata"]["table-name"] == "notes")
+        .unwrap_or_else(|| {
+            let mut ops: BTreeMap<String, usize> = BTreeMap::new();
+            for r in &read {
+                *ops.entry(format!("{} {}", r.json["metadata"]["table-name"], r.json["metadata"]["operation"])).or_default() += 1;
+            }
+            panic!("no update of notes: {ops:?}")
+        });
+    assert!(toast_update.json["data"].get("body").is_none(), "{}", toast_update.json);
+    // Control records: a create-table per table and the added column.
+    let controls: Vec<(String, String)> = read
+        .iter()
+        .filter(|r| r.json["metadata"]["record-type"] == "control")
+        .map(|r| (r.json["metadata"]["operation"].as_str().unwrap().to_string(), r.json["metadata"]["table-name"].as_str().unwrap().to_string()))
+        .collect();
+    for want in [("create-table", "acct"), ("create-table", "notes"), ("add-column", "acct")] {
+        assert!(controls.iter().any(|(o, t)| (o.as_str(), t.as_str()) == want), "{want:?} in {controls:?}");
+    }
+    // The slot moved only as far as the stream acknowledged (stored under _pgcdc/sinks/).
+    let stored: Value = serde_json::from_slice(&std::fs::read(s.out().join(format!("_pgcdc/sinks/kinesis-{stream}.json"))).unwrap()).unwrap();
+    let confirmed: Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();
+    let acked: Lsn = stored["end_lsn"].as_str().unwrap().parse().unwrap();
+    assert!(confirmed <= acked, "slot confirmed {confirmed}, stream acknowledged {acked}");
+}
+
+/// Every request the proxy logged with a fault, by fault.
+fn faults(log: &Path) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if let Some(f) = v["fault"].as_str() {
+            *out.entry(f.to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_failures_throttling_and_resets_lose_and_reorder_nothing() {
+    let s = setup_tables("kinesis_faults").await;
+    let stream = new_stream();
+    let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
+    let (_proxy, endpoint) = start_proxy(&plan, &log);
+    let cfg = config(&s, &stream, &endpoint, 1);
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    write_plan(
+        &plan,
+        // Rules are tried in order and count only the requests that reach them: the rare
+        // faults first, so that each of them happens.
+        &serde_json::json!({"rules": [
+            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 3},
+            {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 3, "every": 2}
+        ]}),
+    );
+    workload(&s, 0).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("putting records failed") && err.contains("resending in"), "the log says what fails: {err}");
+    let injected = faults(&log);
+    for f in ["kinesis_partial", "throttle_kinesis", "reset"] {
+        assert!(injected.get(f).copied().unwrap_or(0) > 0, "{f} was injected: {injected:?}");
+    }
+
+    let read = read_stream(&stream);
+    let (got, twice) = data_records(&read);
+    assert_same(&got, &expected(&s, &["acct", "notes"]), "nothing is missing");
+    // A reset after the stream stored a request's records makes them arrive twice; the
+    // consumer drops those by stream-position (counted here, ordered above).
+    eprintln!("records delivered twice (a reset after they were stored): {twice}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_stream_is_one_clear_error_before_anything_is_read() {
+    let s = setup_tables("kinesis_missing").await;
+    let cfg = config(&s, "no-such-stream", &moto().endpoint_url(), 4);
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    s.db.exec("INSERT INTO acct VALUES (1, 'a', 1)").await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Kinesis stream no-such-stream") && err.contains("create the stream"), "{err}");
+    assert!(!err.contains("retrying") && !err.contains("resending"), "not retried: {err}");
+    assert!(s.db.slot_confirmed_lsn(&s.slot).await.is_some());
+    assert!(!s.out().join("public").exists(), "nothing was written before the error");
+}
