@@ -27,6 +27,18 @@ pub struct Status {
     /// Bytes of WAL the slot holds back (from restart_lsn).
     pub retained_bytes: Option<u64>,
     pub targets: Vec<TargetStatus>,
+    /// Where progress lives (`[state] url` or the first Parquet sink).
+    pub progress_store: Option<String>,
+    /// Sinks without a target of their own (Kinesis): how far the stream acknowledged
+    /// every record.
+    pub sink_positions: Vec<SinkPosition>,
+}
+
+#[derive(Serialize)]
+pub struct SinkPosition {
+    pub sink: String,
+    pub acknowledged_lsn: String,
+    pub written_at: String,
 }
 
 #[derive(Serialize)]
@@ -35,6 +47,9 @@ pub struct TargetStatus {
     pub checkpoint: Option<Checkpoint>,
     /// Full-load progress, when a load was planned in this target.
     pub load: Option<LoadStatus>,
+    /// The `[state]` store, which holds progress and no sink's files.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub progress_only: bool,
 }
 
 #[derive(Serialize)]
@@ -82,8 +97,18 @@ pub async fn status(config: &Config) -> Result<Status> {
             target: store.storage().describe(),
             checkpoint: store.checkpoint()?,
             load: store.load_state()?.map(load_status),
+            progress_only: false,
         });
     }
+    let store = ProgressStore::open(config)?;
+    if config.state.is_some() {
+        targets.push(TargetStatus { target: store.storage().describe(), checkpoint: None, load: store.load_state()?.map(load_status), progress_only: true });
+    }
+    let sink_positions = store
+        .sink_positions()?
+        .into_iter()
+        .map(|(sink, cp)| SinkPosition { sink, acknowledged_lsn: cp.end_lsn.to_string(), written_at: cp.written_at })
+        .collect();
     Ok(Status {
         slot: config.source.slot.clone(),
         slot_exists: slot.is_some(),
@@ -95,5 +120,7 @@ pub async fn status(config: &Config) -> Result<Status> {
         lag_bytes: behind(slot.as_ref().and_then(|s| s.confirmed_flush_lsn)),
         retained_bytes: behind(slot.as_ref().and_then(|s| s.restart_lsn)),
         targets,
+        progress_store: Some(store.storage().describe()),
+        sink_positions,
     })
 }

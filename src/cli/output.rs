@@ -77,6 +77,7 @@ pub fn status(s: &Status, json: bool) {
             }
         }
         match &t.checkpoint {
+            None if t.progress_only => println!("  progress store ([state])"),
             None => println!("  no checkpoint yet"),
             Some(cp) => {
                 println!("  durable up to         {} (last commit {}, written {})", cp.end_lsn, cp.commit_lsn, cp.written_at);
@@ -86,6 +87,10 @@ pub fn status(s: &Status, json: bool) {
                 }
             }
         }
+    }
+    for p in &s.sink_positions {
+        println!("sink {}", p.sink);
+        println!("  acknowledged up to    {} (written {})", p.acknowledged_lsn, p.written_at);
     }
 }
 

@@ -256,6 +256,9 @@ pub struct MetricsConfig {
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub url: String,
+    /// `url`, parsed once in [`Config::parse`].
+    #[serde(skip)]
+    pub location: Location,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +293,9 @@ impl Config {
                 p.compression = dms::compression(p);
             }
         }
+        if let Some(st) = config.state.as_mut() {
+            st.location = Location::parse(&st.url).map_err(|e| e.context("[state] url"))?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -313,13 +319,6 @@ impl Config {
                     }
                 }
                 SinkConfig::Kinesis(k) => {
-                    if self.parquet_sinks().next().is_none() {
-                        return Err(Error::config(format!(
-                            "sink {}: a Kinesis sink without a Parquet sink is not supported by this build yet (its position lives in the first Parquet sink's _pgcdc/)",
-                            i + 1
-                        ))
-                        .with_hint("add a [[sink]] with kind = \"parquet\" ([state] url is not built yet)"));
-                    }
                     if k.max_in_flight == 0 {
                         return Err(Error::config(format!("sink {}: max_in_flight must be at least 1", i + 1)));
                     }
@@ -334,7 +333,6 @@ impl Config {
         for (set, section, what) in [
             (self.metrics.is_some(), "[metrics]", "/metrics and /healthz"),
             (self.dead_letter.is_some(), "[dead_letter]", "dead letters"),
-            (self.state.is_some(), "[state]", "a separate progress store (progress lives in _pgcdc/ of the first Parquet sink)"),
         ] {
             if set {
                 return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
@@ -352,6 +350,13 @@ impl Config {
         if !self.sinks.iter().any(|s| matches!(s, SinkConfig::Parquet(_))) && self.state.is_none() {
             return Err(Error::config("no Parquet sink and no [state] url: progress has nowhere to live")
                 .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\""));
+        }
+        if self.pipeline.mode != Mode::Cdc && self.parquet_sinks().next().is_none() {
+            return Err(Error::config(format!(
+                "mode = \"{}\" loads tables into Parquet files, and this configuration has no Parquet sink (load records into Kinesis are not built yet)",
+                if self.pipeline.mode == Mode::FullLoad { "full-load" } else { "full-load-and-cdc" }
+            ))
+            .with_hint("use mode = \"cdc\", or add a Parquet sink"));
         }
         if self.pipeline.load_workers == Some(0) {
             return Err(Error::config("pipeline.load_workers must be at least 1"));

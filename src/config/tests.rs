@@ -83,12 +83,21 @@ fn sections_not_built_yet_are_refused_not_ignored() {
     for (section, body) in [
         ("[metrics]", "listen = \"127.0.0.1:9187\""),
         ("[dead_letter]", "url = \"file:///tmp/dl\""),
-        ("[state]", "url = \"file:///tmp/state\""),
     ] {
         let e = Config::parse(&format!("{MINIMAL}\n{section}\n{body}\n")).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{section}: {e}");
         assert!(e.message.contains(section) && e.message.contains("not supported by this build yet"), "{e}");
     }
+    // Without a Parquet sink there is nothing to load into.
+    let kinesis_only = "[source]\nurl = \"postgres://u@h/d\"\n[[sink]]\nkind = \"kinesis\"\nstream = \"s\"\n[state]\nurl = \"file:///tmp/st\"\n";
+    let e = Config::parse(kinesis_only).unwrap_err();
+    assert!(e.message.contains("no Parquet sink") && e.to_string().contains("mode = \"cdc\""), "{e}");
+    Config::parse(&kinesis_only.replace("[[sink]]", "[pipeline]\nmode = \"cdc\"\n[[sink]]")).unwrap();
+    // [state] is built: its url is parsed once; a bad one names the section.
+    let c = Config::parse(&format!("{MINIMAL}\n[state]\nurl = \"file:///tmp/state\"\n")).unwrap();
+    assert_eq!(c.state.unwrap().location, crate::config::Location::Local("/tmp/state".into()));
+    let e = Config::parse(&format!("{MINIMAL}\n[state]\nurl = \"file://relative\"\n")).unwrap_err();
+    assert!(e.to_string().contains("[state] url"), "{e}");
     // [catalog] needs S3 targets: Glue tables point at S3 locations.
     let e = Config::parse(&format!("{MINIMAL}\n[catalog]\nglue_database = \"shop\"\n")).unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");

@@ -57,14 +57,15 @@ pub struct LoadSummary {
 /// the target already holds a complete load or CDC progress of its own.
 pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, catalog: &Catalog, mode: Mode) -> Result<Option<LoadSummary>> {
     let started = std::time::Instant::now();
-    // Progress lives in the first Parquet sink; every Parquet sink receives the files.
-    let storage: Arc<dyn Storage> = targets.first().cloned().ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
+    // Every Parquet sink receives the files; the load's state lives with progress.
+    let first: Arc<dyn Storage> = targets.first().cloned().ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
+    let storage: Arc<dyn Storage> = targets.progress().cloned().expect("a Parquet sink holds progress at least");
     let existing = LoadState::read(storage.as_ref())?;
     if existing.as_ref().is_some_and(|s| s.complete) {
         tracing::info!("the full load is already complete in this target");
         return Ok(None);
     }
-    if existing.is_none() && crate::state::checkpoint::read_checkpoint(storage.as_ref())?.is_some() {
+    if existing.is_none() && crate::state::checkpoint::read_checkpoint(first.as_ref())?.is_some() {
         tracing::warn!("the target already holds CDC progress without a full load: not loading");
         return Ok(None);
     }

@@ -36,7 +36,7 @@ pub async fn start(
     server_version: u32,
     requested: &[String],
 ) -> Result<Option<ReloadWiring>> {
-    let Some(storage) = targets.first().cloned() else {
+    let (Some(storage), Some(_)) = (targets.progress().cloned(), targets.first()) else {
         if !requested.is_empty() {
             return Err(Error::config(
                 "--reload writes into a Parquet sink, and the configuration has none",

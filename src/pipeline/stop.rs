@@ -12,7 +12,7 @@ use crate::model::Lsn;
 /// finished chunks are recorded in `_pgcdc/load.json` and the next run resumes from there.
 /// `why` is `interrupted` (SIGINT) or `terminated` (SIGTERM).
 pub fn stopped_during_load(targets: &Targets, why: &str) -> Result<RunSummary> {
-    let state = targets.first().and_then(|t| ProgressStore::at(t.clone()).load_state().ok().flatten());
+    let state = targets.progress().and_then(|t| ProgressStore::at(t.clone()).load_state().ok().flatten());
     match state {
         Some(st) => {
             let chunks = st.tables.values().map(|t| t.chunks.len()).sum::<usize>();

@@ -26,10 +26,10 @@ pub fn open_sinks(config: &Config, targets: &Targets) -> Result<Vec<Box<dyn Sink
                 Ok(Box::new(ParquetSink::open(p, storage)?) as Box<dyn Sink>)
             }
             SinkConfig::Kinesis(k) => {
-                // Its acknowledged position lives in the progress store (the first Parquet sink).
-                let progress = targets.first().cloned().ok_or_else(|| {
-                    Error::config("a Kinesis sink keeps its position in the first Parquet sink's _pgcdc/, and there is none")
-                        .with_hint("add a [[sink]] with kind = \"parquet\" ([state] url is not built yet)")
+                // Its acknowledged position lives in the progress store.
+                let progress = targets.progress().cloned().ok_or_else(|| {
+                    Error::config("a Kinesis sink keeps its position in the progress store, and there is none")
+                        .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\" or a Parquet sink")
                 })?;
                 Ok(Box::new(KinesisSink::open(k, config.aws.as_ref(), progress)?) as Box<dyn Sink>)
             }

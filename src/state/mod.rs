@@ -7,8 +7,8 @@
 //! * [`tables`]: the tables the run follows, with their OIDs, relfilenodes and pending
 //!   reloads (`_pgcdc/tables.json`).
 //!
-//! Progress lives in `_pgcdc/` of the first Parquet sink (a separate `[state] url` is not
-//! supported yet). Every object is written atomically ([`Storage::put`]); only the holder of
+//! Progress lives in `[state] url` when configured, else in `_pgcdc/` of the first Parquet
+//! sink. A Parquet sink's own checkpoint always stays in its target, with its files. Every object is written atomically ([`Storage::put`]); only the holder of
 //! the target's lock writes. Commands that only read (`status`, `validate`) open the store
 //! without the lock. Schema history stays beside the files it describes, with the Parquet
 //! sink (`crate::sink::parquet::history`), and a sink's own exactly-once record (the Parquet
@@ -38,11 +38,16 @@ pub struct ProgressStore {
 }
 
 impl ProgressStore {
-    /// The store of `config`: `_pgcdc/` in its first Parquet sink. Opening changes nothing.
+    /// The store of `config`: `[state] url`, else `_pgcdc/` in its first Parquet sink.
+    /// Opening changes nothing.
     pub fn open(config: &Config) -> Result<ProgressStore> {
+        if let Some(st) = &config.state {
+            let options = crate::aws::S3Options { aws: config.aws.clone(), ..Default::default() };
+            return Ok(ProgressStore::at(Arc::from(storage::open(&st.location, &options)?)));
+        }
         let sink = config.parquet_sinks().next().ok_or_else(|| {
-            Error::config("no Parquet sink: progress has nowhere to live")
-                .with_hint("add a [[sink]] with kind = \"parquet\"")
+            Error::config("no Parquet sink and no [state] url: progress has nowhere to live")
+                .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\" or a [[sink]] with kind = \"parquet\"")
         })?;
         Ok(ProgressStore::at(Arc::from(storage::open_sink_target(config, sink)?)))
     }
@@ -65,6 +70,19 @@ impl ProgressStore {
     /// The full load's plan and progress, `None` when no load was planned here.
     pub fn load_state(&self) -> Result<Option<LoadState>> {
         LoadState::read(self.storage.as_ref())
+    }
+
+    /// The acknowledged positions of sinks without a target of their own (Kinesis), by
+    /// name (`kinesis-{stream}`), from `_pgcdc/sinks/`.
+    pub fn sink_positions(&self) -> Result<Vec<(String, Checkpoint)>> {
+        let mut out = Vec::new();
+        for key in self.storage.list("_pgcdc/sinks")? {
+            let name = key.rsplit('/').next().unwrap_or(&key).trim_end_matches(".json").to_string();
+            if let Some((cp, _)) = checkpoint::read_checkpoint_versioned_at(self.storage.as_ref(), &key)? {
+                out.push((name, cp));
+            }
+        }
+        Ok(out)
     }
 
     /// The followed tables, `None` before the first run that recorded them.

@@ -15,6 +15,8 @@ use crate::error::Result;
 pub struct Targets {
     /// `(index of the sink in config.sinks, its storage)`, Parquet sinks only.
     opened: Vec<(usize, Arc<dyn Storage>)>,
+    /// `[state] url`, when configured apart from the sinks.
+    state: Option<Arc<dyn Storage>>,
     locks: Vec<TargetLock>,
 }
 
@@ -27,15 +29,23 @@ impl Targets {
                 opened.push((i, Arc::from(super::open_sink_target(config, p)?)));
             }
         }
-        Ok(Targets { opened, locks: Vec::new() })
+        let state = match &config.state {
+            Some(st) => {
+                let options = crate::aws::S3Options { aws: config.aws.clone(), ..Default::default() };
+                Some(Arc::from(super::open(&st.location, &options)?))
+            }
+            None => None,
+        };
+        Ok(Targets { opened, state, locks: Vec::new() })
     }
 
-    /// Takes every target's writer lock ([`Storage::lock`]) in configuration order, and
+    /// Takes every target's writer lock ([`Storage::lock`]) in configuration order (the
+    /// `[state]` store last), and
     /// holds them until `self` is dropped. The first refusal is returned; the locks taken
     /// so far are released then. `pgcdc run` calls this before anything else touches a
     /// target.
     pub fn lock(&mut self) -> Result<()> {
-        let locks = self.opened.iter().map(|(_, s)| s.lock()).collect::<Result<Vec<_>>>()?;
+        let locks = self.opened.iter().map(|(_, s)| s).chain(&self.state).map(|s| s.lock()).collect::<Result<Vec<_>>>()?;
         self.locks = locks;
         Ok(())
     }
@@ -45,9 +55,15 @@ impl Targets {
         self.opened.iter().find(|(i, _)| *i == index).map(|(_, s)| s)
     }
 
-    /// The first Parquet target: where the full load writes and progress lives.
+    /// The first Parquet target.
     pub fn first(&self) -> Option<&Arc<dyn Storage>> {
         self.opened.first().map(|(_, s)| s)
+    }
+
+    /// Where progress lives ([`crate::state`]): `[state] url`, else the first Parquet
+    /// target. `None` only for a configuration without either, which `Config` refuses.
+    pub fn progress(&self) -> Option<&Arc<dyn Storage>> {
+        self.state.as_ref().or_else(|| self.first())
     }
 
     /// Every opened target, in configuration order.

@@ -78,9 +78,14 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     // Tables that joined, were renamed or recreated are reloaded by `run`: wait for that
     // before the snapshot, which would cut off a reload that finishes after it.
     let target = storage::open_sink_target(config, sink)?;
-    // Progress (the load's state, the followed tables) lives in the first Parquet sink.
+    // Progress (the load's state, the followed tables) lives in [state] or the first
+    // Parquet sink.
     let first = config.parquet_sinks().next().expect("chosen_sink found a Parquet sink");
-    let home = if std::ptr::eq(first, sink) { None } else { Some(storage::open_sink_target(config, first)?) };
+    let home = if config.state.is_none() && std::ptr::eq(first, sink) {
+        None
+    } else {
+        Some(crate::state::ProgressStore::open(config)?.storage().clone())
+    };
     let home = home.as_deref().unwrap_or(target.as_ref());
     let filter = TableFilter::new(&config.source.tables);
     let reloading = crate::pipeline::table_watch::wait_until_followed(&control, home, publication, &filter, deadline.saturating_duration_since(Instant::now()), opts.poll_interval).await?;

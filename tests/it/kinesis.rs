@@ -277,3 +277,51 @@ async fn a_missing_stream_is_one_clear_error_before_anything_is_read() {
     assert!(s.db.slot_confirmed_lsn(&s.slot).await.is_some());
     assert!(!s.out().join("public").exists(), "nothing was written before the error");
 }
+
+/// Kinesis as the only sink: progress (the slot's position, the acknowledged one) lives in
+/// `[state] url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kinesis_only_pipeline_keeps_its_position_in_the_state_store() {
+    let s = setup_tables("kinesis_only").await;
+    let stream = new_stream();
+    let state = s.dir.path().join("state");
+    let cfg = write_config(
+        s.dir.path(),
+        &format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\n\
+             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\n\n[state]\nurl = \"file://{}\"\n",
+            s.db.url,
+            s.publication,
+            s.slot,
+            moto().endpoint_url(),
+            state.display()
+        ),
+    );
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    for round in 0..2 {
+        for i in 0..10 {
+            let id = round * 100 + i * 10;
+            s.db.exec(&format!("INSERT INTO acct SELECT g, 'v', 0 FROM generate_series({id}, {id} + 9) g")).await;
+        }
+        s.db.exec(&format!("UPDATE acct SET n = 1 WHERE id BETWEEN {0} AND {0} + 9; DELETE FROM acct WHERE id BETWEEN {0} + 90 AND {0} + 94", round * 100)).await;
+        let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let read = read_stream(&stream);
+    let (got, twice) = data_records(&read);
+    assert_eq!(twice, 0, "the second run resends nothing");
+    let count = |op: &str| got.iter().filter(|(_, o, _)| o == op).count();
+    assert_eq!((count("insert"), count("update"), count("delete")), (200, 20, 10));
+    let stored: Value = serde_json::from_slice(&std::fs::read(state.join(format!("_pgcdc/sinks/kinesis-{stream}.json"))).unwrap()).unwrap();
+    let acked: Lsn = stored["end_lsn"].as_str().unwrap().parse().unwrap();
+    let confirmed: Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();
+    assert!(confirmed > Lsn::ZERO && confirmed <= acked, "slot confirmed {confirmed}, stream acknowledged {acked}");
+    // `status` shows the stream's acknowledged position, read from the state store.
+    let out = pgcdc_s3(&cfg, &["status", "--json"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["sink_positions"][0]["sink"], format!("kinesis-{stream}"));
+    assert_eq!(status["sink_positions"][0]["acknowledged_lsn"], acked.to_string());
+    assert!(status["progress_store"].as_str().unwrap().contains("state"), "{status}");
+}
