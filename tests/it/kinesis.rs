@@ -325,3 +325,60 @@ async fn a_kinesis_only_pipeline_keeps_its_position_in_the_state_store() {
     assert_eq!(status["sink_positions"][0]["acknowledged_lsn"], acked.to_string());
     assert!(status["progress_store"].as_str().unwrap().contains("state"), "{status}");
 }
+
+/// What a consumer keeps: per partition key, in shard order, each record whose
+/// `stream-position` is past the highest it has seen for that key (it drops a restart's
+/// resends that way). Returns `(table, operation, position)` of the kept data records and
+/// how many it dropped.
+fn consumer_view(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
+    let mut highest: BTreeMap<&str, (Lsn, i64)> = BTreeMap::new();
+    let (mut kept, mut dropped) = (BTreeSet::new(), 0);
+    for r in read.iter().filter(|r| r.json["metadata"]["record-type"] == "data") {
+        let m = &r.json["metadata"];
+        let pos = m["stream-position"].as_str().unwrap();
+        let parsed = parse_stream_position(pos).unwrap();
+        if highest.get(r.key.as_str()).is_some_and(|h| *h >= parsed) {
+            dropped += 1;
+            continue;
+        }
+        highest.insert(r.key.as_str(), parsed);
+        let table = format!("{}.{}", m["schema-name"].as_str().unwrap(), m["table-name"].as_str().unwrap());
+        assert!(kept.insert((table, m["operation"].as_str().unwrap().to_string(), pos.to_string())), "{pos} kept twice");
+    }
+    (kept, dropped)
+}
+
+/// SIGKILL while records are being sent — at a failpoint after the stream stored a request
+/// but before its acknowledgement was recorded, and at a random moment — then a restart:
+/// every change is in the stream, and the only duplicates are resends a consumer drops by
+/// `stream-position`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resends() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = setup_tables("kinesis_crash").await;
+    let stream = new_stream();
+    let cfg = config(&s, &stream, &moto().endpoint_url(), 1);
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    workload(&s, 0).await;
+    let mut cmd = crate::support::pgcdc();
+    moto().aws_env(&mut cmd);
+    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "kinesis-put-answered@3");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.signal(), Some(9), "killed after the third answered request: {}", describe(&out));
+
+    // A random kill of a run that streams while the source changes.
+    let mut cmd = crate::support::pgcdc();
+    moto().aws_env(&mut cmd);
+    cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let guard = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
+    workload(&s, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    drop(guard); // SIGKILL
+
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let read = read_stream(&stream);
+    let (kept, dropped) = consumer_view(&read);
+    assert_same(&kept, &expected(&s, &["acct", "notes"]), "every change, once, after dropping resends");
+    assert!(dropped > 0, "the kill after a stored but unrecorded request makes the restart resend it");
+}

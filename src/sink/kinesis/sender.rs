@@ -124,6 +124,8 @@ pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver
                 None => closed = true,
             },
             Some((request, outcome)) = in_flight.next() => {
+                // Crash tests: the stream stored records whose acknowledgement is not recorded.
+                crate::failpoint::hit("kinesis-put-answered");
                 let n = request.entries.len();
                 let retry = match outcome {
                     Outcome::Answered { failed, first_error } => {
