@@ -170,9 +170,26 @@ async fn every_change_reaches_a_four_shard_stream_in_commit_order_per_key() {
     let s = setup_tables("kinesis_e2e").await;
     let stream = new_stream();
     let cfg = config(&s, &stream, &moto().endpoint_url(), 1);
+    s.db.exec(&format!(
+        "CREATE TABLE ddl (id int PRIMARY KEY, a text, mid text[], z numeric(12,2)); ALTER PUBLICATION {} ADD TABLE ddl",
+        s.publication
+    ))
+    .await;
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
     workload(&s, 0).await;
-    s.db.exec("ALTER TABLE acct ADD COLUMN extra text; INSERT INTO acct (id, v, extra) VALUES (-1, 'x', 'new column')").await;
+    // One transaction: a row, a column added with a default, a column in the middle
+    // dropped, changes under each shape.
+    s.db.exec(
+        "INSERT INTO ddl VALUES (1, 'a', '{x}', 1.5); ALTER TABLE ddl ADD COLUMN extra int DEFAULT 7;
+         UPDATE ddl SET a = NULL; ALTER TABLE ddl DROP COLUMN mid; DELETE FROM ddl",
+    )
+    .await;
+    // One transaction: a column added (with a default) and another dropped.
+    s.db.exec(
+        "ALTER TABLE acct ADD COLUMN extra text DEFAULT 'd', ADD COLUMN tmp int; INSERT INTO acct (id, v, extra) VALUES (-1, 'x', 'new column');
+         ALTER TABLE acct DROP COLUMN tmp; INSERT INTO acct (id, v) VALUES (-2, 'y')",
+    )
+    .await;
     let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
     assert!(out.status.success(), "{}", describe(&out));
     // A second run after more changes: nothing acknowledged is sent again.
@@ -183,7 +200,7 @@ async fn every_change_reaches_a_four_shard_stream_in_commit_order_per_key() {
     let read = read_stream(&stream);
     let (got, twice) = data_records(&read);
     assert_eq!(twice, 0, "a clean restart resends nothing");
-    let want = expected(&s, &["acct", "notes"]);
+    let want = expected(&s, &["acct", "notes", "ddl"]);
     assert!(want.len() > 6000, "{}", want.len());
     assert_same(&got, &want, "the stream carries exactly the changes the Parquet sink holds");
     // Unchanged TOAST values are left out of an update, not sent as null.
@@ -204,9 +221,11 @@ async fn every_change_reaches_a_four_shard_stream_in_commit_order_per_key() {
         .filter(|r| r.json["metadata"]["record-type"] == "control")
         .map(|r| (r.json["metadata"]["operation"].as_str().unwrap().to_string(), r.json["metadata"]["table-name"].as_str().unwrap().to_string()))
         .collect();
-    for want in [("create-table", "acct"), ("create-table", "notes"), ("add-column", "acct")] {
+    for want in [("create-table", "acct"), ("create-table", "notes"), ("add-column", "acct"), ("drop-column", "acct"), ("add-column", "ddl"), ("drop-column", "ddl")] {
         assert!(controls.iter().any(|(o, t)| (o.as_str(), t.as_str()) == want), "{want:?} in {controls:?}");
     }
+    // Nothing was renamed or retyped.
+    assert!(controls.iter().all(|(o, _)| o == "create-table" || o == "add-column" || o == "drop-column"), "{controls:?}");
     // The slot moved only as far as the stream acknowledged (stored under _pgcdc/sinks/).
     let stored: Value = serde_json::from_slice(&std::fs::read(s.out().join(format!("_pgcdc/sinks/kinesis-{stream}.json"))).unwrap()).unwrap();
     let confirmed: Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();

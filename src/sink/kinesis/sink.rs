@@ -157,13 +157,21 @@ impl KinesisSink {
     }
 }
 
+fn without_attnums(table: &TableSchema) -> TableSchema {
+    let mut t = table.clone();
+    for c in &mut t.columns {
+        c.attnum = None;
+    }
+    t
+}
+
 /// DescribeStreamSummary once: a missing stream, denied access or an unreachable endpoint
 /// is one clear error at start instead of retries later.
 fn check_stream(bridge: &Bridge, stream: &StreamRef) -> Result<()> {
     let s = stream.clone();
     let answer = bridge.run(async move {
         let call = s.client.describe_stream_summary();
-        let call = if s.stream.starts_with("arn:") { call.stream_arn(&s.stream) } else { call.stream_name(&s.stream) };
+        let call = if s.is_arn() { call.stream_arn(&s.stream) } else { call.stream_name(&s.stream) };
         call.send().await.map(|_| ()).map_err(|e| {
             use aws_sdk_kinesis::error::ProvideErrorMetadata;
             let code = e.code().unwrap_or("").to_string();
@@ -171,12 +179,7 @@ fn check_stream(bridge: &Bridge, stream: &StreamRef) -> Result<()> {
         })
     })?;
     answer.map_err(|(code, detail)| {
-        let hint = match code.as_str() {
-            "ResourceNotFoundException" => "create the stream, or fix the sink's `stream` (a name, or an ARN)",
-            "" => "check [aws] endpoint_url and region, and that the endpoint is reachable",
-            _ => "the credentials need kinesis:DescribeStreamSummary and kinesis:PutRecords on the stream",
-        };
-        Error::runtime(format!("Kinesis stream {}: {detail}", stream.stream)).with_hint(hint)
+        Error::runtime(format!("Kinesis stream {}: {detail}", stream.stream)).with_hint(sender::refusal_hint(&code))
     })
 }
 
@@ -217,8 +220,12 @@ impl Sink for KinesisSink {
         }
         let control = match self.announced.get(&table.relid) {
             None => vec![self.encoder.create_table(table, txn.commit_lsn, now)],
-            Some(old) if old.columns != table.columns => self.encoder.column_changes(old, table, txn.commit_lsn, now),
-            Some(_) => Vec::new(),
+            // Matched by name, not attnum: the attnums come from the catalog as it is now,
+            // not as of this point of the stream, so after a later DROP COLUMN they no longer
+            // line up and a plain ADD COLUMN would read as a rename. A rename reads as a
+            // drop and an add; a change of anything but names and types (a default, an
+            // attnum) announces nothing.
+            Some(old) => self.encoder.column_changes(&without_attnums(old), &without_attnums(table), txn.commit_lsn, now),
         };
         for r in control {
             self.push(r.partition_key, r.data, table)?;
