@@ -77,7 +77,7 @@ pub struct StreamRef {
 }
 
 impl StreamRef {
-    fn is_arn(&self) -> bool {
+    pub fn is_arn(&self) -> bool {
         self.stream.starts_with("arn:")
     }
 }
@@ -225,18 +225,25 @@ where
             if transient {
                 return Outcome::Transient(format!("{code} (HTTP {status})"));
             }
-            let hint = match code.as_str() {
-                "ResourceNotFoundException" => "create the stream, or fix the sink's `stream` (a name, or an ARN)",
-                "AccessDeniedException" | "UnrecognizedClientException" => "the credentials need kinesis:PutRecords, kinesis:DescribeStreamSummary and kinesis:ListShards on the stream",
-                _ => "see the message from Kinesis",
-            };
             Outcome::Permanent(
                 Error::runtime(format!("putting records into Kinesis stream {} failed: {code} (HTTP {status}): {}", stream.stream, se.err().message().unwrap_or("")))
-                    .with_hint(hint),
+                    .with_hint(refusal_hint(&code)),
             )
         }
         // No answer (timeout, reset, refused connection, DNS): the endpoint may come back.
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => Outcome::Transient(detail),
         _ => Outcome::Permanent(Error::runtime(format!("putting records into Kinesis stream {} failed: {detail}", stream.stream))),
+    }
+}
+
+/// The fix for a request Kinesis refused with `code` (empty: no answer from the endpoint).
+pub fn refusal_hint(code: &str) -> &'static str {
+    match code {
+        "ResourceNotFoundException" => "create the stream, or fix the sink's `stream` (a name, or an ARN)",
+        "AccessDeniedException" | "UnrecognizedClientException" => {
+            "the credentials need kinesis:DescribeStreamSummary and kinesis:PutRecords on the stream"
+        }
+        "" => "check [aws] endpoint_url and region, and that the endpoint is reachable",
+        _ => "see the message from Kinesis",
     }
 }
