@@ -336,6 +336,15 @@ async fn a_kinesis_only_pipeline_keeps_its_position_in_the_state_store() {
     let acked: Lsn = stored["end_lsn"].as_str().unwrap().parse().unwrap();
     let confirmed: Lsn = s.db.slot_confirmed_lsn(&s.slot).await.unwrap().parse().unwrap();
     assert!(confirmed > Lsn::ZERO && confirmed <= acked, "slot confirmed {confirmed}, stream acknowledged {acked}");
+    // SIGTERM of a run that has nothing new to send stops it at once, exit 0.
+    let mut cmd = crate::support::pgcdc();
+    moto().aws_env(&mut cmd);
+    cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut run = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || run.stop(std::time::Duration::from_secs(20))).await.unwrap();
+    assert!(out.status.success() && started.elapsed() < std::time::Duration::from_secs(10), "SIGTERM: {} after {:?}", describe(&out), started.elapsed());
     // `status` shows the stream's acknowledged position, read from the state store.
     let out = pgcdc_s3(&cfg, &["status", "--json"]).await;
     assert!(out.status.success(), "{}", describe(&out));

@@ -54,8 +54,11 @@ pub struct KinesisSink {
     pending: Vec<Entry>,
     pending_bytes: usize,
     pending_since: Option<Instant>,
-    /// The position of the last flush handed to the sender.
+    /// The position of the last flush handed to the sender (or recovered).
     last_mark: Lsn,
+    /// Whether this run handed the sender anything: [`Sink::drain`] waits for that only (the
+    /// sender's acknowledgements start from zero, below a recovered position).
+    sent: bool,
 }
 
 impl KinesisSink {
@@ -103,6 +106,7 @@ impl KinesisSink {
             pending_bytes: 0,
             pending_since: None,
             last_mark: Lsn::ZERO,
+            sent: false,
         })
     }
 
@@ -271,6 +275,7 @@ impl Sink for KinesisSink {
         self.pending_bytes = 0;
         self.pending_since = None;
         self.last_mark = self.last_mark.max(checkpoint.end_lsn);
+        self.sent = true;
         let tx = self.tx.clone().expect("open until drained");
         // Waits while the sender is full: the back-pressure of a slow stream.
         self.bridge
@@ -280,6 +285,9 @@ impl Sink for KinesisSink {
     }
 
     fn drain(&mut self) -> Result<()> {
+        if !self.sent {
+            return self.record_acked();
+        }
         let (shared, mark) = (self.shared.clone(), self.last_mark);
         self.bridge.run(async move { shared.wait_acked(mark).await })??;
         self.record_acked()
