@@ -351,13 +351,6 @@ impl Config {
             return Err(Error::config("no Parquet sink and no [state] url: progress has nowhere to live")
                 .with_hint("add [state] url = \"file:///var/lib/pgcdc/state\""));
         }
-        if self.pipeline.mode != Mode::Cdc && self.parquet_sinks().next().is_none() {
-            return Err(Error::config(format!(
-                "mode = \"{}\" loads tables into Parquet files, and this configuration has no Parquet sink (load records into Kinesis are not built yet)",
-                if self.pipeline.mode == Mode::FullLoad { "full-load" } else { "full-load-and-cdc" }
-            ))
-            .with_hint("use mode = \"cdc\", or add a Parquet sink"));
-        }
         if self.pipeline.load_workers == Some(0) {
             return Err(Error::config("pipeline.load_workers must be at least 1"));
         }

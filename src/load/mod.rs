@@ -57,15 +57,14 @@ pub struct LoadSummary {
 /// the target already holds a complete load or CDC progress of its own.
 pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, catalog: &Catalog, mode: Mode) -> Result<Option<LoadSummary>> {
     let started = std::time::Instant::now();
-    // Every Parquet sink receives the files; the load's state lives with progress.
-    let first: Arc<dyn Storage> = targets.first().cloned().ok_or_else(|| Error::config("the full load needs a Parquet sink"))?;
-    let storage: Arc<dyn Storage> = targets.progress().cloned().expect("a Parquet sink holds progress at least");
+    // Every sink receives the rows; the load's state lives with progress.
+    let storage: Arc<dyn Storage> = targets.progress().cloned().expect("Config refuses a configuration without a progress store");
     let existing = LoadState::read(storage.as_ref())?;
     if existing.as_ref().is_some_and(|s| s.complete) {
         tracing::info!("the full load is already complete in this target");
         return Ok(None);
     }
-    if existing.is_none() && crate::state::checkpoint::read_checkpoint(first.as_ref())?.is_some() {
+    if existing.is_none() && holds_cdc_progress(config, targets)? {
         tracing::warn!("the target already holds CDC progress without a full load: not loading");
         return Ok(None);
     }
@@ -85,6 +84,8 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     // A missing publication fails here, before a slot is created or recreated: a run that
     // cannot load must leave the server as it found it (SPEC 2.8).
     selected_tables(config, catalog).await?;
+    // So is a Kinesis stream that cannot be described.
+    let records = tokio::task::block_in_place(|| outputs::record_outputs(config))?;
 
     // The connection whose snapshot the workers import: it must stay open and idle until
     // every worker has imported it, so it lives until the load is done.
@@ -166,6 +167,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     let jobs = Arc::new(Mutex::new(jobs));
     let ctx = Arc::new(LoadContext {
         outputs: outputs::load_outputs(config, targets)?,
+        records,
         snapshot_lsn,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         tid_ranges,
@@ -228,9 +230,13 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
             cp.counts.entry(k.clone()).or_default().insert("L".into(), t.chunks.iter().map(|c| c.rows).sum());
         }
         cp.written_at = crate::time_fmt::now_rfc3339();
-        // Each sink recovers from the checkpoint in its own target.
+        // Each sink recovers from the checkpoint in its own target; a Kinesis sink from
+        // its position in the progress store.
         for target in targets.all() {
             crate::state::checkpoint::write_checkpoint(target.as_ref(), &cp, &mut None)?;
+        }
+        for r in &ctx.records {
+            r.hand_over(storage.as_ref(), state.slot_lsn)?;
         }
     }
     Ok(Some(LoadSummary {
@@ -242,6 +248,26 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         resumed,
         seconds: started.elapsed().as_secs_f64(),
     }))
+}
+
+/// Whether a sink already holds CDC progress of its own (a Parquet checkpoint, or a Kinesis
+/// sink's position in the progress store): then there is nothing to load.
+fn holds_cdc_progress(config: &Config, targets: &Targets) -> Result<bool> {
+    if let Some(first) = targets.first() {
+        if crate::state::checkpoint::read_checkpoint(first.as_ref())?.is_some() {
+            return Ok(true);
+        }
+    }
+    let progress = targets.progress().expect("checked by the caller");
+    for s in &config.sinks {
+        if let crate::config::SinkConfig::Kinesis(k) = s {
+            let key = crate::sink::kinesis::stream::checkpoint_key(&k.stream);
+            if crate::state::checkpoint::read_checkpoint_versioned_at(progress.as_ref(), &key)?.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// A new load writes into every Parquet sink, so none may hold another run's progress (the

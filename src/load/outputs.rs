@@ -1,7 +1,8 @@
-//! Where the full load and reloads write: every Parquet sink of the configuration.
+//! Where the full load and reloads write: every sink of the configuration.
 //!
 //! A loaded chunk goes to every Parquet sink, so each sink holds the whole load and the
-//! CDC after it, whatever its layout. Progress (`_pgcdc/load.json`, `tables.json`) lives in
+//! CDC after it, whatever its layout; and, as `load` records, to every Kinesis sink
+//! ([`record_outputs`], full load only: a reload runs beside CDC and sends no records). Progress (`_pgcdc/load.json`, `tables.json`) lives in
 //! the first sink only ([`crate::state`]); the files of a chunk are published to every sink
 //! before the chunk is recorded as done, so a crash in between redoes the chunk everywhere.
 //!
@@ -12,8 +13,9 @@
 
 use std::sync::Arc;
 
-use crate::config::{Compression, Config};
+use crate::config::{Compression, Config, SinkConfig};
 use crate::error::Result;
+use crate::sink::kinesis::load::KinesisLoad;
 use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::storage::{Storage, Targets};
 
@@ -54,7 +56,7 @@ pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            crate::config::SinkConfig::Parquet(p) => Some((i, p)),
+            SinkConfig::Parquet(p) => Some((i, p)),
             _ => None,
         })
         .map(|(i, p)| {
@@ -68,10 +70,26 @@ pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput
         .collect()
 }
 
-/// The shapes `outputs` need, each once, native first.
-pub fn shapes(outputs: &[LoadOutput]) -> Vec<Shape> {
+/// Every Kinesis sink of `config`, opened for the full load's `load` records, in
+/// configuration order. Errors when a stream cannot be described. Blocks (see
+/// [`KinesisLoad::open`]).
+pub fn record_outputs(config: &Config) -> Result<Vec<Arc<KinesisLoad>>> {
+    config
+        .sinks
+        .iter()
+        .filter_map(|s| match s {
+            SinkConfig::Kinesis(k) => Some(k),
+            _ => None,
+        })
+        .map(|k| KinesisLoad::open(k, config.aws.as_ref()).map(Arc::new))
+        .collect()
+}
+
+/// The shapes `outputs` need, each once, native first; `records` (record outputs read the
+/// native shape) adds the native one.
+pub fn shapes(outputs: &[LoadOutput], records: bool) -> Vec<Shape> {
     [Shape::Native, Shape::Dms]
         .into_iter()
-        .filter(|s| outputs.iter().any(|o| o.shape() == *s))
+        .filter(|s| outputs.iter().any(|o| o.shape() == *s) || (records && *s == Shape::Native))
         .collect()
 }

@@ -123,6 +123,7 @@ async fn reload_one(
     let tp = progress.table(&key);
     let ctx = LoadContext {
         outputs,
+        records: Vec::new(),
         snapshot_lsn: s,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         tid_ranges: target.tid_ranges,

@@ -10,13 +10,14 @@ use arrow_array::RecordBatch;
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
-use super::outputs::{shapes, LoadOutput};
+use super::outputs::{shapes, LoadOutput, Shape};
 use super::progress::TableProgress;
 use crate::state::load::Chunk;
 use crate::batch::{TableBatchBuilder, copy_select_expr};
 use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
+use crate::sink::kinesis::load::KinesisLoad;
 use crate::sink::parquet::load::{remove_part, LoadWriter};
 use crate::source::copy::BinaryCopyParser;
 use crate::model::TupleValue;
@@ -28,6 +29,9 @@ const BATCH_ROWS: usize = 16 * 1024;
 pub struct LoadContext {
     /// Every Parquet sink: each chunk is written to all of them.
     pub outputs: Vec<LoadOutput>,
+    /// Every Kinesis sink (full load only): each chunk's rows are sent to all of them as
+    /// `load` records, and acknowledged before the chunk counts as done.
+    pub records: Vec<Arc<KinesisLoad>>,
     pub snapshot_lsn: Lsn,
     pub snapshot_ts_us: i64,
     pub tid_ranges: bool,
@@ -59,7 +63,8 @@ pub fn load_seq(part: u32, row: u64) -> i64 {
     ((part as i64) << 32) | (row as i64 & 0xFFFF_FFFF)
 }
 
-/// Copies one chunk and publishes its file in every output; returns the number of rows.
+/// Copies one chunk, publishes its file in every Parquet output and has its records
+/// acknowledged by every Kinesis output; returns the number of rows.
 ///
 /// The chunk is read once per [`Shape`](super::outputs::Shape) the outputs need (see [`super::outputs`]), inside
 /// the caller's snapshot, so every read sees the same rows. Files are published output by
@@ -73,9 +78,10 @@ pub async fn copy_chunk(
     progress: &TableProgress,
 ) -> Result<u64> {
     let mut copied: Option<u64> = None;
-    for (i, shape) in shapes(&ctx.outputs).into_iter().enumerate() {
+    for (i, shape) in shapes(&ctx.outputs, !ctx.records.is_empty()).into_iter().enumerate() {
         let outputs: Vec<&LoadOutput> = ctx.outputs.iter().filter(|o| o.shape() == shape).collect();
-        let rows = copy_into(client, ctx, table, chunk, (i == 0).then_some(progress), &outputs).await?;
+        let records: &[Arc<KinesisLoad>] = if shape == Shape::Native { &ctx.records } else { &[] };
+        let rows = copy_into(client, ctx, table, chunk, (i == 0).then_some(progress), &outputs, records).await?;
         if copied.is_some_and(|n| n != rows) {
             return Err(Error::runtime(format!(
                 "internal: two reads of {}.{} part {} in one snapshot returned {} and {rows} rows",
@@ -87,8 +93,9 @@ pub async fn copy_chunk(
     Ok(copied.unwrap_or(0))
 }
 
-/// Copies one chunk into `outputs`, which share one [`Shape`](super::outputs::Shape). `progress` counts the rows
-/// and bytes read (given to one read of the chunk only).
+/// Copies one chunk into `outputs`, which share one [`Shape`], and into `records` (native
+/// shape only). `progress` counts the rows and bytes read (given to one read of the chunk
+/// only).
 async fn copy_into(
     client: &Client,
     ctx: &LoadContext,
@@ -96,6 +103,7 @@ async fn copy_into(
     chunk: &Chunk,
     progress: Option<&TableProgress>,
     outputs: &[&LoadOutput],
+    records: &[Arc<KinesisLoad>],
 ) -> Result<u64> {
     let dms = outputs.iter().find_map(|o| o.dms.as_ref());
     let table = &match dms {
@@ -132,6 +140,8 @@ async fn copy_into(
     let mut writers: Vec<LoadWriter> = Vec::new();
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     let mut rows = 0u64;
+    // Per record output, the mark of the last batch handed to it.
+    let mut marks = vec![None; records.len()];
     if ctx.reload && chunk.part == 0 && dms.is_none() {
         let nulls = vec![TupleValue::Null; table.columns.len()];
         let reset = OutputRow { op: RowOp::Truncate, lsn: ctx.snapshot_lsn, seq: -1, xid: None, commit_ts_us: ctx.snapshot_ts_us, values: &nulls };
@@ -176,6 +186,7 @@ async fn copy_into(
                     p.add(batch.num_rows() as u64, 0);
                 }
                 tokio::task::block_in_place(|| write(&mut writers, &batch))?;
+                send_records(records, table, &batch, &mut marks).await?;
             }
         }
     }
@@ -194,5 +205,24 @@ async fn copy_into(
         }
         Ok(())
     })?;
+    send_records(records, table, &batch, &mut marks).await?;
+    for (r, mark) in records.iter().zip(marks) {
+        if let Some(mark) = mark {
+            r.wait(mark).await.map_err(|e| e.context(format!("{}: {}", what(), r.describe())))?;
+        }
+    }
     Ok(rows)
+}
+
+/// Encodes `batch` as `load` records for each of `records` and hands them over, noting the
+/// mark to wait for in `marks`.
+async fn send_records(records: &[Arc<KinesisLoad>], table: &TableSchema, batch: &RecordBatch, marks: &mut [Option<crate::model::Lsn>]) -> Result<()> {
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    for (r, mark) in records.iter().zip(marks) {
+        let entries = tokio::task::block_in_place(|| r.encode(table, batch))?;
+        *mark = Some(r.send(entries).await?);
+    }
+    Ok(())
 }

@@ -20,6 +20,7 @@ mod glue_faults;
 mod harness;
 mod kinesis;
 mod kinesis_kpl;
+mod kinesis_load;
 mod load;
 mod memory;
 mod multi_sink;

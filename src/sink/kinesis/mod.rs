@@ -9,8 +9,10 @@
 
 pub mod dms_json;
 pub mod kpl;
+pub mod load;
 pub mod planner;
 pub mod sender;
 pub mod sink;
+pub mod stream;
 
 pub use sink::KinesisSink;

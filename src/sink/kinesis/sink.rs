@@ -18,16 +18,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::dms_json::{DmsJsonEncoder, DmsJsonOptions, PartitionKeyType};
+use super::dms_json::DmsJsonEncoder;
 use super::planner::{Entry, MAX_RECORD_BYTES};
-use super::sender::{self, Batch, Shared, StreamRef};
+use super::sender::{Batch, Shared};
+use super::stream::{self, OpenStream};
 use crate::aws::Bridge;
 use crate::batch::TableBatchBuilder;
 use crate::config::{AwsConfig, KinesisSinkConfig};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, OutputRow, TableSchema, TxnMeta};
 use crate::sink::{Checkpoint, Delivery, Sink, Watermark};
-use crate::state::checkpoint::{read_checkpoint_versioned_at, sink_checkpoint_key, write_checkpoint_at, Held};
+use crate::state::checkpoint::{read_checkpoint_versioned_at, write_checkpoint_at, Held};
 use crate::storage::Storage;
 
 /// How long records wait for more to fill a PutRecords request.
@@ -66,37 +67,15 @@ impl KinesisSink {
     /// (one clear error if not, exit 1). `progress` is the target the acknowledged position
     /// is stored in.
     pub fn open(cfg: &KinesisSinkConfig, aws: Option<&AwsConfig>, progress: Arc<dyn Storage>) -> Result<KinesisSink> {
-        if cfg.format != "dms-json" {
-            return Err(Error::config(format!("kind = \"kinesis\": format = {:?} is not supported", cfg.format)).with_hint("use format = \"dms-json\""));
-        }
-        if cfg.aggregation != "none" {
-            return Err(Error::config(format!("kind = \"kinesis\": aggregation = {:?} is not supported by this build yet", cfg.aggregation))
-                .with_hint("use aggregation = \"none\" (the default)"));
-        }
-        let partition_key_type = match cfg.partition_key.as_str() {
-            "primary-key" => PartitionKeyType::PrimaryKey,
-            "schema-table" => PartitionKeyType::SchemaTable,
-            other => {
-                return Err(Error::config(format!("kind = \"kinesis\": partition_key = {other:?}")).with_hint("use \"primary-key\" (the default) or \"schema-table\""))
-            }
-        };
-        let encoder = DmsJsonEncoder::new(DmsJsonOptions { partition_key_type, ..Default::default() })?;
-        let bridge = Arc::new(Bridge::new("pgcdc-kinesis", 2)?);
-        let aws = aws.cloned();
-        let client = bridge.run(async move { aws_sdk_kinesis::Client::new(&crate::aws::load(aws.as_ref()).await) })?;
-        let stream = StreamRef { client, stream: cfg.stream.clone() };
-        check_stream(&bridge, &stream)?;
-        let shared = Arc::new(Shared::default());
-        let (tx, rx) = mpsc::channel(4);
-        bridge.handle().spawn(sender::run(stream, cfg.max_in_flight, rx, shared.clone()));
-        let name: String = cfg.stream.rsplit('/').next().unwrap_or(&cfg.stream).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let encoder = DmsJsonEncoder::new(stream::encoder_options(cfg)?)?;
+        let OpenStream { bridge, tx, shared } = stream::open(cfg, aws)?;
         Ok(KinesisSink {
             stream: cfg.stream.clone(),
             bridge,
             tx: Some(tx),
             shared,
             progress,
-            key: sink_checkpoint_key(&format!("kinesis-{name}")),
+            key: stream::checkpoint_key(&cfg.stream),
             held: None,
             watermark: Arc::default(),
             encoder,
@@ -167,24 +146,6 @@ fn without_attnums(table: &TableSchema) -> TableSchema {
         c.attnum = None;
     }
     t
-}
-
-/// DescribeStreamSummary once: a missing stream, denied access or an unreachable endpoint
-/// is one clear error at start instead of retries later.
-fn check_stream(bridge: &Bridge, stream: &StreamRef) -> Result<()> {
-    let s = stream.clone();
-    let answer = bridge.run(async move {
-        let call = s.client.describe_stream_summary();
-        let call = if s.is_arn() { call.stream_arn(&s.stream) } else { call.stream_name(&s.stream) };
-        call.send().await.map(|_| ()).map_err(|e| {
-            use aws_sdk_kinesis::error::ProvideErrorMetadata;
-            let code = e.code().unwrap_or("").to_string();
-            (code, crate::aws::error_causes(&e))
-        })
-    })?;
-    answer.map_err(|(code, detail)| {
-        Error::runtime(format!("Kinesis stream {}: {detail}", stream.stream)).with_hint(sender::refusal_hint(&code))
-    })
 }
 
 impl Sink for KinesisSink {
