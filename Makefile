@@ -36,7 +36,7 @@ demo:
 	$(CARGO) run --release -- demo
 
 ## bench: release build, then on a throwaway cluster pgcdc vs pg_recvlogical (CDC) and pgcdc's
-## full load vs a raw binary COPY (bench/RESULTS.md)
+## full load vs a raw binary COPY, the same into S3 and with a Kinesis sink (bench/RESULTS.md)
 # Extra arguments for scripts/bench.py, e.g. `make bench BENCH_ARGS="--repeat 3"` or
 # `make bench BENCH_ARGS="--workloads f"` (full load only).
 BENCH_ARGS ?=

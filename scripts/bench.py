@@ -54,7 +54,14 @@ What it does, in one run:
    prefix is emptied. The S3 table: rows/s into S3 beside rows/s into the local dir, their
    ratio, PutObject + UploadPart requests per million rows, and where the time goes (pgcdc
    CPU local / S3, moto_server CPU, server CPU, the wall-time difference).
-7. Prints the tables and writes them, with the machine description, between the markers of
+7. Kinesis (--targets ...,kinesis, the default): a null Kinesis endpoint (scripts/bench_kinesis.py,
+   counts what it receives, accepts everything at once). Every pgcdc run of (a) and (b) is made
+   once more per --kinesis-aggregations value (none, kpl), in the same rotation, with the same
+   local Parquet sink plus a Kinesis sink into that endpoint. The Kinesis table: rows/s against
+   Parquet alone, PutRecords calls and their fill (entries and bytes per call against the
+   500 / 5 MiB limits), Kinesis records per 10k row changes, and a check that one data user
+   record arrived per row change.
+8. Prints the tables and writes them, with the machine description, between the markers of
    bench/RESULTS.md (the rest of that file is kept).
 
 The cluster, moto_server and every temp dir are removed at exit, also on failure or Ctrl-C
@@ -76,6 +83,7 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
+import bench_kinesis  # noqa: E402
 import bench_s3  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -342,15 +350,22 @@ class Bench:
         # The local S3 endpoint, started by run() when --targets has s3.
         self.moto = None
         self.s3 = "s3" in args.targets
+        # The null Kinesis endpoint, started by run() when --targets has kinesis.
+        self.null_kinesis = None
+        self.kinesis = "kinesis" in args.targets
 
     # --- consumers -------------------------------------------------------------------------
 
     def pgcdc_env(self, out):
-        """The environment of a pgcdc process writing to out (S3: the endpoint's credentials)."""
-        return self.moto.env(self.workdir) if out.startswith("s3://") else None
+        """The environment of a pgcdc process writing to out (S3: the endpoint's credentials;
+        with a Kinesis sink, credentials for signing)."""
+        if out.startswith("s3://"):
+            return self.moto.env(self.workdir)
+        return bench_kinesis.env() if self.kinesis else None
 
-    def pgcdc_config(self, name, slot, s3=False):
-        """A CDC config writing to workdir/name/out, or with s3 to its own prefix on the endpoint."""
+    def pgcdc_config(self, name, slot, s3=False, kinesis=None):
+        """A CDC config writing to workdir/name/out, or with s3 to its own prefix on the endpoint;
+        kinesis (an aggregation): plus a Kinesis sink into the null endpoint."""
         d = os.path.join(self.workdir, name)
         os.makedirs(d, exist_ok=True)
         out = bench_s3.url(name) if s3 else os.path.join(d, "out")
@@ -359,7 +374,8 @@ class Bench:
             f.write(
                 f'[source]\nurl = "{self.cluster.url()}"\npublication = "bench"\nslot = "{slot}"\n\n'
                 f'[pipeline]\nmode = "cdc"\n\n'
-                + (bench_s3.aws_toml(self.moto.endpoint) if s3 else "") +
+                + (bench_s3.aws_toml(self.moto.endpoint) if s3 else "")
+                + (bench_kinesis.sink_toml(self.null_kinesis.endpoint, kinesis) if kinesis else "") +
                 f'[[sink]]\nkind = "parquet"\nurl = "{out}"\n'
                 f'flush_interval = "{self.args.flush_interval}"\nmax_file_size = "{self.args.max_file_size}"\n'
             )
@@ -369,9 +385,12 @@ class Bench:
         """One slot per consumer run, created before the workload."""
         runs = []
         for i in range(self.args.repeat):
-            for tool in ("pgcdc", "pgcdc-s3") if self.s3 else ("pgcdc",):
+            tools = ["pgcdc"] + (["pgcdc-s3"] if self.s3 else []) + \
+                ([f"pgcdc-kinesis-{a}" for a in self.args.kinesis_aggregations] if self.kinesis else [])
+            for tool in tools:
                 slot = f"{tool.replace('-', '_')}_{wl}_{i}"
-                cfg, out = self.pgcdc_config(slot, slot, s3=tool == "pgcdc-s3")
+                agg = tool[len("pgcdc-kinesis-"):] if tool.startswith("pgcdc-kinesis-") else None
+                cfg, out = self.pgcdc_config(slot, slot, s3=tool == "pgcdc-s3", kinesis=agg)
                 r = subprocess.run([self.args.pgcdc, "setup", "-c", cfg], capture_output=True, text=True,
                                    env=self.pgcdc_env(out))
                 if r.returncode != 0:
@@ -401,6 +420,9 @@ class Bench:
         S3 endpoint (its requests and CPU added to the result)."""
         if tool == "pgcdc-s3":
             return bench_s3.measure(self.moto, lambda: self.run_consumer(wl, "pgcdc", slot, cfg, out, endpos))
+        if tool.startswith("pgcdc-kinesis-"):
+            log(f"({wl}) with a Kinesis sink, aggregation = {tool[len('pgcdc-kinesis-'):]}:")
+            return bench_kinesis.measure(self.null_kinesis, lambda: self.run_consumer(wl, "pgcdc", slot, cfg, out, endpos))
         log_path = os.path.join(self.workdir, f"{slot}.log")
         if tool == "pgcdc":
             cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg, "--until-lsn", endpos]
@@ -538,6 +560,7 @@ class Bench:
         rows = sum(expected.values())
         log(f"({wl}) {rows:,} row changes, {wal_mib:.0f} MiB of WAL; end position {endpos}")
         measured = {"pgcdc": [], "pg_recvlogical": [], "pgcdc-s3": []}
+        measured.update({f"pgcdc-kinesis-{a}": [] for a in self.args.kinesis_aggregations})
         check = []
         for tool, slot, cfg, out in runs:
             m = self.run_consumer(wl, tool, slot, cfg, out, endpos)
@@ -547,6 +570,8 @@ class Bench:
                 ok = total == rows and dups == 0 and all(ops.get(k, 0) == v for k, v in expected.items())
                 if tool == "pgcdc":
                     check.append((ok, total, ops, dups, nfiles))
+                elif tool.startswith("pgcdc-kinesis-"):
+                    m["ok"] = ok
                 else:
                     self.s3_check(m, out, ok, f"{total:,} rows ({', '.join(f'{k} {v:,}' for k, v in sorted(ops.items()))}), "
                                               f"{nfiles} file(s), {dups} duplicate (_lsn,_seq)")
@@ -559,6 +584,7 @@ class Bench:
             "wl": wl, "desc": desc, "rows": rows, "expected": expected, "wal_mib": wal_mib,
             "pgcdc": measured["pgcdc"], "recv": measured["pg_recvlogical"], "check": check,
             "s3": measured["pgcdc-s3"],
+            "kinesis": {a: measured[f"pgcdc-kinesis-{a}"] for a in self.args.kinesis_aggregations} if self.kinesis else {},
         })
 
     def s3_check(self, m, out, ok, check):
@@ -735,6 +761,10 @@ class Bench:
             except bench_s3.MotoError as e:
                 raise BenchError(str(e))
             log(f"S3 endpoint: moto_server {self.moto.version()} on {self.moto.endpoint} (pid {self.moto.proc.pid})")
+        if self.kinesis:
+            self.null_kinesis = bench_kinesis.NullKinesis(self.workdir)
+            self.null_kinesis.start()
+            log(f"null Kinesis endpoint on {self.null_kinesis.endpoint} (pid {self.null_kinesis.proc.pid})")
         c.psql("CREATE DATABASE bench", db="postgres")
         self.version = c.psql("SHOW server_version")
         self.version_num = int(c.psql("SHOW server_version_num"))
@@ -966,6 +996,8 @@ class Bench:
                 load = [(f"(f) full load, load_workers={w}", self.load_results["rows"], lm[("pgcdc", w)],
                          lm[("pgcdc-s3", w)]) for w in self.args.load_workers]
             md += bench_s3.report(cdc, load, med, rep)
+        if self.kinesis and self.results:
+            md += bench_kinesis.report([(f"({r['wl']})", r["rows"], r["pgcdc"], r["kinesis"]) for r in self.results], med, rep)
         if self.failures:
             md += ["Failures:", ""] + [f"* {f}" for f in self.failures] + [""]
         md += ["Machine and settings:", ""]
@@ -1010,16 +1042,19 @@ def main():
     ap.add_argument("--pgcdc-wrap", default="", metavar="CMD",
                     help="prefix for pgcdc run, to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
                          "'valgrind --tool=callgrind --callgrind-out-file=/tmp/pgcdc.cg'; times and RSS are then the wrapper's")
-    ap.add_argument("--targets", default="local,s3",
+    ap.add_argument("--targets", default="local,s3,kinesis",
                     help="pgcdc's sinks: local (a local dir, always the baseline) and s3 (the same runs into a local "
                          "S3 endpoint, moto_server from the venv); `--targets local` skips S3")
+    ap.add_argument("--kinesis-aggregations", default="none,kpl",
+                    help="with --targets ...,kinesis: the Kinesis sink runs, one per aggregation")
     ap.add_argument("--no-results-file", action="store_true", help="print only, leave bench/RESULTS.md alone")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (outputs and logs; the cluster itself is removed) for inspection")
     args = ap.parse_args()
     args.load_workers = [int(w) for w in args.load_workers.split(",") if w.strip()]
     args.targets = {t.strip() for t in args.targets.split(",") if t.strip()}
-    if not args.targets <= {"local", "s3"} or "local" not in args.targets:
-        raise SystemExit("bench: --targets is local or local,s3 (the local dir is the baseline S3 is compared with)")
+    if not args.targets <= {"local", "s3", "kinesis"} or "local" not in args.targets:
+        raise SystemExit("bench: --targets is local plus any of s3, kinesis (the local dir is the baseline the others are compared with)")
+    args.kinesis_aggregations = [a.strip() for a in args.kinesis_aggregations.split(",") if a.strip()]
     if not os.access(args.pgcdc, os.X_OK):
         raise SystemExit(f"bench: {args.pgcdc} is not an executable")
     args.pgcdc = os.path.abspath(args.pgcdc)
@@ -1061,6 +1096,8 @@ def main():
         if bench is not None:
             if bench.moto is not None:
                 bench.moto.stop()
+            if bench.null_kinesis is not None:
+                bench.null_kinesis.stop()
             bench.cluster.stop()
         if args.keep:
             log(f"kept {workdir}")
