@@ -38,16 +38,18 @@ pub struct Error {
     pub hint: Option<String>,
     /// See the module documentation, "Retrying".
     retryable: bool,
+    /// See [`Error::unreachable`].
+    unreachable: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn config(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::Config, message: message.into(), hint: None, retryable: false }
+        Error { kind: ErrorKind::Config, message: message.into(), hint: None, retryable: false, unreachable: false }
     }
     pub fn runtime(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::Runtime, message: message.into(), hint: None, retryable: false }
+        Error { kind: ErrorKind::Runtime, message: message.into(), hint: None, retryable: false, unreachable: false }
     }
     /// A runtime error about an I/O failure: `"{context}: {e}"`, where the context names the
     /// file, directory or peer (`"creating /data/out/_pgcdc"`). Retryable when the error's
@@ -68,6 +70,18 @@ impl Error {
     /// Whether repeating the failed operation after a pause may succeed (module docs).
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+    /// Marks a connection the server did not answer at all (refused, no such socket).
+    /// [`Error::is_retryable`] stays false: at start a wrong address stays wrong. Only a
+    /// caller that reached the same server before in this run (a restart, a failover)
+    /// treats it as transient.
+    pub fn unreachable(mut self) -> Error {
+        self.unreachable = true;
+        self
+    }
+    /// See [`Error::unreachable`].
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());

@@ -59,6 +59,14 @@ pub struct SourceConfig {
     /// (SPEC 2.7). Off unless set.
     #[serde(default, with = "units::opt_duration")]
     pub heartbeat_interval: Option<Duration>,
+    /// How long `run` keeps reconnecting to a source it lost (a restart, a failover, a
+    /// dropped connection) before it exits with the error; `"0s"` exits at once.
+    #[serde(default = "default_reconnect_timeout", with = "units::duration")]
+    pub reconnect_timeout: Duration,
+}
+
+fn default_reconnect_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_name() -> String {

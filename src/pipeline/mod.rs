@@ -11,6 +11,7 @@ mod blocking_catalog;
 mod changes;
 pub mod progress;
 pub mod relations;
+mod reconnect;
 mod reload_wiring;
 pub mod rewrite;
 pub mod runner;

@@ -69,7 +69,7 @@ pub struct RunSummary {
 
 /// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
 /// signal, or an error.
-pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
+pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
     // One writer per target: before any recovery, cleanup, progress read or slot action.
@@ -100,21 +100,43 @@ pub async fn run(config: &Config, opts: RunOptions) -> Result<RunSummary> {
             return Ok(RunSummary { load, stats: None, durable: Lsn::ZERO });
         }
     }
-    let mut summary = run_cdc(config, &targets, opts, &info, catalog, sigterm).await?;
-    summary.load = load;
-    Ok(summary)
+    // CDC, again after a lost source (see `reconnect`) for as long as source.reconnect_timeout.
+    let mut catalog = catalog;
+    loop {
+        let mut stopping = false;
+        let lost = match run_cdc(config, &targets, &mut opts, &info, catalog, &mut sigterm, &mut stopping).await {
+            Ok(mut summary) => {
+                summary.load = load;
+                return Ok(summary);
+            }
+            Err(e) if !stopping && super::reconnect::source_lost(&e) => e,
+            Err(e) => return Err(e),
+        };
+        let lost_at = std::time::Instant::now();
+        match super::reconnect::reconnect(&info, lost, lost_at, config.source.reconnect_timeout, &mut sigterm).await? {
+            super::reconnect::Reconnected::Catalog(c) => catalog = Arc::new(c),
+            super::reconnect::Reconnected::Stopped => {
+                tracing::info!("stopped while reconnecting; the next run resumes from the last durable position");
+                return Ok(RunSummary { load, stats: None, durable: Lsn::ZERO });
+            }
+        }
+    }
 }
 
 /// CDC: opens the pipeline at what the sinks hold, checks the source, creates the slot if
 /// needed, then streams until the pipeline is done (until-LSN or a signal) or something
-/// fails.
+/// fails. Called again after a lost source: it resolves `until = current` into `opts` once,
+/// hands `until_later` back unless it fired, clears `reload` once the requests are
+/// recorded, and sets `stopping` when a signal asked the run to stop.
+#[allow(clippy::too_many_arguments)]
 async fn run_cdc(
     config: &Config,
     targets: &Targets,
-    opts: RunOptions,
+    opts: &mut RunOptions,
     info: &ConnInfo,
     catalog: Arc<Catalog>,
-    mut sigterm: tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+    stopping: &mut bool,
 ) -> Result<RunSummary> {
     let info = info.clone();
     let server_version = catalog.server_version_num().await?;
@@ -125,7 +147,11 @@ async fn run_cdc(
     let lookup = Box::new(BlockingCatalog { catalog: catalog.clone(), handle: tokio::runtime::Handle::current() });
     let until = match opts.until {
         Some(Until::Lsn(l)) => Some(l),
-        Some(Until::Current) => Some(catalog.current_wal_lsn().await?),
+        Some(Until::Current) => {
+            let lsn = catalog.current_wal_lsn().await?;
+            opts.until = Some(Until::Lsn(lsn));
+            Some(lsn)
+        }
         None => None,
     };
     let pipeline_opts = PipelineOptions {
@@ -143,6 +169,8 @@ async fn run_cdc(
     if let Some(r) = &reloads {
         pipeline.set_reloads(r.reloads.clone());
     }
+    // Recorded: a later attempt after a lost source must not ask again.
+    opts.reload.clear();
     let mut conn = ReplicationConn::connect(&info).await?;
     if !slot_exists {
         let created = conn.create_slot(&config.source.slot, false, SnapshotAction::NoExport).await?;
@@ -174,7 +202,7 @@ async fn run_cdc(
     let mut shutdown_sent = false;
     let mut task_error: Option<Error> = None;
     let mut reader_ended = None;
-    let mut until_later = opts.until_later;
+    let mut until_later = opts.until_later.take();
     let (mut reload_task, mut watch_task) = match &reloads {
         Some(r) => r.spawn(&info, config),
         None => (tokio::spawn(std::future::pending::<Result<()>>()), tokio::spawn(std::future::pending::<Result<()>>())),
@@ -210,6 +238,8 @@ async fn run_cdc(
             ended = &mut reader => { reader_ended = Some(ended); break; }
         }
     }
+    opts.until_later = until_later;
+    *stopping = shutdown_sent;
 
     // 5. Stop in order: the reader, then the pipeline (which keeps what is complete), then
     //    the final durable position to the slot.

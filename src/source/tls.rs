@@ -74,8 +74,9 @@ pub async fn connect(info: &ConnInfo) -> Result<PgStream> {
                 .retryable()
         })?
         .map_err(|e| {
-            Error::io(format!("cannot connect to PostgreSQL at {addr}"), &e)
-                .with_hint("check source.url host and port, firewalls, and that the server is running")
+            let err = Error::io(format!("cannot connect to PostgreSQL at {addr}"), &e)
+                .with_hint("check source.url host and port, firewalls, and that the server is running");
+            if e.kind() == std::io::ErrorKind::ConnectionRefused { err.unreachable() } else { err }
         })?;
     tcp.set_nodelay(true).ok();
     if matches!(info.sslmode, SslMode::Disable | SslMode::Allow) {

@@ -26,6 +26,7 @@ mod memory;
 mod multi_sink;
 mod pgoutput_live;
 mod publication_filters;
+mod reconnect;
 mod s3;
 mod s3_crash;
 mod s3_faults;

@@ -317,7 +317,12 @@ impl ReplicationConn {
             .stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|e| Error::io("reading from PostgreSQL", &e))?;
+            .map_err(|e| {
+                let err = Error::io("reading from PostgreSQL", &e);
+                // A TLS connection cut without close_notify (a server killed, a crash
+                // restart): as transient as a plain connection closed.
+                if e.kind() == std::io::ErrorKind::UnexpectedEof { err.retryable() } else { err }
+            })?;
         if n == 0 {
             return Err(Error::runtime("PostgreSQL closed the replication connection")
                 .with_hint("see the server log; the server may have restarted or terminated the wal sender")

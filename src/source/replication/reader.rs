@@ -116,7 +116,9 @@ pub async fn read(
             ev = stream.next() => {
                 let first = match ev {
                     Ok(Some(first)) => first,
-                    Ok(None) => { error = Some(Error::runtime("the server ended the replication stream")); break; }
+                    // Unasked, the server ends the copy only when its walsender stops (shutdown,
+                    // failover): the source went away.
+                    Ok(None) => { error = Some(Error::runtime("the server ended the replication stream").retryable()); break; }
                     Err(e) => { error = Some(e); break; }
                 };
                 let (batch, reply) = match read_batch(&mut stream, first, &mut received) {

@@ -81,7 +81,13 @@ impl ReplicationStream {
             }
             Message::ErrorResponse(e) => Err(server_error(&e).into_error("replication stream failed")),
             Message::NoticeResponse(_) | Message::ParameterStatus(_) => Ok(None),
-            _ => Err(Error::runtime("unexpected message in the replication stream")),
+            // The server ends the copy on its own (a walsender stopping at shutdown): what
+            // follows the copy means the stream is over.
+            Message::CommandComplete(_) | Message::ReadyForQuery(_) => {
+                self.ended = true;
+                Ok(None)
+            }
+            other => Err(Error::runtime(format!("unexpected message in the replication stream ({})", message_name(&other)))),
         }
     }
 
@@ -111,4 +117,25 @@ impl ReplicationStream {
 
 fn now_pg_micros() -> i64 {
     crate::time_fmt::now_unix_micros() - crate::model::PG_EPOCH_UNIX_SECS * 1_000_000
+}
+
+/// The protocol name of a backend message, for errors.
+fn message_name(m: &Message) -> &'static str {
+    match m {
+        Message::AuthenticationOk | Message::AuthenticationCleartextPassword | Message::AuthenticationMd5Password(_) => "Authentication",
+        Message::BackendKeyData(_) => "BackendKeyData",
+        Message::BindComplete => "BindComplete",
+        Message::CloseComplete => "CloseComplete",
+        Message::CopyInResponse(_) => "CopyInResponse",
+        Message::CopyOutResponse(_) => "CopyOutResponse",
+        Message::DataRow(_) => "DataRow",
+        Message::EmptyQueryResponse => "EmptyQueryResponse",
+        Message::NoData => "NoData",
+        Message::NotificationResponse(_) => "NotificationResponse",
+        Message::ParameterDescription(_) => "ParameterDescription",
+        Message::ParseComplete => "ParseComplete",
+        Message::PortalSuspended => "PortalSuspended",
+        Message::RowDescription(_) => "RowDescription",
+        _ => "another message",
+    }
 }

@@ -269,6 +269,14 @@ impl PgCluster {
         }
     }
 
+    /// Stops the server with `pg_ctl stop -m MODE` (`fast`, `immediate`: a crash, recovery
+    /// at the next start).
+    pub fn stop_with(&self, mode: &str) {
+        if let Err(e) = self.local.stop_server(mode) {
+            panic!("pg_ctl stop -m {mode}: {e}\n--- server log ---\n{}", self.log_contents());
+        }
+    }
+
     /// Starts the server again after [`PgCluster::stop`] (same port, same data).
     pub fn start_again(&self) {
         if let Err(e) = self.local.start_again() {

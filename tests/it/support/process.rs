@@ -62,6 +62,25 @@ impl ChildGuard {
         };
         out.expect("wait")
     }
+
+    /// Whether the child has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        self.0.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits up to `timeout` for the child to exit by itself (SIGKILL after that); returns
+    /// its output.
+    pub fn wait(&mut self, timeout: Duration) -> Output {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.is_running() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut child = self.0.take().expect("still guarded");
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+        }
+        child.wait_with_output().expect("wait")
+    }
 }
 
 impl Drop for ChildGuard {
