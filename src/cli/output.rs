@@ -92,6 +92,13 @@ pub fn status(s: &Status, json: bool) {
         println!("sink {}", p.sink);
         println!("  acknowledged up to    {} (written {})", p.acknowledged_lsn, p.written_at);
     }
+    if let Some(d) = &s.dead_letters {
+        println!("dead letters {}", d.location);
+        println!("  dead letters          {}", d.total);
+        for (table, n) in &d.tables {
+            println!("  {table:<32} {n}");
+        }
+    }
 }
 
 /// Prints the demo summary; returns 0 when the output matched the source, else 3.

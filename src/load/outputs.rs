@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::config::{Compression, Config};
 use crate::error::Result;
+use crate::sink::dead_letter::DeadLetters;
 use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::storage::{Storage, Targets};
 
@@ -26,6 +27,9 @@ pub struct LoadOutput {
     pub compression: Compression,
     /// `layout = "dms"` (SPEC 5.2): files get DMS names and columns.
     pub dms: Option<Arc<DmsColumns>>,
+    /// `[dead_letter]` (the same for every output): where a loaded row with a value the
+    /// layout cannot hold goes instead of stopping the load.
+    pub dead_letters: Option<Arc<DeadLetters>>,
 }
 
 /// How a chunk is read from the source for a group of outputs.
@@ -49,6 +53,7 @@ impl LoadOutput {
 /// targets `run` opened (and locked). Errors when a Glue database of `[catalog]` cannot be
 /// read.
 pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput>> {
+    let dead_letters = DeadLetters::open(config)?;
     config
         .sinks
         .iter()
@@ -63,6 +68,7 @@ pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput
                 storage: crate::sink::parquet::glue::with_catalog(config, p, storage)?,
                 compression: p.compression,
                 dms: DmsColumns::of(p),
+                dead_letters: dead_letters.clone(),
             })
         })
         .collect()

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::dms_json::{DmsJsonEncoder, DmsJsonOptions, PartitionKeyType};
+use super::dms_json::{DmsJsonEncoder, DmsJsonOptions, DmsRecordKind, PartitionKeyType};
 use super::planner::{Entry, MAX_RECORD_BYTES};
 use super::sender::{self, Batch, Shared, StreamRef};
 use crate::aws::Bridge;
@@ -26,6 +26,7 @@ use crate::batch::TableBatchBuilder;
 use crate::config::{AwsConfig, KinesisSinkConfig};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, OutputRow, TableSchema, TxnMeta};
+use crate::sink::dead_letter::{DeadLetterRoute, DeadLetters};
 use crate::sink::{Checkpoint, Delivery, Sink, Watermark};
 use crate::state::checkpoint::{read_checkpoint_versioned_at, sink_checkpoint_key, write_checkpoint_at, Held};
 use crate::storage::Storage;
@@ -59,6 +60,8 @@ pub struct KinesisSink {
     /// Whether this run handed the sender anything: [`Sink::drain`] waits for that only (the
     /// sender's acknowledgements start from zero, below a recovered position).
     sent: bool,
+    /// `[dead_letter]`: where rows with an unconvertible value and records over 1 MiB go.
+    dead_letters: Option<DeadLetterRoute>,
 }
 
 impl KinesisSink {
@@ -107,7 +110,17 @@ impl KinesisSink {
             pending_since: None,
             last_mark: Lsn::ZERO,
             sent: false,
+            dead_letters: None,
         })
+    }
+
+    /// Sends changes this sink can never put (see [`crate::sink::dead_letter`]) to
+    /// `letters`, named `kinesis-{stream}` there, instead of stopping the run; `None` keeps
+    /// the error.
+    pub fn with_dead_letters(mut self, letters: Option<Arc<DeadLetters>>) -> KinesisSink {
+        let label = self.key.rsplit('/').next().unwrap_or(&self.key).trim_end_matches(".json").to_string();
+        self.dead_letters = letters.map(|l| DeadLetterRoute::new(l, label));
+        self
     }
 
     /// Stores the acknowledged position and raises the watermark to it. Called on the
@@ -139,6 +152,14 @@ impl KinesisSink {
         let batch = builder.finish();
         let now = crate::time_fmt::now_unix_micros();
         for r in self.encoder.encode_batch(table, &batch, now)? {
+            if let (Some(d), DmsRecordKind::Data { row, .. }) = (&self.dead_letters, r.kind) {
+                let size = r.partition_key.len() + r.data.len();
+                if size > MAX_RECORD_BYTES {
+                    let reason = format!("its Kinesis record has {size} bytes, over the 1 MiB limit ({MAX_RECORD_BYTES} bytes)");
+                    d.refuse_batch_row(table, &batch, row, reason)?;
+                    continue;
+                }
+            }
             self.push(r.partition_key, r.data, table)?;
         }
         Ok(())
@@ -152,7 +173,7 @@ impl KinesisSink {
                 table.qualified_name(),
                 entry.size()
             ))
-            .with_hint("dead letters are not built yet: leave the table out of source.tables, or remove the Kinesis sink"));
+            .with_hint("add [dead_letter] url = \"file:///…\" (or s3://…) to keep such changes there and go on, or leave the table out of source.tables"));
         }
         self.pending_bytes += entry.size();
         self.pending_since.get_or_insert_with(Instant::now);
@@ -246,7 +267,12 @@ impl Sink for KinesisSink {
                 self.open.len() - 1
             }
         };
-        self.open[i].1.append(row).map_err(|e| Error::runtime(format!("{}: {e}", table.qualified_name())))
+        match (self.open[i].1.append(row), &self.dead_letters) {
+            (Ok(()), _) => Ok(()),
+            // The builder holds nothing of a refused row.
+            (Err(e), Some(d)) => d.refuse_row(table, row, &e),
+            (Err(e), None) => Err(Error::runtime(format!("{}: {e}", table.qualified_name())).with_hint(crate::sink::dead_letter::REFUSED_HINT)),
+        }
     }
 
     fn commit(&mut self, _txn: &TxnMeta) -> Result<()> {
