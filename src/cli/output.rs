@@ -209,6 +209,9 @@ pub fn validate(r: &crate::validate::report::ValidateReport, json: bool) -> i32 
         if !t.not_compared.is_empty() {
             result.push_str(&format!(" [generated columns not in the output, not compared: {}]", t.not_compared.join(", ")));
         }
+        if t.dead_lettered > 0 {
+            result.push_str(&format!(" [{} source rows not compared: dead letters]", t.dead_lettered));
+        }
         println!(
             "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  {result}",
             t.name(), t.source_rows, t.target_rows, t.missing, t.extra, t.differing

@@ -18,7 +18,7 @@ use crate::support::{describe, moto, unique_suffix, write_config, Setup};
 
 /// A cdc config with a local Parquet sink (which holds progress) and a Kinesis sink on
 /// `stream`, reaching AWS at `endpoint`.
-fn config(s: &Setup, stream: &str, endpoint: &str, in_flight: usize) -> PathBuf {
+pub(crate) fn config(s: &Setup, stream: &str, endpoint: &str, in_flight: usize) -> PathBuf {
     write_config(
         s.dir.path(),
         &format!(
@@ -34,7 +34,7 @@ fn config(s: &Setup, stream: &str, endpoint: &str, in_flight: usize) -> PathBuf 
     )
 }
 
-fn new_stream() -> String {
+pub(crate) fn new_stream() -> String {
     let stream = format!("pgcdc-{}", unique_suffix());
     let listed = kinesis_script(&[OsStr::new("create-stream"), OsStr::new(&stream), OsStr::new("4")]);
     assert_eq!(listed["shards"].as_array().unwrap().len(), 4);
@@ -42,13 +42,13 @@ fn new_stream() -> String {
 }
 
 /// One record read back: its shard, partition key and JSON.
-struct Read {
+pub(crate) struct Read {
     shard: String,
     key: String,
     json: Value,
 }
 
-fn read_stream(stream: &str) -> Vec<Read> {
+pub(crate) fn read_stream(stream: &str) -> Vec<Read> {
     let v = kinesis_script(&[OsStr::new("read"), OsStr::new(stream)]);
     let mut out = Vec::new();
     for (shard, records) in v["shards"].as_object().unwrap() {
@@ -71,7 +71,7 @@ fn hex_decode(s: &str) -> Vec<u8> {
 /// `(table, operation, stream-position)` of every data record, and checks on the way that a
 /// key's records sit on one shard in commit order (by `stream-position`). Returns them with
 /// the number of records seen twice (same table and position).
-fn data_records(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
+pub(crate) fn data_records(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
     // Per partition key: (shard, stream position) of each record, in shard order.
     type Placed<'a> = Vec<(&'a str, (Lsn, i64))>;
     let mut per_key: BTreeMap<&str, Placed> = BTreeMap::new();
@@ -103,7 +103,7 @@ fn data_records(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
 
 /// What the Parquet sink holds for `tables` as `(table, operation, stream-position)`: the
 /// changes the stream must carry.
-fn expected(s: &Setup, tables: &[&str]) -> BTreeSet<(String, String, String)> {
+pub(crate) fn expected(s: &Setup, tables: &[&str]) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
     for t in tables {
         for r in s.change_rows("public", t) {
@@ -120,7 +120,7 @@ fn expected(s: &Setup, tables: &[&str]) -> BTreeSet<(String, String, String)> {
 }
 
 /// Asserts two sets of records are equal, showing a few of the differences.
-fn assert_same(got: &BTreeSet<(String, String, String)>, want: &BTreeSet<(String, String, String)>, what: &str) {
+pub(crate) fn assert_same(got: &BTreeSet<(String, String, String)>, want: &BTreeSet<(String, String, String)>, what: &str) {
     let missing: Vec<_> = want.difference(got).take(8).collect();
     let extra: Vec<_> = got.difference(want).take(8).collect();
     assert!(
