@@ -220,3 +220,56 @@ async fn kinesis_dead_letters_for_refused_values_and_records_over_one_mib() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
     assert_eq!(status["dead_letters"]["total"], 7, "{status:#}");
 }
+
+/// PutRecords rejects some entries of a call for good (a code no resend changes) and
+/// accepts the others: those records are dead letters, the rest is in the stream. When a
+/// call's entries are all rejected so, the stream is at fault: the run stops with one clear
+/// error and writes no dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_kinesis_rejects_for_good_are_dead_letters_unless_the_whole_call_is() {
+    let s = setup_tables("dl_rejected").await;
+    let stream = new_stream();
+    let dl = s.dir.path().join("dead-letters");
+    let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
+    let (_proxy, endpoint) = crate::s3_faults::start_proxy(&plan, &log);
+    let cfg = crate::kinesis::config(&s, &stream, &endpoint, 1);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let cfg = write_config(s.dir.path(), &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()));
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    let partial = serde_json::json!({"rules": [
+        {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 2, "error_code": "KMSAccessDeniedException", "limit": 1}
+    ]});
+    crate::s3_faults::write_plan(&plan, &partial);
+    s.db.exec("INSERT INTO good SELECT g, 'v' || g FROM generate_series(1, 20) g").await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let letters = dead_letters(&dl);
+    assert!(!letters.is_empty(), "{}", describe(&out));
+    let mut lettered = BTreeSet::new();
+    for d in letters.values() {
+        assert!(d["reason"].as_str().unwrap().contains("KMSAccessDeniedException"), "{d:#}");
+        assert_eq!(d["sink"], format!("kinesis-{stream}"));
+        if d["op"] == "I" {
+            assert_eq!(d["key"]["id"], d["values"]["id"], "{d:#}");
+            let pos = pgcdc::sink::kinesis::dms_json::stream_position(d["lsn"].as_str().unwrap().parse().unwrap(), d["seq"].as_i64().unwrap());
+            lettered.insert(("public.good".to_string(), "insert".to_string(), pos));
+        }
+    }
+    assert!(!lettered.is_empty(), "{letters:#?}");
+    let (got, _) = data_records(&read_stream(&stream));
+    assert!(got.is_disjoint(&lettered), "a dead letter is not also in the stream");
+    let all: BTreeSet<_> = got.union(&lettered).cloned().collect();
+    crate::kinesis::assert_same(&all, &crate::kinesis::expected(&s, &["good"]), "stream + dead letters");
+
+    // Every entry of a call rejected so: a stream-wide problem, one clear error.
+    crate::s3_faults::write_plan(&plan, &serde_json::json!({"rules": [
+        {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "KMSDisabledException"}
+    ]}));
+    s.db.exec("INSERT INTO good SELECT g, 'v' || g FROM generate_series(100, 104) g").await;
+    let before = dead_letters(&dl).len();
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused every record") && err.contains("KMSDisabledException") && err.contains("KMS key"), "{err}");
+    assert_eq!(dead_letters(&dl).len(), before, "no dead letter for a stream-wide problem");
+}

@@ -214,6 +214,16 @@ impl DeadLetterRoute {
         DeadLetterRoute { letters, sink: sink.into() }
     }
 
+    /// The sink's name in its dead letters.
+    pub fn sink(&self) -> &str {
+        &self.sink
+    }
+
+    /// Writes `letter` at `key` (see [`DeadLetters::write`]).
+    pub fn write(&self, key: &str, letter: &DeadLetter) -> Result<()> {
+        self.letters.write(key, letter)
+    }
+
     /// Writes the dead letter of `row`, which the sink's builder refused with `error`;
     /// the sink skips the row once this returned `Ok` (see the module contract).
     pub fn refuse_row(&self, table: &crate::model::TableSchema, row: &crate::model::OutputRow<'_>, error: &crate::batch::ValueError) -> Result<()> {

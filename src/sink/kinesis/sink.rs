@@ -62,6 +62,8 @@ pub struct KinesisSink {
     sent: bool,
     /// `[dead_letter]`: where rows with an unconvertible value and records over 1 MiB go.
     dead_letters: Option<DeadLetterRoute>,
+    /// Key column names per table, for dead letters of rejected records.
+    key_columns: super::rejections::KeyColumns,
 }
 
 impl KinesisSink {
@@ -111,6 +113,7 @@ impl KinesisSink {
             last_mark: Lsn::ZERO,
             sent: false,
             dead_letters: None,
+            key_columns: Default::default(),
         })
     }
 
@@ -120,6 +123,9 @@ impl KinesisSink {
     pub fn with_dead_letters(mut self, letters: Option<Arc<DeadLetters>>) -> KinesisSink {
         let label = self.key.rsplit('/').next().unwrap_or(&self.key).trim_end_matches(".json").to_string();
         self.dead_letters = letters.map(|l| DeadLetterRoute::new(l, label));
+        if let Some(route) = &self.dead_letters {
+            let _ = self.shared.rejected.set(super::rejections::dead_letter_hook(route.clone(), self.key_columns.clone()));
+        }
         self
     }
 
@@ -256,6 +262,8 @@ impl Sink for KinesisSink {
             self.push(r.partition_key, r.data, table)?;
         }
         self.announced.insert(table.relid, table.clone());
+        let key = table.key.iter().filter_map(|&i| table.columns.get(i)).map(|c| c.name.clone()).collect();
+        self.key_columns.lock().expect("not poisoned").insert(table.qualified_name(), key);
         Ok(())
     }
 
