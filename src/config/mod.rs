@@ -327,11 +327,10 @@ impl Config {
         }
         // Accepted by the parser so that SPEC 4 configurations read naturally, but not built
         // yet: configuring them must not be silently ignored.
-        for (set, section, what) in [(self.metrics.is_some(), "[metrics]", "/metrics and /healthz")] {
-            if set {
-                return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
-                    .with_hint(format!("remove the {section} section")));
-            }
+        if self.metrics.is_some() {
+            let (section, what) = ("[metrics]", "/metrics and /healthz");
+            return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
+                .with_hint(format!("remove the {section} section")));
         }
         if self.catalog.is_some() {
             dms::refuse_csv_with_catalog(self)?;

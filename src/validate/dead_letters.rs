@@ -34,15 +34,28 @@ fn values_of(r: &Row) -> Vec<TupleValue> {
 }
 
 fn row<'a>(values: &'a [TupleValue]) -> OutputRow<'a> {
-    OutputRow { op: RowOp::Load, lsn: Lsn::ZERO, seq: 0, xid: None, commit_ts_us: 0, values }
+    OutputRow {
+        op: RowOp::Load,
+        lsn: Lsn::ZERO,
+        seq: 0,
+        xid: None,
+        commit_ts_us: 0,
+        values,
+    }
 }
 
 /// Removes from `text` (source rows as text, in column order) the rows whose values
 /// `table`'s mapping refuses, when `letters` is given, and returns their keys; without
 /// `letters` nothing is removed (the comparison then fails on them as before). Errors
 /// when a refused row has no dead letter with its key.
-pub fn set_aside(table: &Arc<TableSchema>, text: &mut Vec<Row>, letters: Option<&DeadLetters>) -> Result<SetAside> {
-    let Some(letters) = letters else { return Ok(SetAside::default()) };
+pub fn set_aside(
+    table: &Arc<TableSchema>,
+    text: &mut Vec<Row>,
+    letters: Option<&DeadLetters>,
+) -> Result<SetAside> {
+    let Some(letters) = letters else {
+        return Ok(SetAside::default());
+    };
     let mut builder = TableBatchBuilder::new(table.clone());
     let mut refused = Vec::new();
     text.retain(|r| {
@@ -60,13 +73,20 @@ pub fn set_aside(table: &Arc<TableSchema>, text: &mut Vec<Row>, letters: Option<
             }
         }
     });
-    let mut out = SetAside { rows: refused.len(), keys: Vec::new() };
+    let mut out = SetAside {
+        rows: refused.len(),
+        keys: Vec::new(),
+    };
     if refused.is_empty() {
         return Ok(out);
     }
     let known = letters.keys_of(&table.schema, &table.name)?;
     for (r, e) in refused {
-        let key: BTreeMap<String, Option<String>> = table.key.iter().map(|&i| (table.columns[i].name.clone(), r[i].clone())).collect();
+        let key: BTreeMap<String, Option<String>> = table
+            .key
+            .iter()
+            .map(|&i| (table.columns[i].name.clone(), r[i].clone()))
+            .collect();
         if !known.contains(&key) {
             return Err(Error::runtime(format!(
                 "{}: the source row with key {key:?} has a value the output cannot hold ({e}), and {} holds no dead letter for it",
@@ -84,7 +104,13 @@ pub fn set_aside(table: &Arc<TableSchema>, text: &mut Vec<Row>, letters: Option<
         let mut b = TableBatchBuilder::new(table.clone());
         if b.append(&row(&values)).is_ok() {
             let batch = b.finish();
-            out.keys.push(table.key.iter().map(|&i| cell_to_string(batch.column(i).as_ref(), 0)).collect());
+            out.keys.push(
+                table
+                    .key
+                    .iter()
+                    .map(|&i| cell_to_string(batch.column(i).as_ref(), 0))
+                    .collect(),
+            );
         }
     }
     Ok(out)

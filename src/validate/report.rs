@@ -207,6 +207,10 @@ impl TableReport {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,8 +269,4 @@ mod tests {
         );
         assert!(!report.clean);
     }
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }

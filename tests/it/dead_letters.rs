@@ -46,7 +46,10 @@ async fn rows_with_refused_values(s: &Setup, from: i32) -> Vec<i32> {
     let mut ids = Vec::new();
     for (i, (column, value)) in BAD.iter().enumerate() {
         let id = from + 100 + i as i32;
-        s.db.exec(&format!("INSERT INTO bad (id, {column}, note) VALUES ({id}, {value}, 'refused')")).await;
+        s.db.exec(&format!(
+            "INSERT INTO bad (id, {column}, note) VALUES ({id}, {value}, 'refused')"
+        ))
+        .await;
         ids.push(id);
     }
     ids
@@ -65,7 +68,11 @@ fn dead_letters(dir: &Path) -> BTreeMap<String, Value> {
                     stack.push(p);
                 }
             } else {
-                out.insert(rel, serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
+                out.insert(
+                    rel,
+                    serde_json::from_slice(&std::fs::read(&p).unwrap())
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+                );
             }
         }
     }
@@ -74,21 +81,40 @@ fn dead_letters(dir: &Path) -> BTreeMap<String, Value> {
 
 /// Checks one dead letter of `bad` per refused id with `op` by `sink` (a prefix), with the
 /// reason naming the refused column; returns them by id.
-fn check_letters<'a>(letters: &'a BTreeMap<String, Value>, ids: &[i32], op: &str, sink: &str) -> BTreeMap<i32, &'a Value> {
+fn check_letters<'a>(
+    letters: &'a BTreeMap<String, Value>,
+    ids: &[i32],
+    op: &str,
+    sink: &str,
+) -> BTreeMap<i32, &'a Value> {
     let mut found = BTreeMap::new();
     for (name, d) in letters {
-        let id: i32 = d["key"]["id"].as_str().unwrap_or_else(|| panic!("{name}: no key: {d:#}")).parse().unwrap();
+        let id: i32 = d["key"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no key: {d:#}"))
+            .parse()
+            .unwrap();
         if ids.contains(&id) && d["op"] == op && d["sink"].as_str().unwrap().starts_with(sink) {
-            assert!(found.insert(id, d).is_none(), "two dead letters of id {id} by {sink}: {letters:#?}");
+            assert!(
+                found.insert(id, d).is_none(),
+                "two dead letters of id {id} by {sink}: {letters:#?}"
+            );
         }
     }
-    assert_eq!(found.keys().copied().collect::<Vec<_>>(), ids, "{op} by {sink}: {letters:#?}");
+    assert_eq!(
+        found.keys().copied().collect::<Vec<_>>(),
+        ids,
+        "{op} by {sink}: {letters:#?}"
+    );
     for (i, (column, _)) in BAD.iter().enumerate() {
         let d = found[&ids[i]];
         assert_eq!(d["table"], "public.bad", "{d:#}");
         assert_eq!(d["column"], *column, "{d:#}");
         assert!(d["reason"].as_str().unwrap().contains(column), "{d:#}");
-        assert!(d["lsn"].as_str().unwrap().contains('/') && d["seq"].is_i64(), "{d:#}");
+        assert!(
+            d["lsn"].as_str().unwrap().contains('/') && d["seq"].is_i64(),
+            "{d:#}"
+        );
         assert_eq!(d["values"]["note"], "refused", "{d:#}");
     }
     found
@@ -97,7 +123,10 @@ fn check_letters<'a>(letters: &'a BTreeMap<String, Value>, ids: &[i32], op: &str
 fn config_with_dead_letters(s: &Setup, mode: &str, dl: &Path) -> PathBuf {
     let cfg = s.config_with(mode, "");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    write_config(s.dir.path(), &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()))
+    write_config(
+        s.dir.path(),
+        &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()),
+    )
 }
 
 /// Full load and CDC into a Parquet sink: the refused rows of both are dead letters (sinks
@@ -121,33 +150,81 @@ async fn refused_values_become_dead_letters_in_the_load_and_in_cdc() {
     let cdc_bad = rows_with_refused_values(&s, 1000).await;
     s.db.exec("UPDATE bad SET amount = 'NaN' WHERE id = 5; UPDATE bad SET note = 'kept' WHERE id = 6; DELETE FROM bad WHERE id = 7").await;
     let mut cmd = crate::support::pgcdc();
-    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "dead-letter-written");
+    cmd.args(["run", "--until-lsn", "current", "-c"])
+        .arg(&cfg)
+        .env("PGCDC_FAILPOINTS", "dead-letter-written");
     let out = crate::support::process::output_of(cmd).await;
-    assert!(!out.status.success(), "the failpoint kills the run: {}", describe(&out));
-    assert_eq!(dead_letters(&dl).len(), 4, "the first CDC dead letter is durable before the crash");
+    assert!(
+        !out.status.success(),
+        "the failpoint kills the run: {}",
+        describe(&out)
+    );
+    assert_eq!(
+        dead_letters(&dl).len(),
+        4,
+        "the first CDC dead letter is durable before the crash"
+    );
     s.run_until_current(&cfg).await;
     let letters = dead_letters(&dl);
-    assert_eq!(letters.len(), 7, "the replay rewrote the same document, no second copy: {letters:#?}");
+    assert_eq!(
+        letters.len(),
+        7,
+        "the replay rewrote the same document, no second copy: {letters:#?}"
+    );
     let cdc = check_letters(&letters, &cdc_bad, "I", "parquet-");
-    let update = letters.values().find(|d| d["op"] == "U").unwrap_or_else(|| panic!("no update: {letters:#?}"));
-    assert_eq!((update["key"]["id"].as_str(), update["column"].as_str(), update["values"]["note"].as_str()), (Some("5"), Some("amount"), Some("n5")));
+    let update = letters
+        .values()
+        .find(|d| d["op"] == "U")
+        .unwrap_or_else(|| panic!("no update: {letters:#?}"));
+    assert_eq!(
+        (
+            update["key"]["id"].as_str(),
+            update["column"].as_str(),
+            update["values"]["note"].as_str()
+        ),
+        (Some("5"), Some("amount"), Some("n5"))
+    );
     // Its name is its position: a replay rewrites it.
     let d = cdc[&cdc_bad[0]];
     let lsn: pgcdc::model::Lsn = d["lsn"].as_str().unwrap().parse().unwrap();
-    let name = format!("public/bad/{}-{:016X}-{}.json", lsn.file_hex(), d["seq"].as_i64().unwrap() as u64, d["sink"].as_str().unwrap().replace('-', "%2D"));
-    assert!(letters.contains_key(&name), "{name} not in {:?}", letters.keys());
+    let name = format!(
+        "public/bad/{}-{:016X}-{}.json",
+        lsn.file_hex(),
+        d["seq"].as_i64().unwrap() as u64,
+        d["sink"].as_str().unwrap().replace('-', "%2D")
+    );
+    assert!(
+        letters.contains_key(&name),
+        "{name} not in {:?}",
+        letters.keys()
+    );
 
     // Everything else reached the target.
     s.assert_matches_source("public", "good").await;
     let rows = s.change_rows("public", "bad");
     let ids = |op: RowOp| rows.iter().filter(|r| r.op == op).count();
-    assert_eq!((ids(RowOp::Load), ids(RowOp::Insert), ids(RowOp::Update), ids(RowOp::Delete)), (20, 20, 1, 1));
+    assert_eq!(
+        (
+            ids(RowOp::Load),
+            ids(RowOp::Insert),
+            ids(RowOp::Update),
+            ids(RowOp::Delete)
+        ),
+        (20, 20, 1, 1)
+    );
 
     // validate: `bad` differs by exactly the dead-lettered rows.
-    let out = s.pgcdc(&cfg, &["validate", "--format", "json", "--timeout", "60s"]).await;
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    let out = s
+        .pgcdc(&cfg, &["validate", "--format", "json", "--timeout", "60s"])
+        .await;
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
     eprintln!("validate: {report:#}");
-    assert_eq!(crate::support::report_table(&report, "public.good")["status"], "identical", "{report:#}");
+    assert_eq!(
+        crate::support::report_table(&report, "public.good")["status"],
+        "identical",
+        "{report:#}"
+    );
     assert_success(&out, "validate");
     let bad = crate::support::report_table(&report, "public.bad");
     assert_eq!(bad["status"], "identical", "{report:#}");
@@ -159,10 +236,16 @@ async fn refused_values_become_dead_letters_in_the_load_and_in_cdc() {
     assert_success(&out, "status --json");
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["dead_letters"]["total"], 7, "{status:#}");
-    assert_eq!(status["dead_letters"]["tables"]["public.bad"], 7, "{status:#}");
+    assert_eq!(
+        status["dead_letters"]["tables"]["public.bad"], 7,
+        "{status:#}"
+    );
     let out = s.pgcdc(&cfg, &["status"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("dead letters          7") && text.contains(&dl.display().to_string()), "{text}");
+    assert!(
+        text.contains("dead letters          7") && text.contains(&dl.display().to_string()),
+        "{text}"
+    );
 }
 
 /// Without `[dead_letter]` the same refused value stops the run with the old error, now
@@ -176,7 +259,12 @@ async fn without_dead_letters_a_refused_value_still_stops_the_run() {
     let out = s.pgcdc(&cfg, &["run", "--until-lsn", "current"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot convert a value of public.bad") && err.contains("\"amount\"") && err.contains("[dead_letter]"), "{err}");
+    assert!(
+        err.contains("cannot convert a value of public.bad")
+            && err.contains("\"amount\"")
+            && err.contains("[dead_letter]"),
+        "{err}"
+    );
 }
 
 /// A Kinesis sink beside a Parquet sink: a row with a refused value is a dead letter of
@@ -189,7 +277,10 @@ async fn kinesis_dead_letters_for_refused_values_and_records_over_one_mib() {
     let dl = s.dir.path().join("dead-letters");
     let cfg = crate::kinesis::config(&s, &stream, &moto().endpoint_url(), 4);
     let text = std::fs::read_to_string(&cfg).unwrap();
-    let cfg = write_config(s.dir.path(), &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()));
+    let cfg = write_config(
+        s.dir.path(),
+        &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()),
+    );
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
     let refused = rows_with_refused_values(&s, 1).await;
     // Over 1 MiB as JSON (a text of 1.2 MB; PostgreSQL compresses it, Kinesis would not).
@@ -200,24 +291,45 @@ async fn kinesis_dead_letters_for_refused_values_and_records_over_one_mib() {
     let letters = dead_letters(&dl);
     check_letters(&letters, &refused, "I", "parquet-");
     check_letters(&letters, &refused, "I", &format!("kinesis-{stream}"));
-    let big: Vec<&Value> = letters.values().filter(|d| d["table"] == "public.good").collect();
+    let big: Vec<&Value> = letters
+        .values()
+        .filter(|d| d["table"] == "public.good")
+        .collect();
     assert_eq!(big.len(), 1, "{letters:#?}");
-    assert_eq!((big[0]["key"]["id"].as_str(), big[0]["sink"].as_str()), (Some("500"), Some(&*format!("kinesis-{stream}"))));
-    assert!(big[0]["reason"].as_str().unwrap().contains("1 MiB"), "{:#}", big[0]);
-    assert_eq!(big[0]["values"]["v"].as_str().map(str::len), Some(1_200_000));
+    assert_eq!(
+        (big[0]["key"]["id"].as_str(), big[0]["sink"].as_str()),
+        (Some("500"), Some(&*format!("kinesis-{stream}")))
+    );
+    assert!(
+        big[0]["reason"].as_str().unwrap().contains("1 MiB"),
+        "{:#}",
+        big[0]
+    );
+    assert_eq!(
+        big[0]["values"]["v"].as_str().map(str::len),
+        Some(1_200_000)
+    );
     assert_eq!(letters.len(), 7);
 
     // The stream has every other change: what Parquet holds, less the big row.
     let (got, twice) = data_records(&read_stream(&stream));
     assert_eq!(twice, 0);
-    let mut want: BTreeSet<(String, String, String)> = crate::kinesis::expected(&s, &["bad", "good"]);
-    let big_pos = pgcdc::sink::kinesis::dms_json::stream_position(big[0]["lsn"].as_str().unwrap().parse().unwrap(), big[0]["seq"].as_i64().unwrap());
-    assert!(want.remove(&("public.good".to_string(), "insert".to_string(), big_pos)), "Parquet holds the big row");
+    let mut want: BTreeSet<(String, String, String)> =
+        crate::kinesis::expected(&s, &["bad", "good"]);
+    let big_pos = pgcdc::sink::kinesis::dms_json::stream_position(
+        big[0]["lsn"].as_str().unwrap().parse().unwrap(),
+        big[0]["seq"].as_i64().unwrap(),
+    );
+    assert!(
+        want.remove(&("public.good".to_string(), "insert".to_string(), big_pos)),
+        "Parquet holds the big row"
+    );
     crate::kinesis::assert_same(&got, &want, "records");
     assert_eq!(got.len(), 40 + 1);
 
     let out = pgcdc_s3(&cfg, &["status", "--json"]).await;
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    let status: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
     assert_eq!(status["dead_letters"]["total"], 7, "{status:#}");
 }
 
@@ -230,46 +342,82 @@ async fn records_kinesis_rejects_for_good_are_dead_letters_unless_the_whole_call
     let s = setup_tables("dl_rejected").await;
     let stream = new_stream();
     let dl = s.dir.path().join("dead-letters");
-    let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
+    let (plan, log) = (
+        s.dir.path().join("plan.json"),
+        s.dir.path().join("proxy.jsonl"),
+    );
     let (_proxy, endpoint) = crate::s3_faults::start_proxy(&plan, &log);
     let cfg = crate::kinesis::config(&s, &stream, &endpoint, 1);
     let text = std::fs::read_to_string(&cfg).unwrap();
-    let cfg = write_config(s.dir.path(), &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()));
+    let cfg = write_config(
+        s.dir.path(),
+        &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()),
+    );
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
     let partial = serde_json::json!({"rules": [
         {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 2, "error_code": "KMSAccessDeniedException", "limit": 1}
     ]});
     crate::s3_faults::write_plan(&plan, &partial);
-    s.db.exec("INSERT INTO good SELECT g, 'v' || g FROM generate_series(1, 20) g").await;
+    s.db.exec("INSERT INTO good SELECT g, 'v' || g FROM generate_series(1, 20) g")
+        .await;
     let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
     assert!(out.status.success(), "{}", describe(&out));
     let letters = dead_letters(&dl);
     assert!(!letters.is_empty(), "{}", describe(&out));
     let mut lettered = BTreeSet::new();
     for d in letters.values() {
-        assert!(d["reason"].as_str().unwrap().contains("KMSAccessDeniedException"), "{d:#}");
+        assert!(
+            d["reason"]
+                .as_str()
+                .unwrap()
+                .contains("KMSAccessDeniedException"),
+            "{d:#}"
+        );
         assert_eq!(d["sink"], format!("kinesis-{stream}"));
         if d["op"] == "I" {
             assert_eq!(d["key"]["id"], d["values"]["id"], "{d:#}");
-            let pos = pgcdc::sink::kinesis::dms_json::stream_position(d["lsn"].as_str().unwrap().parse().unwrap(), d["seq"].as_i64().unwrap());
+            let pos = pgcdc::sink::kinesis::dms_json::stream_position(
+                d["lsn"].as_str().unwrap().parse().unwrap(),
+                d["seq"].as_i64().unwrap(),
+            );
             lettered.insert(("public.good".to_string(), "insert".to_string(), pos));
         }
     }
     assert!(!lettered.is_empty(), "{letters:#?}");
     let (got, _) = data_records(&read_stream(&stream));
-    assert!(got.is_disjoint(&lettered), "a dead letter is not also in the stream");
+    assert!(
+        got.is_disjoint(&lettered),
+        "a dead letter is not also in the stream"
+    );
     let all: BTreeSet<_> = got.union(&lettered).cloned().collect();
-    crate::kinesis::assert_same(&all, &crate::kinesis::expected(&s, &["good"]), "stream + dead letters");
+    crate::kinesis::assert_same(
+        &all,
+        &crate::kinesis::expected(&s, &["good"]),
+        "stream + dead letters",
+    );
 
     // Every entry of a call rejected so: a stream-wide problem, one clear error.
-    crate::s3_faults::write_plan(&plan, &serde_json::json!({"rules": [
-        {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "KMSDisabledException"}
-    ]}));
-    s.db.exec("INSERT INTO good SELECT g, 'v' || g FROM generate_series(100, 104) g").await;
+    crate::s3_faults::write_plan(
+        &plan,
+        &serde_json::json!({"rules": [
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "KMSDisabledException"}
+        ]}),
+    );
+    s.db.exec("INSERT INTO good SELECT g, 'v' || g FROM generate_series(100, 104) g")
+        .await;
     let before = dead_letters(&dl).len();
     let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refused every record") && err.contains("KMSDisabledException") && err.contains("KMS key"), "{err}");
-    assert_eq!(dead_letters(&dl).len(), before, "no dead letter for a stream-wide problem");
+    assert!(
+        err.contains("refused every record")
+            && err.contains("KMSDisabledException")
+            && err.contains("KMS key"),
+        "{err}"
+    );
+    assert_eq!(
+        dead_letters(&dl).len(),
+        before,
+        "no dead letter for a stream-wide problem"
+    );
 }

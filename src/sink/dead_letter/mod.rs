@@ -92,7 +92,14 @@ impl DeadLetter {
     /// The object key: a function of table, LSN, `_seq` and sink only, so a replay
     /// rewrites the same object. `lsn` and `seq` sort like the stream.
     pub fn key(schema: &str, table: &str, lsn: crate::model::Lsn, seq: i64, sink: &str) -> String {
-        format!("{}/{}/{}-{:016X}-{}.json", path_component(schema), path_component(table), lsn.file_hex(), seq as u64, path_component(sink))
+        format!(
+            "{}/{}/{}-{:016X}-{}.json",
+            path_component(schema),
+            path_component(table),
+            lsn.file_hex(),
+            seq as u64,
+            path_component(sink)
+        )
     }
 }
 
@@ -109,10 +116,20 @@ impl DeadLetters {
     /// changes nothing in the location (the first write prepares it). S3 is reached
     /// through `[aws]`.
     pub fn open(config: &Config) -> Result<Option<Arc<DeadLetters>>> {
-        let Some(dl) = &config.dead_letter else { return Ok(None) };
-        let options = crate::aws::S3Options { aws: config.aws.clone(), ..Default::default() };
-        let storage = crate::storage::open(&dl.location, &options).map_err(|e| e.context("[dead_letter] url"))?;
-        Ok(Some(Arc::new(DeadLetters { storage, prepared: AtomicBool::new(false), written: AtomicU64::new(0) })))
+        let Some(dl) = &config.dead_letter else {
+            return Ok(None);
+        };
+        let options = crate::aws::S3Options {
+            aws: config.aws.clone(),
+            ..Default::default()
+        };
+        let storage = crate::storage::open(&dl.location, &options)
+            .map_err(|e| e.context("[dead_letter] url"))?;
+        Ok(Some(Arc::new(DeadLetters {
+            storage,
+            prepared: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+        })))
     }
 
     pub fn describe(&self) -> String {
@@ -125,15 +142,25 @@ impl DeadLetters {
     pub fn write(&self, key: &str, letter: &DeadLetter) -> Result<()> {
         if !self.prepared.load(Ordering::Acquire) {
             let dir = self.storage.staging_dir();
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::runtime(format!("creating {}: {e}", dir.display())).with_hint("check [dead_letter] url and that pgcdc may write there"))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::runtime(format!("creating {}: {e}", dir.display()))
+                    .with_hint("check [dead_letter] url and that pgcdc may write there")
+            })?;
             self.prepared.store(true, Ordering::Release);
         }
-        let mut json = serde_json::to_vec_pretty(letter).map_err(|e| Error::runtime(format!("internal: encoding a dead letter: {e}")))?;
+        let mut json = serde_json::to_vec_pretty(letter)
+            .map_err(|e| Error::runtime(format!("internal: encoding a dead letter: {e}")))?;
         json.push(b'\n');
         self.storage
             .put(key, &json, PutMode::Overwrite)
-            .map_err(|e| e.context(format!("writing a dead letter of {} at LSN {} to {}", letter.table, letter.lsn, self.describe())))?;
+            .map_err(|e| {
+                e.context(format!(
+                    "writing a dead letter of {} at LSN {} to {}",
+                    letter.table,
+                    letter.lsn,
+                    self.describe()
+                ))
+            })?;
         self.written.fetch_add(1, Ordering::Relaxed);
         // Crash tests: the dead letter is durable, the sink has not gone past its change.
         crate::failpoint::hit("dead-letter-written");
@@ -152,16 +179,26 @@ impl DeadLetters {
     /// Counts what `[dead_letter]` of `config` holds (`None` without it), for `status`.
     /// Reads only.
     pub fn count(config: &Config) -> Result<Option<DeadLetterCount>> {
-        let Some(dl) = Self::open(config)? else { return Ok(None) };
-        let mut count = DeadLetterCount { location: dl.describe(), ..Default::default() };
+        let Some(dl) = Self::open(config)? else {
+            return Ok(None);
+        };
+        let mut count = DeadLetterCount {
+            location: dl.describe(),
+            ..Default::default()
+        };
         for key in dl.storage.list("")? {
             let parts: Vec<&str> = key.split('/').collect();
-            let [schema, table, file] = parts[..] else { continue };
+            let [schema, table, file] = parts[..] else {
+                continue;
+            };
             if !file.ends_with(".json") || schema == "_pgcdc" {
                 continue;
             }
             let name = |s: &str| decode_path_component(s).unwrap_or_else(|| s.to_string());
-            *count.tables.entry(format!("{}.{}", name(schema), name(table))).or_default() += 1;
+            *count
+                .tables
+                .entry(format!("{}.{}", name(schema), name(table)))
+                .or_default() += 1;
             count.total += 1;
         }
         Ok(Some(count))
@@ -171,15 +208,29 @@ impl DeadLetters {
 impl DeadLetters {
     /// The key (column → text) of every dead letter of `schema.table`, for `validate`.
     /// Reads only.
-    pub fn keys_of(&self, schema: &str, table: &str) -> Result<Vec<BTreeMap<String, Option<String>>>> {
+    pub fn keys_of(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Vec<BTreeMap<String, Option<String>>>> {
         let mut out = Vec::new();
-        for key in self.storage.list(&format!("{}/{}", path_component(schema), path_component(table)))? {
+        for key in self.storage.list(&format!(
+            "{}/{}",
+            path_component(schema),
+            path_component(table)
+        ))? {
             if !key.ends_with(".json") {
                 continue;
             }
-            let Some(data) = self.storage.get(&key)? else { continue };
-            let letter: DeadLetter = serde_json::from_slice(&data)
-                .map_err(|e| Error::runtime(format!("{}/{key} is not a dead letter: {e}", self.describe())))?;
+            let Some(data) = self.storage.get(&key)? else {
+                continue;
+            };
+            let letter: DeadLetter = serde_json::from_slice(&data).map_err(|e| {
+                Error::runtime(format!(
+                    "{}/{key} is not a dead letter: {e}",
+                    self.describe()
+                ))
+            })?;
             out.push(letter.key);
         }
         Ok(out)
@@ -211,7 +262,10 @@ impl DeadLetterRoute {
     /// `sink` names the refusing sink in every dead letter and its key: stable across
     /// restarts (see [`DeadLetter::sink`]).
     pub fn new(letters: Arc<DeadLetters>, sink: impl Into<String>) -> DeadLetterRoute {
-        DeadLetterRoute { letters, sink: sink.into() }
+        DeadLetterRoute {
+            letters,
+            sink: sink.into(),
+        }
     }
 
     /// The sink's name in its dead letters.
@@ -226,13 +280,24 @@ impl DeadLetterRoute {
 
     /// Writes the dead letter of `row`, which the sink's builder refused with `error`;
     /// the sink skips the row once this returned `Ok` (see the module contract).
-    pub fn refuse_row(&self, table: &crate::model::TableSchema, row: &crate::model::OutputRow<'_>, error: &crate::batch::ValueError) -> Result<()> {
+    pub fn refuse_row(
+        &self,
+        table: &crate::model::TableSchema,
+        row: &crate::model::OutputRow<'_>,
+        error: &crate::batch::ValueError,
+    ) -> Result<()> {
         let (key, letter) = from_row(table, row, error, &self.sink);
         self.letters.write(&key, &letter)
     }
 
     /// Writes the dead letter of row `index` of `batch`, refused for `reason`.
-    pub fn refuse_batch_row(&self, table: &crate::model::TableSchema, batch: &arrow_array::RecordBatch, index: usize, reason: String) -> Result<()> {
+    pub fn refuse_batch_row(
+        &self,
+        table: &crate::model::TableSchema,
+        batch: &arrow_array::RecordBatch,
+        index: usize,
+        reason: String,
+    ) -> Result<()> {
         let (key, letter) = from_batch_row(table, batch, index, &self.sink, reason);
         self.letters.write(&key, &letter)
     }
@@ -254,7 +319,12 @@ pub fn refuse_loaded_row(
     let Some(letters) = letters else {
         return Err(Error::runtime(format!("{}: {error}", what())).with_hint(REFUSED_HINT));
     };
-    let (key, letter) = from_row(table, row, error, if dms { "full-load-dms" } else { "full-load" });
+    let (key, letter) = from_row(
+        table,
+        row,
+        error,
+        if dms { "full-load-dms" } else { "full-load" },
+    );
     letters.write(&key, &letter)
 }
 
@@ -271,7 +341,13 @@ mod tests {
         let letters = DeadLetters::open(&config).unwrap().unwrap();
         assert!(!dir.path().join("dl").exists(), "opening writes nothing");
         assert_eq!(DeadLetters::count(&config).unwrap().unwrap().total, 0);
-        let key = DeadLetter::key("public", "my table", crate::model::Lsn(0x10), 2, "kinesis-s");
+        let key = DeadLetter::key(
+            "public",
+            "my table",
+            crate::model::Lsn(0x10),
+            2,
+            "kinesis-s",
+        );
         let mut letter = DeadLetter {
             reason: "r".into(),
             sink: "kinesis-s".into(),
@@ -292,8 +368,13 @@ mod tests {
         letter.written_at = "2".into();
         letters.write(&key, &letter).unwrap();
         let count = DeadLetters::count(&config).unwrap().unwrap();
-        assert_eq!((count.total, count.tables.clone()), (1, BTreeMap::from([("public.my table".to_string(), 1)])));
-        let stored: DeadLetter = serde_json::from_slice(&std::fs::read(dir.path().join("dl").join(&key)).unwrap()).unwrap();
+        assert_eq!(
+            (count.total, count.tables.clone()),
+            (1, BTreeMap::from([("public.my table".to_string(), 1)]))
+        );
+        let stored: DeadLetter =
+            serde_json::from_slice(&std::fs::read(dir.path().join("dl").join(&key)).unwrap())
+                .unwrap();
         assert_eq!(stored, letter);
         assert_eq!(letters.written(), 2);
     }

@@ -29,7 +29,12 @@ pub type RejectHook = Arc<dyn Fn(&Entry, &str, &str) -> Result<(), Error> + Send
 pub fn retryable(code: &str) -> bool {
     matches!(
         code,
-        "ProvisionedThroughputExceededException" | "InternalFailure" | "KMSThrottlingException" | "ThrottlingException" | "LimitExceededException" | "ServiceUnavailable"
+        "ProvisionedThroughputExceededException"
+            | "InternalFailure"
+            | "KMSThrottlingException"
+            | "ThrottlingException"
+            | "LimitExceededException"
+            | "ServiceUnavailable"
     )
 }
 
@@ -37,16 +42,32 @@ pub fn retryable(code: &str) -> bool {
 /// `codes` has one `(code, message)` per rejected entry of `request`, `failed` one flag per
 /// entry. A record handed to `hook` is marked not failed (delivered). `Err` is the error
 /// that stops the sender.
-pub async fn settle(stream: &str, request: &Request, failed: &mut [bool], codes: &[Option<(String, String)>], hook: Option<&RejectHook>) -> Result<(), Error> {
-    let permanent: Vec<usize> = (0..codes.len()).filter(|&i| codes[i].as_ref().is_some_and(|(c, _)| !retryable(c))).collect();
-    let Some(&first) = permanent.first() else { return Ok(()) };
+pub async fn settle(
+    stream: &str,
+    request: &Request,
+    failed: &mut [bool],
+    codes: &[Option<(String, String)>],
+    hook: Option<&RejectHook>,
+) -> Result<(), Error> {
+    let permanent: Vec<usize> = (0..codes.len())
+        .filter(|&i| codes[i].as_ref().is_some_and(|(c, _)| !retryable(c)))
+        .collect();
+    let Some(&first) = permanent.first() else {
+        return Ok(());
+    };
     let (code, message) = codes[first].clone().expect("permanent");
     let accepted = failed.iter().any(|f| !f);
     if !accepted {
-        return Err(Error::runtime(format!("Kinesis stream {stream} refused every record of a PutRecords call: {code}: {message}")).with_hint(stream_hint(&code)));
+        return Err(Error::runtime(format!(
+            "Kinesis stream {stream} refused every record of a PutRecords call: {code}: {message}"
+        ))
+        .with_hint(stream_hint(&code)));
     }
     let Some(hook) = hook else {
-        let what = String::from_utf8_lossy(&request.entries[first].1.data[..request.entries[first].1.data.len().min(200)]).into_owned();
+        let what = String::from_utf8_lossy(
+            &request.entries[first].1.data[..request.entries[first].1.data.len().min(200)],
+        )
+        .into_owned();
         return Err(Error::runtime(format!("Kinesis stream {stream} refused a record for good ({code}: {message}) and accepted the others of its call; the record starts {what:?}"))
             .with_hint(REFUSED_HINT));
     };
@@ -85,8 +106,14 @@ pub fn dead_letter_hook(route: DeadLetterRoute, keys: KeyColumns) -> RejectHook 
             serde_json::Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         };
-        let (schema, table) = (text(&m["schema-name"]).unwrap_or_default(), text(&m["table-name"]).unwrap_or_default());
-        let (lsn, seq) = m["stream-position"].as_str().and_then(parse_stream_position).unwrap_or((Lsn::ZERO, -1));
+        let (schema, table) = (
+            text(&m["schema-name"]).unwrap_or_default(),
+            text(&m["table-name"]).unwrap_or_default(),
+        );
+        let (lsn, seq) = m["stream-position"]
+            .as_str()
+            .and_then(parse_stream_position)
+            .unwrap_or((Lsn::ZERO, -1));
         let op = match m["operation"].as_str().unwrap_or("") {
             "load" => "L".to_string(),
             "insert" => "I".to_string(),
@@ -94,18 +121,35 @@ pub fn dead_letter_hook(route: DeadLetterRoute, keys: KeyColumns) -> RejectHook 
             "delete" => "D".to_string(),
             other => other.to_string(),
         };
-        let values: std::collections::BTreeMap<String, Option<String>> =
-            v["data"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default();
+        let values: std::collections::BTreeMap<String, Option<String>> = v["data"]
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+            .unwrap_or_default();
         let qualified = format!("{schema}.{table}");
-        let key = keys.lock().expect("not poisoned").get(&qualified).map(|names| names.iter().map(|n| (n.clone(), values.get(n).cloned().flatten())).collect()).unwrap_or_default();
+        let key = keys
+            .lock()
+            .expect("not poisoned")
+            .get(&qualified)
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| (n.clone(), values.get(n).cloned().flatten()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let letter = DeadLetter {
-            reason: format!("Kinesis rejected the record for good: {code}: {message} (partition key {:?})", entry.partition_key),
+            reason: format!(
+                "Kinesis rejected the record for good: {code}: {message} (partition key {:?})",
+                entry.partition_key
+            ),
             sink: route.sink().to_string(),
             table: qualified,
             op,
             lsn: lsn.to_string(),
             seq,
-            xid: m["transaction-id"].as_u64().and_then(|x| u32::try_from(x).ok()),
+            xid: m["transaction-id"]
+                .as_u64()
+                .and_then(|x| u32::try_from(x).ok()),
             commit_timestamp: text(&m["commit-timestamp"]).unwrap_or_default(),
             key,
             column: None,
@@ -114,7 +158,10 @@ pub fn dead_letter_hook(route: DeadLetterRoute, keys: KeyColumns) -> RejectHook 
             omitted: Default::default(),
             written_at: crate::time_fmt::now_rfc3339(),
         };
-        route.write(&DeadLetter::key(&schema, &table, lsn, seq, route.sink()), &letter)
+        route.write(
+            &DeadLetter::key(&schema, &table, lsn, seq, route.sink()),
+            &letter,
+        )
     })
 }
 
@@ -123,7 +170,20 @@ mod tests {
     use super::*;
 
     fn request(n: usize) -> Request {
-        Request { entries: (0..n).map(|i| (i as u64, Entry { partition_key: format!("k{i}"), explicit_hash_key: None, data: bytes::Bytes::from_static(b"{}") })).collect() }
+        Request {
+            entries: (0..n)
+                .map(|i| {
+                    (
+                        i as u64,
+                        Entry {
+                            partition_key: format!("k{i}"),
+                            explicit_hash_key: None,
+                            data: bytes::Bytes::from_static(b"{}"),
+                        },
+                    )
+                })
+                .collect(),
+        }
     }
 
     fn code(c: &str) -> Option<(String, String)> {
@@ -135,26 +195,74 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let hook: RejectHook = Arc::new(move |e: &Entry, c: &str, _: &str| {
-            s.lock().unwrap().push((e.partition_key.clone(), c.to_string()));
+            s.lock()
+                .unwrap()
+                .push((e.partition_key.clone(), c.to_string()));
             Ok(())
         });
         // Throttling only: resent, nothing else happens.
         let mut failed = vec![true, false];
-        settle("s", &request(2), &mut failed, &[code("ProvisionedThroughputExceededException"), None], Some(&hook)).await.unwrap();
+        settle(
+            "s",
+            &request(2),
+            &mut failed,
+            &[code("ProvisionedThroughputExceededException"), None],
+            Some(&hook),
+        )
+        .await
+        .unwrap();
         assert_eq!(failed, [true, false]);
         // A permanent code beside an accepted entry and a throttled one.
         let mut failed = vec![true, false, true];
-        settle("s", &request(3), &mut failed, &[code("KMSAccessDeniedException"), None, code("InternalFailure")], Some(&hook)).await.unwrap();
+        settle(
+            "s",
+            &request(3),
+            &mut failed,
+            &[
+                code("KMSAccessDeniedException"),
+                None,
+                code("InternalFailure"),
+            ],
+            Some(&hook),
+        )
+        .await
+        .unwrap();
         assert_eq!(failed, [false, false, true]);
-        assert_eq!(*seen.lock().unwrap(), [("k0".to_string(), "KMSAccessDeniedException".to_string())]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [("k0".to_string(), "KMSAccessDeniedException".to_string())]
+        );
         // Nothing accepted: the stream's problem.
         let mut failed = vec![true, true];
-        let e = settle("s", &request(2), &mut failed, &[code("KMSDisabledException"), code("KMSDisabledException")], Some(&hook)).await.unwrap_err();
-        assert!(e.message.contains("refused every record") && e.to_string().contains("KMS key"), "{e}");
+        let e = settle(
+            "s",
+            &request(2),
+            &mut failed,
+            &[code("KMSDisabledException"), code("KMSDisabledException")],
+            Some(&hook),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.message.contains("refused every record") && e.to_string().contains("KMS key"),
+            "{e}"
+        );
         assert_eq!(seen.lock().unwrap().len(), 1);
         // Without dead letters: an error naming the record.
         let mut failed = vec![true, false];
-        let e = settle("s", &request(2), &mut failed, &[code("KMSAccessDeniedException"), None], None).await.unwrap_err();
-        assert!(e.message.contains("refused a record for good") && e.to_string().contains("[dead_letter]"), "{e}");
+        let e = settle(
+            "s",
+            &request(2),
+            &mut failed,
+            &[code("KMSAccessDeniedException"), None],
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.message.contains("refused a record for good")
+                && e.to_string().contains("[dead_letter]"),
+            "{e}"
+        );
     }
 }
