@@ -55,26 +55,23 @@ async fn rows_with_refused_values(s: &Setup, from: i32) -> Vec<i32> {
     ids
 }
 
-/// Every dead letter under `dir`, by file name (relative path).
+/// Every dead letter under `dir`, by key.
 fn dead_letters(dir: &Path) -> BTreeMap<String, Value> {
+    stored_dead_letters(&pgcdc::storage::LocalStorage::open(dir.to_path_buf()).unwrap())
+}
+
+/// Every dead letter in `storage` (a local directory or S3), by key.
+fn stored_dead_letters(storage: &dyn pgcdc::storage::Storage) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if p.is_dir() {
-                if rel != "_pgcdc" {
-                    stack.push(p);
-                }
-            } else {
-                out.insert(
-                    rel,
-                    serde_json::from_slice(&std::fs::read(&p).unwrap())
-                        .unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-                );
-            }
+    for key in storage.list("").unwrap() {
+        if key.starts_with("_pgcdc/") {
+            continue;
         }
+        let data = storage.get(&key).unwrap().unwrap();
+        out.insert(
+            key.clone(),
+            serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{key}: {e}")),
+        );
     }
     out
 }
@@ -267,19 +264,19 @@ async fn without_dead_letters_a_refused_value_still_stops_the_run() {
     );
 }
 
-/// A Kinesis sink beside a Parquet sink: a row with a refused value is a dead letter of
-/// both sinks, a record over 1 MiB of the Kinesis sink only (Parquet holds it), and the
-/// stream carries every other change.
+/// A Kinesis sink beside a Parquet sink, dead letters on S3: a row with a refused value is a
+/// dead letter of both sinks, a record over 1 MiB of the Kinesis sink only (Parquet holds
+/// it), and the stream carries every other change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_dead_letters_for_refused_values_and_records_over_one_mib() {
     let s = setup_tables("dl_kinesis").await;
     let stream = new_stream();
-    let dl = s.dir.path().join("dead-letters");
+    let bucket = crate::s3::new_bucket("dl");
     let cfg = crate::kinesis::config(&s, &stream, &moto().endpoint_url(), 4);
     let text = std::fs::read_to_string(&cfg).unwrap();
     let cfg = write_config(
         s.dir.path(),
-        &format!("{text}\n[dead_letter]\nurl = \"file://{}\"\n", dl.display()),
+        &format!("{text}\n[dead_letter]\nurl = \"s3://{bucket}/dead-letters/\"\n"),
     );
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
     let refused = rows_with_refused_values(&s, 1).await;
@@ -288,7 +285,7 @@ async fn kinesis_dead_letters_for_refused_values_and_records_over_one_mib() {
     let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
     assert!(out.status.success(), "{}", describe(&out));
 
-    let letters = dead_letters(&dl);
+    let letters = stored_dead_letters(crate::s3::open_storage(&bucket, "dead-letters/").as_ref());
     check_letters(&letters, &refused, "I", "parquet-");
     check_letters(&letters, &refused, "I", &format!("kinesis-{stream}"));
     let big: Vec<&Value> = letters
