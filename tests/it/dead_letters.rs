@@ -137,6 +137,14 @@ async fn refused_values_become_dead_letters_in_the_load_and_in_cdc() {
     let loaded_bad = rows_with_refused_values(&s, 1).await;
     let cfg = config_with_dead_letters(&s, "full-load-and-cdc", &dl);
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "setup");
+    let out = s.pgcdc(&cfg, &["check"]).await;
+    let checked = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        checked.contains("dead letters")
+            && checked.contains(&format!("file://{} is writable", dl.display())),
+        "{}",
+        describe(&out)
+    );
     s.run_until_current(&cfg).await;
     let letters = dead_letters(&dl);
     assert_eq!(letters.len(), 3, "{letters:#?}");

@@ -171,6 +171,14 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Checks, without writing, that `[dead_letter]` of `config` could be written (for
+    /// `check`); returns its location, `None` without it.
+    pub fn probe(config: &Config) -> Result<Option<String>> {
+        let Some(dl) = Self::open(config)? else { return Ok(None) };
+        dl.storage.probe_writable()?;
+        Ok(Some(dl.describe()))
+    }
+
     /// Dead letters written by this process (a replay's rewrites included).
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
