@@ -158,11 +158,26 @@ pub fn dead_letter_hook(route: DeadLetterRoute, keys: KeyColumns) -> RejectHook 
             omitted: Default::default(),
             written_at: crate::time_fmt::now_rfc3339(),
         };
-        route.write(
-            &DeadLetter::key(&schema, &table, lsn, seq, route.sink()),
-            &letter,
-        )
+        // A control record has no stream position: its name is its content's (the same on
+        // a replay, unlike its metadata timestamp).
+        let name = match m["stream-position"].is_string() {
+            true => route.sink().to_string(),
+            false => format!(
+                "{}-{}",
+                route.sink(),
+                fnv64(&format!("{}{}", m["operation"], v["control"]))
+            ),
+        };
+        route.write(&DeadLetter::key(&schema, &table, lsn, seq, &name), &letter)
     })
+}
+
+fn fnv64(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 #[cfg(test)]
