@@ -3,7 +3,8 @@
 //! keys, resends failed entries before anything later of their key, and publishes how far
 //! everything is acknowledged.
 //!
-//! Failures: a per-entry rejection (throttling, KMS, internal) and a transient failure of
+//! Failures: a per-entry rejection (throttling, KMS throttling, internal; any other code is
+//! settled by [`super::rejections`]: a dead letter, or a stop) and a transient failure of
 //! the whole call (throttling, 5xx, a network error) are retried without limit, with
 //! exponential back-off and jitter (0.2 s doubling to 30 s), each logged with how long it
 //! has been failing. A permanent failure of the call (no such stream, access denied, bad
