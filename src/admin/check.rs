@@ -141,5 +141,10 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
         }
         Err(e) => items.push(failed("target", e)),
     }
+    match crate::sink::dead_letter::DeadLetters::probe(config) {
+        Ok(Some(location)) => items.push(item(Level::Ok, "dead letters", format!("{location} is writable"), None)),
+        Ok(None) => {}
+        Err(e) => items.push(failed("dead letters", e)),
+    }
     Ok(items)
 }

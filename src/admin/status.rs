@@ -32,6 +32,8 @@ pub struct Status {
     /// Sinks without a target of their own (Kinesis): how far the stream acknowledged
     /// every record.
     pub sink_positions: Vec<SinkPosition>,
+    /// `[dead_letter]`: how many changes went there, in total and per table.
+    pub dead_letters: Option<crate::sink::dead_letter::DeadLetterCount>,
 }
 
 #[derive(Serialize)]
@@ -122,5 +124,6 @@ pub async fn status(config: &Config) -> Result<Status> {
         targets,
         progress_store: Some(store.storage().describe()),
         sink_positions,
+        dead_letters: crate::sink::dead_letter::DeadLetters::count(config)?,
     })
 }

@@ -92,6 +92,13 @@ pub fn status(s: &Status, json: bool) {
         println!("sink {}", p.sink);
         println!("  acknowledged up to    {} (written {})", p.acknowledged_lsn, p.written_at);
     }
+    if let Some(d) = &s.dead_letters {
+        println!("dead letters {}", d.location);
+        println!("  dead letters          {}", d.total);
+        for (table, n) in &d.tables {
+            println!("  {table:<32} {n}");
+        }
+    }
 }
 
 /// Prints the demo summary; returns 0 when the output matched the source, else 3.
@@ -201,6 +208,9 @@ pub fn validate(r: &crate::validate::report::ValidateReport, json: bool) -> i32 
         }
         if !t.not_compared.is_empty() {
             result.push_str(&format!(" [generated columns not in the output, not compared: {}]", t.not_compared.join(", ")));
+        }
+        if t.dead_lettered > 0 {
+            result.push_str(&format!(" [{} source rows not compared: dead letters]", t.dead_lettered));
         }
         println!(
             "{:<width$}  {:>11}  {:>11}  {:>7}  {:>7}  {:>9}  {result}",

@@ -4,6 +4,7 @@
 //! unknown keys rejected (the error names the nearest valid key), then validate values. Any
 //! failure is a configuration error (exit 2) that names the file, the key and a fix.
 
+mod dead_letter;
 mod dms;
 mod env;
 mod location;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use dead_letter::DeadLetterConfig;
 pub use dms::FileFormat;
 pub use location::Location;
 pub use tables::TableFilter;
@@ -271,12 +273,6 @@ pub struct StateConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeadLetterConfig {
-    pub url: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
     pub glue_database: String,
 }
@@ -304,6 +300,7 @@ impl Config {
         if let Some(st) = config.state.as_mut() {
             st.location = Location::parse(&st.url).map_err(|e| e.context("[state] url"))?;
         }
+        dead_letter::parse(&mut config)?;
         config.validate()?;
         Ok(config)
     }
@@ -338,14 +335,10 @@ impl Config {
         }
         // Accepted by the parser so that SPEC 4 configurations read naturally, but not built
         // yet: configuring them must not be silently ignored.
-        for (set, section, what) in [
-            (self.metrics.is_some(), "[metrics]", "/metrics and /healthz"),
-            (self.dead_letter.is_some(), "[dead_letter]", "dead letters"),
-        ] {
-            if set {
-                return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
-                    .with_hint(format!("remove the {section} section")));
-            }
+        if self.metrics.is_some() {
+            let (section, what) = ("[metrics]", "/metrics and /healthz");
+            return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
+                .with_hint(format!("remove the {section} section")));
         }
         if self.catalog.is_some() {
             dms::refuse_csv_with_catalog(self)?;

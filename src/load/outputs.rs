@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::config::{Compression, Config, SinkConfig};
 use crate::error::Result;
 use crate::sink::kinesis::load::KinesisLoad;
+use crate::sink::dead_letter::DeadLetters;
 use crate::sink::parquet::dms_schema::DmsColumns;
 use crate::storage::{Storage, Targets};
 
@@ -28,6 +29,9 @@ pub struct LoadOutput {
     pub compression: Compression,
     /// `layout = "dms"` (SPEC 5.2): files get DMS names and columns.
     pub dms: Option<Arc<DmsColumns>>,
+    /// `[dead_letter]` (the same for every output): where a loaded row with a value the
+    /// layout cannot hold goes instead of stopping the load.
+    pub dead_letters: Option<Arc<DeadLetters>>,
 }
 
 /// How a chunk is read from the source for a group of outputs.
@@ -51,6 +55,7 @@ impl LoadOutput {
 /// targets `run` opened (and locked). Errors when a Glue database of `[catalog]` cannot be
 /// read.
 pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput>> {
+    let dead_letters = DeadLetters::open(config)?;
     config
         .sinks
         .iter()
@@ -65,6 +70,7 @@ pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput
                 storage: crate::sink::parquet::glue::with_catalog(config, p, storage)?,
                 compression: p.compression,
                 dms: DmsColumns::of(p),
+                dead_letters: dead_letters.clone(),
             })
         })
         .collect()
@@ -74,6 +80,7 @@ pub fn load_outputs(config: &Config, targets: &Targets) -> Result<Vec<LoadOutput
 /// configuration order. Errors when a stream cannot be described. Blocks (see
 /// [`KinesisLoad::open`]).
 pub fn record_outputs(config: &Config) -> Result<Vec<Arc<KinesisLoad>>> {
+    let dead_letters = DeadLetters::open(config)?;
     config
         .sinks
         .iter()
@@ -81,7 +88,7 @@ pub fn record_outputs(config: &Config) -> Result<Vec<Arc<KinesisLoad>>> {
             SinkConfig::Kinesis(k) => Some(k),
             _ => None,
         })
-        .map(|k| KinesisLoad::open(k, config.aws.as_ref()).map(Arc::new))
+        .map(|k| KinesisLoad::open(k, config.aws.as_ref(), dead_letters.clone()).map(Arc::new))
         .collect()
 }
 

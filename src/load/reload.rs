@@ -268,7 +268,7 @@ mod tests {
         });
         let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(dir.join(name)).unwrap());
         let lock = storage.lock().unwrap();
-        (LoadOutput { storage, compression: Compression::Zstd, dms }, lock)
+        (LoadOutput { storage, compression: Compression::Zstd, dms, dead_letters: None }, lock)
     }
 
     fn outputs(dir: &std::path::Path, names: [(&str, bool); 3]) -> (Vec<LoadOutput>, Vec<crate::storage::TargetLock>) {

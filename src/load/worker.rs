@@ -176,9 +176,10 @@ async fn copy_into(
                 commit_ts_us: ctx.snapshot_ts_us,
                 values: &values,
             };
-            builder
-                .append(&row)
-                .map_err(|e| Error::runtime(format!("{}: {e}", what())))?;
+            if let Err(e) = builder.append(&row) {
+                let letters = outputs.first().and_then(|o| o.dead_letters.as_ref()).or_else(|| records.first().and_then(|r| r.dead_letters()));
+                tokio::task::block_in_place(|| crate::sink::dead_letter::refuse_loaded_row(letters, dms.is_some(), table, &row, &e, &what))?;
+            }
             rows += 1;
             if builder.len() >= BATCH_ROWS {
                 let batch = builder.finish();

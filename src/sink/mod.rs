@@ -31,6 +31,7 @@
 //!   the source is idle).
 
 mod open;
+pub mod dead_letter;
 pub mod kinesis;
 pub mod parquet;
 mod watermark;

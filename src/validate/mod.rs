@@ -12,6 +12,7 @@
 pub mod canonical;
 pub mod compare;
 pub mod current;
+mod dead_letters;
 pub mod identity;
 pub mod materialize;
 mod peek;

@@ -99,6 +99,10 @@ pub struct TableReport {
     /// Parquet files and change rows read for the table (all of them, also past the LSN).
     pub files: usize,
     pub change_rows: usize,
+    /// Source rows with a value the output cannot hold, found as dead letters and left
+    /// out of the comparison ([`super::dead_letters`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dead_lettered: usize,
     /// A few examples of each kind of difference, in key order.
     pub examples: Vec<Example>,
 }
@@ -189,6 +193,7 @@ impl TableReport {
             duplicates: duplicates.len(),
             files,
             change_rows,
+            dead_lettered: 0,
             examples,
         }
     }
@@ -200,6 +205,10 @@ impl TableReport {
     fn has_differences(&self) -> bool {
         self.missing + self.extra + self.differing + self.duplicates > 0
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -115,9 +115,10 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
 
     // 4. Compare, one table at a time.
     let mut reports = Vec::new();
+    let letters = crate::sink::dead_letter::DeadLetters::open(config)?;
     for published in &tables {
         let table = &published.schema;
-        let report = validate_table(snap, target.as_ref(), table, published.row_filter.as_deref(), v)
+        let report = validate_table(snap, target.as_ref(), table, published.row_filter.as_deref(), v, letters.as_deref())
             .await
             .map_err(|e| e.context(format!("{}.{}", table.schema, table.name)))?;
         tracing::info!(

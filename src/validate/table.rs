@@ -25,6 +25,7 @@ pub(super) async fn validate_table(
     table: &Arc<TableSchema>,
     row_filter: Option<&str>,
     v: Lsn,
+    letters: Option<&crate::sink::dead_letter::DeadLetters>,
 ) -> Result<TableReport> {
     let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     let key: Vec<String> = table.key.iter().map(|&i| cols[i].clone()).collect();
@@ -62,7 +63,8 @@ pub(super) async fn validate_table(
     let relkind: String = relkind.get(0);
     // A partitioned table (published via its root) holds its partitions' rows; any other
     // table only its own (inheritance children are published and written separately).
-    let text = read_source_rows(&snap.client, table, relkind != "p", row_filter).await?;
+    let mut text = read_source_rows(&snap.client, table, relkind != "p", row_filter).await?;
+    let aside = tokio::task::block_in_place(|| super::dead_letters::set_aside(table, &mut text, letters))?;
 
     // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).
     let up_to = v.0 as i64 - 1;
@@ -82,13 +84,16 @@ pub(super) async fn validate_table(
     } else {
         let source = canonical_rows(table, &text)?;
         drop(text);
-        let target = tokio::task::block_in_place(|| {
+        let mut target = tokio::task::block_in_place(|| {
             let (state, _) = materialize_rows(rows, &key, Some(up_to));
             project(&state, &cols)
         });
+        for k in &aside.keys {
+            target.remove(k);
+        }
         (CompareBy::Key, compare_keyed(&cols, &key, &source, &target))
     };
-    Ok(report(
+    let mut report = report(
         key,
         Outcome::Compared {
             by,
@@ -97,7 +102,9 @@ pub(super) async fn validate_table(
             duplicates,
             diff,
         },
-    ))
+    );
+    report.dead_lettered = aside.rows;
+    Ok(report)
 }
 
 /// True when the table has a primary key or a replica identity index (then the key is that,

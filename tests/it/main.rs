@@ -12,6 +12,7 @@ mod cdc;
 mod commands;
 mod copy_binary;
 mod crash;
+mod dead_letters;
 mod dms_csv;
 mod dms_layout;
 mod errors;

@@ -17,13 +17,16 @@
 
 use bytes::Bytes;
 
-use super::dms_json::{DmsJsonEncoder, DmsJsonOptions};
+use std::sync::Arc;
+
+use super::dms_json::{DmsJsonEncoder, DmsJsonOptions, DmsRecordKind};
 use super::planner::{Entry, MAX_RECORD_BYTES};
 use super::sender::Batch;
 use super::stream::{self, OpenStream};
 use crate::config::{AwsConfig, KinesisSinkConfig};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, TableSchema};
+use crate::sink::dead_letter::{DeadLetterRoute, DeadLetters};
 use crate::sink::Checkpoint;
 use crate::state::checkpoint::write_checkpoint_at;
 use crate::storage::Storage;
@@ -37,15 +40,34 @@ pub struct KinesisLoad {
     /// The next batch's mark (the sender acknowledges by position; the load counts batches),
     /// taken together with handing the batch over, so marks reach the sender in order.
     next_mark: tokio::sync::Mutex<u64>,
+    /// `[dead_letter]`: where a row whose record would pass 1 MiB goes.
+    dead_letters: Option<DeadLetterRoute>,
+    letters: Option<Arc<DeadLetters>>,
 }
 
 impl KinesisLoad {
     /// Opens the stream (see [`stream::open`]: one clear error if it cannot be described).
     /// Blocks; call it inside `block_in_place` from a runtime.
-    pub fn open(cfg: &KinesisSinkConfig, aws: Option<&AwsConfig>) -> Result<KinesisLoad> {
+    /// With `letters`, rows this sink can never put become dead letters of sink
+    /// `kinesis-{stream}` (as the CDC sink names them) instead of stopping the load.
+    pub fn open(cfg: &KinesisSinkConfig, aws: Option<&AwsConfig>, letters: Option<Arc<DeadLetters>>) -> Result<KinesisLoad> {
         let options = stream::encoder_options(cfg)?;
         DmsJsonEncoder::new(options.clone())?;
-        Ok(KinesisLoad { stream: cfg.stream.clone(), options, open: stream::open(cfg, aws)?, next_mark: tokio::sync::Mutex::new(0) })
+        let key = stream::checkpoint_key(&cfg.stream);
+        let label = key.rsplit('/').next().unwrap_or(&key).trim_end_matches(".json").to_string();
+        Ok(KinesisLoad {
+            stream: cfg.stream.clone(),
+            options,
+            open: stream::open(cfg, aws)?,
+            next_mark: tokio::sync::Mutex::new(0),
+            dead_letters: letters.clone().map(|l| DeadLetterRoute::new(l, label)),
+            letters,
+        })
+    }
+
+    /// The `[dead_letter]` location, for rows the load cannot read at all.
+    pub fn dead_letters(&self) -> Option<&Arc<DeadLetters>> {
+        self.letters.as_ref()
     }
 
     pub fn describe(&self) -> String {
@@ -53,26 +75,29 @@ impl KinesisLoad {
     }
 
     /// The `load` records of `batch` (rows of `table` in the native layout, `_op = 'L'`).
-    /// Errors on a record over the 1 MiB limit, naming the table.
+    /// A row whose record would pass the 1 MiB limit is a dead letter (written before this
+    /// returns), or without `[dead_letter]` an error naming the table. Blocking.
     pub fn encode(&self, table: &TableSchema, batch: &RecordBatch) -> Result<Vec<Entry>> {
         let mut encoder = DmsJsonEncoder::new(self.options.clone())?;
         let now = crate::time_fmt::now_unix_micros();
-        encoder
-            .encode_batch(table, batch, now)?
-            .into_iter()
-            .map(|r| {
-                let entry = Entry { partition_key: r.partition_key, explicit_hash_key: None, data: Bytes::from(r.data) };
-                if entry.size() > MAX_RECORD_BYTES {
-                    return Err(Error::runtime(format!(
-                        "a row of {} makes a Kinesis record of {} bytes, over the 1 MiB limit",
-                        table.qualified_name(),
-                        entry.size()
-                    ))
-                    .with_hint("leave the table out of source.tables, or remove the Kinesis sink"));
+        let mut out = Vec::with_capacity(batch.num_rows());
+        for r in encoder.encode_batch(table, batch, now)? {
+            let entry = Entry { partition_key: r.partition_key, explicit_hash_key: None, data: Bytes::from(r.data) };
+            if entry.size() > MAX_RECORD_BYTES {
+                let reason = format!("its Kinesis record has {} bytes, over the 1 MiB limit ({MAX_RECORD_BYTES} bytes)", entry.size());
+                match (&self.dead_letters, r.kind) {
+                    (Some(d), DmsRecordKind::Data { row, .. }) => d.refuse_batch_row(table, batch, row, reason)?,
+                    _ => {
+                        return Err(Error::runtime(format!("a row of {}: {reason}", table.qualified_name())).with_hint(
+                            "add [dead_letter] url = \"file:///…\" (or s3://…) to keep such rows there and go on, or leave the table out of source.tables",
+                        ))
+                    }
                 }
-                Ok(entry)
-            })
-            .collect()
+                continue;
+            }
+            out.push(entry);
+        }
+        Ok(out)
     }
 
     /// Hands `entries` to the sender; returns the mark to [`wait`](Self::wait) for. Waits

@@ -4,6 +4,7 @@
 //! * [`sender`]: its PutRecords task (retries, back-off, acknowledgements).
 //! * [`dms_json`]: change rows as the JSON records DMS's Kinesis target writes.
 //! * [`kpl`]: KPL aggregation of user records into one Kinesis record per shard.
+//! * [`rejections`]: records Kinesis rejects for good: dead letters, or one clear error.
 //! * [`planner`]: which records go into the next PutRecords request, keeping per-key order
 //!   through partial failures, and when a flush is durable.
 
@@ -11,6 +12,7 @@ pub mod dms_json;
 pub mod kpl;
 pub mod load;
 pub mod planner;
+pub mod rejections;
 pub mod sender;
 pub mod sink;
 pub mod stream;

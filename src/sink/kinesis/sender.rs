@@ -3,7 +3,8 @@
 //! keys, resends failed entries before anything later of their key, and publishes how far
 //! everything is acknowledged.
 //!
-//! Failures: a per-entry rejection (throttling, KMS, internal) and a transient failure of
+//! Failures: a per-entry rejection (throttling, KMS throttling, internal; any other code is
+//! settled by [`super::rejections`]: a dead letter, or a stop) and a transient failure of
 //! the whole call (throttling, 5xx, a network error) are retried without limit, with
 //! exponential back-off and jitter (0.2 s doubling to 30 s), each logged with how long it
 //! has been failing. A permanent failure of the call (no such stream, access denied, bad
@@ -41,6 +42,8 @@ pub struct Shared {
     acked: AtomicU64,
     failure: Mutex<Option<Error>>,
     changed: Notify,
+    /// Where records rejected for good go (`[dead_letter]`), see [`super::rejections`].
+    pub rejected: std::sync::OnceLock<super::rejections::RejectHook>,
 }
 
 impl Shared {
@@ -84,8 +87,9 @@ impl StreamRef {
 
 /// How one PutRecords call ended.
 enum Outcome {
-    /// Answered: which entries were rejected, and the first rejection's code and message.
-    Answered { failed: Vec<bool>, first_error: Option<String> },
+    /// Answered: which entries were rejected, and the first rejection's code and message;
+    /// `codes`: each rejected entry's code and message.
+    Answered { failed: Vec<bool>, first_error: Option<String>, codes: Vec<Option<(String, String)>> },
     /// The call failed as a whole and may succeed later.
     Transient(String),
     /// The call can never succeed.
@@ -128,7 +132,12 @@ pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver
                 crate::failpoint::hit("kinesis-put-answered");
                 let n = request.entries.len();
                 let retry = match outcome {
-                    Outcome::Answered { failed, first_error } => {
+                    Outcome::Answered { mut failed, first_error, codes } => {
+                        if let Err(e) = super::rejections::settle(&stream.stream, &request, &mut failed, &codes, shared.rejected.get()).await {
+                            *shared.failure.lock().expect("not poisoned") = Some(e);
+                            shared.changed.notify_waiters();
+                            return;
+                        }
                         let rejected = failed.iter().filter(|f| **f).count();
                         planner.complete(request, &failed);
                         first_error.map(|e| format!("{rejected} of {n} records rejected ({e})"))
@@ -189,18 +198,18 @@ async fn put_records(stream: &StreamRef, request: &Request) -> Outcome {
     match call.send().await {
         Ok(out) => {
             let mut first_error = None;
-            let failed = out
-                .records()
+            let codes: Vec<Option<(String, String)>> = out.records().iter().map(|r| r.error_code().map(|c| (c.to_string(), r.error_message().unwrap_or("").to_string()))).collect();
+            let failed = codes
                 .iter()
-                .map(|r| match r.error_code() {
-                    Some(code) => {
-                        first_error.get_or_insert_with(|| format!("{code}: {}", r.error_message().unwrap_or("")));
+                .map(|c| match c {
+                    Some((code, message)) => {
+                        first_error.get_or_insert_with(|| format!("{code}: {message}"));
                         true
                     }
                     None => false,
                 })
                 .collect();
-            Outcome::Answered { failed, first_error }
+            Outcome::Answered { failed, first_error, codes }
         }
         Err(e) => classify(stream, e),
     }

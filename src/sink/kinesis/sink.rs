@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::dms_json::DmsJsonEncoder;
+use super::dms_json::{DmsJsonEncoder, DmsRecordKind};
 use super::planner::{Entry, MAX_RECORD_BYTES};
 use super::sender::{Batch, Shared};
 use super::stream::{self, OpenStream};
@@ -27,6 +27,7 @@ use crate::batch::TableBatchBuilder;
 use crate::config::{AwsConfig, KinesisSinkConfig};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, OutputRow, TableSchema, TxnMeta};
+use crate::sink::dead_letter::{DeadLetterRoute, DeadLetters};
 use crate::sink::{Checkpoint, Delivery, Sink, Watermark};
 use crate::state::checkpoint::{read_checkpoint_versioned_at, write_checkpoint_at, Held};
 use crate::storage::Storage;
@@ -60,6 +61,10 @@ pub struct KinesisSink {
     /// Whether this run handed the sender anything: [`Sink::drain`] waits for that only (the
     /// sender's acknowledgements start from zero, below a recovered position).
     sent: bool,
+    /// `[dead_letter]`: where rows with an unconvertible value and records over 1 MiB go.
+    dead_letters: Option<DeadLetterRoute>,
+    /// Key column names per table, for dead letters of rejected records.
+    key_columns: super::rejections::KeyColumns,
 }
 
 impl KinesisSink {
@@ -86,7 +91,21 @@ impl KinesisSink {
             pending_since: None,
             last_mark: Lsn::ZERO,
             sent: false,
+            dead_letters: None,
+            key_columns: Default::default(),
         })
+    }
+
+    /// Sends changes this sink can never put (see [`crate::sink::dead_letter`]) to
+    /// `letters`, named `kinesis-{stream}` there, instead of stopping the run; `None` keeps
+    /// the error.
+    pub fn with_dead_letters(mut self, letters: Option<Arc<DeadLetters>>) -> KinesisSink {
+        let label = self.key.rsplit('/').next().unwrap_or(&self.key).trim_end_matches(".json").to_string();
+        self.dead_letters = letters.map(|l| DeadLetterRoute::new(l, label));
+        if let Some(route) = &self.dead_letters {
+            let _ = self.shared.rejected.set(super::rejections::dead_letter_hook(route.clone(), self.key_columns.clone()));
+        }
+        self
     }
 
     /// Stores the acknowledged position and raises the watermark to it. Called on the
@@ -118,6 +137,14 @@ impl KinesisSink {
         let batch = builder.finish();
         let now = crate::time_fmt::now_unix_micros();
         for r in self.encoder.encode_batch(table, &batch, now)? {
+            if let (Some(d), DmsRecordKind::Data { row, .. }) = (&self.dead_letters, r.kind) {
+                let size = r.partition_key.len() + r.data.len();
+                if size > MAX_RECORD_BYTES {
+                    let reason = format!("its Kinesis record has {size} bytes, over the 1 MiB limit ({MAX_RECORD_BYTES} bytes)");
+                    d.refuse_batch_row(table, &batch, row, reason)?;
+                    continue;
+                }
+            }
             self.push(r.partition_key, r.data, table)?;
         }
         Ok(())
@@ -131,7 +158,7 @@ impl KinesisSink {
                 table.qualified_name(),
                 entry.size()
             ))
-            .with_hint("dead letters are not built yet: leave the table out of source.tables, or remove the Kinesis sink"));
+            .with_hint("add [dead_letter] url = \"file:///…\" (or s3://…) to keep such changes there and go on, or leave the table out of source.tables"));
         }
         self.pending_bytes += entry.size();
         self.pending_since.get_or_insert_with(Instant::now);
@@ -196,6 +223,8 @@ impl Sink for KinesisSink {
             self.push(r.partition_key, r.data, table)?;
         }
         self.announced.insert(table.relid, table.clone());
+        let key = table.key.iter().filter_map(|&i| table.columns.get(i)).map(|c| c.name.clone()).collect();
+        self.key_columns.lock().expect("not poisoned").insert(table.qualified_name(), key);
         Ok(())
     }
 
@@ -207,7 +236,12 @@ impl Sink for KinesisSink {
                 self.open.len() - 1
             }
         };
-        self.open[i].1.append(row).map_err(|e| Error::runtime(format!("{}: {e}", table.qualified_name())))
+        match (self.open[i].1.append(row), &self.dead_letters) {
+            (Ok(()), _) => Ok(()),
+            // The builder holds nothing of a refused row.
+            (Err(e), Some(d)) => d.refuse_row(table, row, &e),
+            (Err(e), None) => Err(Error::runtime(format!("{}: {e}", table.qualified_name())).with_hint(crate::sink::dead_letter::REFUSED_HINT)),
+        }
     }
 
     fn commit(&mut self, _txn: &TxnMeta) -> Result<()> {

@@ -38,6 +38,7 @@ use crate::config::ParquetSinkConfig;
 use crate::error::{Error, Result};
 use crate::model::TxnMeta;
 use crate::storage::Storage;
+use crate::sink::dead_letter::{DeadLetterRoute, DeadLetters};
 use crate::sink::{Checkpoint, Sink};
 
 /// Hand a batch to the part writer once it holds this many rows or bytes.
@@ -95,6 +96,8 @@ pub struct ParquetSink {
     dms: Option<(Arc<dms_schema::DmsColumns>, dms_naming::CdcNamer)>,
     /// Raised to a flush's position when its checkpoint is written (flushes are synchronous).
     watermark: Arc<crate::sink::Watermark>,
+    /// `[dead_letter]`: where rows with a value this layout cannot hold go.
+    dead_letters: Option<DeadLetterRoute>,
 }
 
 impl ParquetSink {
@@ -119,7 +122,16 @@ impl ParquetSink {
                 (c, namer)
             }),
             watermark: Arc::default(),
+            dead_letters: None,
         })
+    }
+
+    /// Sends rows with a value this sink cannot hold to `letters` (named after `cfg.url`)
+    /// instead of stopping the run; `None` keeps the error.
+    pub fn with_dead_letters(mut self, letters: Option<Arc<DeadLetters>>) -> ParquetSink {
+        let label = crate::sink::dead_letter::parquet_sink_label(&self.storage.describe());
+        self.dead_letters = letters.map(|l| DeadLetterRoute::new(l, label));
+        self
     }
 
     pub fn storage(&self) -> &dyn Storage {
@@ -237,9 +249,14 @@ impl Sink for ParquetSink {
         if self.dms.as_ref().is_some_and(|(d, _)| !d.keeps(row.op)) {
             return Ok(());
         }
-        state.builder.append(row).map_err(|e| {
-            Error::runtime(format!("cannot convert a value of {}.{} at LSN {}: {e}", table.schema, table.name, row.lsn))
-        })?;
+        if let Err(e) = state.builder.append(row) {
+            // The builder holds nothing of a refused row.
+            return match &self.dead_letters {
+                Some(d) => d.refuse_row(table, row, &e),
+                None => Err(Error::runtime(format!("cannot convert a value of {}.{} at LSN {}: {e}", table.schema, table.name, row.lsn))
+                    .with_hint(crate::sink::dead_letter::REFUSED_HINT)),
+            };
+        }
         state.touched_in_txn = true;
         let range = state.range.get_or_insert(LsnRange { first_lsn: row.lsn, last_lsn: row.lsn, first_ts_us: row.commit_ts_us });
         range.last_lsn = row.lsn;
