@@ -19,13 +19,18 @@ use crate::support::{describe, moto, unique_suffix, write_config, Setup};
 /// A cdc config with a local Parquet sink (which holds progress) and a Kinesis sink on
 /// `stream`, reaching AWS at `endpoint`.
 fn config(s: &Setup, stream: &str, endpoint: &str, in_flight: usize) -> PathBuf {
+    config_with(s, stream, endpoint, in_flight, "")
+}
+
+/// [`config`] with `extra` lines in the Kinesis sink's table (`aggregation = "kpl"`).
+fn config_with(s: &Setup, stream: &str, endpoint: &str, in_flight: usize, extra: &str) -> PathBuf {
     write_config(
         s.dir.path(),
         &format!(
             "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
              [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
              [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n\n\
-             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = {in_flight}\n",
+             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = {in_flight}\n{extra}",
             s.db.url,
             s.publication,
             s.slot,
@@ -247,20 +252,35 @@ fn faults(log: &Path) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_failures_throttling_and_resets_lose_and_reorder_nothing() {
-    let s = setup_tables("kinesis_faults").await;
+    faulty_stream("kinesis_faults", false).await;
+}
+
+/// The same with KPL aggregation: a rejected aggregate is resent whole before any later
+/// record of any key inside it, and a consumer that reads like the KCL gets everything in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_kpl_aggregation_partial_failures_throttling_and_resets_lose_and_reorder_nothing() {
+    faulty_stream("kinesis_kpl_faults", true).await;
+}
+
+async fn faulty_stream(hint: &str, kpl: bool) {
+    let s = setup_tables(hint).await;
     let stream = new_stream();
     let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
     let (_proxy, endpoint) = start_proxy(&plan, &log);
-    let cfg = config(&s, &stream, &endpoint, 1);
+    let cfg = config_with(&s, &stream, &endpoint, 1, if kpl { "aggregation = \"kpl\"\n" } else { "" });
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    // Aggregates make a few large calls where plain records make many: with KPL the rare
+    // faults hit the first calls.
+    let rare = if kpl { 1 } else { 3 };
     write_plan(
         &plan,
         // Rules are tried in order and count only the requests that reach them: the rare
         // faults first, so that each of them happens.
         &serde_json::json!({"rules": [
-            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 3},
-            {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
-            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": rare, "limit": 3},
+            {"target_contains": "PutRecords", "fault": "reset", "every": rare, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": rare, "limit": 2},
             {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 3, "every": 2}
         ]}),
     );
@@ -274,7 +294,13 @@ async fn partial_failures_throttling_and_resets_lose_and_reorder_nothing() {
         assert!(injected.get(f).copied().unwrap_or(0) > 0, "{f} was injected: {injected:?}");
     }
 
-    let read = read_stream(&stream);
+    let read = if kpl {
+        let kcl = read_stream_kcl(&stream);
+        assert!(kcl.kinesis_records * 4 < kcl.user_records, "aggregated: {} Kinesis records for {} user records", kcl.kinesis_records, kcl.user_records);
+        kcl.records
+    } else {
+        read_stream(&stream)
+    };
     let (got, twice) = data_records(&read);
     assert_same(&got, &expected(&s, &["acct", "notes"]), "nothing is missing");
     // A reset after the stream stored a request's records makes them arrive twice; the
@@ -409,4 +435,84 @@ async fn sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resen
     let (kept, dropped) = consumer_view(&read);
     assert_same(&kept, &expected(&s, &["acct", "notes"]), "every change, once, after dropping resends");
     assert!(dropped > 0, "the kill after a stored but unrecorded request makes the restart resend it");
+}
+
+/// What a KCL consumer of the stream gets, and how the stream carried it.
+struct KclRead {
+    /// The user records handed to the consumer, shard by shard (parents before children).
+    records: Vec<Read>,
+    /// Kinesis records read, and user records inside them (before dropping).
+    kinesis_records: usize,
+    user_records: usize,
+    /// User records of aggregates dropped because their hash key lies outside the hash key
+    /// range of the shard they were read from.
+    dropped: usize,
+}
+
+/// Reads every shard with boto3, unpacks aggregates with `aws_kinesis_agg`, and — like the
+/// KCL (awslabs/kinesis-aggregation, `potential_data_loss.md`) — drops the user records of
+/// an aggregate whose hash key lies outside the shard it was read from.
+fn read_stream_kcl(stream: &str) -> KclRead {
+    use pgcdc::sink::kinesis::kpl::effective_hash_key;
+    let v = kinesis_script(&[OsStr::new("read"), OsStr::new(stream)]);
+    let mut out = KclRead { records: Vec::new(), kinesis_records: 0, user_records: 0, dropped: 0 };
+    // Shard ids sort in creation order: parents first, as the KCL reads them.
+    for (shard, records) in v["shards"].as_object().unwrap() {
+        let range = &v["ranges"][shard];
+        let (start, end): (u128, u128) = (range[0].as_str().unwrap().parse().unwrap(), range[1].as_str().unwrap().parse().unwrap());
+        let mut sequences = BTreeSet::new();
+        for r in records.as_array().unwrap() {
+            sequences.insert(r["sequence_number"].as_str().unwrap().to_string());
+            out.user_records += 1;
+            let key = r["partition_key"].as_str().unwrap();
+            if r["aggregated"].as_bool().unwrap() {
+                let h = effective_hash_key(key, r["explicit_hash_key"].as_str()).unwrap();
+                if !(start..=end).contains(&h) {
+                    out.dropped += 1;
+                    continue;
+                }
+            }
+            let data = hex_decode(r["data_hex"].as_str().unwrap());
+            out.records.push(Read {
+                shard: shard.clone(),
+                key: key.to_string(),
+                json: serde_json::from_slice(&data).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&data))),
+            });
+        }
+        out.kinesis_records += sequences.len();
+    }
+    out
+}
+
+/// `aggregation = "kpl"` on a 4-shard stream with thousands of keys: a consumer that reads
+/// like the KCL gets every change once, per key in commit order, and the stream holds far
+/// fewer Kinesis records than changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregates_give_a_kcl_consumer_every_change_once_in_commit_order_per_key() {
+    let s = setup_tables("kinesis_kpl").await;
+    let stream = new_stream();
+    let cfg = config_with(&s, &stream, &moto().endpoint_url(), 1, "aggregation = \"kpl\"\n");
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    workload(&s, 0).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    workload(&s, 1).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let kcl = read_stream_kcl(&stream);
+    let (got, twice) = data_records(&kcl.records);
+    assert_eq!(twice, 0, "every change once");
+    let want = expected(&s, &["acct", "notes"]);
+    assert!(want.len() > 6000, "{}", want.len());
+    assert_same(&got, &want, "a KCL consumer gets every change");
+    let keys: BTreeSet<&str> = kcl.records.iter().map(|r| r.key.as_str()).collect();
+    assert!(keys.len() > 1000, "many keys: {}", keys.len());
+    assert_eq!(kcl.dropped, 0, "no aggregate mixes shards");
+    assert!(
+        kcl.kinesis_records * 20 < kcl.user_records,
+        "aggregated: {} Kinesis records for {} user records",
+        kcl.kinesis_records,
+        kcl.user_records
+    );
 }
