@@ -21,10 +21,8 @@ usage:
   kpl_kinesis.py read STREAM
       Reads every shard as put-and-read does (pgcdc's records). Output: {"shards": {shard id:
       [user record, ...]}, "ranges": {shard id: [starting hash key, ending hash key] (decimal
-      strings)}, "open": {shard id: bool}}; each user record also has "sequence_number", the
-      Kinesis record's (user records of one aggregate share it).
-  kpl_kinesis.py reshard STREAM SHARDS
-      UpdateShardCount(UNIFORM_SCALING) to SHARDS; prints {"shards": [...]} as create-stream.
+      strings)}}; each user record also has "sequence_number", the Kinesis record's (user
+      records of one aggregate share it).
 """
 import base64
 import json
@@ -136,12 +134,7 @@ def main():
     elif cmd == "read":
         listed = list_shards(sys.argv[2])["shards"]
         out = {"shards": read_all(sys.argv[2]),
-               "ranges": {s["shard_id"]: [s["starting_hash_key"], s["ending_hash_key"]] for s in listed},
-               "open": {s["shard_id"]: s["open"] for s in listed}}
-    elif cmd == "reshard":
-        client().update_shard_count(StreamName=sys.argv[2], TargetShardCount=int(sys.argv[3]),
-                                    ScalingType="UNIFORM_SCALING")
-        out = list_shards(sys.argv[2])
+               "ranges": {s["shard_id"]: [s["starting_hash_key"], s["ending_hash_key"]] for s in listed}}
     elif cmd == "put-and-read":
         with open(sys.argv[3]) as f:
             records = json.load(f)
