@@ -516,3 +516,49 @@ async fn kpl_aggregates_give_a_kcl_consumer_every_change_once_in_commit_order_pe
         kcl.user_records
     );
 }
+
+/// The acknowledged position goes to `[state]` on S3 at most once a second (and at the end),
+/// not at every 200 ms flush: counted in the log of a proxy in front of moto while a run
+/// streams small transactions for a few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acknowledged_position_is_stored_at_most_once_a_second() {
+    let s = setup_tables("kinesis_ack_rate").await;
+    let stream = new_stream();
+    let bucket = crate::s3::new_bucket("ackrate");
+    let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
+    let (_proxy, endpoint) = start_proxy(&plan, &log);
+    let cfg = write_config(
+        s.dir.path(),
+        &format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
+             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = 1\n\n[state]\nurl = \"s3://{bucket}/state/\"\n",
+            s.db.url, s.publication, s.slot,
+        ),
+    );
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    let mut cmd = crate::support::pgcdc();
+    moto().aws_env(&mut cmd);
+    cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut run = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
+    for i in 0..30 {
+        s.db.exec(&format!("INSERT INTO acct VALUES ({i}, 'v', 0)")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let out = tokio::task::spawn_blocking(move || run.stop(std::time::Duration::from_secs(20))).await.unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let writes: Vec<f64> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["method"] == "PUT" && v["path"].as_str().unwrap().contains("_pgcdc/sinks/kinesis-"))
+        .map(|v| v["t"].as_f64().unwrap())
+        .collect();
+    let span = writes.last().unwrap() - writes.first().unwrap();
+    assert!(writes.len() >= 3, "the position was stored while streaming: {writes:?}");
+    // One a second, plus the one at the end (and a second of slack for timing).
+    assert!(writes.len() as f64 <= span + 2.0, "{} writes in {span:.1}s", writes.len());
+    let (got, twice) = data_records(&read_stream(&stream));
+    assert_eq!((got.len(), twice), (30, 0));
+}
