@@ -301,3 +301,45 @@ fn resharding_mid_stream_loses_and_reorders_nothing_for_a_kcl_consumer() {
     );
     assert_eq!(kept, expected);
 }
+
+/// An aggregate on a shard whose range holds all of it (moto keeps writing to a closed parent
+/// after a split) was delivered; on a shard nobody listed, none of it was.
+#[test]
+fn an_aggregate_on_a_covering_shard_is_delivered_and_on_an_unknown_one_resent_whole() {
+    let mut a = Aggregation::from_shards(four_shards()).unwrap();
+    a.install(split_first(Q / 2)).unwrap();
+    let mut p = Planner::default();
+    let keys: Vec<String> = (0..400)
+        .map(|k| format!("k{k}"))
+        .filter(|k| hash_key(k) < Q / 2)
+        .take(10)
+        .collect();
+    a.pack(
+        &mut p,
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| user(k, i as u32))
+            .collect(),
+    );
+    a.pack(
+        &mut p,
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| user(k, 100 + i as u32))
+            .collect(),
+    );
+    let r = p.next_request().unwrap();
+    assert_eq!(r.entries.len(), 1);
+    assert!(
+        a.is_stale(&r, &[false], &[Some("s0".into())]),
+        "the map predicts s4"
+    );
+    assert_eq!(a.settle_with(&mut p, r, &[false], &[Some("s0".into())]), 0);
+    let r = p.next_request().unwrap();
+    let data = r.entries[0].1.data.clone();
+    assert_eq!(a.settle_with(&mut p, r, &[false], &[Some("s9".into())]), 10);
+    let r = p.next_request().unwrap();
+    assert_eq!(r.entries[0].1.data, data, "packed again the same way");
+    p.complete(r, &[false]);
+    assert_eq!(p.outstanding(), 0);
+}
