@@ -408,17 +408,29 @@ fn consumer_view(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
 /// `stream-position`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resends() {
+    sigkill_while_sending("kinesis_crash", false).await;
+}
+
+/// The same with KPL aggregation, read like the KCL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_kpl_aggregation_sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resends() {
+    sigkill_while_sending("kinesis_kpl_crash", true).await;
+}
+
+async fn sigkill_while_sending(hint: &str, kpl: bool) {
     use std::os::unix::process::ExitStatusExt;
-    let s = setup_tables("kinesis_crash").await;
+    let s = setup_tables(hint).await;
     let stream = new_stream();
-    let cfg = config(&s, &stream, &moto().endpoint_url(), 1);
+    let cfg = config_with(&s, &stream, &moto().endpoint_url(), 1, if kpl { "aggregation = \"kpl\"\n" } else { "" });
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
     workload(&s, 0).await;
     let mut cmd = crate::support::pgcdc();
     moto().aws_env(&mut cmd);
-    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "kinesis-put-answered@3");
+    // Aggregates make few requests: with KPL, the first answered one.
+    let nth = if kpl { 1 } else { 3 };
+    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", format!("kinesis-put-answered@{nth}"));
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
-    assert_eq!(out.status.signal(), Some(9), "killed after the third answered request: {}", describe(&out));
+    assert_eq!(out.status.signal(), Some(9), "killed after answered request {nth}: {}", describe(&out));
 
     // A random kill of a run that streams while the source changes.
     let mut cmd = crate::support::pgcdc();
@@ -431,7 +443,7 @@ async fn sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resen
 
     let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
     assert!(out.status.success(), "{}", describe(&out));
-    let read = read_stream(&stream);
+    let read = if kpl { read_stream_kcl(&stream).records } else { read_stream(&stream) };
     let (kept, dropped) = consumer_view(&read);
     assert_same(&kept, &expected(&s, &["acct", "notes"]), "every change, once, after dropping resends");
     assert!(dropped > 0, "the kill after a stored but unrecorded request makes the restart resend it");
