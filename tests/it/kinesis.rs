@@ -270,24 +270,48 @@ async fn faulty_stream(hint: &str, kpl: bool) {
     let (_proxy, endpoint) = start_proxy(&plan, &log);
     let cfg = config_with(&s, &stream, &endpoint, 1, if kpl { "aggregation = \"kpl\"\n" } else { "" });
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
-    // Aggregates make a few large calls where plain records make many: with KPL the rare
-    // faults hit the first calls.
-    let rare = if kpl { 1 } else { 3 };
-    write_plan(
-        &plan,
+    let rules = if kpl {
+        // Aggregates make fewer calls, and back-off doubles with each failed call in a row:
+        // the faults are spread out, and part of the aggregates of a call fail from the
+        // start.
+        serde_json::json!([
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 2, "every": 3, "limit": 5},
+            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2}
+        ])
+    } else {
         // Rules are tried in order and count only the requests that reach them: the rare
         // faults first, so that each of them happens.
-        &serde_json::json!({"rules": [
-            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": rare, "limit": 3},
-            {"target_contains": "PutRecords", "fault": "reset", "every": rare, "limit": 2},
-            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": rare, "limit": 2},
+        serde_json::json!([
+            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 3},
+            {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2},
             {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 3, "every": 2}
-        ]}),
-    );
-    workload(&s, 0).await;
-    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
-    assert!(out.status.success(), "{}", describe(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+        ])
+    };
+    write_plan(&plan, &serde_json::json!({ "rules": rules }));
+    let err = if kpl {
+        // Streaming while the source changes: many flushes, so a key's records are in many
+        // aggregates in a row; then a run to the end.
+        let mut cmd = crate::support::pgcdc();
+        moto().aws_env(&mut cmd);
+        cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut run = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
+        workload(&s, 0).await;
+        workload(&s, 1).await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let first = tokio::task::spawn_blocking(move || run.stop(std::time::Duration::from_secs(60))).await.unwrap();
+        assert!(first.status.success(), "{}", describe(&first));
+        let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+        assert!(out.status.success(), "{}", describe(&out));
+        format!("{}{}", String::from_utf8_lossy(&first.stderr), String::from_utf8_lossy(&out.stderr))
+    } else {
+        workload(&s, 0).await;
+        let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
     assert!(err.contains("putting records failed") && err.contains("resending in"), "the log says what fails: {err}");
     let injected = faults(&log);
     for f in ["kinesis_partial", "throttle_kinesis", "reset"] {
@@ -295,6 +319,14 @@ async fn faulty_stream(hint: &str, kpl: bool) {
     }
 
     let read = if kpl {
+        // Some call failed for part of its aggregates and stored the others.
+        let mixed = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["fault"] == "kinesis_partial" && v["failed"].as_u64() > Some(0) && v["forwarded"].as_u64() > Some(0))
+            .count();
+        assert!(mixed > 0, "a call failed for part of its aggregates: {injected:?}");
         let kcl = read_stream_kcl(&stream);
         assert!(kcl.kinesis_records * 4 < kcl.user_records, "aggregated: {} Kinesis records for {} user records", kcl.kinesis_records, kcl.user_records);
         kcl.records

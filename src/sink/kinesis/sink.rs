@@ -9,8 +9,10 @@
 //! every record in the progress store (`_pgcdc/sinks/kinesis-{stream}.json` in the first
 //! Parquet sink, fenced like the checkpoint) and only then raises its [`Watermark`], so the
 //! slot is never confirmed past what a restart would resend from. It writes that position at
-//! most once per [`ACK_WRITE_INTERVAL`] (one PUT a second on S3), and always at the end. A restart resends what
-//! came after that position; consumers drop duplicates by `stream-position`.
+//! most once per [`ACK_WRITE_INTERVAL`] (one PUT a second on S3), and always at the end. A
+//! restart resends what came after that position; consumers drop duplicates by
+//! `stream-position`. With `aggregation = "kpl"` the sender packs records per shard
+//! ([`super::aggregate`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
