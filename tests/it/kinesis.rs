@@ -275,7 +275,7 @@ async fn faulty_stream(hint: &str, kpl: bool) {
         // the faults are spread out, and part of the aggregates of a call fail from the
         // start.
         serde_json::json!([
-            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 2, "every": 3, "limit": 5},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 3, "every": 3, "limit": 5},
             {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 2},
             {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
             {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2}
@@ -299,6 +299,11 @@ async fn faulty_stream(hint: &str, kpl: bool) {
         cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut run = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
         workload(&s, 0).await;
+        // Small transactions over many keys, each in its own flush or two.
+        for i in 0..40 {
+            s.db.exec(&format!("UPDATE acct SET n = n + 1 WHERE id % 10 = {}", i % 10)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         workload(&s, 1).await;
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let first = tokio::task::spawn_blocking(move || run.stop(std::time::Duration::from_secs(60))).await.unwrap();
