@@ -19,13 +19,18 @@ use crate::support::{describe, moto, unique_suffix, write_config, Setup};
 /// A cdc config with a local Parquet sink (which holds progress) and a Kinesis sink on
 /// `stream`, reaching AWS at `endpoint`.
 pub(crate) fn config(s: &Setup, stream: &str, endpoint: &str, in_flight: usize) -> PathBuf {
+    config_with(s, stream, endpoint, in_flight, "")
+}
+
+/// [`config`] with `extra` lines in the Kinesis sink's table (`aggregation = "kpl"`).
+pub(crate) fn config_with(s: &Setup, stream: &str, endpoint: &str, in_flight: usize, extra: &str) -> PathBuf {
     write_config(
         s.dir.path(),
         &format!(
             "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
              [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
              [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n\n\
-             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = {in_flight}\n",
+             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = {in_flight}\n{extra}",
             s.db.url,
             s.publication,
             s.slot,
@@ -247,34 +252,92 @@ fn faults(log: &Path) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_failures_throttling_and_resets_lose_and_reorder_nothing() {
-    let s = setup_tables("kinesis_faults").await;
+    faulty_stream("kinesis_faults", false).await;
+}
+
+/// The same with KPL aggregation: a rejected aggregate is resent whole before any later
+/// record of any key inside it, and a consumer that reads like the KCL gets everything in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_kpl_aggregation_partial_failures_throttling_and_resets_lose_and_reorder_nothing() {
+    faulty_stream("kinesis_kpl_faults", true).await;
+}
+
+async fn faulty_stream(hint: &str, kpl: bool) {
+    let s = setup_tables(hint).await;
     let stream = new_stream();
     let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
     let (_proxy, endpoint) = start_proxy(&plan, &log);
-    let cfg = config(&s, &stream, &endpoint, 1);
+    let cfg = config_with(&s, &stream, &endpoint, 1, if kpl { "aggregation = \"kpl\"\n" } else { "" });
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
-    write_plan(
-        &plan,
+    let rules = if kpl {
+        // Aggregates make fewer calls, and back-off doubles with each failed call in a row:
+        // the faults are spread out, and part of the aggregates of a call fail from the
+        // start.
+        serde_json::json!([
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 3, "every": 3, "limit": 5},
+            {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
+            {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2}
+        ])
+    } else {
         // Rules are tried in order and count only the requests that reach them: the rare
         // faults first, so that each of them happens.
-        &serde_json::json!({"rules": [
+        serde_json::json!([
             {"target_contains": "PutRecords", "fault": "throttle_kinesis", "every": 3, "limit": 3},
             {"target_contains": "PutRecords", "fault": "reset", "every": 3, "limit": 2},
             {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 1, "error_code": "InternalFailure", "every": 3, "limit": 2},
             {"target_contains": "PutRecords", "fault": "kinesis_partial", "fail_every": 3, "every": 2}
-        ]}),
-    );
-    workload(&s, 0).await;
-    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
-    assert!(out.status.success(), "{}", describe(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+        ])
+    };
+    write_plan(&plan, &serde_json::json!({ "rules": rules }));
+    let err = if kpl {
+        // Streaming while the source changes: many flushes, so a key's records are in many
+        // aggregates in a row; then a run to the end.
+        let mut cmd = crate::support::pgcdc();
+        moto().aws_env(&mut cmd);
+        cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut run = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
+        workload(&s, 0).await;
+        // Small transactions over many keys, each in its own flush or two.
+        for i in 0..40 {
+            s.db.exec(&format!("UPDATE acct SET n = n + 1 WHERE id % 10 = {}", i % 10)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        workload(&s, 1).await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let first = tokio::task::spawn_blocking(move || run.stop(std::time::Duration::from_secs(60))).await.unwrap();
+        assert!(first.status.success(), "{}", describe(&first));
+        let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+        assert!(out.status.success(), "{}", describe(&out));
+        format!("{}{}", String::from_utf8_lossy(&first.stderr), String::from_utf8_lossy(&out.stderr))
+    } else {
+        workload(&s, 0).await;
+        let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
     assert!(err.contains("putting records failed") && err.contains("resending in"), "the log says what fails: {err}");
     let injected = faults(&log);
     for f in ["kinesis_partial", "throttle_kinesis", "reset"] {
         assert!(injected.get(f).copied().unwrap_or(0) > 0, "{f} was injected: {injected:?}");
     }
 
-    let read = read_stream(&stream);
+    let read = if kpl {
+        // Some call failed for part of its aggregates and stored the others.
+        let mixed = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|v| v["fault"] == "kinesis_partial" && v["failed"].as_u64() > Some(0) && v["forwarded"].as_u64() > Some(0))
+            .count();
+        assert!(mixed > 0, "a call failed for part of its aggregates: {injected:?}");
+        let kcl = read_stream_kcl(&stream);
+        assert!(kcl.kinesis_records * 4 < kcl.user_records, "aggregated: {} Kinesis records for {} user records", kcl.kinesis_records, kcl.user_records);
+        kcl.records
+    } else {
+        read_stream(&stream)
+    };
     let (got, twice) = data_records(&read);
     assert_same(&got, &expected(&s, &["acct", "notes"]), "nothing is missing");
     // A reset after the stream stored a request's records makes them arrive twice; the
@@ -382,17 +445,29 @@ fn consumer_view(read: &[Read]) -> (BTreeSet<(String, String, String)>, usize) {
 /// `stream-position`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resends() {
+    sigkill_while_sending("kinesis_crash", false).await;
+}
+
+/// The same with KPL aggregation, read like the KCL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_kpl_aggregation_sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resends() {
+    sigkill_while_sending("kinesis_kpl_crash", true).await;
+}
+
+async fn sigkill_while_sending(hint: &str, kpl: bool) {
     use std::os::unix::process::ExitStatusExt;
-    let s = setup_tables("kinesis_crash").await;
+    let s = setup_tables(hint).await;
     let stream = new_stream();
-    let cfg = config(&s, &stream, &moto().endpoint_url(), 1);
+    let cfg = config_with(&s, &stream, &moto().endpoint_url(), 1, if kpl { "aggregation = \"kpl\"\n" } else { "" });
     assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
     workload(&s, 0).await;
     let mut cmd = crate::support::pgcdc();
     moto().aws_env(&mut cmd);
-    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", "kinesis-put-answered@3");
+    // Aggregates make few requests: with KPL, the first answered one.
+    let nth = if kpl { 1 } else { 3 };
+    cmd.args(["run", "--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", format!("kinesis-put-answered@{nth}"));
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
-    assert_eq!(out.status.signal(), Some(9), "killed after the third answered request: {}", describe(&out));
+    assert_eq!(out.status.signal(), Some(9), "killed after answered request {nth}: {}", describe(&out));
 
     // A random kill of a run that streams while the source changes.
     let mut cmd = crate::support::pgcdc();
@@ -405,8 +480,134 @@ async fn sigkill_while_sending_loses_nothing_and_duplicates_only_droppable_resen
 
     let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
     assert!(out.status.success(), "{}", describe(&out));
-    let read = read_stream(&stream);
+    let read = if kpl { read_stream_kcl(&stream).records } else { read_stream(&stream) };
     let (kept, dropped) = consumer_view(&read);
     assert_same(&kept, &expected(&s, &["acct", "notes"]), "every change, once, after dropping resends");
     assert!(dropped > 0, "the kill after a stored but unrecorded request makes the restart resend it");
+}
+
+/// What a KCL consumer of the stream gets, and how the stream carried it.
+struct KclRead {
+    /// The user records handed to the consumer, shard by shard (parents before children).
+    records: Vec<Read>,
+    /// Kinesis records read, and user records inside them (before dropping).
+    kinesis_records: usize,
+    user_records: usize,
+    /// User records of aggregates dropped because their hash key lies outside the hash key
+    /// range of the shard they were read from.
+    dropped: usize,
+}
+
+/// Reads every shard with boto3, unpacks aggregates with `aws_kinesis_agg`, and — like the
+/// KCL (awslabs/kinesis-aggregation, `potential_data_loss.md`) — drops the user records of
+/// an aggregate whose hash key lies outside the shard it was read from.
+fn read_stream_kcl(stream: &str) -> KclRead {
+    use pgcdc::sink::kinesis::kpl::effective_hash_key;
+    let v = kinesis_script(&[OsStr::new("read"), OsStr::new(stream)]);
+    let mut out = KclRead { records: Vec::new(), kinesis_records: 0, user_records: 0, dropped: 0 };
+    // Shard ids sort in creation order: parents first, as the KCL reads them.
+    for (shard, records) in v["shards"].as_object().unwrap() {
+        let range = &v["ranges"][shard];
+        let (start, end): (u128, u128) = (range[0].as_str().unwrap().parse().unwrap(), range[1].as_str().unwrap().parse().unwrap());
+        let mut sequences = BTreeSet::new();
+        for r in records.as_array().unwrap() {
+            sequences.insert(r["sequence_number"].as_str().unwrap().to_string());
+            out.user_records += 1;
+            let key = r["partition_key"].as_str().unwrap();
+            if r["aggregated"].as_bool().unwrap() {
+                let h = effective_hash_key(key, r["explicit_hash_key"].as_str()).unwrap();
+                if !(start..=end).contains(&h) {
+                    out.dropped += 1;
+                    continue;
+                }
+            }
+            let data = hex_decode(r["data_hex"].as_str().unwrap());
+            out.records.push(Read {
+                shard: shard.clone(),
+                key: key.to_string(),
+                json: serde_json::from_slice(&data).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&data))),
+            });
+        }
+        out.kinesis_records += sequences.len();
+    }
+    out
+}
+
+/// `aggregation = "kpl"` on a 4-shard stream with thousands of keys: a consumer that reads
+/// like the KCL gets every change once, per key in commit order, and the stream holds far
+/// fewer Kinesis records than changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregates_give_a_kcl_consumer_every_change_once_in_commit_order_per_key() {
+    let s = setup_tables("kinesis_kpl").await;
+    let stream = new_stream();
+    let cfg = config_with(&s, &stream, &moto().endpoint_url(), 1, "aggregation = \"kpl\"\n");
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    workload(&s, 0).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    workload(&s, 1).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let kcl = read_stream_kcl(&stream);
+    let (got, twice) = data_records(&kcl.records);
+    assert_eq!(twice, 0, "every change once");
+    let want = expected(&s, &["acct", "notes"]);
+    assert!(want.len() > 6000, "{}", want.len());
+    assert_same(&got, &want, "a KCL consumer gets every change");
+    let keys: BTreeSet<&str> = kcl.records.iter().map(|r| r.key.as_str()).collect();
+    assert!(keys.len() > 1000, "many keys: {}", keys.len());
+    assert_eq!(kcl.dropped, 0, "no aggregate mixes shards");
+    assert!(
+        kcl.kinesis_records * 20 < kcl.user_records,
+        "aggregated: {} Kinesis records for {} user records",
+        kcl.kinesis_records,
+        kcl.user_records
+    );
+}
+
+/// The acknowledged position goes to `[state]` on S3 at most once a second (and at the end),
+/// not at every 200 ms flush: counted in the log of a proxy in front of moto while a run
+/// streams small transactions for a few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acknowledged_position_is_stored_at_most_once_a_second() {
+    let s = setup_tables("kinesis_ack_rate").await;
+    let stream = new_stream();
+    let bucket = crate::s3::new_bucket("ackrate");
+    let (plan, log) = (s.dir.path().join("plan.json"), s.dir.path().join("proxy.jsonl"));
+    let (_proxy, endpoint) = start_proxy(&plan, &log);
+    let cfg = write_config(
+        s.dir.path(),
+        &format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\n\n[pipeline]\nmode = \"cdc\"\nstatus_interval = \"1s\"\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
+             [[sink]]\nkind = \"kinesis\"\nstream = \"{stream}\"\nmax_in_flight = 1\n\n[state]\nurl = \"s3://{bucket}/state/\"\n",
+            s.db.url, s.publication, s.slot,
+        ),
+    );
+    assert!(pgcdc_s3(&cfg, &["setup"]).await.status.success());
+    let mut cmd = crate::support::pgcdc();
+    moto().aws_env(&mut cmd);
+    cmd.args(["run", "-c"]).arg(&cfg).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut run = crate::support::ChildGuard::spawn(&mut cmd, "pgcdc run");
+    for i in 0..30 {
+        s.db.exec(&format!("INSERT INTO acct VALUES ({i}, 'v', 0)")).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let out = tokio::task::spawn_blocking(move || run.stop(std::time::Duration::from_secs(20))).await.unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let writes: Vec<f64> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["method"] == "PUT" && v["path"].as_str().unwrap().contains("_pgcdc/sinks/kinesis-"))
+        .map(|v| v["t"].as_f64().unwrap())
+        .collect();
+    let span = writes.last().unwrap() - writes.first().unwrap();
+    assert!(writes.len() >= 3, "the position was stored while streaming: {writes:?}");
+    // One a second, plus the one at the end (and a second of slack for timing).
+    assert!(writes.len() as f64 <= span + 2.0, "{} writes in {span:.1}s", writes.len());
+    let (got, twice) = data_records(&read_stream(&stream));
+    assert_eq!((got.len(), twice), (30, 0));
 }

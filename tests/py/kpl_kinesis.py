@@ -20,7 +20,9 @@ usage:
       {shard id: [user record, ...]}}.
   kpl_kinesis.py read STREAM
       Reads every shard as put-and-read does (pgcdc's records). Output: {"shards": {shard id:
-      [user record, ...]}}.
+      [user record, ...]}, "ranges": {shard id: [starting hash key, ending hash key] (decimal
+      strings)}}; each user record also has "sequence_number", the Kinesis record's (user
+      records of one aggregate share it).
 """
 import base64
 import json
@@ -67,6 +69,11 @@ def create_stream(stream, shards):
         if kin.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
             break
         time.sleep(0.1)
+    return list_shards(stream)
+
+
+def list_shards(stream):
+    kin = client()
     out = []
     for s in kin.list_shards(StreamName=stream)["Shards"]:
         out.append({
@@ -107,6 +114,7 @@ def read_all(stream):
                         "explicit_hash_key": k.get("explicitHashKey"),
                         "data_hex": base64.b64decode(k["data"]).hex() if k.get("aggregated") else k["data"].hex(),
                         "aggregated": bool(k.get("aggregated", False)),
+                        "sequence_number": k.get("sequenceNumber"),
                     })
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 break
@@ -124,7 +132,9 @@ def main():
     elif cmd == "create-stream":
         out = create_stream(sys.argv[2], int(sys.argv[3]))
     elif cmd == "read":
-        out = {"shards": read_all(sys.argv[2])}
+        listed = list_shards(sys.argv[2])["shards"]
+        out = {"shards": read_all(sys.argv[2]),
+               "ranges": {s["shard_id"]: [s["starting_hash_key"], s["ending_hash_key"]] for s in listed}}
     elif cmd == "put-and-read":
         with open(sys.argv[3]) as f:
             records = json.load(f)

@@ -74,9 +74,18 @@ pub async fn settle(
     for i in permanent {
         let (code, message) = codes[i].clone().expect("permanent");
         let (entry, hook) = (request.entries[i].1.clone(), hook.clone());
-        tokio::task::spawn_blocking(move || hook(&entry, &code, &message))
-            .await
-            .map_err(|e| Error::runtime(format!("internal: writing a dead letter: {e}")))??;
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            // A KPL aggregate is refused whole: each user record inside is a dead letter.
+            match super::kpl::deaggregate(&entry.data)? {
+                super::kpl::Unpacked::Plain => hook(&entry, &code, &message),
+                super::kpl::Unpacked::Aggregated(users) => users.into_iter().try_for_each(|u| {
+                    let user = Entry { partition_key: u.partition_key, explicit_hash_key: u.explicit_hash_key, data: u.data.into() };
+                    hook(&user, &code, &message)
+                }),
+            }
+        })
+        .await
+        .map_err(|e| Error::runtime(format!("internal: writing a dead letter: {e}")))??;
         failed[i] = false;
     }
     Ok(())
@@ -185,20 +194,15 @@ mod tests {
     use super::*;
 
     fn request(n: usize) -> Request {
-        Request {
-            entries: (0..n)
-                .map(|i| {
-                    (
-                        i as u64,
-                        Entry {
-                            partition_key: format!("k{i}"),
-                            explicit_hash_key: None,
-                            data: bytes::Bytes::from_static(b"{}"),
-                        },
-                    )
-                })
-                .collect(),
+        let mut planner = crate::sink::kinesis::planner::Planner::default();
+        for i in 0..n {
+            planner.push(Entry {
+                partition_key: format!("k{i}"),
+                explicit_hash_key: None,
+                data: bytes::Bytes::from_static(b"{}"),
+            });
         }
+        planner.next_request().expect("a request")
     }
 
     fn code(c: &str) -> Option<(String, String)> {

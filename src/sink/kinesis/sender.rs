@@ -21,6 +21,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, Notify};
 
+use super::aggregate::Aggregation;
 use super::planner::{Entry, Planner, Request};
 use crate::error::Error;
 use crate::model::Lsn;
@@ -87,9 +88,9 @@ impl StreamRef {
 
 /// How one PutRecords call ended.
 enum Outcome {
-    /// Answered: which entries were rejected, and the first rejection's code and message;
-    /// `codes`: each rejected entry's code and message.
-    Answered { failed: Vec<bool>, first_error: Option<String>, codes: Vec<Option<(String, String)>> },
+    /// Answered: which entries were rejected, the first rejection's code and message, each
+    /// rejected entry's code and message (`codes`), and the shard each stored entry landed on.
+    Answered { failed: Vec<bool>, first_error: Option<String>, codes: Vec<Option<(String, String)>>, landed: Vec<Option<String>> },
     /// The call failed as a whole and may succeed later.
     Transient(String),
     /// The call can never succeed.
@@ -97,8 +98,9 @@ enum Outcome {
 }
 
 /// The sender task: runs until `rx` is closed and everything is acknowledged, or a permanent
-/// failure.
-pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>) {
+/// failure. With `kpl` (`aggregation = "kpl"`) each batch is packed into KPL aggregates per
+/// shard, and answers are checked for records on the wrong shard ([`super::aggregate`]).
+pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>, mut kpl: Option<Aggregation>) {
     let mut planner = Planner::default();
     let mut in_flight = FuturesUnordered::new();
     let mut delay = Duration::from_millis(200);
@@ -119,8 +121,13 @@ pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver
         tokio::select! {
             batch = rx.recv(), if !closed && planner.outstanding() < MAX_OUTSTANDING => match batch {
                 Some(b) => {
-                    for e in b.entries {
-                        planner.push(e);
+                    match &mut kpl {
+                        Some(k) => k.push_batch(&stream, &mut planner, b.entries).await,
+                        None => {
+                            for e in b.entries {
+                                planner.push(e);
+                            }
+                        }
                     }
                     planner.mark(b.mark);
                     publish(&shared, &planner);
@@ -132,15 +139,21 @@ pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver
                 crate::failpoint::hit("kinesis-put-answered");
                 let n = request.entries.len();
                 let retry = match outcome {
-                    Outcome::Answered { mut failed, first_error, codes } => {
+                    Outcome::Answered { mut failed, first_error, codes, landed } => {
                         if let Err(e) = super::rejections::settle(&stream.stream, &request, &mut failed, &codes, shared.rejected.get()).await {
                             *shared.failure.lock().expect("not poisoned") = Some(e);
                             shared.changed.notify_waiters();
                             return;
                         }
                         let rejected = failed.iter().filter(|f| **f).count();
-                        planner.complete(request, &failed);
-                        first_error.map(|e| format!("{rejected} of {n} records rejected ({e})"))
+                        let trouble = match &mut kpl {
+                            Some(k) => k.settle(&stream, &mut planner, request, &failed, &landed).await,
+                            None => {
+                                planner.complete(request, &failed);
+                                None
+                            }
+                        };
+                        first_error.map(|e| format!("{rejected} of {n} records rejected ({e})")).or(trouble)
                     }
                     Outcome::Transient(e) => {
                         planner.complete(request, &vec![true; n]);
@@ -209,7 +222,8 @@ async fn put_records(stream: &StreamRef, request: &Request) -> Outcome {
                     None => false,
                 })
                 .collect();
-            Outcome::Answered { failed, first_error, codes }
+            let landed = out.records().iter().map(|r| r.shard_id().map(str::to_owned)).collect();
+            Outcome::Answered { failed, first_error, codes, landed }
         }
         Err(e) => classify(stream, e),
     }

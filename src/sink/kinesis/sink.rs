@@ -8,8 +8,11 @@
 //! queue). Durability: the sink stores the position up to which the stream acknowledged
 //! every record in the progress store (`_pgcdc/sinks/kinesis-{stream}.json` in the first
 //! Parquet sink, fenced like the checkpoint) and only then raises its [`Watermark`], so the
-//! slot is never confirmed past what a restart would resend from. A restart resends what
-//! came after that position; consumers drop duplicates by `stream-position`.
+//! slot is never confirmed past what a restart would resend from. It writes that position at
+//! most once per [`ACK_WRITE_INTERVAL`] (one PUT a second on S3), and always at the end. A
+//! restart resends what came after that position; consumers drop duplicates by
+//! `stream-position`. With `aggregation = "kpl"` the sender packs records per shard
+//! ([`super::aggregate`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +39,9 @@ use crate::storage::Storage;
 pub const LINGER: Duration = Duration::from_millis(200);
 /// Encoded bytes after which a flush is due regardless of [`LINGER`].
 const FLUSH_BYTES: usize = 4 << 20;
+/// The shortest time between two writes of the acknowledged position (a PUT on S3), except
+/// the one at [`Sink::drain`].
+pub const ACK_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct KinesisSink {
     stream: String,
@@ -46,6 +52,8 @@ pub struct KinesisSink {
     progress: Arc<dyn Storage>,
     key: String,
     held: Held,
+    /// When the acknowledged position was last written ([`ACK_WRITE_INTERVAL`]).
+    acked_written_at: Option<Instant>,
     watermark: Arc<Watermark>,
     encoder: DmsJsonEncoder,
     /// The schema last announced per relation (create-table / column-change records).
@@ -82,6 +90,7 @@ impl KinesisSink {
             progress,
             key: stream::checkpoint_key(&cfg.stream),
             held: None,
+            acked_written_at: None,
             watermark: Arc::default(),
             encoder,
             announced: HashMap::new(),
@@ -108,9 +117,10 @@ impl KinesisSink {
         self
     }
 
-    /// Stores the acknowledged position and raises the watermark to it. Called on the
-    /// pipeline thread (at flushes and at the end).
-    fn record_acked(&mut self) -> Result<()> {
+    /// Stores the acknowledged position and then raises the watermark to it. Called on the
+    /// pipeline thread (at flushes and at the end): at most once per [`ACK_WRITE_INTERVAL`]
+    /// unless `now` (at [`Sink::drain`]); a skipped write leaves the watermark where it was.
+    fn record_acked(&mut self, now: bool) -> Result<()> {
         if let Some(e) = self.shared.failure() {
             return Err(e);
         }
@@ -118,6 +128,10 @@ impl KinesisSink {
         if self.held.as_ref().is_some_and(|(cp, _)| cp.end_lsn >= acked) || acked == Lsn::ZERO {
             return Ok(());
         }
+        if !now && !self.ack_write_due(Instant::now()) {
+            return Ok(());
+        }
+        self.acked_written_at = Some(Instant::now());
         let mut cp = Checkpoint::new(acked, acked);
         cp.written_at = crate::time_fmt::now_rfc3339();
         write_checkpoint_at(self.progress.as_ref(), &self.key, &cp, &mut self.held)?;
@@ -127,6 +141,10 @@ impl KinesisSink {
 
     fn unrecorded_acks(&self) -> bool {
         self.shared.acked() > self.watermark.get()
+    }
+
+    fn ack_write_due(&self, now: Instant) -> bool {
+        self.acked_written_at.is_none_or(|t| now.duration_since(t) >= ACK_WRITE_INTERVAL)
     }
 
     /// Encodes the rows `builder` holds (of `table`) into pending records.
@@ -251,10 +269,13 @@ impl Sink for KinesisSink {
         Ok(())
     }
 
-    /// Also when acknowledgements arrived that are not recorded yet: recording them (at the
-    /// next flush) is what advances the slot, also while the source is idle.
+    /// Also when acknowledgements arrived that are not recorded yet and a write is due:
+    /// recording them (at the next flush) is what advances the slot, also while the source
+    /// is idle.
     fn wants_flush(&self, now: Instant) -> bool {
-        self.pending_bytes >= FLUSH_BYTES || self.pending_since.is_some_and(|t| now.duration_since(t) >= LINGER) || self.unrecorded_acks()
+        self.pending_bytes >= FLUSH_BYTES
+            || self.pending_since.is_some_and(|t| now.duration_since(t) >= LINGER)
+            || (self.unrecorded_acks() && self.ack_write_due(now))
     }
 
     fn has_pending(&self) -> bool {
@@ -262,7 +283,7 @@ impl Sink for KinesisSink {
     }
 
     fn flush(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        self.record_acked()?;
+        self.record_acked(false)?;
         if self.pending.is_empty() && checkpoint.end_lsn <= self.last_mark {
             return Ok(());
         }
@@ -276,15 +297,15 @@ impl Sink for KinesisSink {
         self.bridge
             .run(async move { tx.send(batch).await })?
             .map_err(|_| self.shared.failure().unwrap_or_else(|| Error::runtime("internal: the Kinesis sender stopped")))?;
-        self.record_acked()
+        self.record_acked(false)
     }
 
     fn drain(&mut self) -> Result<()> {
         if !self.sent {
-            return self.record_acked();
+            return self.record_acked(true);
         }
         let (shared, mark) = (self.shared.clone(), self.last_mark);
         self.bridge.run(async move { shared.wait_acked(mark).await })??;
-        self.record_acked()
+        self.record_acked(true)
     }
 }

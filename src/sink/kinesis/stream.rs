@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::aggregate::Aggregation;
 use super::dms_json::{DmsJsonOptions, PartitionKeyType};
 use super::sender::{self, Batch, Shared, StreamRef};
 use crate::aws::Bridge;
@@ -27,10 +28,7 @@ pub fn encoder_options(cfg: &KinesisSinkConfig) -> Result<DmsJsonOptions> {
     if cfg.format != "dms-json" {
         return Err(Error::config(format!("kind = \"kinesis\": format = {:?} is not supported", cfg.format)).with_hint("use format = \"dms-json\""));
     }
-    if cfg.aggregation != "none" {
-        return Err(Error::config(format!("kind = \"kinesis\": aggregation = {:?} is not supported by this build yet", cfg.aggregation))
-            .with_hint("use aggregation = \"none\" (the default)"));
-    }
+    aggregates(cfg)?;
     let partition_key_type = match cfg.partition_key.as_str() {
         "primary-key" => PartitionKeyType::PrimaryKey,
         "schema-table" => PartitionKeyType::SchemaTable,
@@ -41,8 +39,18 @@ pub fn encoder_options(cfg: &KinesisSinkConfig) -> Result<DmsJsonOptions> {
     Ok(DmsJsonOptions { partition_key_type, ..Default::default() })
 }
 
+/// Whether `cfg` asks for KPL aggregation (`aggregation = "kpl"`), or a configuration error.
+fn aggregates(cfg: &KinesisSinkConfig) -> Result<bool> {
+    match cfg.aggregation.as_str() {
+        "none" => Ok(false),
+        "kpl" => Ok(true),
+        other => Err(Error::config(format!("kind = \"kinesis\": aggregation = {other:?}")).with_hint("use \"none\" (the default) or \"kpl\"")),
+    }
+}
+
 /// Builds the client, checks that the stream can be described (one clear error if not:
-/// missing stream, denied access, unreachable endpoint), and starts the sender. Blocks the
+/// missing stream, denied access, unreachable endpoint), lists its shards when it
+/// aggregates (see [`super::aggregate`]), and starts the sender. Blocks the
 /// calling thread, which must not be one of a tokio runtime's (wrap it in `block_in_place`
 /// there).
 pub fn open(cfg: &KinesisSinkConfig, aws: Option<&AwsConfig>) -> Result<OpenStream> {
@@ -51,9 +59,16 @@ pub fn open(cfg: &KinesisSinkConfig, aws: Option<&AwsConfig>) -> Result<OpenStre
     let client = bridge.run(async move { aws_sdk_kinesis::Client::new(&crate::aws::load(aws.as_ref()).await) })?;
     let stream = StreamRef { client, stream: cfg.stream.clone() };
     check_stream(&bridge, &stream)?;
+    let aggregation = match aggregates(cfg)? {
+        true => {
+            let s = stream.clone();
+            Some(bridge.run(async move { Aggregation::start(&s).await })??)
+        }
+        false => None,
+    };
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel(4);
-    bridge.handle().spawn(sender::run(stream, cfg.max_in_flight, rx, shared.clone()));
+    bridge.handle().spawn(sender::run(stream, cfg.max_in_flight, rx, shared.clone(), aggregation));
     Ok(OpenStream { bridge, tx, shared })
 }
 

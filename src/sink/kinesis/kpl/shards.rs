@@ -10,10 +10,11 @@
 //!
 //! The map comes from ListShards and goes stale when the stream is resharded. The sink lists
 //! the shards again when it learns of a change (a periodic ListShards, or records landing on a
-//! shard other than planned: PutRecords answers with each record's `ShardId`) and calls
-//! [`ShardAggregator::replace_map`], which plans the waiting user records anew. Aggregates
-//! already sent under the old map may still be split across the children of a split shard;
-//! that window cannot be closed by a producer (same document), only kept short.
+//! shard other than planned: PutRecords answers with each record's `ShardId`) and packs later
+//! records with the new map ([`ShardAggregator::replace_map`] plans waiting user records
+//! anew). Aggregates already sent under the old map may still be split across the children of
+//! a split shard; no producer can prevent that (same document), so the sink resends the user
+//! records such an aggregate carried outside the shard it landed on (`super::super::aggregate`).
 
 use std::collections::BTreeMap;
 
