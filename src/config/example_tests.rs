@@ -126,7 +126,8 @@ fn kinesis_example_loads() {
         ("shop-cdc", "dms-json")
     );
     assert_eq!(c.state.as_ref().unwrap().url, "s3://example-bucket/pgcdc-state/");
-    assert_eq!(c.pipeline.mode, Mode::Cdc);
+    assert_eq!(c.pipeline.mode, Mode::FullLoadAndCdc);
+    assert!(c.dead_letter.is_some());
     let loaded = example_load("kinesis.toml").expect("a Kinesis sink with [state] is built");
     assert!(matches!(loaded.state.unwrap().location, crate::config::Location::S3 { .. }));
 }
