@@ -37,8 +37,12 @@ use crate::storage::Storage;
 
 /// How long records wait for more to fill a PutRecords request.
 pub const LINGER: Duration = Duration::from_millis(200);
-/// Encoded bytes after which a flush is due regardless of [`LINGER`].
+/// Encoded bytes after which a flush is due regardless of [`LINGER`]; inside a transaction,
+/// after which its records so far go to the sender (memory stays bounded whatever the
+/// transaction's size).
 const FLUSH_BYTES: usize = 4 << 20;
+/// Rows of one table in the open transaction after which they are encoded.
+const ENCODE_ROWS: usize = 8192;
 /// The shortest time between two writes of the acknowledged position (a PUT on S3), except
 /// the one at [`Sink::drain`].
 pub const ACK_WRITE_INTERVAL: Duration = Duration::from_secs(1);
@@ -185,6 +189,23 @@ impl KinesisSink {
     }
 }
 
+impl KinesisSink {
+    /// Hands the pending records to the sender, durable at `mark` once acknowledged (a
+    /// flush's position, or the last one again inside a transaction). Waits while the
+    /// sender is full: the back-pressure of a slow stream.
+    fn hand_over(&mut self, mark: Lsn) -> Result<()> {
+        let batch = Batch { entries: std::mem::take(&mut self.pending), mark };
+        self.pending_bytes = 0;
+        self.pending_since = None;
+        self.last_mark = self.last_mark.max(mark);
+        self.sent = true;
+        let tx = self.tx.clone().expect("open until drained");
+        self.bridge
+            .run(async move { tx.send(batch).await })?
+            .map_err(|_| self.shared.failure().unwrap_or_else(|| Error::runtime("internal: the Kinesis sender stopped")))
+    }
+}
+
 fn without_attnums(table: &TableSchema) -> TableSchema {
     let mut t = table.clone();
     for c in &mut t.columns {
@@ -255,11 +276,24 @@ impl Sink for KinesisSink {
             }
         };
         match (self.open[i].1.append(row), &self.dead_letters) {
-            (Ok(()), _) => Ok(()),
+            (Ok(()), _) => {}
             // The builder holds nothing of a refused row.
-            (Err(e), Some(d)) => d.refuse_row(table, row, &e),
-            (Err(e), None) => Err(Error::runtime(format!("{}: {e}", table.qualified_name())).with_hint(crate::sink::dead_letter::REFUSED_HINT)),
+            (Err(e), Some(d)) => d.refuse_row(table, row, &e)?,
+            (Err(e), None) => return Err(Error::runtime(format!("{}: {e}", table.qualified_name())).with_hint(crate::sink::dead_letter::REFUSED_HINT)),
         }
+        // A big transaction: its rows reach the pipeline only once it is committed (a
+        // streamed one is replayed at its commit), so they may be encoded and sent before
+        // its end, under the last flush's position (they count toward no new position yet).
+        if self.open[i].1.len() >= ENCODE_ROWS {
+            let t = self.open[i].0.clone();
+            let mut b = std::mem::replace(&mut self.open[i].1, TableBatchBuilder::new(t.clone()));
+            self.encode(&t, &mut b)?;
+            self.open[i].1 = b;
+            if self.pending_bytes >= FLUSH_BYTES {
+                self.hand_over(self.last_mark)?;
+            }
+        }
+        Ok(())
     }
 
     fn commit(&mut self, _txn: &TxnMeta) -> Result<()> {
@@ -287,16 +321,7 @@ impl Sink for KinesisSink {
         if self.pending.is_empty() && checkpoint.end_lsn <= self.last_mark {
             return Ok(());
         }
-        let batch = Batch { entries: std::mem::take(&mut self.pending), mark: checkpoint.end_lsn };
-        self.pending_bytes = 0;
-        self.pending_since = None;
-        self.last_mark = self.last_mark.max(checkpoint.end_lsn);
-        self.sent = true;
-        let tx = self.tx.clone().expect("open until drained");
-        // Waits while the sender is full: the back-pressure of a slow stream.
-        self.bridge
-            .run(async move { tx.send(batch).await })?
-            .map_err(|_| self.shared.failure().unwrap_or_else(|| Error::runtime("internal: the Kinesis sender stopped")))?;
+        self.hand_over(checkpoint.end_lsn)?;
         self.record_acked(false)
     }
 
