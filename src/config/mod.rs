@@ -5,6 +5,7 @@
 //! failure is a configuration error (exit 2) that names the file, the key and a fix.
 
 mod dms;
+mod dms_task;
 mod env;
 mod location;
 mod s3_options;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 pub use dms::FileFormat;
+pub use dms_task::DmsTaskConfig;
 pub use location::Location;
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
@@ -40,6 +42,9 @@ pub struct Config {
     pub dead_letter: Option<DeadLetterConfig>,
     #[serde(default)]
     pub catalog: Option<CatalogConfig>,
+    /// `[dms]`: the DMS companion's settings (`pgcdc dms`, see [`DmsTaskConfig`]).
+    #[serde(default)]
+    pub dms: Option<DmsTaskConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ mod copy_binary;
 mod crash;
 mod dms_csv;
 mod dms_layout;
+mod dms_plan;
 mod errors;
 mod glue;
 mod glue_faults;
