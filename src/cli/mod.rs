@@ -96,7 +96,7 @@ enum Command {
         #[arg(long)]
         conf: Vec<String>,
     },
-    /// The DMS companion: plan the AWS DMS task equivalent to the configuration.
+    /// The DMS companion: plan and apply the AWS DMS task equivalent to the configuration.
     #[command(subcommand)]
     Dms(crate::dms::cli::DmsCommand),
     /// Drop the slot and the publication.

@@ -397,3 +397,138 @@ async fn plan_files_are_accepted_by_the_aws_cli_and_name_what_differs() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A cdc-mode config with an S3 Parquet sink whose DMS companion reaches AWS at `endpoint`.
+fn apply_config(s: &Setup, endpoint: &str, flush: &str, dms: &str) -> std::path::PathBuf {
+    plan_config(
+        s,
+        &format!(
+            "[pipeline]\nmode = \"cdc\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n\n\
+             [[sink]]\nkind = \"parquet\"\nurl = \"s3://pgcdc-out/cdc/\"\nflush_interval = \"{flush}\""
+        ),
+        dms,
+    )
+}
+
+fn apply(cfg: &Path, more: &[&str]) -> (std::process::Output, String) {
+    let mut cmd = pgcdc();
+    cmd.args(["dms", "apply", "-c"]).arg(cfg).args(more);
+    moto().aws_env(&mut cmd);
+    let out = cmd.output().expect("run pgcdc");
+    let text = stdout(&out);
+    (out, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_once_changes_nothing_the_second_time_and_explains_refusals() {
+    use crate::s3_faults::{start_proxy, write_plan};
+    let s = source("dmsapply").await;
+    let role = "service_access_role_arn = \"arn:aws:iam::123456789012:role/dms-s3\"";
+    // pgcdc reaches moto through the fault proxy: moto writes DMS dates as ISO text, which
+    // the SDK cannot parse, and the proxy turns them into DMS's epoch seconds.
+    let plan_file = s.dir.path().join("proxy-plan.json");
+    let log = s.dir.path().join("proxy-log.jsonl");
+    let (_proxy, url) = start_proxy(&plan_file, &log);
+    let epoch =
+        serde_json::json!({"target_contains": "AmazonDMSv20160101", "fault": "epoch_timestamps"});
+    write_plan(&plan_file, &serde_json::json!({"rules": [epoch]}));
+    let cfg = apply_config(&s, &url, "60s", role);
+
+    // --dry-run creates nothing: the real run after it creates all four objects.
+    let (o, text) = apply(&cfg, &["--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(text.matches("would be created").count(), 4, "{text}");
+    let (o, text) = apply(&cfg, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(text.matches(": created").count(), 4, "{text}");
+    // A second run changes nothing and says so.
+    let (o, text) = apply(&cfg, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(text.matches(": unchanged").count(), 4, "{text}");
+    assert!(text.contains("nothing to change"), "{text}");
+    // --start --wait: started, then running CDC (a cdc task).
+    let (o, text) = apply(&cfg, &["--start", "--wait"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        text.contains("started") && text.contains("running CDC"),
+        "{text}"
+    );
+    let tasks = aws_dms(s.dir.path(), &["describe-replication-tasks"]);
+    assert_eq!(
+        tasks["ReplicationTasks"].as_array().unwrap().len(),
+        1,
+        "{tasks}"
+    );
+    assert_eq!(tasks["ReplicationTasks"][0]["MigrationType"], "cdc");
+
+    // A changed sink and LOB cap: the dry run names exactly the settings that change.
+    let changed = apply_config(
+        &s,
+        &url,
+        "30s",
+        &format!("{role}\nlob_max_size = \"64KiB\""),
+    );
+    let (o, text) = apply(&changed, &["--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        text.contains("S3Settings.CdcMaxBatchInterval: 60 -> 30"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ReplicationTaskSettings.TargetMetadata.LobMaxSize: 128 -> 64"),
+        "{text}"
+    );
+    assert_eq!(text.matches("would be modified").count(), 2, "{text}");
+
+    // The real run, through a proxy that answers ModifyEndpoint (which moto does not
+    // implement) with a recorded DMS answer: the endpoint is modified; the running task
+    // cannot be, and the error says why and what to do.
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::support::repo_root().join("tests/fixtures/dms/modify_endpoint_response.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    write_plan(
+        &plan_file,
+        &serde_json::json!({"rules": [{"target_contains": "ModifyEndpoint", "fault": "recorded", "body": recorded}, epoch]}),
+    );
+    let (o, text) = apply(&changed, &[]);
+    assert_eq!(o.status.code(), Some(1), "{text}\n{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("must change")
+            && err.contains("is running")
+            && err.contains("stop-replication-task"),
+        "{err}"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("\"AmazonDMSv20160101.ModifyEndpoint\"") && calls.contains("\"recorded\""),
+        "{calls}"
+    );
+
+    // Missing permissions: DMS's AccessDeniedFault, as one clear configuration error.
+    write_plan(
+        &plan_file,
+        &serde_json::json!({"rules": [{"target_contains": "DescribeEndpoints", "fault": "recorded", "status": 400,
+            "body": {"__type": "AccessDeniedFault", "message": "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: dms:DescribeEndpoints"}}, epoch]}),
+    );
+    let (o, _) = apply(&changed, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("access denied") && stderr(&o).contains("allow dms:DescribeEndpoints"),
+        "{}",
+        stderr(&o)
+    );
+    // No role: DMS could not write; said before any call.
+    let no_role = apply_config(&s, &url, "60s", "");
+    let (o, _) = apply(&no_role, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("service_access_role_arn"),
+        "{}",
+        stderr(&o)
+    );
+}
