@@ -11,9 +11,10 @@ use crate::error::Result;
 /// `pgcdc dms`: the AWS DMS task that does what the configuration does.
 #[derive(Subcommand)]
 pub enum DmsCommand {
-    /// Write the equivalent DMS objects as AWS CLI --cli-input-json files, with
-    /// DIFFERENCES.md (what DMS will do differently, from this source's actual tables and
-    /// values) and README.md (the commands that create them).
+    /// Write the equivalent DMS objects as AWS CLI --cli-input-json files.
+    ///
+    /// Also DIFFERENCES.md (what DMS will do differently, from this source's actual tables
+    /// and values) and README.md (the commands that create them).
     ///
     /// Reads the source catalog and the largest value of each LOB column (one scan per
     /// table) to size the task's LOB settings. Settings the configuration cannot say go in
@@ -29,9 +30,10 @@ pub enum DmsCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Create or update the planned DMS objects through the DMS API ([aws] region and
-    /// endpoint_url, the standard credential chain). Idempotent: a second run changes
-    /// nothing and says so.
+    /// Create or update the planned DMS objects through the DMS API, idempotently.
+    ///
+    /// Uses [aws] region and endpoint_url and the standard credential chain. A second run
+    /// changes nothing and says so.
     ///
     /// Endpoints are modified when a planned setting differs; the replication instance is
     /// created but never resized; the task is modified only when ready, stopped or failed.

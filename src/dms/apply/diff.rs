@@ -45,6 +45,15 @@ fn walk(prefix: &str, wanted: &Value, current: &Value, skip: &[&str], out: &mut 
         let cv = current.get(k);
         match (wv, cv) {
             (Value::Object(_), Some(c @ Value::Object(_))) => walk(&path, wv, c, &[], out),
+            // Arrays of objects (mapping rules) element by element, so that keys DMS adds to
+            // a rule do not count; a different length is one change of the whole array.
+            (Value::Array(wa), Some(Value::Array(ca)))
+                if wa.len() == ca.len() && wa.iter().all(Value::is_object) =>
+            {
+                for (n, (we, ce)) in wa.iter().zip(ca).enumerate() {
+                    walk(&format!("{path}[{n}]"), we, ce, &[], out);
+                }
+            }
             (_, Some(c)) if same(wv, c) => {}
             _ => out.push(Change {
                 path,
