@@ -36,3 +36,23 @@ pub struct DmsTaskConfig {
     #[serde(default, with = "units::opt_size")]
     pub lob_max_size: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_dms_section_of_the_readme_loads_and_unknown_keys_are_refused() {
+        let base = "[source]\nurl = \"postgres://u@h/db\"\n[[sink]]\nkind = \"parquet\"\nurl = \"s3://bucket/cdc/\"\n";
+        let c = Config::parse(&format!(
+            "{base}[dms]\nname = \"shop-dms\"\nsink = 1\nservice_access_role_arn = \"arn:aws:iam::123456789012:role/dms-target\"\n\
+             s3_url = \"s3://bucket/dms/\"\ninstance_class = \"dms.t3.medium\"\nallocated_storage = 50\nlob_max_size = \"1MiB\"\n"
+        ))
+        .unwrap();
+        let d = c.dms.unwrap();
+        assert_eq!((d.name.as_deref(), d.sink, d.lob_max_size), (Some("shop-dms"), Some(1), Some(1 << 20)));
+        let e = Config::parse(&format!("{base}[dms]\nlob_size = \"1MiB\"\n")).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message.contains("unknown key `lob_size`"), "{e}");
+    }
+}
