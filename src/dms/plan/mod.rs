@@ -136,7 +136,7 @@ impl Plan {
         format!(
             "# DMS task `{task}`, planned by pgcdc\n\n\
              The AWS DMS objects equivalent to this pgcdc configuration (sink {sink}), as AWS CLI `--cli-input-json` documents. \
-             Read `DIFFERENCES.md` first. `pgcdc dms apply -c FILE` creates or updates the same objects without any of the steps below.\n\n\
+             Read `DIFFERENCES.md` first. `pgcdc dms apply -c FILE` creates or updates the same objects without the AWS CLI steps below (the slot is still yours to create).\n\n\
              | file | command |\n|---|---|\n\
              | `{SOURCE_ENDPOINT_FILE}` | `aws dms create-endpoint` (PostgreSQL source, endpoint `{src}`) |\n\
              | `{TARGET_ENDPOINT_FILE}` | `aws dms create-endpoint` (target, endpoint `{tgt}`) |\n\
