@@ -74,7 +74,7 @@ venv_ok() {
 
 imports_ok() {
     "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
-import pyarrow, pyarrow.parquet, duckdb, boto3, aws_kinesis_agg, moto, moto.server, flask
+import pyarrow, pyarrow.parquet, duckdb, boto3, aws_kinesis_agg, moto, moto.server, flask, awscli
 PY
 }
 

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod dms;
 pub mod error;
 pub mod failpoint;
 pub mod load;

@@ -96,6 +96,9 @@ enum Command {
         #[arg(long)]
         conf: Vec<String>,
     },
+    /// The DMS companion: plan and apply the AWS DMS task equivalent to the configuration.
+    #[command(subcommand)]
+    Dms(crate::dms::cli::DmsCommand),
     /// Drop the slot and the publication.
     Teardown {
         #[arg(short, long)]
@@ -212,6 +215,7 @@ async fn dispatch(command: Command) -> Result<i32> {
             tokio::task::block_in_place(|| crate::demo::cluster_serve::serve(&conf))?;
             Ok(0)
         }
+        Command::Dms(dms) => dms.run().await,
         Command::Teardown { config, yes } => {
             let config = load(&config)?;
             if !yes {

@@ -6,6 +6,7 @@
 
 mod dead_letter;
 mod dms;
+mod dms_task;
 mod env;
 mod location;
 mod s3_options;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 pub use dead_letter::DeadLetterConfig;
 pub use dms::FileFormat;
+pub use dms_task::DmsTaskConfig;
 pub use location::Location;
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
@@ -42,6 +44,9 @@ pub struct Config {
     pub dead_letter: Option<DeadLetterConfig>,
     #[serde(default)]
     pub catalog: Option<CatalogConfig>,
+    /// `[dms]`: the DMS companion's settings (`pgcdc dms`, see [`DmsTaskConfig`]).
+    #[serde(default)]
+    pub dms: Option<DmsTaskConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

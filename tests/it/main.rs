@@ -15,6 +15,7 @@ mod crash;
 mod dead_letters;
 mod dms_csv;
 mod dms_layout;
+mod dms_plan;
 mod errors;
 mod glue;
 mod glue_faults;

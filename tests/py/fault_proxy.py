@@ -38,6 +38,12 @@ while pgcdc runs by rewriting it (write a temporary file and rename it over the 
   `throttle_kinesis`, `throttle_glue`, `internal_json` and `denied_glue` (e.g.
   `"InternalFailure"`, the generic code of AWS' 500s). The JSON errors are
   `{"__type": code, "message": ...}` with `Content-Type: application/x-amz-json-1.1`.
+* `recorded`: the rule's `body` (a JSON value) is the answer, with HTTP `status` (default
+  200), as `application/x-amz-json-1.1`; the request is not forwarded. For calls moto does
+  not implement (DMS ModifyEndpoint) and recorded service errors (`{"__type": "AccessDeniedFault", ...}`).
+* `epoch_timestamps`: forwarded; a 200 JSON answer has every ISO date-time string turned
+  into epoch seconds (moto's DMS writes `InstanceCreateTime` and the task dates as ISO text,
+  which DMS does not and the Rust SDK cannot parse).
 * `kinesis_partial` (only for `X-Amz-Target: Kinesis_20131202.PutRecords`; other targets
   are forwarded unchanged): the 1-based `fail_every`-th entries of the call's `Records`
   (default 2: the 2nd, 4th, ...; 1: all) fail with `error_code` (default
@@ -64,8 +70,10 @@ went to moto).
 import argparse
 import http.client
 import http.server
+import datetime
 import json
 import os
+import re
 import socket
 import struct
 import sys
@@ -89,6 +97,33 @@ GLUE_FAULTS = {
 
 AMZ_JSON = "application/x-amz-json-1.1"
 KINESIS_THROTTLE_MESSAGE = "Rate exceeded for shard shardId-000000000000 in stream fault-proxy under account 123456789012."
+
+
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?$")
+
+
+def epoch_timestamps(data):
+    """moto's DMS answers ISO text where DMS answers epoch seconds (InstanceCreateTime,
+    ReplicationTaskCreationDate, ...), which the Rust SDK refuses: every such string becomes
+    its epoch seconds. Other bodies are returned unchanged."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return data
+
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, str) and ISO_TIME.match(v):
+            t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+            if t.tzinfo is None:
+                t = t.replace(tzinfo=datetime.timezone.utc)
+            return t.timestamp()
+        return v
+
+    return json.dumps(fix(doc)).encode()
 
 
 def kinesis_entry_message(code, stream):
@@ -242,6 +277,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body_json = {"__type": rule.get("code", code), "message": message}
             self.answer(status, json.dumps(body_json), content_type=AMZ_JSON)
             return
+        if fault == "recorded":
+            status = int(rule.get("status", 200))
+            self.record(fault, status)
+            self.answer(status, json.dumps(rule.get("body", {})), content_type=AMZ_JSON, extra=[("x-amzn-RequestId", "fault-proxy")])
+            return
         if fault == "kinesis_partial" and (self.headers.get("X-Amz-Target") or "").endswith(".PutRecords"):
             self.kinesis_partial(rule, body)
             return
@@ -256,6 +296,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.record(fault, None)
             self.close_connection = True
             reset(self.connection)
+            return
+        if fault == "epoch_timestamps" and status == 200:
+            self.record(fault, status)
+            self.relay(status, headers, epoch_timestamps(data))
             return
         self.record(None, status)
         self.relay(status, headers, data)

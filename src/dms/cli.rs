@@ -1,0 +1,102 @@
+//! The `pgcdc dms …` subcommands: their arguments and what each prints. `src/cli` only
+//! hands them over ([`DmsCommand::run`]).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::error::Result;
+
+/// `pgcdc dms`: the AWS DMS task that does what the configuration does.
+#[derive(Subcommand)]
+pub enum DmsCommand {
+    /// Write the equivalent DMS objects as AWS CLI --cli-input-json files.
+    ///
+    /// Also DIFFERENCES.md (what DMS will do differently, from this source's actual tables
+    /// and values) and README.md (the commands that create them).
+    ///
+    /// Reads the source catalog and the largest value of each LOB column (one scan per
+    /// table) to size the task's LOB settings. Settings the configuration cannot say go in
+    /// an optional [dms] section: name, sink, service_access_role_arn, s3_url,
+    /// instance_class, allocated_storage, lob_max_size.
+    Plan {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The directory to write; new or empty unless --force.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the contents of a non-empty --out.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create or update the planned DMS objects through the DMS API, idempotently.
+    ///
+    /// Uses [aws] region and endpoint_url and the standard credential chain. A second run
+    /// changes nothing and says so.
+    ///
+    /// Endpoints are modified when a planned setting differs; the replication instance is
+    /// created but never resized; the task is modified only when ready, stopped or failed.
+    /// Needs [dms] service_access_role_arn.
+    Apply {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Start the task (a task that never ran) or resume it (stopped or failed).
+        #[arg(long)]
+        start: bool,
+        /// Show the task's progress until it runs CDC (full-load mode: until the load
+        /// finished); exit 1 when it fails.
+        #[arg(long)]
+        wait: bool,
+        /// Print what would be created or changed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+impl DmsCommand {
+    /// Runs the subcommand; returns the exit code.
+    pub async fn run(self) -> Result<i32> {
+        match self {
+            DmsCommand::Plan { config, out, force } => {
+                let config = Config::load(&config)?;
+                let plan = super::plan::build(&config).await?;
+                let files = super::plan::write(&plan, &out, force)?;
+                println!(
+                    "DMS task {} (sink {}, {} table(s), LobMaxSize {} KiB) planned in {}:",
+                    plan.names.task,
+                    plan.target.sink_number(),
+                    plan.facts.tables.len(),
+                    plan.lobs.max_kib,
+                    out.display()
+                );
+                for f in files {
+                    println!("  {}", f.display());
+                }
+                for r in &plan.lobs.at_risk {
+                    println!("warning: {}.{} holds a value of {} bytes, larger than the LOB size DMS will keep (see DIFFERENCES.md)", r.table, r.column, r.largest);
+                }
+                Ok(0)
+            }
+            DmsCommand::Apply {
+                config,
+                start,
+                wait,
+                dry_run,
+            } => {
+                let config = Config::load(&config)?;
+                let opts = super::apply::ApplyOptions {
+                    dry_run,
+                    start,
+                    wait,
+                };
+                let report =
+                    super::apply::apply(&config, opts, &mut |line| eprintln!("{line}")).await?;
+                for line in report.lines() {
+                    println!("{line}");
+                }
+                Ok(0)
+            }
+        }
+    }
+}
