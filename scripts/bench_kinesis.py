@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -153,16 +152,12 @@ def serve(port):
     server.serve_forever()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class NullKinesis:
     """The endpoint process: start(), stats(), cpu_seconds(), stop()."""
 
     def __init__(self, workdir):
+        from bench_s3 import _free_port
+
         self.port = _free_port()
         self.log = os.path.join(workdir, "null-kinesis.log")
         self.proc = None
@@ -234,13 +229,13 @@ def report(runs, med, rep):
           "per PutRecords call against the 500-entry / 5 MiB limits. Records per 10k changes: Kinesis records "
           "(aggregates count once) per 10,000 row changes. Check: the endpoint received one data user record per "
           "row change (plus the control records).", "",
-          "| workload | aggregation | s | rows/s | ratio to Parquet alone | pgcdc CPU s | endpoint CPU s "
+          "| workload | aggregation | s | rows/s | ratio to Parquet alone | pgcdc CPU s | pgcdc peak RSS MiB | endpoint CPU s "
           "| PutRecords calls | entries/call (fill) | KiB/call (fill) | records per 10k changes | check |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for label, rows, alone, by_agg in runs:
         base = med([m["secs"] for m in alone])
         md.append(f"| {label} | (Parquet alone) | {base:.2f} | {rows / base:,.0f} | 1.00 | "
-                  f"{med([m['cpu'] for m in alone]):.2f} | - | - | - | - | - | - |")
+                  f"{med([m['cpu'] for m in alone]):.2f} | {max(m['rss'] for m in alone) / 1024:.0f} | - | - | - | - | - | - |")
         for agg, ms in by_agg.items():
             secs = med([m["secs"] for m in ms])
             k = ms[0]["kinesis"]
@@ -249,7 +244,7 @@ def report(runs, med, rep):
             kib = k["bytes"] / calls / 1024
             ok = all(m["kinesis"]["user"] - m["kinesis"]["control"] == rows for m in ms)
             md.append(f"| {label} | {agg} | {secs:.2f} | {rows / secs:,.0f} | **{base / secs:.2f}** "
-                      f"| {med([m['cpu'] for m in ms]):.2f} | {med([m['endpoint_cpu'] for m in ms]):.2f} "
+                      f"| {med([m['cpu'] for m in ms]):.2f} | {max(m['rss'] for m in ms) / 1024:.0f} | {med([m['endpoint_cpu'] for m in ms]):.2f} "
                       f"| {k['calls']:,} | {per_call:.0f} ({per_call / 500:.0%}) | {kib:,.0f} ({kib / 5120:.0%}) "
                       f"| {k['records'] / rows * 10000:,.0f} | {'OK' if ok else 'MISMATCH'}: {k['user'] - k['control']:,} "
                       f"data records, {k['control']} control |")
