@@ -92,6 +92,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
                 _ => {}
             }
         }
+        items.extend(super::check_server::tables(&catalog, publication).await?);
         // A failure, not a warning: the user asked for these tables and will not get them.
         // (`check` exits 1 on any failure, as for every other item.)
         let missing = catalog.unpublished_matching_tables(publication, &config.source.tables).await?;
@@ -104,7 +105,9 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
         items.push(item(Level::Fail, "publication", format!("{publication} does not exist"), Some("run `pgcdc setup -c FILE`")));
     }
     let slot = &config.source.slot;
-    match catalog.slot(slot).await? {
+    let slot_state = catalog.slot(slot).await?;
+    items.extend(super::check_server::capacity(&catalog, slot_state.is_some()).await?);
+    match slot_state {
         None => items.push(item(Level::Warn, "slot", format!("{slot} does not exist yet"), Some("`pgcdc setup` or the first `pgcdc run` creates it"))),
         Some(s) => {
             let lag = match (catalog.current_wal_lsn().await, s.confirmed_flush_lsn) {

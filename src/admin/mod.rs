@@ -2,6 +2,7 @@
 //! `teardown`. They return reports; the CLI presents them.
 
 pub mod check;
+mod check_server;
 pub mod setup;
 pub mod status;
 

@@ -107,10 +107,47 @@ async fn check_on_a_good_setup_lists_ok_lines_and_exits_0() {
     assert!(check_line(&report, "publication").contains(&format!("{}: 1 table(s)", s.publication)));
     assert!(check_line(&report, "slot").contains("plugin pgoutput"));
     assert!(check_line(&report, "target").contains("is writable"));
-    assert!(!report.contains("[FAIL]") && !report.contains("[warn]"), "{report}");
+    // The only warnings of a good setup: `name` is stored out of line (unchanged TOAST
+    // values), and the test server keeps WAL for a stopped slot without limit.
+    let warns: Vec<&str> = report.lines().filter(|l| l.starts_with("[warn]")).collect();
+    assert!(!report.contains("[FAIL]") && warns.len() == 2, "{report}");
+    assert!(check_line(&report, "unchanged TOAST values").contains("public.items (name)"), "{report}");
+    assert!(check_line(&report, "max_slot_wal_keep_size").contains("-1 (unlimited)"), "{report}");
     // check itself writes no data
     assert!(parquet_files(&s.out()).is_empty());
     assert!(!s.out().join("_pgcdc/checkpoint.json").exists());
+}
+
+/// Server capacity and what the role may read: slot and WAL sender headroom, WAL retention,
+/// SELECT on each published table, and the tables whose updates lack unchanged TOAST values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_tables_it_cannot_read_toast_columns_and_unbounded_wal_retention() {
+    let s = Setup::new("cmd_check_access").await;
+    let role = s.db.unique("chk");
+    s.db.exec(&format!(
+        "CREATE TABLE plain (id int PRIMARY KEY, n int);
+         CREATE TABLE docs (id int PRIMARY KEY, body text, meta jsonb);
+         CREATE TABLE docs_full (id int PRIMARY KEY, body text);
+         ALTER TABLE docs_full REPLICA IDENTITY FULL;
+         CREATE ROLE {role} LOGIN REPLICATION;
+         GRANT SELECT ON docs, docs_full TO {role};"
+    ))
+    .await;
+    s.db.create_publication(&s.publication, "plain, docs, docs_full").await;
+    assert_success(&pgcdc_c("setup", &s.config_with_source(&s.db.url, ""), &[]).await, "setup");
+    let cfg = s.config_with_source(&s.db.url_as(&role), "");
+    let out = pgcdc_c("check", &cfg, &[]).await;
+    let report = assert_stdout(&out, 1, &[]);
+    let line = check_line(&report, "table privileges");
+    assert!(line.starts_with("[FAIL]") && line.contains("public.plain") && !line.contains("docs"), "{report}");
+    assert!(report.contains("GRANT SELECT ON \"public\".\"plain\""), "the fix names the table: {report}");
+    let line = check_line(&report, "unchanged TOAST values");
+    assert!(line.starts_with("[warn]") && line.contains("public.docs (body, meta)"), "{report}");
+    assert!(!line.contains("docs_full") && !line.contains("plain"), "FULL fills them in; plain has none: {report}");
+    assert!(check_line(&report, "max_slot_wal_keep_size").starts_with("[warn]"), "{report}");
+    for what in ["free replication slots", "free wal senders"] {
+        assert!(check_line(&report, what).starts_with("[ok  ]"), "{what}: {report}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +194,7 @@ async fn check_warns_about_tables_without_a_primary_key() {
     assert_eq!(warns.len(), 2, "{report}");
     assert!(warns.iter().any(|l| l.contains("public.no_pk has no primary key")), "{report}");
     assert!(warns.iter().any(|l| l.contains("public.ident_nothing has REPLICA IDENTITY NOTHING")), "{report}");
-    assert!(!report.contains("with_pk") && !report.contains("no_pk_full"), "tables with a key or FULL are fine: {report}");
+    assert!(!warns.iter().any(|l| l.contains("with_pk") || l.contains("no_pk_full")), "tables with a key or FULL are fine: {report}");
     assert!(report.contains("hint: add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL"), "{report}");
     assert!(!report.contains("[FAIL]"), "{report}");
 }
