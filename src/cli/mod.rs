@@ -15,8 +15,9 @@ use crate::pipeline::runner::{self, RunOptions, Until};
 #[derive(Parser)]
 #[command(name = "pgcdc", version, about = "PostgreSQL logical replication to Parquet and Kinesis")]
 struct Cli {
-    /// Log format: human-readable text or one JSON object per line.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format: human-readable text or one JSON object per line (timestamp, level,
+    /// target, message and the event's fields).
+    #[arg(long, global = true, value_enum, env = "PGCDC_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -159,7 +160,8 @@ fn init_logging(format: LogFormat) {
         .with_writer(|| crate::logging::LogWriter);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // The event's fields are top-level keys next to timestamp, level, target and message.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod rewrite;
 pub mod runner;
 mod spill;
 mod stop;
+mod summary;
 pub mod table_watch;
 #[cfg(test)]
 mod tests;
@@ -100,6 +101,8 @@ pub struct Pipeline {
     /// their first change.
     unobserved: std::collections::HashSet<u32>,
     pub stats: PipelineStats,
+    /// The periodic info summary ([`summary`]).
+    summary: summary::Summary,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -152,6 +155,7 @@ impl Pipeline {
             reloads: None,
             unobserved: Default::default(),
             stats: PipelineStats::default(),
+            summary: summary::Summary::from_env()?,
         };
         Ok((pipeline, start))
     }
@@ -169,9 +173,16 @@ impl Pipeline {
     /// Handles one event. Errors stop the pipeline without flushing anything unfinished.
     pub fn handle(&mut self, event: SourceEvent) -> Result<Flow> {
         match event {
-            SourceEvent::Data { wal_end, data } => self.on_data(wal_end, data),
-            SourceEvent::Keepalive { wal_end } => self.on_position(wal_end),
+            SourceEvent::Data { wal_end, data } => {
+                self.summary.saw_server_end(wal_end);
+                self.on_data(wal_end, data)
+            }
+            SourceEvent::Keepalive { wal_end } => {
+                self.summary.saw_server_end(wal_end);
+                self.on_position(wal_end)
+            }
             SourceEvent::Tick => {
+                self.summary.tick(Instant::now(), &self.stats, self.progress.durable());
                 if self.txn.is_none() {
                     self.flush_due()?;
                 }
@@ -472,6 +483,7 @@ impl Pipeline {
                 continue;
             }
             slot.sink.flush(&cp).map_err(|e| e.context(format!("flushing {}", slot.sink.describe())))?;
+            tracing::debug!(sink = %slot.sink.describe(), lsn = %end, "flushed sink");
             slot.resume_from = slot.resume_from.max(end);
             flushed = true;
         }

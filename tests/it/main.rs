@@ -24,6 +24,7 @@ mod kinesis;
 mod kinesis_kpl;
 mod kinesis_load;
 mod load;
+mod logs;
 mod memory;
 mod multi_sink;
 mod pgoutput_live;
