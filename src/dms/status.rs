@@ -231,9 +231,10 @@ async fn table_statistics(dms: &Client, task: &TaskState) -> Result<Vec<(String,
                     validation_pending_records: s.validation_pending_records(),
                     validation_failed_records: s.validation_failed_records(),
                     validation_suspended_records: s.validation_suspended_records(),
-                    last_update_time: s
-                        .last_update_time()
-                        .and_then(|d| d.fmt(aws_sdk_databasemigration::primitives::DateTimeFormat::DateTime).ok()),
+                    last_update_time: s.last_update_time().and_then(|d| {
+                        d.fmt(aws_sdk_databasemigration::primitives::DateTimeFormat::DateTime)
+                            .ok()
+                    }),
                 },
             ));
         }
@@ -255,7 +256,14 @@ fn our_checkpoint(config: &Config, target: &Target) -> Result<(String, Option<Ch
         }
         Target::Kinesis { stream, .. } => {
             let store = ProgressStore::open(config)?;
-            let name = format!("kinesis-{stream}");
+            // The name the Kinesis sink stores its position under (an ARN's last part).
+            let key = crate::sink::kinesis::stream::checkpoint_key(stream);
+            let name = key
+                .rsplit('/')
+                .next()
+                .unwrap_or(&key)
+                .trim_end_matches(".json")
+                .to_string();
             let cp = store
                 .sink_positions()?
                 .into_iter()
