@@ -52,6 +52,17 @@ pub enum DmsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The DMS task's state and per-table statistics beside pgcdc's own counts.
+    ///
+    /// Counts that differ are marked (`*`). Exit 1 when the task does not exist (run
+    /// `pgcdc dms apply`), 2 when DMS denies access.
+    Status {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print the report as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl DmsCommand {
@@ -94,6 +105,17 @@ impl DmsCommand {
                     super::apply::apply(&config, opts, &mut |line| eprintln!("{line}")).await?;
                 for line in report.lines() {
                     println!("{line}");
+                }
+                Ok(0)
+            }
+            DmsCommand::Status { config, json } => {
+                let status = super::status::status(&Config::load(&config)?).await?;
+                if json {
+                    let doc = serde_json::to_string_pretty(&status)
+                        .map_err(|e| crate::error::Error::runtime(e.to_string()))?;
+                    println!("{doc}");
+                } else {
+                    print!("{}", super::status::render(&status));
                 }
                 Ok(0)
             }

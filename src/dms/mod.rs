@@ -9,4 +9,5 @@ pub mod apply;
 pub mod cli;
 pub mod names;
 pub mod plan;
+pub mod status;
 pub mod target;

@@ -532,3 +532,153 @@ async fn apply_creates_once_changes_nothing_the_second_time_and_explains_refusal
         stderr(&o)
     );
 }
+
+fn dms_status(cfg: &Path, more: &[&str]) -> std::process::Output {
+    let mut cmd = pgcdc();
+    cmd.args(["dms", "status", "-c"]).arg(cfg).args(more);
+    moto().aws_env(&mut cmd);
+    cmd.output().expect("run pgcdc")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dms_status_compares_dms_statistics_with_pgcdc_counts() {
+    use crate::s3_faults::{start_proxy, write_plan};
+    let s = Setup::new("dmsstatus").await;
+    s.db.exec(
+        "CREATE TABLE orders (id int PRIMARY KEY, note text);
+         INSERT INTO orders SELECT g, 'o' FROM generate_series(1, 3) g;
+         CREATE TABLE items (id int PRIMARY KEY, sku text);
+         INSERT INTO items VALUES (1, 'a'), (2, 'b');",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "orders, items")
+        .await;
+    // pgcdc writes locally; DMS's task (through the proxy to moto) writes to S3.
+    let plan_file = s.dir.path().join("proxy-plan.json");
+    let (_proxy, url) = start_proxy(&plan_file, &s.dir.path().join("proxy-log.jsonl"));
+    let epoch =
+        serde_json::json!({"target_contains": "AmazonDMSv20160101", "fault": "epoch_timestamps"});
+    write_plan(&plan_file, &serde_json::json!({"rules": [epoch]}));
+    let cfg = write_config(
+        s.dir.path(),
+        &format!(
+            "[source]\nurl = \"{}\"\npublication = \"{}\"\nslot = \"{}\"\ntables = [\"public.*\"]\n\n\
+             [pipeline]\nmode = \"full-load-and-cdc\"\n\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{url}\"\n\n\
+             [[sink]]\nkind = \"parquet\"\nurl = \"{}\"\nflush_interval = \"1s\"\n\n\
+             [dms]\ns3_url = \"s3://pgcdc-out/dms/\"\nservice_access_role_arn = \"arn:aws:iam::123456789012:role/dms-s3\"\n",
+            s.db.url,
+            s.publication,
+            s.slot,
+            s.out().display()
+        ),
+    );
+
+    // Before apply: no task, and the hint says how to create it.
+    let o = dms_status(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not exist") && stderr(&o).contains("pgcdc dms apply"),
+        "{}",
+        stderr(&o)
+    );
+
+    // pgcdc: full load (orders 3, items 2) and CDC (orders +2 ~1 -1, items +2).
+    assert!(s.pgcdc(&cfg, &["setup"]).await.status.success());
+    s.run_until_current(&cfg).await;
+    s.db.exec(
+        "INSERT INTO orders VALUES (4, 'n'), (5, 'n'); UPDATE orders SET note = 'u' WHERE id = 1;
+         DELETE FROM orders WHERE id = 2; INSERT INTO items VALUES (3, 'c'), (4, 'd');",
+    )
+    .await;
+    s.run_until_current(&cfg).await;
+    let (o, _) = apply(&cfg, &["--start", "--wait"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // DMS's statistics (moto answers 500): recorded; items has one insert fewer.
+    let recorded: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::support::repo_root()
+                .join("tests/fixtures/dms/describe_table_statistics_response.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    write_plan(
+        &plan_file,
+        &serde_json::json!({"rules": [{"target_contains": "DescribeTableStatistics", "fault": "recorded", "body": recorded}, epoch]}),
+    );
+    let o = dms_status(&cfg, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("-task: running (full-load-and-cdc)") && text.contains("full load 100%"),
+        "{text}"
+    );
+    let line = |t: &str| {
+        text.lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("{t} in {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        line("public.orders")[..5],
+        ["public.orders", "3/3", "2/2", "1/1", "1/1"],
+        "{text}"
+    );
+    assert_eq!(
+        line("public.items")[..5],
+        ["public.items", "2/2", "*1/2", "0/0", "0/0"],
+        "{text}"
+    );
+    assert!(text.contains("1 table(s) differ: public.items"), "{text}");
+
+    let o = dms_status(&cfg, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["task"]["status"], "running", "{doc:#}");
+    assert_eq!(doc["task"]["full_load_progress_percent"], 100, "{doc:#}");
+    assert_eq!(doc["differs"], true);
+    let table = |n: &str| {
+        doc["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == n)
+            .unwrap_or_else(|| panic!("{n} in {doc:#}"))
+            .clone()
+    };
+    let orders = table("public.orders");
+    assert_eq!(orders["differences"], serde_json::json!([]));
+    assert_eq!(
+        orders["pgcdc"],
+        serde_json::json!({"full_load_rows": 3, "inserts": 2, "updates": 1, "deletes": 1})
+    );
+    assert_eq!(orders["dms"]["validation_state"], "Validated");
+    assert_eq!(orders["dms"]["table_state"], "Table completed");
+    let items = table("public.items");
+    assert_eq!(items["differences"], serde_json::json!(["inserts"]));
+    assert_eq!(
+        (
+            items["dms"]["inserts"].as_u64(),
+            items["pgcdc"]["inserts"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(items["dms"]["validation_pending_records"], 1);
+
+    // Missing permission: the IAM action to grant.
+    write_plan(
+        &plan_file,
+        &serde_json::json!({"rules": [{"target_contains": "DescribeTableStatistics", "fault": "recorded", "status": 400,
+            "body": {"__type": "AccessDeniedFault", "message": "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: dms:DescribeTableStatistics"}}, epoch]}),
+    );
+    let o = dms_status(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("access denied")
+            && stderr(&o).contains("allow dms:DescribeTableStatistics"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -30,6 +30,7 @@ use crate::dms::target::Target;
 use crate::error::{Error, Result};
 use crate::source::conninfo::ConnInfo;
 pub use errors::dms_error;
+pub use task::describe_task;
 
 /// What `apply` was asked to do.
 #[derive(Debug, Clone, Copy, Default)]

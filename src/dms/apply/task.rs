@@ -101,7 +101,9 @@ pub async fn instance(
     Ok((arn, Outcome::Created))
 }
 
-async fn describe_task(dms: &Client, id_filter: (&str, &str)) -> Result<Option<ReplicationTask>> {
+/// The task with the DMS filter `id_filter` (`replication-task-id` or `-arn`, value);
+/// `None` when there is none. Also used by `pgcdc dms status`.
+pub async fn describe_task(dms: &Client, id_filter: (&str, &str)) -> Result<Option<ReplicationTask>> {
     match dms
         .describe_replication_tasks()
         .filters(filter(id_filter.0, id_filter.1)?)
