@@ -487,21 +487,21 @@ async fn sigkill_while_sending(hint: &str, kpl: bool) {
 }
 
 /// What a KCL consumer of the stream gets, and how the stream carried it.
-struct KclRead {
+pub(crate) struct KclRead {
     /// The user records handed to the consumer, shard by shard (parents before children).
-    records: Vec<Read>,
+    pub records: Vec<Read>,
     /// Kinesis records read, and user records inside them (before dropping).
-    kinesis_records: usize,
-    user_records: usize,
+    pub kinesis_records: usize,
+    pub user_records: usize,
     /// User records of aggregates dropped because their hash key lies outside the hash key
     /// range of the shard they were read from.
-    dropped: usize,
+    pub dropped: usize,
 }
 
 /// Reads every shard with boto3, unpacks aggregates with `aws_kinesis_agg`, and — like the
 /// KCL (awslabs/kinesis-aggregation, `potential_data_loss.md`) — drops the user records of
 /// an aggregate whose hash key lies outside the shard it was read from.
-fn read_stream_kcl(stream: &str) -> KclRead {
+pub(crate) fn read_stream_kcl(stream: &str) -> KclRead {
     use pgcdc::sink::kinesis::kpl::effective_hash_key;
     let v = kinesis_script(&[OsStr::new("read"), OsStr::new(stream)]);
     let mut out = KclRead { records: Vec::new(), kinesis_records: 0, user_records: 0, dropped: 0 };

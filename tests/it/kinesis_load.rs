@@ -8,7 +8,7 @@ use std::path::Path;
 use pgcdc::model::{Lsn, RowOp};
 use serde_json::Value;
 
-use crate::kinesis::{assert_same, config, data_records, expected, new_stream, read_stream, setup_tables, workload, Read};
+use crate::kinesis::{assert_same, config, config_with, data_records, expected, new_stream, read_stream, read_stream_kcl, setup_tables, workload, Read};
 use crate::s3::pgcdc_s3;
 use crate::support::{describe, moto, write_config, Setup};
 
@@ -121,6 +121,33 @@ async fn a_killed_and_resumed_full_load_reaches_the_stream_as_load_records_befor
     let note = read.iter().find(|r| r.key == "public.notes.pre-7").expect("notes row pre-7");
     assert_eq!(note.json["data"]["body"].as_str().unwrap().len(), 32 * 200);
     let (got, twice) = data_records(&changes_only(read));
+    assert_eq!(twice, 0);
+    assert_same(&got, &expected(&s, &["acct", "notes"]), "the changes after the load, exactly");
+}
+
+/// The same with `aggregation = "kpl"`: the load's records and the changes after them are
+/// packed into per-shard aggregates, and a consumer that reads like the KCL gets every row
+/// and change, load records first per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_kpl_aggregation_a_kcl_consumer_gets_the_load_then_the_changes() {
+    let s = setup_tables("kinesis_load_kpl").await;
+    before_the_load(&s).await;
+    let stream = new_stream();
+    let cfg = config_with(&s, &stream, &moto().endpoint_url(), 1, "aggregation = \"kpl\"\n");
+    as_full_load(&cfg);
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    workload(&s, 0).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let kcl = read_stream_kcl(&stream);
+    assert_eq!(kcl.dropped, 0, "no aggregate mixes shards");
+    assert!(kcl.kinesis_records * 20 < kcl.user_records, "aggregated: {} Kinesis records for {} user records", kcl.kinesis_records, kcl.user_records);
+    assert_load_first(&kcl.records);
+    let (loaded, twice) = load_records(&kcl.records);
+    assert_eq!((loaded, twice), (loaded_rows(&s, &["acct", "notes"]), 0), "every loaded row once");
+    let (got, twice) = data_records(&changes_only(kcl.records));
     assert_eq!(twice, 0);
     assert_same(&got, &expected(&s, &["acct", "notes"]), "the changes after the load, exactly");
 }
