@@ -1,5 +1,8 @@
-//! `pgcdc check`: a preflight of everything `run` needs, each item ok / warning / failure
-//! with a fix.
+//! `pgcdc check`: a preflight of everything `run` needs, each finding ok / warning /
+//! blocker with a fix. A blocker is something `run` would fail on (or, for a target, could
+//! not write to); a warning is something that works but will hurt later (WAL retention, a
+//! missing TOAST value, a type written as text). The CLI prints them as a table or JSON and
+//! exits 2 when there is a blocker.
 
 use super::connect_catalog;
 use crate::config::Config;
@@ -10,33 +13,36 @@ use crate::source::preflight::{SlotProblem, WalLevel};
 use crate::source::publication::{add_tables_sql, table_names};
 use crate::source::replication::ReplicationConn;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How bad a finding is. Serialised as `ok`, `warning`, `blocker` (`check --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     Ok,
+    #[serde(rename = "warning")]
     Warn,
-    Fail,
+    /// `run` cannot work until this is fixed.
+    Blocker,
 }
 
-#[derive(Debug, Clone)]
+/// One finding: what was checked, what was found, and the fix (for warnings and blockers).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckItem {
     pub level: Level,
+    #[serde(rename = "check")]
     pub what: String,
+    #[serde(rename = "finding")]
     pub detail: String,
+    #[serde(rename = "fix")]
     pub hint: Option<String>,
-    /// A failure that is the configuration's to fix and that no retry would cure (a
-    /// target that does not exist, denied access, rejected credentials, a wrong region):
-    /// `check` then exits 2 instead of 1.
-    pub permanent: bool,
 }
 
-/// A FAIL line from an error; permanent when the error is not worth retrying.
-fn failed(what: &str, e: crate::error::Error) -> CheckItem {
-    let permanent = !e.is_retryable();
-    CheckItem { level: Level::Fail, what: what.into(), detail: e.message, hint: e.hint, permanent }
+/// A blocker from an error: its message is the finding, its hint the fix.
+pub(super) fn failed(what: &str, e: crate::error::Error) -> CheckItem {
+    CheckItem { level: Level::Blocker, what: what.into(), detail: e.message, hint: e.hint }
 }
 
-fn item(level: Level, what: &str, detail: impl Into<String>, hint: Option<&str>) -> CheckItem {
-    CheckItem { level, what: what.into(), detail: detail.into(), hint: hint.map(str::to_string), permanent: false }
+pub(super) fn item(level: Level, what: &str, detail: impl Into<String>, hint: Option<&str>) -> CheckItem {
+    CheckItem { level, what: what.into(), detail: detail.into(), hint: hint.map(str::to_string) }
 }
 
 /// Runs every check; stops early only when the server cannot be reached at all.
@@ -49,7 +55,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
             c
         }
         Err(e) => {
-            items.push(CheckItem { permanent: false, ..failed("connect", e) });
+            items.push(failed("connect", e));
             return Ok(items);
         }
     };
@@ -57,7 +63,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     items.push(if version >= 100000 {
         item(Level::Ok, "server version", format!("{version}"), None)
     } else {
-        item(Level::Fail, "server version", format!("{version}"), Some("pgcdc needs PostgreSQL 10 or later"))
+        item(Level::Blocker, "server version", format!("{version}"), Some("pgcdc needs PostgreSQL 10 or later"))
     });
     if version < 140000 {
         items.push(item(Level::Warn, "streaming", "PostgreSQL < 14: large transactions are not streamed, they arrive at commit", Some("upgrade to 14+ for streaming of large transactions")));
@@ -66,20 +72,20 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     items.push(if wal_level.is_logical() {
         item(Level::Ok, "wal_level", wal_level.0, None)
     } else {
-        item(Level::Fail, "wal_level", format!("is `{}`", wal_level.0), Some("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"))
+        item(Level::Blocker, "wal_level", format!("is `{}`", wal_level.0), Some("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"))
     });
     let (superuser, replication) = catalog.role_attributes().await?;
     items.push(if superuser || replication {
         item(Level::Ok, "replication privilege", format!("role {}", info.user), None)
     } else {
-        item(Level::Fail, "replication privilege", format!("role {} has neither REPLICATION nor SUPERUSER", info.user), Some("ALTER ROLE ... WITH REPLICATION (see migrations/role.sql)"))
+        item(Level::Blocker, "replication privilege", format!("role {} has neither REPLICATION nor SUPERUSER", info.user), Some("ALTER ROLE ... WITH REPLICATION (see migrations/role.sql)"))
     });
     match ReplicationConn::connect(&info).await {
         Ok(mut conn) => match conn.identify_system().await {
             Ok(sys) => items.push(item(Level::Ok, "replication connection", format!("system {} timeline {} at {}", sys.system_id, sys.timeline, sys.xlogpos), None)),
-            Err(e) => items.push(CheckItem { permanent: false, ..failed("replication connection", e) }),
+            Err(e) => items.push(failed("replication connection", e)),
         },
-        Err(e) => items.push(CheckItem { permanent: false, ..failed("replication connection", e) }),
+        Err(e) => items.push(failed("replication connection", e)),
     }
     let publication = &config.source.publication;
     if catalog.publication_exists(publication).await? {
@@ -93,16 +99,16 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
             }
         }
         items.extend(super::check_server::tables(&catalog, publication).await?);
-        // A failure, not a warning: the user asked for these tables and will not get them.
-        // (`check` exits 1 on any failure, as for every other item.)
+        items.extend(super::check_types::text_mapped(&catalog, &tables).await?);
+        // A blocker, not a warning: the user asked for these tables and will not get them.
         let missing = catalog.unpublished_matching_tables(publication, &config.source.tables).await?;
         if !missing.is_empty() {
             let hint = format!("{} (or run `pgcdc setup -c FILE`, which adds them)", add_tables_sql(publication, &missing));
             let detail = format!("{} match source.tables but are not in publication {publication}: not replicated", table_names(&missing));
-            items.push(item(Level::Fail, "unpublished tables", detail, Some(&hint)));
+            items.push(item(Level::Blocker, "unpublished tables", detail, Some(&hint)));
         }
     } else {
-        items.push(item(Level::Fail, "publication", format!("{publication} does not exist"), Some("run `pgcdc setup -c FILE`")));
+        items.push(item(Level::Blocker, "publication", format!("{publication} does not exist"), Some("run `pgcdc setup -c FILE`")));
     }
     let slot = &config.source.slot;
     let slot_state = catalog.slot(slot).await?;
@@ -121,8 +127,8 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
                 s.wal_status.clone().unwrap_or_else(|| "-".into())
             );
             items.push(match SlotProblem::of(&s) {
-                Some(SlotProblem::WrongPlugin { .. }) => item(Level::Fail, "slot", detail, Some("pgcdc needs a pgoutput slot: choose another source.slot")),
-                Some(SlotProblem::Lost) => item(Level::Fail, "slot", detail, Some("the slot is invalidated: start over with teardown + setup and an empty target")),
+                Some(SlotProblem::WrongPlugin { .. }) => item(Level::Blocker, "slot", detail, Some("pgcdc needs a pgoutput slot: choose another source.slot")),
+                Some(SlotProblem::Lost) => item(Level::Blocker, "slot", detail, Some("the slot is invalidated (the server removed WAL it still needed): `pgcdc run --resync` makes a new slot and loads every table again")),
                 Some(SlotProblem::InUse { pid }) => item(Level::Warn, "slot", format!("{detail}; in use by PID {}", pid.unwrap_or(0)), Some("another process reads this slot; `run` will fail until it stops")),
                 None => item(Level::Ok, "slot", detail, None),
             });

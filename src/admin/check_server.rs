@@ -2,13 +2,9 @@
 //! replication slot and WAL sender headroom, `max_slot_wal_keep_size`, SELECT on each
 //! published table, and tables whose updates will lack unchanged TOAST values.
 
-use super::check::{CheckItem, Level};
+use super::check::{item, CheckItem, Level};
 use crate::error::{Error, Result};
 use crate::source::catalog::Catalog;
-
-fn item(level: Level, what: &str, detail: impl Into<String>, hint: Option<&str>) -> CheckItem {
-    CheckItem { level, what: what.into(), detail: detail.into(), hint: hint.map(str::to_string), permanent: false }
-}
 
 fn query_error(what: &str, e: tokio_postgres::Error) -> Error {
     crate::source::sql::query_error(what, &e)
@@ -36,14 +32,14 @@ pub async fn capacity(catalog: &Catalog, slot_exists: bool) -> Result<Vec<CheckI
     let slot_detail = format!("{slots} of max_replication_slots = {max_slots} in use");
     items.push(match (free_slots, slot_exists) {
         (_, true) => item(Level::Ok, "free replication slots", slot_detail, None),
-        (f, false) if f <= 0 => item(Level::Fail, "free replication slots", format!("{slot_detail}: no free slot for {}", "pgcdc"), Some("raise max_replication_slots (restart needed) or drop an unused slot")),
+        (f, false) if f <= 0 => item(Level::Blocker, "free replication slots", format!("{slot_detail}: no free slot for {}", "pgcdc"), Some("raise max_replication_slots (restart needed) or drop an unused slot")),
         (1, false) => item(Level::Warn, "free replication slots", format!("{slot_detail}: pgcdc's slot takes the last one"), Some("raise max_replication_slots so a second consumer or a resync has room")),
         _ => item(Level::Ok, "free replication slots", slot_detail, None),
     });
     let free_senders = max_senders - senders;
     let sender_detail = format!("{senders} of max_wal_senders = {max_senders} in use");
     items.push(if free_senders <= 0 {
-        item(Level::Fail, "free wal senders", format!("{sender_detail}: no free WAL sender"), Some("raise max_wal_senders (restart needed)"))
+        item(Level::Blocker, "free wal senders", format!("{sender_detail}: no free WAL sender"), Some("raise max_wal_senders (restart needed)"))
     } else {
         item(Level::Ok, "free wal senders", sender_detail, None)
     });
@@ -56,7 +52,7 @@ pub async fn capacity(catalog: &Catalog, slot_exists: bool) -> Result<Vec<CheckI
     Ok(items)
 }
 
-/// For the published tables: a FAIL for each the role cannot SELECT (the full load and
+/// For the published tables: a blocker for each the role cannot SELECT (the full load and
 /// `validate` read it), and a WARN for each whose replica identity is not FULL and that has
 /// columns stored out of line (TOAST): an update that leaves such a value unchanged does not
 /// carry it (the row lists it in `_unchanged`).
@@ -95,7 +91,7 @@ pub async fn tables(catalog: &Catalog, publication: &str) -> Result<Vec<CheckIte
     if !no_select.is_empty() {
         let (names, quoted): (Vec<String>, Vec<String>) = no_select.into_iter().unzip();
         let hint = format!("GRANT SELECT ON {} TO the role in source.url (see migrations/role.sql)", quoted.join(", "));
-        items.push(item(Level::Fail, "table privileges", format!("no SELECT on {}: the full load and validate cannot read them", names.join(", ")), Some(&hint)));
+        items.push(item(Level::Blocker, "table privileges", format!("no SELECT on {}: the full load and validate cannot read them", names.join(", ")), Some(&hint)));
     } else if !rows.is_empty() {
         items.push(item(Level::Ok, "table privileges", format!("SELECT on all {} published table(s)", rows.len()), None));
     }

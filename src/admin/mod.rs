@@ -3,6 +3,7 @@
 
 pub mod check;
 mod check_server;
+mod check_types;
 pub mod setup;
 pub mod status;
 

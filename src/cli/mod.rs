@@ -46,10 +46,16 @@ enum Command {
         #[arg(long, value_name = "SCHEMA.TABLE")]
         reload: Vec<String>,
     },
-    /// Preflight: connectivity, wal_level, privileges, publication, slot, targets.
+    /// Preflight: connectivity, wal_level, capacity, privileges, publication, replica
+    /// identities, column types, slot, targets.
+    ///
+    /// Each finding is ok, warning or blocker, with a fix. Exit 0 without blockers, 2 with.
     Check {
         #[arg(short, long)]
         config: PathBuf,
+        /// Print the findings as one JSON object ({"blockers", "warnings", "findings": [{"level", "check", "finding", "fix"}]}).
+        #[arg(long)]
+        json: bool,
     },
     /// Create the publication and the slot (migrations/); safe to run again.
     Setup {
@@ -180,10 +186,10 @@ async fn dispatch(command: Command) -> Result<i32> {
             output::run_summary(&summary);
             Ok(0)
         }
-        Command::Check { config } => {
+        Command::Check { config, json } => {
             let config = load(&config)?;
             let items = crate::admin::check::check(&config).await?;
-            Ok(output::check_report(&items))
+            Ok(output::check_report(&items, json))
         }
         Command::Setup { config } => {
             let config = load(&config)?;

@@ -26,29 +26,34 @@ pub fn run_summary(s: &RunSummary) {
     }
 }
 
-/// Prints the check list; returns the exit code (1 if anything failed).
-/// Prints the findings; the exit code: 0 when nothing failed, 2 when a failure is
-/// permanent (a configured target that cannot be used as configured), else 1.
-pub fn check_report(items: &[CheckItem]) -> i32 {
-    let mut failed = false;
-    for i in items {
-        let tag = match i.level {
-            Level::Ok => "ok  ",
-            Level::Warn => "warn",
-            Level::Fail => {
-                failed = true;
-                "FAIL"
+/// Prints the findings as a table (or one JSON object); returns the exit code: 2 when
+/// there is a blocker, else 0.
+pub fn check_report(items: &[CheckItem], json: bool) -> i32 {
+    let count = |l: Level| items.iter().filter(|i| i.level == l).count();
+    let (blockers, warnings) = (count(Level::Blocker), count(Level::Warn));
+    if json {
+        let doc = serde_json::json!({ "blockers": blockers, "warnings": warnings, "findings": items });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("serialisable"));
+    } else {
+        let width = items.iter().map(|i| i.what.chars().count()).max().unwrap_or(0).max(5);
+        println!("{:<7}  {:<width$}  FINDING", "LEVEL", "CHECK");
+        for i in items {
+            let tag = match i.level {
+                Level::Ok => "ok",
+                Level::Warn => "warning",
+                Level::Blocker => "BLOCKER",
+            };
+            println!("{tag:<7}  {:<width$}  {}", i.what, i.detail);
+            if let Some(h) = &i.hint {
+                println!("{:<7}  {:<width$}  fix: {h}", "", "");
             }
-        };
-        println!("[{tag}] {:<24} {}", i.what, i.detail);
-        if let Some(h) = &i.hint {
-            println!("       {:<24} hint: {h}", "");
         }
+        println!("{blockers} blocker(s), {warnings} warning(s)");
     }
-    match (failed, items.iter().any(|i| i.permanent)) {
-        (false, _) => 0,
-        (true, true) => 2,
-        (true, false) => 1,
+    if blockers > 0 {
+        2
+    } else {
+        0
     }
 }
 

@@ -25,7 +25,7 @@ fn assert_stdout(out: &Output, code: i32, phrases: &[&str]) -> String {
     stdout(out)
 }
 
-/// The line of `check`'s output about `what` (the first one), e.g. `[ok  ] wal_level ...`.
+/// The line of `check`'s output about `what` (the first one), e.g. `ok       wal_level  logical`.
 #[track_caller]
 fn check_line<'a>(report: &'a str, what: &str) -> &'a str {
     report
@@ -100,7 +100,7 @@ async fn check_on_a_good_setup_lists_ok_lines_and_exits_0() {
     let report = assert_stdout(&out, 0, &[]);
     for what in ["connect", "server version", "wal_level", "replication privilege", "replication connection", "publication", "slot", "target"] {
         let line = check_line(&report, what);
-        assert!(line.starts_with("[ok  ]"), "`{what}` is not ok: {line}\n{report}");
+        assert!(line.starts_with("ok "), "`{what}` is not ok: {line}\n{report}");
     }
     assert!(check_line(&report, "connect").contains(&s.db.name));
     assert!(check_line(&report, "wal_level").contains("logical"));
@@ -109,8 +109,8 @@ async fn check_on_a_good_setup_lists_ok_lines_and_exits_0() {
     assert!(check_line(&report, "target").contains("is writable"));
     // The only warnings of a good setup: `name` is stored out of line (unchanged TOAST
     // values), and the test server keeps WAL for a stopped slot without limit.
-    let warns: Vec<&str> = report.lines().filter(|l| l.starts_with("[warn]")).collect();
-    assert!(!report.contains("[FAIL]") && warns.len() == 2, "{report}");
+    let warns: Vec<&str> = report.lines().filter(|l| l.starts_with("warning ")).collect();
+    assert!(!report.contains("BLOCKER") && warns.len() == 2, "{report}");
     assert!(check_line(&report, "unchanged TOAST values").contains("public.items (name)"), "{report}");
     assert!(check_line(&report, "max_slot_wal_keep_size").contains("-1 (unlimited)"), "{report}");
     // check itself writes no data
@@ -137,16 +137,16 @@ async fn check_names_tables_it_cannot_read_toast_columns_and_unbounded_wal_reten
     assert_success(&pgcdc_c("setup", &s.config_with_source(&s.db.url, ""), &[]).await, "setup");
     let cfg = s.config_with_source(&s.db.url_as(&role), "");
     let out = pgcdc_c("check", &cfg, &[]).await;
-    let report = assert_stdout(&out, 1, &[]);
+    let report = assert_stdout(&out, 2, &[]);
     let line = check_line(&report, "table privileges");
-    assert!(line.starts_with("[FAIL]") && line.contains("public.plain") && !line.contains("docs"), "{report}");
+    assert!(line.starts_with("BLOCKER ") && line.contains("public.plain") && !line.contains("docs"), "{report}");
     assert!(report.contains("GRANT SELECT ON \"public\".\"plain\""), "the fix names the table: {report}");
     let line = check_line(&report, "unchanged TOAST values");
-    assert!(line.starts_with("[warn]") && line.contains("public.docs (body, meta)"), "{report}");
+    assert!(line.starts_with("warning ") && line.contains("public.docs (body, meta)"), "{report}");
     assert!(!line.contains("docs_full") && !line.contains("plain"), "FULL fills them in; plain has none: {report}");
-    assert!(check_line(&report, "max_slot_wal_keep_size").starts_with("[warn]"), "{report}");
+    assert!(check_line(&report, "max_slot_wal_keep_size").starts_with("warning "), "{report}");
     for what in ["free replication slots", "free wal senders"] {
-        assert!(check_line(&report, what).starts_with("[ok  ]"), "{what}: {report}");
+        assert!(check_line(&report, what).starts_with("ok "), "{what}: {report}");
     }
 }
 
@@ -156,15 +156,15 @@ async fn check_with_a_missing_publication_fails_with_a_hint() {
     s.db.exec("CREATE TABLE items (id int PRIMARY KEY)").await;
     let cfg = s.config_with_source(&s.db.url, "");
     let out = pgcdc_c("check", &cfg, &[]).await;
-    let report = assert_stdout(&out, 1, &["hint: run `pgcdc setup -c FILE`"]);
+    let report = assert_stdout(&out, 2, &["fix: run `pgcdc setup -c FILE`"]);
     let line = check_line(&report, "publication");
-    assert!(line.starts_with("[FAIL]") && line.contains(&format!("{} does not exist", s.publication)), "{report}");
+    assert!(line.starts_with("BLOCKER ") && line.contains(&format!("{} does not exist", s.publication)), "{report}");
     // The slot is not there either: only a warning, `setup` or `run` creates it.
     let line = check_line(&report, "slot");
-    assert!(line.starts_with("[warn]") && line.contains("does not exist yet"), "{report}");
+    assert!(line.starts_with("warning ") && line.contains("does not exist yet"), "{report}");
     // Everything else is fine, and says so.
     for what in ["connect", "wal_level", "replication privilege", "replication connection", "target"] {
-        assert!(check_line(&report, what).starts_with("[ok  ]"), "{what}: {report}");
+        assert!(check_line(&report, what).starts_with("ok "), "{what}: {report}");
     }
     // check changes nothing on the server.
     assert!(s.db.slot_names().await.is_empty());
@@ -190,18 +190,60 @@ async fn check_warns_about_tables_without_a_primary_key() {
     let out = pgcdc_c("check", &cfg, &[]).await;
     // Warnings do not fail the check.
     let report = assert_stdout(&out, 0, &["4 table(s)"]);
-    let warns: Vec<&str> = report.lines().filter(|l| l.starts_with("[warn] replica identity")).collect();
+    let warns: Vec<&str> = report.lines().filter(|l| l.starts_with("warning  replica identity")).collect();
     assert_eq!(warns.len(), 2, "{report}");
     assert!(warns.iter().any(|l| l.contains("public.no_pk has no primary key")), "{report}");
     assert!(warns.iter().any(|l| l.contains("public.ident_nothing has REPLICA IDENTITY NOTHING")), "{report}");
     assert!(!warns.iter().any(|l| l.contains("with_pk") || l.contains("no_pk_full")), "tables with a key or FULL are fine: {report}");
-    assert!(report.contains("hint: add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL"), "{report}");
-    assert!(!report.contains("[FAIL]"), "{report}");
+    assert!(report.contains("fix: add a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL"), "{report}");
+    assert!(!report.contains("BLOCKER"), "{report}");
 }
 
 // ---------------------------------------------------------------------------------------
 // setup
 // ---------------------------------------------------------------------------------------
+
+/// `check --json`: the same findings as one JSON object with counts; a column without a
+/// native Arrow mapping (enum, an array of inet) is a warning naming it, and a blocker
+/// (a table the role cannot read) makes the exit code 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_json_lists_findings_with_levels_and_names_text_mapped_columns() {
+    let s = Setup::new("cmd_check_json").await;
+    let role = s.db.unique("chkj");
+    s.db.exec(&format!(
+        "CREATE TYPE mood AS ENUM ('ok', 'sad');
+         CREATE TABLE odd (id int PRIMARY KEY, m mood, nets inet[], n numeric, tags text[]);
+         CREATE TABLE hidden (id int PRIMARY KEY);
+         CREATE ROLE {role} LOGIN REPLICATION;
+         GRANT SELECT ON odd TO {role};"
+    ))
+    .await;
+    s.db.create_publication(&s.publication, "odd, hidden").await;
+    assert_success(&pgcdc_c("setup", &s.config_with_source(&s.db.url, ""), &[]).await, "setup");
+
+    let good = pgcdc_c("check", &s.config_with_source(&s.db.url, ""), &["--json"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&good)).unwrap_or_else(|e| panic!("{e}: {}", describe(&good)));
+    assert_eq!(good.status.code(), Some(0), "{}", describe(&good));
+    assert_eq!(doc["blockers"], 0, "{doc}");
+    let findings = doc["findings"].as_array().unwrap();
+    let types = findings.iter().find(|f| f["check"] == "column types").unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(types["level"], "warning", "{doc}");
+    let finding = types["finding"].as_str().unwrap();
+    assert!(finding.contains("public.odd.m (mood)") && finding.contains("public.odd.nets (inet[])"), "{finding}");
+    assert!(!finding.contains(".n ") && !finding.contains("tags"), "numeric and text[] map natively: {finding}");
+    assert!(types["fix"].as_str().is_some_and(|f| !f.is_empty()), "{doc}");
+    assert_eq!(doc["warnings"], findings.iter().filter(|f| f["level"] == "warning").count(), "{doc}");
+    assert!(findings.iter().all(|f| ["ok", "warning", "blocker"].contains(&f["level"].as_str().unwrap())), "{doc}");
+
+    let out = pgcdc_c("check", &s.config_with_source(&s.db.url_as(&role), ""), &["--json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    assert_eq!(doc["blockers"], 1, "{doc}");
+    let blocker = doc["findings"].as_array().unwrap().iter().find(|f| f["level"] == "blocker").unwrap();
+    assert_eq!(blocker["check"], "table privileges", "{doc}");
+    assert!(blocker["finding"].as_str().unwrap().contains("public.hidden"), "{doc}");
+    assert!(blocker["fix"].as_str().unwrap().contains("GRANT SELECT ON \"public\".\"hidden\""), "{doc}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_creates_publication_and_slot_and_is_idempotent() {
@@ -454,7 +496,7 @@ async fn tls_verify_full_against_localhost_with_the_ca_replicates() {
     // check goes over TLS too, both connections.
     let out = pgcdc_c("check", &cfg, &[]).await;
     let report = assert_stdout(&out, 0, &["sslmode=verify-full"]);
-    assert!(check_line(&report, "replication connection").starts_with("[ok  ]"), "{report}");
+    assert!(check_line(&report, "replication connection").starts_with("ok "), "{report}");
 
     // The certificate also names 127.0.0.1: verify-full by IP works with the right CA.
     let url = format!(
@@ -531,8 +573,8 @@ async fn tls_verify_full_with_an_unrelated_ca_is_refused() {
             assert!(!err.contains("panicked"), "{ctx}");
         }
         let out = pgcdc_c("check", &cfg, &[]).await;
-        let report = assert_stdout(&out, 1, &[]);
-        assert!(check_line(&report, "connect").starts_with("[FAIL]") && report.contains("TLS handshake"), "{report}");
+        let report = assert_stdout(&out, 2, &[]);
+        assert!(check_line(&report, "connect").starts_with("BLOCKER ") && report.contains("TLS handshake"), "{report}");
     }
     assert!(s.db.slot_names().await.is_empty(), "nothing was created");
     assert!(parquet_files(&s.out()).is_empty());

@@ -345,9 +345,9 @@ async fn wrong_passwords_fail_authentication_without_showing_the_password() {
         // check reports it as a failed item instead
         let out = pgcdc_c("check", &cfg, &[]).await;
         let (stdout, _) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{stdout}");
-        assert!(stdout.contains("[FAIL] connect") && stdout.contains("password authentication failed"), "{stdout}");
-        assert!(stdout.contains("hint: check the user and password"), "{stdout}");
+        assert_eq!(out.status.code(), Some(2), "{stdout}");
+        assert!(stdout.contains("BLOCKER  connect") && stdout.contains("password authentication failed"), "{stdout}");
+        assert!(stdout.contains("fix: check the user and password"), "{stdout}");
         assert_no_secret(&out, &wrong);
     }
 
@@ -426,8 +426,8 @@ async fn an_unreachable_server_is_a_connection_error() {
     }
     let out = pgcdc_c("check", &cfg, &[]).await;
     let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("[FAIL] connect") && stdout.contains("refused"), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("BLOCKER  connect") && stdout.contains("refused"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(30), "refused connections must fail fast");
 
     // A host name that cannot resolve (or, without DNS, cannot connect in time).
@@ -513,9 +513,9 @@ async fn a_role_without_replication_gets_a_clear_message() {
     // check names the missing privilege.
     let out = pgcdc_c("check", &cfg, &[]).await;
     let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("[FAIL] replication privilege") && stdout.contains("neither REPLICATION nor SUPERUSER"), "{stdout}");
-    assert!(stdout.contains("[FAIL] replication connection"), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("BLOCKER  replication privilege") && stdout.contains("neither REPLICATION nor SUPERUSER"), "{stdout}");
+    assert!(stdout.contains("BLOCKER  replication connection"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -574,7 +574,7 @@ async fn a_slot_in_use_by_another_run_is_refused() {
     let out = pgcdc_c("teardown", &cfg, &["--yes"]).await;
     assert_fails(&out, 1, &["is in use by PID", "hint: stop pgcdc"]);
     let out = pgcdc_c("check", &cfg, &[]).await;
-    assert!(text(&out).0.contains("[warn] slot") && text(&out).0.contains("in use by PID"), "{:?}", text(&out));
+    assert!(text(&out).0.contains("warning  slot") && text(&out).0.contains("in use by PID"), "{:?}", text(&out));
 
     // The first run is unharmed and stops cleanly.
     let first_out = tokio::task::spawn_blocking(move || first.stop(Duration::from_secs(30))).await.unwrap();
@@ -607,8 +607,8 @@ async fn wal_level_replica_is_refused_with_the_fix() {
 
     let out = pgcdc_c("check", &cfg, &[]).await;
     let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("[FAIL] wal_level") && stdout.contains("replica"), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("BLOCKER  wal_level") && stdout.contains("replica"), "{stdout}");
     assert!(stdout.contains("wal_level = logical"), "{stdout}");
 
     let out = pgcdc_c("setup", &cfg, &[]).await;
@@ -640,7 +640,7 @@ async fn an_unwritable_output_directory_is_a_clear_error() {
     let out = pgcdc_c("check", &cfg, &[]).await;
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
-    assert!(stdout.contains("[FAIL] target") && stdout.contains("cannot create output directory"), "{stdout}");
+    assert!(stdout.contains("BLOCKER  target") && stdout.contains("cannot create output directory"), "{stdout}");
 
     // A file:// URL that is not absolute is a configuration error.
     let toml = config_toml(&s.db.url, &s.publication, &s.slot, Path::new("relative/out"), "").replace(

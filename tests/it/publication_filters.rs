@@ -284,14 +284,14 @@ async fn tables_matching_the_patterns_but_not_published_are_reported_by_check_ru
 
     // check: a failed item naming them, with the statement that fixes it.
     let out = s.pgcdc(&cfg, &["check"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let text = stdout(&out);
     let line = text
         .lines()
         .find(|l| l.contains("unpublished tables"))
         .unwrap_or_else(|| panic!("{}", describe(&out)));
     assert!(
-        line.starts_with("[FAIL]") && line.contains("public.c, public.lonely match source.tables"),
+        line.starts_with("BLOCKER ") && line.contains("public.c, public.lonely match source.tables"),
         "{line}"
     );
     assert!(text.contains(&hint), "{text}");
@@ -383,7 +383,7 @@ async fn setup_adds_exactly_the_tables_check_reports_as_unpublished() {
 
     s.db.exec("CREATE TABLE c (id int PRIMARY KEY)").await;
     let out = s.pgcdc(&cfg, &["check"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let out = s.pgcdc(&cfg, &["setup"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(
