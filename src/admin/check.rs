@@ -78,7 +78,7 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     items.push(if superuser || replication {
         item(Level::Ok, "replication privilege", format!("role {}", info.user), None)
     } else {
-        item(Level::Blocker, "replication privilege", format!("role {} has neither REPLICATION nor SUPERUSER", info.user), Some("ALTER ROLE ... WITH REPLICATION (see migrations/role.sql)"))
+        item(Level::Blocker, "replication privilege", format!("role {} has neither REPLICATION nor SUPERUSER", info.user), Some("ALTER ROLE ... WITH REPLICATION (or `pgcdc setup --admin-url URL`, which grants it)"))
     });
     match ReplicationConn::connect(&info).await {
         Ok(mut conn) => match conn.identify_system().await {

@@ -90,7 +90,7 @@ pub async fn tables(catalog: &Catalog, publication: &str) -> Result<Vec<CheckIte
     }
     if !no_select.is_empty() {
         let (names, quoted): (Vec<String>, Vec<String>) = no_select.into_iter().unzip();
-        let hint = format!("GRANT SELECT ON {} TO the role in source.url (see migrations/role.sql)", quoted.join(", "));
+        let hint = format!("GRANT SELECT ON {} TO the role in source.url (or `pgcdc setup --admin-url URL`, which grants it)", quoted.join(", "));
         items.push(item(Level::Blocker, "table privileges", format!("no SELECT on {}: the full load and validate cannot read them", names.join(", ")), Some(&hint)));
     } else if !rows.is_empty() {
         items.push(item(Level::Ok, "table privileges", format!("SELECT on all {} published table(s)", rows.len()), None));

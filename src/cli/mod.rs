@@ -57,10 +57,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Create the publication and the slot (migrations/); safe to run again.
+    /// Apply migrations/ in order: the publication, the slot, and with --admin-url the
+    /// least-privilege role in source.url and its grants. Safe to run again: what exists
+    /// is kept; what was applied is recorded in the publication's comment.
     Setup {
         #[arg(short, long)]
         config: PathBuf,
+        /// Connect as this (admin) user instead of source.url, and also create the role in
+        /// source.url (LOGIN REPLICATION, nothing else) with SELECT on the published tables.
+        #[arg(long, env = "PGCDC_ADMIN_URL", hide_env_values = true)]
+        admin_url: Option<String>,
+        /// Print the SQL that would be applied (for a DBA to review or run) and change nothing.
+        #[arg(long)]
+        print: bool,
     },
     /// Slot lag, confirmed LSN, target checkpoint and per-table counts.
     Status {
@@ -191,11 +200,21 @@ async fn dispatch(command: Command) -> Result<i32> {
             let items = crate::admin::check::check(&config).await?;
             Ok(output::check_report(&items, json))
         }
-        Command::Setup { config } => {
+        Command::Setup { config, admin_url, print } => {
             let config = load(&config)?;
-            let report = crate::admin::setup::setup(&config).await?;
-            for a in report.actions {
-                println!("{a}");
+            let opts = crate::admin::setup::SetupOptions { admin_url, print };
+            let report = crate::admin::setup::setup(&config, &opts).await?;
+            if print {
+                for s in &report.sql {
+                    println!("{s}\n");
+                }
+                for a in report.actions {
+                    eprintln!("{a}");
+                }
+            } else {
+                for a in report.actions {
+                    println!("{a}");
+                }
             }
             Ok(0)
         }

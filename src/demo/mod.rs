@@ -102,7 +102,7 @@ pub async fn run(out_dir: &Path) -> Result<DemoReport> {
     let config_path = out_dir.join("pgcdc.toml");
     std::fs::write(&config_path, &config_text).runtime_ctx(|| format!("writing {}", config_path.display()))?;
     let config = Config::parse(&config_text)?;
-    crate::admin::setup::setup(&config).await?;
+    crate::admin::setup::setup(&config, &Default::default()).await?;
 
     let (until_tx, until_rx) = tokio::sync::oneshot::channel();
     let run_config = config.clone();

@@ -23,6 +23,7 @@ mod harness;
 mod kinesis;
 mod kinesis_kpl;
 mod kinesis_load;
+mod least_privilege;
 mod load;
 mod logs;
 mod memory;

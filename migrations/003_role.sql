@@ -1,0 +1,13 @@
+-- The least-privilege role pgcdc runs as. Applied by `pgcdc setup --admin-url URL` when the
+-- role named in source.url does not exist yet; {{role}} is that user and {{password}} is
+-- `PASSWORD '<source.url's password>'` (`PASSWORD :'password'` in `setup --print`, a psql
+-- variable, so the secret is never printed), or nothing when source.url has no password
+-- (certificate or peer authentication).
+--
+-- What it may do, and nothing else:
+-- * LOGIN, REPLICATION: open a replication connection, create and read its own slot
+--   (CREATE_REPLICATION_SLOT, START_REPLICATION), temporary slots with an exported snapshot
+--   for the full load, reloads and `validate`.
+-- * No SUPERUSER, CREATEDB, CREATEROLE or BYPASSRLS; NOINHERIT so no role it is granted later
+--   widens it silently. The publication is created by the admin, not by this role.
+CREATE ROLE {{role}} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT {{password}};
