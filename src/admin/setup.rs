@@ -207,7 +207,10 @@ async fn role_steps(catalog: &Catalog, role: &ConnInfo, tables: &[(String, Strin
     }
     let sql = sql_body(GRANTS_SQL)
         .lines()
-        .filter(|l| !(l.contains("{{schemas}}") && schemas.is_empty()) && !(l.contains("{{tables}}") && missing.is_empty()))
+        .filter(|l| {
+            let unused = (l.contains("{{schemas}}") && schemas.is_empty()) || (l.contains("{{tables}}") && missing.is_empty());
+            !unused
+        })
         .collect::<Vec<_>>()
         .join("\n")
         .replace("{{schemas}}", &schemas.join(", "))
