@@ -90,7 +90,12 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
     let publication = &config.source.publication;
     if catalog.publication_exists(publication).await? {
         let tables = catalog.publication_tables(publication).await?;
-        items.push(item(Level::Ok, "publication", format!("{publication}: {} table(s)", tables.len()), None));
+        items.push(if tables.is_empty() && !catalog.publication_all_tables(publication).await? {
+            let e = crate::source::preflight::publication_empty(publication);
+            CheckItem { level: Level::Blocker, what: "publication".into(), detail: e.message, hint: e.hint }
+        } else {
+            item(Level::Ok, "publication", format!("{publication}: {} table(s)", tables.len()), None)
+        });
         for (schema, table, ident, has_pk) in &tables {
             match (ident.as_str(), has_pk) {
                 ("n", _) => items.push(item(Level::Warn, "replica identity", format!("{schema}.{table} has REPLICA IDENTITY NOTHING: updates and deletes fail on the source"), Some("ALTER TABLE ... REPLICA IDENTITY FULL or add a primary key"))),

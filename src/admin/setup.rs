@@ -43,6 +43,7 @@ pub struct SetupReport {
 /// `shown` is the SQL as printed (the password replaced by a psql variable).
 struct Step {
     file: &'static str,
+    /// Past tense, printed once applied ("created replication slot s (pgoutput)").
     action: String,
     sql: String,
     shown: String,
@@ -140,7 +141,7 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
     for step in &steps {
         catalog.client.batch_execute(&step.sql).await.map_err(|e| {
             // The SQL text may hold the password: the error names the migration, not the SQL.
-            Error::runtime(format!("applying {} ({}): {}", step.file, step.action, db_error_text(&e))).with_hint(step.hint)
+            Error::runtime(format!("{} ({}): {}", doing(&step.action), step.file, db_error_text(&e))).with_hint(step.hint)
         })?;
         actions.push(step.action.clone());
     }
@@ -150,6 +151,16 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
         actions.push(format!("warning: could not record the applied migrations in publication {publication}'s comment: {}", e.message));
     }
     Ok(SetupReport { actions, sql: sql_lines })
+}
+
+/// "creating …" for "created …": what a failed step was doing.
+fn doing(action: &str) -> String {
+    for (past, present) in [("created ", "creating "), ("added ", "adding "), ("granted ", "granting ")] {
+        if let Some(rest) = action.strip_prefix(past) {
+            return format!("{present}{rest}");
+        }
+    }
+    action.to_string()
 }
 
 /// `003_role` when the role is missing, `004_grants` for what it cannot read yet. A role

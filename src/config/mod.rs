@@ -322,15 +322,13 @@ impl Config {
                     s3_options::check(i + 1, p)?;
                     dms::validate(i + 1, p)?;
                     if p.max_file_size < 1024 {
-                        return Err(Error::config(format!(
-                            "sink {} (parquet): max_file_size must be at least 1KiB",
-                            i + 1
-                        )));
+                        return Err(Error::config(format!("sink {} (parquet): max_file_size must be at least 1KiB", i + 1))
+                            .with_hint("write e.g. max_file_size = \"128MiB\" (the default)"));
                     }
                 }
                 SinkConfig::Kinesis(k) => {
                     if k.max_in_flight == 0 {
-                        return Err(Error::config(format!("sink {}: max_in_flight must be at least 1", i + 1)));
+                        return Err(Error::config(format!("sink {}: max_in_flight must be at least 1", i + 1)).with_hint("leave it out for the default, or write a number of requests ≥ 1"));
                     }
                     if k.stream.trim().is_empty() {
                         return Err(Error::config(format!("sink {}: kind = \"kinesis\" needs a `stream` (a name or an ARN)", i + 1)));
@@ -401,7 +399,30 @@ fn explain_toml_error(e: &toml::de::Error, text: &str) -> Error {
             return err;
         }
     }
-    Error::config(format!("invalid configuration{location}: {msg}"))
+    let (msg, hint) = toml_error_hint(&msg);
+    Error::config(format!("invalid configuration{location}: {msg}")).with_hint(hint)
+}
+
+/// Splits a TOML/serde message into the problem and a fix: a fix the message already
+/// carries after `; ` (units, durations), the valid values of an enum, the expected type, a
+/// missing key, else where to look.
+fn toml_error_hint(msg: &str) -> (String, String) {
+    if let Some((problem, fix)) = msg.split_once("; ") {
+        return (problem.to_string(), fix.to_string());
+    }
+    let hint = if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("use {}", expected.trim_start_matches("one of ")),
+            None => "see the Configuration section of the README for the valid values".into(),
+        }
+    } else if let Some((_, expected)) = msg.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected ")) {
+        format!("write {expected} here (strings in quotes, durations like \"5s\", sizes like \"128MiB\")")
+    } else if let Some(rest) = msg.strip_prefix("missing field `") {
+        format!("add `{}` to this table (see the examples in config/)", rest.trim_end_matches('`'))
+    } else {
+        "fix the TOML there: strings in quotes, tables as [name] and [[sink]], one key = value per line".into()
+    };
+    (msg.to_string(), hint)
 }
 
 /// ` at line L, column C` (1-based) of a byte offset.

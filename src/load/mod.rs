@@ -83,7 +83,9 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
 
     // A missing publication fails here, before a slot is created or recreated: a run that
     // cannot load must leave the server as it found it (SPEC 2.8).
-    selected_tables(config, catalog).await?;
+    // So is a table the role cannot read: the load would fail after writing the others.
+    let readable = selected_tables(config, catalog).await?;
+    preflight::require_select(catalog, &readable).await?;
     // So is a Kinesis stream that cannot be described.
     let records = tokio::task::block_in_place(|| outputs::record_outputs(config))?;
 

@@ -60,8 +60,9 @@ impl FromStr for Lsn {
         let (hi, lo) = s
             .split_once('/')
             .ok_or_else(|| format!("`{s}` is not an LSN: expected the form 16/B374D848"))?;
-        let hi = u32::from_str_radix(hi, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
-        let lo = u32::from_str_radix(lo, 16).map_err(|_| format!("`{s}` is not an LSN"))?;
+        let bad = || format!("`{s}` is not an LSN: expected two hexadecimal numbers, as in 16/B374D848");
+        let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
+        let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
         Ok(Lsn(((hi as u64) << 32) | lo as u64))
     }
 }

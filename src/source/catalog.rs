@@ -100,6 +100,16 @@ impl Catalog {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
     }
 
+    /// Whether the publication is `FOR ALL TABLES` (false when it does not exist).
+    pub async fn publication_all_tables(&self, name: &str) -> Result<bool> {
+        let row = self
+            .client
+            .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&name])
+            .await
+            .map_err(|e| q(e, "reading pg_publication"))?;
+        Ok(row.is_some_and(|r| r.get(0)))
+    }
+
     pub async fn slot(&self, name: &str) -> Result<Option<SlotState>> {
         let version = self.server_version_num().await?;
         let extra = if version >= 130000 { "wal_status::text, safe_wal_size" } else { "NULL::text, NULL::bigint" };

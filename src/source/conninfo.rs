@@ -110,10 +110,8 @@ impl ConnInfo {
                     .with_hint("write postgres://user@host:5432/dbname?sslmode=verify-full")
             })?;
             if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-                return Err(Error::config(format!(
-                    "source.url must start with postgres:// (got {}://)",
-                    parsed.scheme()
-                )));
+                return Err(Error::config(format!("source.url must start with postgres:// (got {}://)", parsed.scheme()))
+                    .with_hint("write postgres://user@host:5432/dbname?sslmode=verify-full"));
             }
             if let Some(h) = parsed.host_str() {
                 if !h.is_empty() {

@@ -60,10 +60,49 @@ pub fn publication_missing(publication: &str) -> Error {
 /// meant for `validate`.
 pub async fn require_publication(catalog: &Catalog, publication: &str) -> Result<()> {
     if catalog.publication_exists(publication).await? {
-        Ok(())
+        require_published_tables(catalog, publication).await
     } else {
         Err(publication_missing(publication))
     }
+}
+
+/// Fails when an existing publication publishes no table and is not `FOR ALL TABLES`:
+/// nothing would ever be replicated, which is a configuration mistake, not a quiet run.
+/// (A `FOR ALL TABLES` publication in a database without tables yet is allowed: tables
+/// created later are published by it.)
+pub async fn require_published_tables(catalog: &Catalog, publication: &str) -> Result<()> {
+    if !catalog.publication_tables(publication).await?.is_empty() || catalog.publication_all_tables(publication).await? {
+        return Ok(());
+    }
+    Err(publication_empty(publication))
+}
+
+/// Fails, naming them and the GRANT, when the role cannot SELECT some of `tables` (the
+/// full load and `validate` read them). Called before a load creates a slot or writes.
+pub async fn require_select(catalog: &Catalog, tables: &[(String, String)]) -> Result<()> {
+    let mut denied = Vec::new();
+    for (schema, table) in tables {
+        let name = crate::source::quote::qualified(schema, table);
+        let row = catalog
+            .client
+            .query_one("SELECT has_table_privilege($1::text::regclass, 'SELECT')", &[&name])
+            .await
+            .map_err(|e| crate::source::sql::query_error(format!("reading the privileges on {schema}.{table}"), &e))?;
+        if !row.get::<_, bool>(0) {
+            denied.push(name);
+        }
+    }
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(Error::runtime(format!("the role in source.url cannot SELECT {}: the full load cannot read them", denied.join(", ")))
+        .with_hint(format!("GRANT SELECT ON {} TO <the role>; or run `pgcdc setup --admin-url URL`, which grants it", denied.join(", "))))
+}
+
+/// "publication `P` publishes no table", with the statements that add some.
+pub fn publication_empty(publication: &str) -> Error {
+    Error::runtime(format!("publication `{publication}` publishes no table: nothing would be replicated"))
+        .with_hint(format!("ALTER PUBLICATION \"{publication}\" ADD TABLE ...; or list the tables in source.tables and run `pgcdc setup -c FILE`; or fix source.publication"))
 }
 
 /// "replication slot `S` is in use by another process", naming the process when `pid` is
@@ -159,6 +198,7 @@ pub async fn check_streaming_start(
             "create it with `pgcdc setup -c FILE`, or CREATE PUBLICATION \"{publication}\" FOR TABLE ...; or fix source.publication"
         )));
     }
+    require_published_tables(catalog, publication).await?;
     let Some(slot) = slot_after_release(catalog, slot_name).await? else {
         if let Some(start) = start {
             return Err(Error::runtime(format!(

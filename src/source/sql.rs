@@ -52,7 +52,12 @@ pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Err
 /// `"{what}: {error with SQLSTATE}"` as a runtime error, retryable when the failure is
 /// transient ([`pg_error_is_transient`]). `what` says what was being done (`"reading pg_class"`).
 pub fn query_error(what: impl std::fmt::Display, e: &tokio_postgres::Error) -> Error {
-    let err = Error::runtime(format!("{what}: {}", db_error_text(e)));
+    let mut err = Error::runtime(format!("{what}: {}", db_error_text(e)));
+    if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        err = err.with_hint(
+            "the role in source.url lacks this privilege: GRANT it, or run `pgcdc setup --admin-url URL`, which grants SELECT on the published tables; `pgcdc check` lists what is missing",
+        );
+    }
     if pg_error_is_transient(e) {
         err.retryable()
     } else {

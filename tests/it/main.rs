@@ -8,6 +8,7 @@
 
 mod support;
 
+mod bad_inputs;
 mod cdc;
 mod commands;
 mod copy_binary;
