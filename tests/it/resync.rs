@@ -168,15 +168,17 @@ async fn a_slot_dropped_under_a_running_pipeline_ends_the_run_instead_of_retryin
     let s = Setup::new("resync_running").await;
     tables(&s).await;
     let cfg = config(&s);
+    let log = s.dir.path().join("run.log");
     let mut cmd = crate::support::pgcdc();
-    cmd.args(["run", "-c"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["run", "-c"]).arg(&cfg).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
     let mut run = ChildGuard::spawn(&mut cmd, "pgcdc run");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     changes(&s, 1).await;
     // Replicated and durable: the target holds a position past the load.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !s.change_rows("public", "items").iter().any(|r| r.values["id"].as_deref() == Some("10000")) {
-        assert!(run.is_running(), "pgcdc run exited early");
-        assert!(Instant::now() < deadline, "changes never reached the output");
+    while !s.change_rows("public", "items").iter().any(|r| r.values["id"].as_deref() == Some("10001")) {
+        assert!(run.is_running(), "pgcdc run exited early:\n{}", log_text());
+        assert!(Instant::now() < deadline, "changes never reached the output:\n{}", log_text());
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -195,7 +197,9 @@ async fn a_slot_dropped_under_a_running_pipeline_ends_the_run_instead_of_retryin
     }
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || run.wait(Duration::from_secs(60))).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "the run kept retrying");
+    assert!(started.elapsed() < Duration::from_secs(30), "the run kept retrying:\n{}", log_text());
+    let mut out = out;
+    out.stderr = log_text().into_bytes();
     assert_lost_slot_error(&out, &s, "does not exist");
 
     changes(&s, 2).await;
