@@ -47,7 +47,9 @@ use crate::source::conninfo::ConnInfo;
 use crate::source::preflight::{self, SlotProblem};
 use crate::source::replication::{ReplicationConn, SnapshotAction};
 use crate::source::sql;
-use crate::state::checkpoint::{read_checkpoint_versioned_at, write_checkpoint_at, Checkpoint, CHECKPOINT_KEY};
+use crate::state::checkpoint::{
+    read_checkpoint_versioned_at, write_checkpoint_at, Checkpoint, CHECKPOINT_KEY,
+};
 use crate::state::resync::{CopiedTable, ResyncState};
 use crate::storage::{Storage, Targets};
 
@@ -96,7 +98,10 @@ pub async fn resync_if_needed(
     catalog: &Catalog,
     request: ResyncRequest,
 ) -> Result<Option<ResyncSummary>> {
-    let storage = targets.progress().cloned().expect("Config refuses a configuration without a progress store");
+    let storage = targets
+        .progress()
+        .cloned()
+        .expect("Config refuses a configuration without a progress store");
     let pending = tokio::task::block_in_place(|| ResyncState::read(storage.as_ref()))?;
     let state = match pending {
         Some(st) => {
@@ -106,19 +111,31 @@ pub async fn resync_if_needed(
         None if request == ResyncRequest::No => return Ok(None),
         None => {
             if config.pipeline.mode == Mode::FullLoad {
-                return Err(Error::config("--resync replaces a lost slot, and mode `full-load` uses no slot")
-                    .with_hint("use --mode full-load-and-cdc or --mode cdc"));
+                return Err(Error::config(
+                    "--resync replaces a lost slot, and mode `full-load` uses no slot",
+                )
+                .with_hint("use --mode full-load-and-cdc or --mode cdc"));
             }
             let slot = preflight::slot_after_release(catalog, &config.source.slot).await?;
-            let reason = why_resync(&config.source.slot, slot.as_ref(), request == ResyncRequest::Forced)?;
+            let reason = why_resync(
+                &config.source.slot,
+                slot.as_ref(),
+                request == ResyncRequest::Forced,
+            )?;
             tokio::task::block_in_place(|| refuse_dms_output(config, targets))?;
             tracing::warn!(slot = %config.source.slot, "resync: {reason}; loading every table again from a new slot");
-            let st = ResyncState { reason, started_at: crate::time_fmt::now_rfc3339(), ..Default::default() };
+            let st = ResyncState {
+                reason,
+                started_at: crate::time_fmt::now_rfc3339(),
+                ..Default::default()
+            };
             tokio::task::block_in_place(|| st.write(storage.as_ref()))?;
             st
         }
     };
-    resync(config, targets, info, catalog, storage, state).await.map(Some)
+    resync(config, targets, info, catalog, storage, state)
+        .await
+        .map(Some)
 }
 
 /// Why a new resync may start, from the slot's state; an error when it may not.
@@ -133,9 +150,9 @@ fn why_resync(slot_name: &str, slot: Option<&SlotState>, force: bool) -> Result<
         None => Err(Error::config(format!(
             "replication slot `{slot_name}` is healthy: --resync would drop it and load every table again; nothing was changed"
         ))
-        .with_hint(format!(
-            "`pgcdc run` continues from the slot; to reload one table use `--reload SCHEMA.TABLE`; to start over from a new slot anyway, `pgcdc run --resync --force`"
-        ))),
+        .with_hint(
+            "`pgcdc run` continues from the slot; to reload one table use `--reload SCHEMA.TABLE`; to start over from a new slot anyway, `pgcdc run --resync --force`",
+        )),
     }
 }
 
@@ -146,7 +163,9 @@ fn refuse_dms_output(config: &Config, targets: &Targets) -> Result<()> {
         if p.layout != crate::config::Layout::Dms {
             continue;
         }
-        let Some(target) = targets.for_sink(i) else { continue };
+        let Some(target) = targets.for_sink(i) else {
+            continue;
+        };
         if !target.list("")?.iter().all(|k| k.starts_with("_pgcdc/")) {
             return Err(Error::config(format!(
                 "{} (layout = \"dms\") already holds output, and a resync cannot mark it superseded: the DMS layout has no reset row, so old CDC files would be applied on top of the new load",
@@ -171,24 +190,36 @@ async fn resync(
     let slot_name = &config.source.slot;
     let save = |st: &ResyncState| tokio::task::block_in_place(|| st.write(storage.as_ref()));
     let tables = super::selected_tables(config, catalog).await?;
-    let remaining: Vec<(String, String)> =
-        tables.iter().filter(|(s, t)| !state.copied.contains_key(&format!("{s}.{t}"))).cloned().collect();
+    let remaining: Vec<(String, String)> = tables
+        .iter()
+        .filter(|(s, t)| !state.copied.contains_key(&format!("{s}.{t}")))
+        .cloned()
+        .collect();
 
     // 2. The new slot (or the one an interrupted resync created), and a snapshot to copy in.
     let slot = preflight::slot_after_release(catalog, slot_name).await?;
-    let ours = state.slot_lsn.is_some() && slot.as_ref().is_some_and(|s| SlotProblem::of(s).is_none());
+    let ours =
+        state.slot_lsn.is_some() && slot.as_ref().is_some_and(|s| SlotProblem::of(s).is_none());
     let mut repl = ReplicationConn::connect(info).await?;
     let mut snapshot = None;
     if !ours {
         if let Some(s) = &slot {
-            if let Some(p @ (SlotProblem::InUse { .. } | SlotProblem::WrongPlugin { .. })) = SlotProblem::of(s) {
+            if let Some(p @ (SlotProblem::InUse { .. } | SlotProblem::WrongPlugin { .. })) =
+                SlotProblem::of(s)
+            {
                 return Err(p.error(slot_name));
             }
             drop_slot(catalog, slot_name).await?;
         }
         // Files of earlier attempts of an abandoned slot are superseded by the new resets.
-        state = ResyncState { reason: state.reason, started_at: state.started_at, ..Default::default() };
-        let created = repl.create_slot(slot_name, false, SnapshotAction::Export).await?;
+        state = ResyncState {
+            reason: state.reason,
+            started_at: state.started_at,
+            ..Default::default()
+        };
+        let created = repl
+            .create_slot(slot_name, false, SnapshotAction::Export)
+            .await?;
         tracing::info!(slot = %slot_name, lsn = %created.consistent_point, "resync: created the new replication slot");
         state.slot_lsn = Some(created.consistent_point);
         state.attempts.push(created.consistent_point);
@@ -199,7 +230,13 @@ async fn resync(
     let slot_lsn = state.slot_lsn.expect("set above");
     let remaining: Vec<(String, String)> = if ours { remaining } else { tables.clone() };
     if snapshot.is_none() && !remaining.is_empty() {
-        let created = repl.create_slot(&format!("pgcdc_resync_{}", std::process::id()), true, SnapshotAction::Export).await?;
+        let created = repl
+            .create_slot(
+                &format!("pgcdc_resync_{}", std::process::id()),
+                true,
+                SnapshotAction::Export,
+            )
+            .await?;
         tracing::info!(snapshot = %created.consistent_point, tables = remaining.len(), "resuming the resync in a new snapshot");
         let earlier = state.attempts.clone();
         let outputs = super::outputs::load_outputs(config, targets)?;
@@ -213,7 +250,10 @@ async fn resync(
     let mut rows = 0;
     if let Some((name, lsn)) = snapshot.filter(|_| !remaining.is_empty()) {
         let name = name.ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;
-        rows = copy_tables(config, targets, info, catalog, &remaining, &name, lsn, &storage, &mut state).await?;
+        rows = copy_tables(
+            config, targets, info, catalog, &remaining, &name, lsn, &storage, &mut state,
+        )
+        .await?;
     }
     drop(repl);
 
@@ -222,14 +262,21 @@ async fn resync(
         let outputs = super::outputs::load_outputs(config, targets)?;
         let native: Vec<&LoadOutput> = outputs.iter().filter(|o| o.dms.is_none()).collect();
         for t in state.copied.values() {
-            let published = match catalog.published_table_schema(&config.source.publication, &t.schema, &t.table).await {
+            let published = match catalog
+                .published_table_schema(&config.source.publication, &t.schema, &t.table)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(table = %format!("{}.{}", t.schema, t.table), "no reset file: {}", e.message);
                     continue;
                 }
             };
-            tokio::task::block_in_place(|| native.iter().try_for_each(|o| write_reset(o, &published.schema, t.lsn, t.parts)))?;
+            tokio::task::block_in_place(|| {
+                native
+                    .iter()
+                    .try_for_each(|o| write_reset(o, &published.schema, t.lsn, t.parts))
+            })?;
         }
         state.reset = true;
         save(&state)?;
@@ -240,7 +287,12 @@ async fn resync(
     tokio::task::block_in_place(|| move_positions(config, targets, &storage, &state, slot_lsn))?;
     crate::failpoint::hit("resync-positions-moved");
     tokio::task::block_in_place(|| ResyncState::remove(storage.as_ref()))?;
-    let summary = ResyncSummary { slot_lsn, tables: state.copied.len(), rows, seconds: started.elapsed().as_secs_f64() };
+    let summary = ResyncSummary {
+        slot_lsn,
+        tables: state.copied.len(),
+        rows,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     tracing::info!(slot = %slot_name, lsn = %slot_lsn, tables = summary.tables, rows, seconds = format!("{:.1}", summary.seconds), "resync done: CDC continues from the new slot");
     Ok(summary)
 }
@@ -257,11 +309,18 @@ async fn drop_slot(catalog: &Catalog, slot: &str) -> Result<()> {
 
 /// Deletes what earlier attempts published for `tables` in the native outputs (a DMS-layout
 /// chunk file is replaced by name when copied again).
-fn remove_attempts(outputs: &[LoadOutput], tables: &[(String, String)], attempts: &[Lsn]) -> Result<()> {
+fn remove_attempts(
+    outputs: &[LoadOutput],
+    tables: &[(String, String)],
+    attempts: &[Lsn],
+) -> Result<()> {
     for o in outputs.iter().filter(|o| o.dms.is_none()) {
         for (schema, table) in tables {
             let dir = format!("{}/load", table_prefix(schema, table));
-            let prefixes: Vec<String> = attempts.iter().map(|a| format!("{dir}/{}-", a.file_hex())).collect();
+            let prefixes: Vec<String> = attempts
+                .iter()
+                .map(|a| format!("{dir}/{}-", a.file_hex()))
+                .collect();
             for key in o.storage.list(&dir)? {
                 if prefixes.iter().any(|p| key.starts_with(p)) {
                     o.storage.delete(&key)?;
@@ -288,19 +347,33 @@ async fn copy_tables(
     state: &mut ResyncState,
 ) -> Result<u64> {
     let tid_ranges = catalog.server_version_num().await? >= 140000;
-    let workers = config.pipeline.load_workers.unwrap_or_else(super::default_workers);
-    let chunk_pages = config.pipeline.load_chunk_size.map(|b| (b / 8192).max(1) as u32);
+    let workers = config
+        .pipeline
+        .load_workers
+        .unwrap_or_else(super::default_workers);
+    let chunk_pages = config
+        .pipeline
+        .load_chunk_size
+        .map(|b| (b / 8192).max(1) as u32);
     let planned = super::plan::plan(catalog, tables, workers, chunk_pages, tid_ranges).await?;
     let mut row_filters = HashMap::new();
     let mut jobs = VecDeque::new();
     let mut left: HashMap<String, (CopiedTable, usize)> = HashMap::new();
     for (key, t) in &planned {
-        let published = catalog.published_table_schema(&config.source.publication, &t.schema, &t.table).await?;
+        let published = catalog
+            .published_table_schema(&config.source.publication, &t.schema, &t.table)
+            .await?;
         if let Some(f) = published.row_filter {
             row_filters.insert(key.clone(), f);
         }
         let parts = t.chunks.iter().map(|c| c.part + 1).max().unwrap_or(0);
-        let copied = CopiedTable { schema: t.schema.clone(), table: t.table.clone(), lsn, parts, rows: 0 };
+        let copied = CopiedTable {
+            schema: t.schema.clone(),
+            table: t.table.clone(),
+            lsn,
+            parts,
+            rows: 0,
+        };
         if t.chunks.is_empty() {
             state.copied.insert(key.clone(), copied);
             continue;
@@ -311,7 +384,10 @@ async fn copy_tables(
         }
     }
     let progress = Arc::new(super::progress::LoadProgress::new(
-        &planned.iter().map(|(k, t)| (k.clone(), t.bytes)).collect::<Vec<_>>(),
+        &planned
+            .iter()
+            .map(|(k, t)| (k.clone(), t.bytes))
+            .collect::<Vec<_>>(),
     ));
     let chunks = jobs.len();
     let jobs = Arc::new(Mutex::new(jobs));
@@ -331,14 +407,23 @@ async fn copy_tables(
     let shared = Arc::new(Mutex::new((std::mem::take(state), left, 0u64)));
     let mut handles = super::AbortOnDrop(Vec::new());
     for _ in 0..workers.min(chunks.max(1)) {
-        let (info, name, jobs, ctx, shared, progress, storage) =
-            (info.clone(), snapshot.to_string(), jobs.clone(), ctx.clone(), shared.clone(), progress.clone(), storage.clone());
+        let (info, name, jobs, ctx, shared, progress, storage) = (
+            info.clone(),
+            snapshot.to_string(),
+            jobs.clone(),
+            ctx.clone(),
+            shared.clone(),
+            progress.clone(),
+            storage.clone(),
+        );
         handles.0.push(tokio::spawn(async move {
             let client = sql::connect(&info).await?;
             enter_snapshot(&client, &name).await?;
             loop {
                 let job = jobs.lock().expect("not poisoned").pop_front();
-                let Some((key, schema, chunk)) = job else { break };
+                let Some((key, schema, chunk)) = job else {
+                    break;
+                };
                 let tp = progress.table(&key);
                 let rows = copy_chunk(&client, &ctx, &schema, &chunk, &tp).await?;
                 progress.tick();
@@ -367,7 +452,10 @@ async fn copy_tables(
         match h.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(e) => first_error = first_error.or(Some(Error::runtime(format!("a copy worker failed: {e}")))),
+            Err(e) => {
+                first_error =
+                    first_error.or(Some(Error::runtime(format!("a copy worker failed: {e}"))))
+            }
         }
     }
     drop(handles);
@@ -384,13 +472,28 @@ async fn copy_tables(
 fn write_reset(o: &LoadOutput, table: &Arc<TableSchema>, lsn: Lsn, part: u32) -> Result<()> {
     let ts = crate::time_fmt::now_unix_micros();
     let nulls = vec![TupleValue::Null; table.columns.len()];
-    let reset = OutputRow { op: RowOp::Truncate, lsn, seq: -1, xid: None, commit_ts_us: ts, values: &nulls };
+    let reset = OutputRow {
+        op: RowOp::Truncate,
+        lsn,
+        seq: -1,
+        xid: None,
+        commit_ts_us: ts,
+        values: &nulls,
+    };
     let mut builder = TableBatchBuilder::new(table.clone());
     builder
         .append(&reset)
         .map_err(|e| Error::runtime(format!("the reset row of {}: {e}", table.qualified_name())))?;
     let batch = builder.finish();
-    let mut w = LoadWriter::create(o.storage.as_ref(), table, lsn, ts, part, o.compression, None)?;
+    let mut w = LoadWriter::create(
+        o.storage.as_ref(),
+        table,
+        lsn,
+        ts,
+        part,
+        o.compression,
+        None,
+    )?;
     w.write(&batch)?;
     w.finish(o.storage.as_ref())?;
     Ok(())
@@ -399,14 +502,27 @@ fn write_reset(o: &LoadOutput, table: &Arc<TableSchema>, lsn: Lsn, part: u32) ->
 /// Step 5: recovers every sink (an interrupted flush is rolled forward first, so no older
 /// checkpoint lands after the move), then sets each sink's position to `slot_lsn`, keeping
 /// its counts and adding the loaded rows; marks an unfinished full load complete.
-fn move_positions(config: &Config, targets: &Targets, progress: &Arc<dyn Storage>, state: &ResyncState, slot_lsn: Lsn) -> Result<()> {
+fn move_positions(
+    config: &Config,
+    targets: &Targets,
+    progress: &Arc<dyn Storage>,
+    state: &ResyncState,
+    slot_lsn: Lsn,
+) -> Result<()> {
     for mut sink in crate::sink::open_sinks(config, targets)? {
-        sink.recover().map_err(|e| e.context(format!("recovering {}", sink.describe())))?;
+        sink.recover()
+            .map_err(|e| e.context(format!("recovering {}", sink.describe())))?;
     }
-    let mut keys: Vec<(Arc<dyn Storage>, String)> = targets.all().map(|t| (t.clone(), CHECKPOINT_KEY.to_string())).collect();
+    let mut keys: Vec<(Arc<dyn Storage>, String)> = targets
+        .all()
+        .map(|t| (t.clone(), CHECKPOINT_KEY.to_string()))
+        .collect();
     for s in &config.sinks {
         if let SinkConfig::Kinesis(k) = s {
-            keys.push((progress.clone(), crate::sink::kinesis::stream::checkpoint_key(&k.stream)));
+            keys.push((
+                progress.clone(),
+                crate::sink::kinesis::stream::checkpoint_key(&k.stream),
+            ));
         }
     }
     for (storage, key) in keys {
@@ -424,7 +540,11 @@ fn move_positions(config: &Config, targets: &Targets, progress: &Arc<dyn Storage
             cp.counts = old.counts.clone();
         }
         for (name, t) in &state.copied {
-            *cp.counts.entry(name.clone()).or_default().entry("L".into()).or_default() += t.rows;
+            *cp.counts
+                .entry(name.clone())
+                .or_default()
+                .entry("L".into())
+                .or_default() += t.rows;
         }
         cp.written_at = crate::time_fmt::now_rfc3339();
         write_checkpoint_at(storage.as_ref(), &key, &cp, &mut held)?;
@@ -459,12 +579,20 @@ mod tests {
     #[test]
     fn a_resync_needs_a_lost_slot_or_force() {
         assert!(why_resync("s", None, false).unwrap().contains("missing"));
-        assert!(why_resync("s", Some(&slot("lost", false)), false).unwrap().contains("invalidated"));
+        assert!(why_resync("s", Some(&slot("lost", false)), false)
+            .unwrap()
+            .contains("invalidated"));
         let healthy = why_resync("s", Some(&slot("reserved", false)), false).unwrap_err();
         assert_eq!(healthy.exit_code(), 2);
-        assert!(healthy.message.contains("is healthy"), "{}", healthy.message);
+        assert!(
+            healthy.message.contains("is healthy"),
+            "{}",
+            healthy.message
+        );
         assert!(healthy.hint.unwrap().contains("--resync --force"));
-        assert!(why_resync("s", Some(&slot("reserved", false)), true).unwrap().contains("forced"));
+        assert!(why_resync("s", Some(&slot("reserved", false)), true)
+            .unwrap()
+            .contains("forced"));
         let busy = why_resync("s", Some(&slot("reserved", true)), true).unwrap_err();
         assert!(busy.message.contains("in use"), "{}", busy.message);
     }

@@ -81,18 +81,30 @@ mod tests {
     fn slot_gone_errors_are_recognised_by_the_server_words() {
         let inval = Error::runtime("cannot start replication from slot s: cannot read from logical replication slot \"s\" (SQLSTATE 55000); This slot has been invalidated because it exceeded the maximum reserved size.");
         let e = explain(inval, "s");
-        assert!(e.message.starts_with("replication slot `s` is invalidated"), "{}", e.message);
+        assert!(
+            e.message.starts_with("replication slot `s` is invalidated"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.hint.as_deref(), Some(RESYNC_HINT));
         let old = Error::runtime("can no longer get changes from replication slot \"s\"");
         assert!(explain(old, "s").message.contains("wal_status = lost"));
         let gone = Error::runtime("cannot start replication from slot s: replication slot \"s\" does not exist (SQLSTATE 42704)");
         let e = explain(gone, "s");
-        assert!(e.message.contains("does not exist: it was dropped"), "{}", e.message);
+        assert!(
+            e.message.contains("does not exist: it was dropped"),
+            "{}",
+            e.message
+        );
         let other = explain(Error::runtime("connection reset"), "s");
         assert_eq!(other.message, "connection reset");
         assert!(other.hint.is_none());
         let d = dropped("s", Lsn(0x1000));
-        assert!(d.message.contains("does not exist, but the target already holds changes up to 0/1000"));
-        assert!(explain(d, "s").message.starts_with("replication slot `s` does not exist, but"));
+        assert!(d
+            .message
+            .contains("does not exist, but the target already holds changes up to 0/1000"));
+        assert!(explain(d, "s")
+            .message
+            .starts_with("replication slot `s` does not exist, but"));
     }
 }

@@ -48,7 +48,12 @@ pub struct CopiedTable {
 impl ResyncState {
     /// The pending resync, `None` when there is none.
     pub fn read(storage: &dyn Storage) -> Result<Option<ResyncState>> {
-        Ok(super::json::read(storage, RESYNC_KEY, "delete it and run `pgcdc run --resync` again")?.map(|(s, _)| s))
+        Ok(super::json::read(
+            storage,
+            RESYNC_KEY,
+            "delete it and run `pgcdc run --resync` again",
+        )?
+        .map(|(s, _)| s))
     }
 
     pub fn write(&self, storage: &dyn Storage) -> Result<()> {

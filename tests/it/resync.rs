@@ -18,7 +18,8 @@ async fn tables(s: &Setup) {
          INSERT INTO notes SELECT g, md5(g::text) FROM generate_series(1, 500) g",
     )
     .await;
-    s.db.create_publication(&s.publication, "items, notes").await;
+    s.db.create_publication(&s.publication, "items, notes")
+        .await;
 }
 
 /// Inserts, updates and deletes in both tables (`round` keeps keys apart).
@@ -37,14 +38,21 @@ async fn changes(s: &Setup, round: i32) {
 /// A full-load-and-cdc config whose run gives up reconnecting after 2 minutes.
 fn config(s: &Setup) -> std::path::PathBuf {
     let cfg = s.config_with("full-load-and-cdc", "load_workers = 1");
-    let toml = std::fs::read_to_string(&cfg).unwrap().replace("[pipeline]", "reconnect_timeout = \"2min\"\n\n[pipeline]");
+    let toml = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[pipeline]", "reconnect_timeout = \"2min\"\n\n[pipeline]");
     write_config(s.dir.path(), &toml)
 }
 
 /// Waits until no walsender holds the slot (a finished run's exits asynchronously).
 async fn slot_released(s: &Setup) {
     for _ in 0..100 {
-        let active = s.db.query_scalar(&format!("SELECT active::text FROM pg_replication_slots WHERE slot_name = '{}'", s.slot)).await;
+        let active =
+            s.db.query_scalar(&format!(
+                "SELECT active::text FROM pg_replication_slots WHERE slot_name = '{}'",
+                s.slot
+            ))
+            .await;
         if active.as_deref() != Some("true") {
             return;
         }
@@ -55,34 +63,61 @@ async fn slot_released(s: &Setup) {
 
 async fn drop_slot(s: &Setup) {
     slot_released(s).await;
-    s.db.exec(&format!("SELECT pg_drop_replication_slot('{}')", s.slot)).await;
+    s.db.exec(&format!("SELECT pg_drop_replication_slot('{}')", s.slot))
+        .await;
 }
 
 /// `run` refuses to go on, naming the slot, what happened and the recovery; exit 1.
 fn assert_lost_slot_error(out: &std::process::Output, s: &Setup, what: &str) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("replication slot `{}`", s.slot)), "{err}");
+    assert!(
+        err.contains(&format!("replication slot `{}`", s.slot)),
+        "{err}"
+    );
     assert!(err.contains(what), "{what}: {err}");
     assert!(err.contains("pgcdc run --resync"), "{err}");
-    assert!(!err.contains("stayed unreachable"), "no reconnect loop for a lost slot: {err}");
+    assert!(
+        !err.contains("stayed unreachable"),
+        "no reconnect loop for a lost slot: {err}"
+    );
 }
 
 /// `validate` with a `run` beside it (the target must reach validate's LSN): exit 0.
 async fn validate_clean(s: &Setup, cfg: &Path) {
     let mut cmd = crate::support::pgcdc();
-    cmd.args(["run", "-c"]).arg(cfg).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["run", "-c"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut run = ChildGuard::spawn(&mut cmd, "pgcdc run");
     let out = s.pgcdc(cfg, &["validate", "--timeout", "90s"]).await;
-    let stopped = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(30))).await.unwrap();
-    assert_success(&out, &format!("validate\n{}\nrun beside it:\n{}", crate::support::stdout(&out), stderr(&stopped)));
+    let stopped = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_success(
+        &out,
+        &format!(
+            "validate\n{}\nrun beside it:\n{}",
+            crate::support::stdout(&out),
+            stderr(&stopped)
+        ),
+    );
     assert!(stopped.status.success(), "{}", stderr(&stopped));
 }
 
 fn load_generations(s: &Setup, table: &str) -> Vec<String> {
     let mut lsns: Vec<String> = std::fs::read_dir(s.table_dir("public", table).join("load"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().split('-').next().unwrap().to_string())
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     lsns.sort();
     lsns.dedup();
@@ -100,17 +135,29 @@ async fn a_dropped_slot_stops_run_clearly_and_resync_recovers_with_validate_clea
 
     // `--resync` over a healthy slot changes nothing without --force.
     slot_released(&s).await;
-    let out = s.pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"]).await;
+    let out = s
+        .pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"])
+        .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is healthy") && stderr(&out).contains("--resync --force"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is healthy") && stderr(&out).contains("--resync --force"),
+        "{}",
+        stderr(&out)
+    );
 
     drop_slot(&s).await;
     changes(&s, 2).await; // lost with the slot: only a fresh load has them
     let out = s.pgcdc(&cfg, &["run", "--until-lsn", "current"]).await;
-    assert_lost_slot_error(&out, &s, "does not exist, but the target already holds changes");
+    assert_lost_slot_error(
+        &out,
+        &s,
+        "does not exist, but the target already holds changes",
+    );
     assert_eq!(load_generations(&s, "items").len(), 1);
 
-    let out = s.pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"]).await;
+    let out = s
+        .pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"])
+        .await;
     assert_success(&out, "pgcdc run --resync");
     assert!(stderr(&out).contains("resync done"), "{}", stderr(&out));
     // The old generation is kept beside the new one; the reset row supersedes it.
@@ -131,7 +178,10 @@ async fn an_invalidated_slot_stops_run_clearly_and_resync_recovers_with_validate
     slot_released(&s).await;
 
     // Let the server remove WAL the slot still needs.
-    pg().psql_exec("postgres", "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+    pg().psql_exec(
+        "postgres",
+        "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'",
+    );
     pg().reload();
     struct Reset;
     impl Drop for Reset {
@@ -145,17 +195,28 @@ async fn an_invalidated_slot_stops_run_clearly_and_resync_recovers_with_validate
     for round in 0..20 {
         changes(&s, 10 + round).await;
         s.db.exec("SELECT pg_switch_wal(); CHECKPOINT").await;
-        status = s.db.query_scalar(&format!("SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'", s.slot)).await;
+        status =
+            s.db.query_scalar(&format!(
+                "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+                s.slot
+            ))
+            .await;
         if status.as_deref() == Some("lost") {
             break;
         }
     }
-    assert_eq!(status.as_deref(), Some("lost"), "the slot was never invalidated");
+    assert_eq!(
+        status.as_deref(),
+        Some("lost"),
+        "the slot was never invalidated"
+    );
     drop(_reset);
 
     let out = s.pgcdc(&cfg, &["run", "--until-lsn", "current"]).await;
     assert_lost_slot_error(&out, &s, "is invalidated (wal_status = lost)");
-    let out = s.pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"]).await;
+    let out = s
+        .pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"])
+        .await;
     assert_success(&out, "pgcdc run --resync");
     changes(&s, 40).await;
     s.run_until_current(&cfg).await;
@@ -170,15 +231,26 @@ async fn a_slot_dropped_under_a_running_pipeline_ends_the_run_instead_of_retryin
     let cfg = config(&s);
     let log = s.dir.path().join("run.log");
     let mut cmd = crate::support::pgcdc();
-    cmd.args(["run", "-c"]).arg(&cfg).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    cmd.args(["run", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
     let mut run = ChildGuard::spawn(&mut cmd, "pgcdc run");
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     changes(&s, 1).await;
     // Replicated and durable: the target holds a position past the load.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !s.change_rows("public", "items").iter().any(|r| r.values["id"].as_deref() == Some("10001")) {
+    while !s
+        .change_rows("public", "items")
+        .iter()
+        .any(|r| r.values["id"].as_deref() == Some("10001"))
+    {
         assert!(run.is_running(), "pgcdc run exited early:\n{}", log_text());
-        assert!(Instant::now() < deadline, "changes never reached the output:\n{}", log_text());
+        assert!(
+            Instant::now() < deadline,
+            "changes never reached the output:\n{}",
+            log_text()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -196,14 +268,22 @@ async fn a_slot_dropped_under_a_running_pipeline_ends_the_run_instead_of_retryin
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || run.wait(Duration::from_secs(60))).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "the run kept retrying:\n{}", log_text());
+    let out = tokio::task::spawn_blocking(move || run.wait(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the run kept retrying:\n{}",
+        log_text()
+    );
     let mut out = out;
     out.stderr = log_text().into_bytes();
     assert_lost_slot_error(&out, &s, "does not exist");
 
     changes(&s, 2).await;
-    let out = s.pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"]).await;
+    let out = s
+        .pgcdc(&cfg, &["run", "--resync", "--until-lsn", "current"])
+        .await;
     assert_success(&out, "pgcdc run --resync");
     s.assert_matches_source("public", "items").await;
     s.assert_matches_source("public", "notes").await;
@@ -221,17 +301,37 @@ async fn a_resync_killed_midway_is_finished_by_the_next_run_with_validate_clean(
     changes(&s, 2).await;
 
     // Killed after the first table is copied, then (plain run) after the resets.
-    for (round, args, point) in [(3, vec!["run", "--resync"], "resync-table-copied"), (4, vec!["run"], "resync-reset-written")] {
+    for (round, args, point) in [
+        (3, vec!["run", "--resync"], "resync-table-copied"),
+        (4, vec!["run"], "resync-reset-written"),
+    ] {
         let mut cmd = crate::support::pgcdc();
-        cmd.args(&args).args(["--until-lsn", "current", "-c"]).arg(&cfg).env("PGCDC_FAILPOINTS", point);
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
-        assert_eq!(out.status.signal(), Some(9), "{point} was not reached: {}", stderr(&out));
-        assert!(s.out().join("_pgcdc/resync.json").exists(), "the resync stays pending after {point}");
+        cmd.args(&args)
+            .args(["--until-lsn", "current", "-c"])
+            .arg(&cfg)
+            .env("PGCDC_FAILPOINTS", point);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point} was not reached: {}",
+            stderr(&out)
+        );
+        assert!(
+            s.out().join("_pgcdc/resync.json").exists(),
+            "the resync stays pending after {point}"
+        );
         changes(&s, round).await;
     }
     let out = s.pgcdc(&cfg, &["run", "--until-lsn", "current"]).await;
     assert_success(&out, "pgcdc run after the killed resyncs");
-    assert!(stderr(&out).contains("finishing the resync"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("finishing the resync"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!s.out().join("_pgcdc/resync.json").exists());
     changes(&s, 5).await;
     s.run_until_current(&cfg).await;
