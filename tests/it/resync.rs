@@ -339,3 +339,59 @@ async fn a_resync_killed_midway_is_finished_by_the_next_run_with_validate_clean(
     s.assert_matches_source("public", "notes").await;
     validate_clean(&s, &cfg).await;
 }
+
+/// A Kinesis sink beside the Parquet one gets every row again as a `load` record (one per
+/// row the new load generation holds, each once), then the changes after the resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_sends_every_row_to_a_kinesis_sink_as_a_load_record() {
+    use crate::kinesis::{config, new_stream, read_stream, setup_tables, workload};
+    use crate::s3::pgcdc_s3;
+    use crate::support::{describe, moto};
+    let s = setup_tables("resync_kinesis").await;
+    let stream = new_stream();
+    let cfg = config(&s, &stream, &moto().endpoint_url(), 1);
+    workload(&s, 0).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    drop_slot(&s).await;
+    s.db.exec("DELETE FROM acct WHERE id % 3 = 0; UPDATE notes SET tag = 'lost'")
+        .await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert_lost_slot_error(&out, &s, "does not exist");
+    let out = pgcdc_s3(&cfg, &["run", "--resync", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    workload(&s, 1).await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let read = read_stream(&stream);
+    let mut sent = Vec::new();
+    for r in read
+        .iter()
+        .filter(|r| r.json["metadata"]["operation"] == "load")
+    {
+        sent.push(r.key.clone());
+    }
+    let mut loaded = Vec::new();
+    for (t, key) in [("acct", "id"), ("notes", "k")] {
+        for r in s
+            .change_rows("public", t)
+            .into_iter()
+            .filter(|r| r.op == pgcdc::model::RowOp::Load)
+        {
+            loaded.push(format!(
+                "public.{t}.{}",
+                r.values[key].as_ref().expect("a key")
+            ));
+        }
+    }
+    sent.sort();
+    loaded.sort();
+    assert!(!loaded.is_empty());
+    assert_eq!(
+        sent, loaded,
+        "one load record per row of the new load generation"
+    );
+    s.assert_matches_source("public", "acct").await;
+    s.assert_matches_source("public", "notes").await;
+}
