@@ -45,6 +45,13 @@ enum Command {
         /// target holds for it (repeatable).
         #[arg(long, value_name = "SCHEMA.TABLE")]
         reload: Vec<String>,
+        /// Recover from a lost (dropped or invalidated) slot: a new slot, every table loaded
+        /// again from its snapshot into a new load generation, then CDC from there.
+        #[arg(long)]
+        resync: bool,
+        /// With --resync: also when the slot is healthy.
+        #[arg(long, requires = "resync")]
+        force: bool,
     },
     /// Preflight: connectivity, wal_level, capacity, privileges, publication, replica
     /// identities, column types, slot, targets.
@@ -186,12 +193,12 @@ fn load(path: &std::path::Path) -> Result<Config> {
 
 async fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Run { config, mode, until_lsn, reload } => {
+        Command::Run { config, mode, until_lsn, reload, resync, force } => {
             let mut config = load(&config)?;
             if let Some(m) = mode {
                 config.pipeline.mode = m;
             }
-            let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None, reload }).await?;
+            let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None, reload, resync: crate::load::resync::ResyncRequest::from_flags(resync, force) }).await?;
             output::run_summary(&summary);
             Ok(0)
         }

@@ -107,7 +107,7 @@ pub async fn run(out_dir: &Path) -> Result<DemoReport> {
     let (until_tx, until_rx) = tokio::sync::oneshot::channel();
     let run_config = config.clone();
     let replication =
-        tokio::spawn(async move { runner::run(&run_config, RunOptions { until: None, until_later: Some(until_rx), reload: Vec::new() }).await });
+        tokio::spawn(async move { runner::run(&run_config, RunOptions { until: None, until_later: Some(until_rx), reload: Vec::new(), resync: Default::default() }).await });
     // Start the workload once the load has taken its snapshot, so it runs during the copy.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     workload::run(&client).await?;

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod progress;
 pub mod reload;
 pub mod requests;
+pub mod resync;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
@@ -127,7 +128,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
                     "the full load was interrupted and replication slot `{slot}` is gone: changes since {} are lost",
                     state.slot_lsn
                 ))
-                .with_hint("start over with an empty target"));
+                .with_hint(crate::source::slot_health::RESYNC_HINT));
             }
             let created = repl.create_slot(&temp_slot, true, SnapshotAction::Export).await?;
             let name = created.snapshot_name.ok_or_else(|| Error::runtime("the server did not export a snapshot"))?;

@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub until_later: Option<tokio::sync::oneshot::Receiver<Lsn>>,
     /// Tables to reload (`schema.table`, `--reload`), while CDC runs (README, "Reloads").
     pub reload: Vec<String>,
+    /// `--resync` (README, "A lost slot"); a pending resync is finished in any case.
+    pub resync: crate::load::resync::ResyncRequest,
 }
 
 pub struct RunSummary {
@@ -81,6 +83,12 @@ pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
     crate::source::publication::warn_unpublished(&catalog, &config.source.publication, &config.source.tables).await;
     let mode = config.pipeline.mode;
     let mut load = None;
+    // A lost slot replaced, or the replacement an earlier run began finished (`load::resync`).
+    tokio::select! {
+        r = crate::load::resync::resync_if_needed(config, &targets, &info, &catalog, opts.resync) => { r?; }
+        _ = tokio::signal::ctrl_c() => return super::stop::stopped_during_resync("interrupted"),
+        _ = sigterm.recv() => return super::stop::stopped_during_resync("terminated"),
+    }
     if mode == Mode::FullLoad && !opts.reload.is_empty() {
         return Err(Error::config("--reload reloads a table while CDC runs, and mode `full-load` runs no CDC")
             .with_hint("use --mode full-load-and-cdc or --mode cdc"));
@@ -110,7 +118,7 @@ pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
                 return Ok(summary);
             }
             Err(e) if !stopping && super::reconnect::source_lost(&e) => e,
-            Err(e) => return Err(e),
+            Err(e) => return Err(crate::source::slot_health::explain(e, &config.source.slot)),
         };
         let lost_at = std::time::Instant::now();
         match super::reconnect::reconnect(&info, lost, lost_at, config.source.reconnect_timeout, &mut sigterm).await? {

@@ -29,3 +29,10 @@ pub fn stopped_during_load(targets: &Targets, why: &str) -> Result<RunSummary> {
         durable: Lsn::ZERO,
     })
 }
+
+/// Called by `runner::run` when a signal stopped a resync (`crate::load::resync`): the
+/// resync stays pending in `_pgcdc/resync.json` and the next run finishes it.
+pub fn stopped_during_resync(why: &str) -> Result<RunSummary> {
+    tracing::info!("{why} during the resync: the tables copied so far are kept; the next run finishes the resync");
+    Ok(RunSummary { load: None, stats: None, durable: Lsn::ZERO })
+}

@@ -11,5 +11,6 @@ pub mod preflight;
 pub mod publication;
 pub mod quote;
 pub mod replication;
+pub mod slot_health;
 pub mod sql;
 pub mod tls;

@@ -151,10 +151,7 @@ impl SlotProblem {
                 "replication slot `{slot_name}` uses plugin {plugin:?}, pgcdc needs pgoutput"
             ))
             .with_hint("use another source.slot name; pgcdc creates its own slot"),
-            SlotProblem::Lost => Error::runtime(format!(
-                "replication slot `{slot_name}` is invalidated (wal_status = lost): the WAL it needed was removed"
-            ))
-            .with_hint("changes were lost; start over with an empty target and a new slot (pgcdc teardown, then setup)"),
+            SlotProblem::Lost => super::slot_health::invalidated(slot_name),
             SlotProblem::InUse { pid } => {
                 let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
                 slot_in_use(slot_name, Some(&pid))
@@ -201,10 +198,7 @@ pub async fn check_streaming_start(
     require_published_tables(catalog, publication).await?;
     let Some(slot) = slot_after_release(catalog, slot_name).await? else {
         if let Some(start) = start {
-            return Err(Error::runtime(format!(
-                "replication slot `{slot_name}` does not exist, but the target already holds changes up to {start}"
-            ))
-            .with_hint("changes since then are lost with the slot: start over with an empty target (and `pgcdc setup`), or restore the slot"));
+            return Err(super::slot_health::dropped(slot_name, start));
         }
         return Ok(false);
     };
@@ -216,7 +210,7 @@ pub async fn check_streaming_start(
             return Err(Error::runtime(format!(
                 "replication slot `{slot_name}` has confirmed {confirmed}, but the target only holds changes up to {start}: changes in between are missing"
             ))
-            .with_hint("the slot was advanced by something else or recreated; start over with an empty target and a new slot"));
+            .with_hint("the slot was advanced by something else or recreated: `pgcdc run --resync --force -c FILE` replaces it and loads every table again (README, \"A lost slot\")"));
         }
     }
     Ok(true)

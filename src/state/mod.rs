@@ -17,6 +17,7 @@
 pub mod checkpoint;
 mod json;
 pub mod load;
+pub mod resync;
 pub mod tables;
 
 use std::sync::Arc;

@@ -32,6 +32,7 @@ mod multi_sink;
 mod pgoutput_live;
 mod publication_filters;
 mod reconnect;
+mod resync;
 mod s3;
 mod s3_crash;
 mod s3_faults;
