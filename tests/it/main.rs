@@ -26,6 +26,7 @@ mod kinesis_load;
 mod load;
 mod logs;
 mod memory;
+mod metrics;
 mod multi_sink;
 mod pgoutput_live;
 mod publication_filters;
