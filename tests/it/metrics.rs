@@ -35,14 +35,22 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
                 (Some("HELP"), Some(name), Some(_)) => assert!(valid_name(name), "{line}"),
                 (Some("TYPE"), Some(name), Some(t)) => {
                     assert!(valid_name(name), "{line}");
-                    assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&t), "{line}");
-                    assert!(types.insert(name.to_string(), t.to_string()).is_none(), "TYPE twice: {line}");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                        "{line}"
+                    );
+                    assert!(
+                        types.insert(name.to_string(), t.to_string()).is_none(),
+                        "TYPE twice: {line}"
+                    );
                 }
                 _ => panic!("a comment that is neither HELP nor TYPE: {line}"),
             }
             continue;
         }
-        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value: {line}"));
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("no value: {line}"));
         let name = &line[..name_end];
         assert!(valid_name(name), "bad metric name: {line}");
         let mut rest = &line[name_end..];
@@ -71,14 +79,22 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
                         None => panic!("unterminated label value: {line}"),
                     }
                 };
-                assert!(labels.insert(key.to_string(), value).is_none(), "label twice: {line}");
+                assert!(
+                    labels.insert(key.to_string(), value).is_none(),
+                    "label twice: {line}"
+                );
                 r = &r[end..];
                 r = r.strip_prefix(',').unwrap_or(r);
             }
             rest = r;
         }
-        let value_text = rest.strip_prefix(' ').unwrap_or_else(|| panic!("no space before the value: {line}"));
-        assert!(!value_text.contains(' '), "a timestamp or trailing text: {line}");
+        let value_text = rest
+            .strip_prefix(' ')
+            .unwrap_or_else(|| panic!("no space before the value: {line}"));
+        assert!(
+            !value_text.contains(' '),
+            "a timestamp or trailing text: {line}"
+        );
         let value = match value_text {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
@@ -87,29 +103,49 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
         };
         let family = ["_bucket", "_sum", "_count"]
             .iter()
-            .find_map(|s| name.strip_suffix(s).filter(|f| types.get(*f).is_some_and(|t| t == "histogram")))
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            })
             .unwrap_or(name);
-        assert!(types.contains_key(family), "a sample before its # TYPE: {line}");
-        samples.push(Sample { name: name.to_string(), labels, value });
+        assert!(
+            types.contains_key(family),
+            "a sample before its # TYPE: {line}"
+        );
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
     }
     samples
 }
 
 fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 /// The value of `name` with exactly `labels` (a histogram's `le` counts as a label).
 fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    samples.iter().find(|s| s.name == name && s.labels == want).map(|s| s.value)
+    let want: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels == want)
+        .map(|s| s.value)
 }
 
 /// `GET path` over HTTP/1.1: the status and the body.
 async fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap_or_else(|e| panic!("connect {address}: {e}"));
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("connect {address}: {e}"));
     let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
@@ -118,10 +154,20 @@ async fn get(address: &str, path: &str) -> (u16, String) {
         .expect("answer within 20 s")
         .expect("read");
     let text = String::from_utf8(raw).expect("UTF-8 answer");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end: {text}"));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line: {head}"));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end: {text}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
     if path == "/metrics" && status == 200 {
-        assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
     }
     (status, body.to_string())
 }
@@ -138,25 +184,38 @@ async fn listening_address(log: &Path, run: &mut ChildGuard) -> String {
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         for line in text.lines() {
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
             if event["message"] == "metrics listening" {
                 return event["address"].as_str().expect("address").to_string();
             }
         }
-        assert!(run.is_running() && Instant::now() < deadline, "no `metrics listening` event:\n{text}");
+        assert!(
+            run.is_running() && Instant::now() < deadline,
+            "no `metrics listening` event:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Polls `/metrics` until `done` holds for a scrape (or fails after `secs`).
-async fn scrape_until(address: &str, secs: u64, what: &str, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+async fn scrape_until(
+    address: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&[Sample]) -> bool,
+) -> Vec<Sample> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let samples = scrape(address).await;
         if done(&samples) {
             return samples;
         }
-        assert!(Instant::now() < deadline, "{what} never held; last scrape: {samples:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} never held; last scrape: {samples:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -189,12 +248,16 @@ async fn metrics_count_the_full_load_and_the_changes_that_were_replicated() {
          INSERT INTO b SELECT g, g FROM generate_series(1, 250) g",
     )
     .await;
-    s.db.create_publication(&s.publication, "a, b, bad, marker").await;
+    s.db.create_publication(&s.publication, "a, b, bad, marker")
+        .await;
     let dl = s.dir.path().join("dead-letters");
     let toml = std::fs::read_to_string(s.config_with("full-load-and-cdc", "")).unwrap();
     let cfg = write_config(
         s.dir.path(),
-        &format!("{toml}\n[dead_letter]\nurl = \"file://{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n", dl.display()),
+        &format!(
+            "{toml}\n[dead_letter]\nurl = \"file://{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            dl.display()
+        ),
     );
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "pgcdc setup");
     let log = s.dir.path().join("run.log");
@@ -207,8 +270,21 @@ async fn metrics_count_the_full_load_and_the_changes_that_were_replicated() {
             && value(m, "pgcdc_full_load_rows_total", &[("table", "public.b")]) == Some(250.0)
     })
     .await;
-    assert!(value(&loaded, "pgcdc_full_load_bytes_total", &[("table", "public.a")]).unwrap() > 1000.0);
-    assert!(value(&loaded, "pgcdc_full_load_table_bytes", &[("table", "public.b")]).is_some());
+    assert!(
+        value(
+            &loaded,
+            "pgcdc_full_load_bytes_total",
+            &[("table", "public.a")]
+        )
+        .unwrap()
+            > 1000.0
+    );
+    assert!(value(
+        &loaded,
+        "pgcdc_full_load_table_bytes",
+        &[("table", "public.b")]
+    )
+    .is_some());
 
     // A mixed workload in 20 transactions, then a marker.
     for i in 0..10 {
@@ -223,16 +299,22 @@ async fn metrics_count_the_full_load_and_the_changes_that_were_replicated() {
             500 + i * 5 + 5
         ))
         .await;
-        s.db.exec(&format!("INSERT INTO b VALUES ({}, 0)", 1000 + i)).await;
+        s.db.exec(&format!("INSERT INTO b VALUES ({}, 0)", 1000 + i))
+            .await;
     }
     // pgcdc reads a table's relfilenode when the stream first describes it: truncating b
     // before its inserts were decoded would look like a rewrite of b, and reload it.
     scrape_until(&address, 60, "b's inserts decoded", |m| {
-        value(m, "pgcdc_changes_total", &[("table", "public.b"), ("op", "insert")]) == Some(10.0)
+        value(
+            m,
+            "pgcdc_changes_total",
+            &[("table", "public.b"), ("op", "insert")],
+        ) == Some(10.0)
     })
     .await;
     s.db.exec("TRUNCATE b").await;
-    s.db.exec("INSERT INTO bad VALUES (1, 'NaN'), (2, 1.5)").await;
+    s.db.exec("INSERT INTO bad VALUES (1, 'NaN'), (2, 1.5)")
+        .await;
     let before_marker = lsn_number(&s.db.current_lsn().await);
     s.db.exec("INSERT INTO marker VALUES (1)").await;
 
@@ -241,52 +323,108 @@ async fn metrics_count_the_full_load_and_the_changes_that_were_replicated() {
         value(m, "pgcdc_source_confirmed_lsn", &[]).is_some_and(|c| c >= before_marker)
     })
     .await;
-    let count = |table: &str, op: &str| value(&m, "pgcdc_changes_total", &[("table", table), ("op", op)]).unwrap_or(0.0);
+    let count = |table: &str, op: &str| {
+        value(&m, "pgcdc_changes_total", &[("table", table), ("op", op)]).unwrap_or(0.0)
+    };
     assert_eq!(count("public.a", "insert"), 300.0);
     assert_eq!(count("public.a", "update"), 100.0);
     assert_eq!(count("public.a", "delete"), 50.0);
     assert_eq!(count("public.b", "insert"), 10.0);
     assert_eq!(count("public.b", "truncate"), 1.0);
-    assert_eq!(count("public.bad", "insert"), 2.0, "decoded, one of them refused by the sink");
-    assert_eq!(value(&m, "pgcdc_dead_letters_total", &[("table", "public.bad")]), Some(1.0));
+    assert_eq!(
+        count("public.bad", "insert"),
+        2.0,
+        "decoded, one of them refused by the sink"
+    );
+    assert_eq!(
+        value(&m, "pgcdc_dead_letters_total", &[("table", "public.bad")]),
+        Some(1.0)
+    );
     // The same counts as the output holds, per table and op.
-    for (table, ops) in [("a", ["I", "U", "D"].as_slice()), ("b", ["I", "T"].as_slice())] {
+    for (table, ops) in [
+        ("a", ["I", "U", "D"].as_slice()),
+        ("b", ["I", "T"].as_slice()),
+    ] {
         let rows = s.change_rows("public", table);
         for op in ops {
             let in_output = rows.iter().filter(|r| r.op.code() == *op).count() as f64;
             let label = pgcdc::metrics::op_label(pgcdc::model::RowOp::from_code(op).unwrap());
-            let shown: Vec<_> = rows.iter().filter(|r| r.op.code() == *op).take(5).map(|r| (r.lsn, r.seq)).collect();
-            assert_eq!(count(&format!("public.{table}"), label), in_output, "public.{table} {op}: {shown:?}\n{}", std::fs::read_to_string(&log).unwrap());
+            let shown: Vec<_> = rows
+                .iter()
+                .filter(|r| r.op.code() == *op)
+                .take(5)
+                .map(|r| (r.lsn, r.seq))
+                .collect();
+            assert_eq!(
+                count(&format!("public.{table}"), label),
+                in_output,
+                "public.{table} {op}: {shown:?}\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
         }
     }
     assert!(value(&m, "pgcdc_transactions_total", &[]).unwrap() >= 22.0);
     // Positions and lag: present and sensible.
     let confirmed = value(&m, "pgcdc_source_confirmed_lsn", &[]).unwrap();
     let received = value(&m, "pgcdc_source_received_lsn", &[]).unwrap();
-    assert!(received >= confirmed && confirmed > 0.0, "received {received}, confirmed {confirmed}");
+    assert!(
+        received >= confirmed && confirmed > 0.0,
+        "received {received}, confirmed {confirmed}"
+    );
     let lag_bytes = value(&m, "pgcdc_source_lag_bytes", &[]).unwrap();
     assert!(lag_bytes < 64.0 * 1024.0 * 1024.0, "lag {lag_bytes}");
     let lag_seconds = value(&m, "pgcdc_source_lag_seconds", &[]).unwrap();
     assert!((0.0..60.0).contains(&lag_seconds), "lag {lag_seconds}s");
     let sink = format!("file://{}", s.out().display());
-    assert!(value(&m, "pgcdc_sink_flush_duration_seconds_count", &[("sink", &sink)]).unwrap() >= 1.0, "{m:#?}");
-    assert!(value(&m, "pgcdc_sink_flush_duration_seconds_bucket", &[("sink", &sink), ("le", "+Inf")]).is_some());
-    assert_eq!(value(&m, "pgcdc_sink_errors_total", &[("sink", &sink)]), None, "no sink error");
+    assert!(
+        value(
+            &m,
+            "pgcdc_sink_flush_duration_seconds_count",
+            &[("sink", &sink)]
+        )
+        .unwrap()
+            >= 1.0,
+        "{m:#?}"
+    );
+    assert!(value(
+        &m,
+        "pgcdc_sink_flush_duration_seconds_bucket",
+        &[("sink", &sink), ("le", "+Inf")]
+    )
+    .is_some());
+    assert_eq!(
+        value(&m, "pgcdc_sink_errors_total", &[("sink", &sink)]),
+        None,
+        "no sink error"
+    );
     assert!(value(&m, "pgcdc_resident_memory_bytes", &[]).unwrap() > 1e6);
     assert!(value(&m, "pgcdc_durable_flush_age_seconds", &[]).unwrap() < 60.0);
     assert_eq!(value(&m, "pgcdc_healthy", &[]), Some(1.0));
     assert_eq!(value(&m, "pgcdc_source_up", &[]), Some(1.0));
     // The slot is read every 5 s.
-    let m = scrape_until(&address, 30, "the slot read", |m| value(m, "pgcdc_slot_retained_wal_bytes", &[]).is_some_and(|b| b > 0.0)).await;
+    let m = scrape_until(&address, 30, "the slot read", |m| {
+        value(m, "pgcdc_slot_retained_wal_bytes", &[]).is_some_and(|b| b > 0.0)
+    })
+    .await;
     let server_version = pg().version_num();
     if server_version >= 130000 {
-        assert_eq!(value(&m, "pgcdc_slot_wal_status", &[("status", "reserved")]), Some(1.0), "{m:#?}");
+        assert_eq!(
+            value(&m, "pgcdc_slot_wal_status", &[("status", "reserved")]),
+            Some(1.0),
+            "{m:#?}"
+        );
     }
 
     assert_eq!(get(&address, "/healthz").await, (200, "ok\n".to_string()));
     assert_eq!(get(&address, "/nothing").await.0, 404);
-    let out = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(60))).await.unwrap();
-    assert!(out.status.success(), "{}", std::fs::read_to_string(&log).unwrap());
+    let out = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,16 +435,28 @@ async fn healthz_turns_503_while_the_source_is_down_and_200_when_it_returns() {
     let toml = std::fs::read_to_string(s.config(""))
         .unwrap()
         .replace("[pipeline]", "reconnect_timeout = \"2min\"\n\n[pipeline]");
-    let cfg = write_config(s.dir.path(), &format!("{toml}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"));
+    let cfg = write_config(
+        s.dir.path(),
+        &format!("{toml}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+    );
     assert_success(&s.pgcdc(&cfg, &["setup"]).await, "pgcdc setup");
     let log = s.dir.path().join("run.log");
     let mut run = spawn_run(&cfg, &log);
     let address = listening_address(&log, &mut run).await;
     s.db.exec("INSERT INTO t VALUES (1)").await;
-    scrape_until(&address, 60, "streaming", |m| value(m, "pgcdc_changes_total", &[("table", "public.t"), ("op", "insert")]) == Some(1.0)).await;
+    scrape_until(&address, 60, "streaming", |m| {
+        value(
+            m,
+            "pgcdc_changes_total",
+            &[("table", "public.t"), ("op", "insert")],
+        ) == Some(1.0)
+    })
+    .await;
     assert_eq!(get(&address, "/healthz").await, (200, "ok\n".to_string()));
 
-    tokio::task::spawn_blocking(|| pg().stop_with("fast")).await.unwrap();
+    tokio::task::spawn_blocking(|| pg().stop_with("fast"))
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
         let (status, body) = get(&address, "/healthz").await;
@@ -314,30 +464,54 @@ async fn healthz_turns_503_while_the_source_is_down_and_200_when_it_returns() {
             break body;
         }
         assert_eq!(status, 200, "{body}");
-        assert!(Instant::now() < deadline, "/healthz stayed 200 with the source down");
+        assert!(
+            Instant::now() < deadline,
+            "/healthz stayed 200 with the source down"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(body.starts_with("source unreachable for ") && body.ends_with('\n') && body.lines().count() == 1, "{body:?}");
+    assert!(
+        body.starts_with("source unreachable for ")
+            && body.ends_with('\n')
+            && body.lines().count() == 1,
+        "{body:?}"
+    );
     let m = scrape(&address).await;
     assert_eq!(value(&m, "pgcdc_source_up", &[]), Some(0.0));
     assert_eq!(value(&m, "pgcdc_healthy", &[]), Some(0.0));
     assert_eq!(value(&m, "pgcdc_source_reconnects_total", &[]), Some(1.0));
 
-    tokio::task::spawn_blocking(|| pg().start_again()).await.unwrap();
+    tokio::task::spawn_blocking(|| pg().start_again())
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     while get(&address, "/healthz").await.0 != 200 {
-        assert!(run.is_running(), "pgcdc run ended:\n{}", std::fs::read_to_string(&log).unwrap());
+        assert!(
+            run.is_running(),
+            "pgcdc run ended:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         assert!(Instant::now() < deadline, "/healthz never returned to 200");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     s.db.exec("INSERT INTO t VALUES (2)").await;
     let m = scrape_until(&address, 60, "streaming again", |m| {
-        value(m, "pgcdc_changes_total", &[("table", "public.t"), ("op", "insert")]) == Some(2.0)
+        value(
+            m,
+            "pgcdc_changes_total",
+            &[("table", "public.t"), ("op", "insert")],
+        ) == Some(2.0)
     })
     .await;
     assert_eq!(value(&m, "pgcdc_source_up", &[]), Some(1.0));
-    let out = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(60))).await.unwrap();
-    assert!(out.status.success(), "{}", std::fs::read_to_string(&log).unwrap());
+    let out = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,10 +519,16 @@ async fn a_bad_or_busy_listen_address_is_a_clear_configuration_error() {
     let s = Setup::new("metrics_listen").await;
     let base = std::fs::read_to_string(s.config("")).unwrap();
     for (listen, want) in [
-        ("nonsense", "[metrics] listen = \"nonsense\" is not an address:port"),
+        (
+            "nonsense",
+            "[metrics] listen = \"nonsense\" is not an address:port",
+        ),
         ("localhost:9187", "write an IP address"),
     ] {
-        let cfg = write_config(s.dir.path(), &format!("{base}\n[metrics]\nlisten = \"{listen}\"\n"));
+        let cfg = write_config(
+            s.dir.path(),
+            &format!("{base}\n[metrics]\nlisten = \"{listen}\"\n"),
+        );
         let out = s.pgcdc(&cfg, &["run"]).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{listen}: {stderr}");
@@ -357,11 +537,17 @@ async fn a_bad_or_busy_listen_address_is_a_clear_configuration_error() {
     // A port another process holds: exit 2 with a hint, before anything is connected or written.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
-    let cfg = write_config(s.dir.path(), &format!("{base}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let cfg = write_config(
+        s.dir.path(),
+        &format!("{base}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
     let out = s.pgcdc(&cfg, &["run"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for [metrics]")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for [metrics]")),
+        "{stderr}"
+    );
     assert!(stderr.contains("another process listens"), "{stderr}");
     assert!(!s.out().exists(), "nothing written");
     assert!(s.db.slot_names().await.is_empty(), "no slot created");
@@ -369,11 +555,20 @@ async fn a_bad_or_busy_listen_address_is_a_clear_configuration_error() {
 
 #[test]
 fn the_parser_refuses_what_is_not_the_text_format() {
-    let ok = "# HELP x_total a counter\n# TYPE x_total counter\nx_total{a=\"q\\\"\\\\\",b=\"\"} 3\n";
+    let ok =
+        "# HELP x_total a counter\n# TYPE x_total counter\nx_total{a=\"q\\\"\\\\\",b=\"\"} 3\n";
     let s = parse_exposition(ok);
     assert_eq!(s[0].labels["a"], "q\"\\");
     assert_eq!(s[0].value, 3.0);
-    for bad in ["x 1\n", "# TYPE x gauge\nx 1 2 3\n", "# TYPE x gauge\nx{a=1} 1\n", "# what\n"] {
-        assert!(std::panic::catch_unwind(|| parse_exposition(bad)).is_err(), "{bad:?}");
+    for bad in [
+        "x 1\n",
+        "# TYPE x gauge\nx 1 2 3\n",
+        "# TYPE x gauge\nx{a=1} 1\n",
+        "# what\n",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| parse_exposition(bad)).is_err(),
+            "{bad:?}"
+        );
     }
 }
