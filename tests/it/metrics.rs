@@ -572,3 +572,74 @@ fn the_parser_refuses_what_is_not_the_text_format() {
         );
     }
 }
+
+/// S3 answers the first requests with `503 SlowDown`: while pgcdc retries them for longer
+/// than `max_sink_failing`, `/healthz` says which sink fails; once S3 answers, 200 again,
+/// and every refused request was counted as an error of that sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_while_a_sink_keeps_failing() {
+    let s = Setup::new("metrics_sink").await;
+    s.db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    s.db.create_publication(&s.publication, "t").await;
+    let bucket = crate::s3::new_bucket("metrics");
+    let (endpoint, refused) =
+        crate::support::s3_proxy::slow_down_proxy(crate::support::moto().port(), 8);
+    let url = format!("s3://{bucket}/cdc/");
+    let toml = std::fs::read_to_string(crate::s3::s3_config(&s, &url, &endpoint)).unwrap();
+    let cfg = write_config(
+        s.dir.path(),
+        &format!("{toml}\n[metrics]\nlisten = \"127.0.0.1:0\"\nmax_sink_failing = \"1s\"\n"),
+    );
+    let log = s.dir.path().join("run.log");
+    let mut cmd = crate::support::pgcdc();
+    crate::support::moto().aws_env(&mut cmd);
+    cmd.args(["--log-format", "json", "run", "-c"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    let mut run = ChildGuard::spawn(&mut cmd, "pgcdc run");
+    let address = listening_address(&log, &mut run).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let body = loop {
+        let (status, body) = get(&address, "/healthz").await;
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never turned 503: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        body.starts_with(&format!("sink {url} failing for ")) && body.contains("SlowDown"),
+        "{body:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get(&address, "/healthz").await.0 != 200 {
+        assert!(
+            run.is_running(),
+            "pgcdc run ended:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(Instant::now() < deadline, "/healthz never returned to 200");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let m = scrape(&address).await;
+    let refused = refused.load(std::sync::atomic::Ordering::SeqCst) as f64;
+    assert_eq!(refused, 8.0);
+    assert_eq!(
+        value(&m, "pgcdc_sink_errors_total", &[("sink", &url)]),
+        Some(refused),
+        "{m:#?}"
+    );
+    let out = tokio::task::spawn_blocking(move || run.stop(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
