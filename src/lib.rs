@@ -16,6 +16,7 @@ pub mod error;
 pub mod failpoint;
 pub mod load;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod sink;

@@ -198,6 +198,7 @@ async fn dispatch(command: Command) -> Result<i32> {
             if let Some(m) = mode {
                 config.pipeline.mode = m;
             }
+            let _metrics = crate::metrics::serve(config.metrics.as_ref()).await?;
             let summary = runner::run(&config, RunOptions { until: until_lsn, until_later: None, reload, resync: crate::load::resync::ResyncRequest::from_flags(resync, force) }).await?;
             output::run_summary(&summary);
             Ok(0)

@@ -9,6 +9,7 @@ mod dms;
 mod dms_task;
 mod env;
 mod location;
+mod metrics;
 mod s3_options;
 mod tables;
 mod units;
@@ -23,6 +24,7 @@ pub use dead_letter::DeadLetterConfig;
 pub use dms::FileFormat;
 pub use dms_task::DmsTaskConfig;
 pub use location::Location;
+pub use metrics::MetricsConfig;
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
 
@@ -263,12 +265,6 @@ pub struct AwsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    pub listen: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub url: String,
     /// `url`, parsed once in [`Config::parse`].
@@ -336,12 +332,8 @@ impl Config {
                 }
             }
         }
-        // Accepted by the parser so that SPEC 4 configurations read naturally, but not built
-        // yet: configuring them must not be silently ignored.
-        if self.metrics.is_some() {
-            let (section, what) = ("[metrics]", "/metrics and /healthz");
-            return Err(Error::config(format!("{section} is not supported by this build yet: {what}"))
-                .with_hint(format!("remove the {section} section")));
+        if let Some(m) = &self.metrics {
+            metrics::validate(m)?;
         }
         if self.catalog.is_some() {
             dms::refuse_csv_with_catalog(self)?;

@@ -23,6 +23,7 @@ pub struct TableProgress {
 
 impl TableProgress {
     pub fn add(&self, rows: u64, bytes: u64) {
+        crate::metrics::loaded(&self.name, rows, bytes);
         self.rows.fetch_add(rows, Ordering::Relaxed);
         let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if let Some(bar) = &self.bar {
@@ -77,6 +78,7 @@ impl LoadProgress {
                     b.set_prefix(name.clone());
                     b
                 });
+                crate::metrics::load_planned(name, *bytes);
                 Arc::new(TableProgress {
                     name: name.clone(),
                     rows: AtomicU64::new(0),

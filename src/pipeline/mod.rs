@@ -13,6 +13,7 @@ pub mod progress;
 pub mod relations;
 mod reconnect;
 mod reload_wiring;
+pub mod slot_watch;
 pub mod rewrite;
 pub mod runner;
 mod spill;
@@ -241,6 +242,7 @@ impl Pipeline {
             PgOutputMessage::StreamAbort { xid, subxid, .. } => {
                 if xid == subxid {
                     self.stats.aborted_streams += 1;
+                    crate::metrics::streamed_transaction_aborted();
                 }
                 self.spill.abort(xid, subxid);
             }
@@ -302,6 +304,7 @@ impl Pipeline {
             }
         }
         self.stats.transactions += 1;
+        crate::metrics::transaction(txn.meta.commit_ts_us);
         self.last_commit = Some((txn.meta.commit_lsn, txn.meta.end_lsn));
         self.flush_due()?;
         if self.stopping || self.until.is_some_and(|u| txn.meta.end_lsn > u) {
@@ -319,6 +322,7 @@ impl Pipeline {
         let meta = TxnMeta { xid: Some(xid), commit_lsn, end_lsn, commit_ts_us: pg_ts_to_unix_micros(commit_ts) };
         self.begin(meta)?;
         self.stats.streamed_transactions += 1;
+        crate::metrics::streamed_transaction();
         if let Some(mut spilled) = self.spill.take(xid)? {
             crate::failpoint::hit("stream-replay");
             while let Some(raw) = spilled.next_message()? {
@@ -423,6 +427,7 @@ impl Pipeline {
         };
         txn.seq += 1;
         self.stats.rows += 1;
+        crate::metrics::change(table, row.op);
         for slot in self.sinks.iter_mut().filter(|s| s.active) {
             let announced = slot.announced.get(&table.relid).is_some_and(|a| Arc::ptr_eq(a, table));
             if !announced {
@@ -482,7 +487,7 @@ impl Pipeline {
             if !pick(slot.sink.as_ref()) || (end <= slot.resume_from && !slot.sink.has_pending()) {
                 continue;
             }
-            slot.sink.flush(&cp).map_err(|e| e.context(format!("flushing {}", slot.sink.describe())))?;
+            crate::metrics::timed_flush(&slot.sink.describe(), || slot.sink.flush(&cp)).map_err(|e| e.context(format!("flushing {}", slot.sink.describe())))?;
             tracing::debug!(sink = %slot.sink.describe(), lsn = %end, "flushed sink");
             slot.resume_from = slot.resume_from.max(end);
             flushed = true;
@@ -491,6 +496,7 @@ impl Pipeline {
             return Ok(());
         }
         self.stats.flushes += 1;
+        crate::metrics::handed_over(end);
         self.last_checkpoint_at = Instant::now();
         crate::failpoint::hit("flushed-before-ack");
         tracing::debug!(lsn = %end, durable = %self.progress.durable(), "flushed");

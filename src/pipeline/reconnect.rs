@@ -46,6 +46,7 @@ pub async fn reconnect(
 ) -> Result<Reconnected> {
     let mut delay = Duration::from_millis(500);
     let mut last = lost;
+    crate::metrics::source_lost(&last.message);
     tracing::warn!("lost the source: {}; reconnecting for up to {}", last.message, humantime::format_duration(limit));
     loop {
         if lost_at.elapsed() + delay > limit {
@@ -63,6 +64,7 @@ pub async fn reconnect(
                 // with 57P03 or fails them: probe once before streaming.
                 match catalog.server_version_num().await {
                     Ok(_) => {
+                        crate::metrics::source_back();
                         tracing::info!(after = %humantime::format_duration(round_secs(lost_at.elapsed())), "reconnected to the source; resuming CDC");
                         return Ok(Reconnected::Catalog(catalog));
                     }

@@ -194,6 +194,7 @@ async fn run_cdc(
         emit_until_marker(&catalog).await;
     }
     let progress = pipeline.progress();
+    let _slot_watch = super::slot_watch::spawn(&catalog, &config.source.slot);
     let (tx, rx) = mpsc::channel::<Vec<SourceEvent>>(64);
     let (worker, mut done_rx) = spawn_pipeline_thread(pipeline, rx)?;
     let (stop_reader, stop_rx) = oneshot::channel();

@@ -69,6 +69,7 @@ impl StreamSpill {
                 .with_hint("free space in the spill directory (pipeline.spill_dir)")
         })?;
         f.messages += 1;
+        crate::metrics::spilled(message.len() + 4);
         Ok(())
     }
 

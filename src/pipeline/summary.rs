@@ -77,25 +77,32 @@ impl Summary {
         self.first_end.get_or_insert(wal_end);
     }
 
+    /// The server's last known WAL end minus `durable` (module documentation).
+    pub fn lag_bytes(&self, durable: Lsn) -> u64 {
+        let base = if durable == Lsn::ZERO {
+            self.first_end.unwrap_or(Lsn::ZERO)
+        } else {
+            durable
+        };
+        self.server_end.0.saturating_sub(base.0)
+    }
+
     /// Logs a summary (and returns it) when the interval has passed since the last one.
+    /// Every call also hands the positions to `/metrics` ([`crate::metrics::positions`]).
     pub fn tick(
         &mut self,
         now: Instant,
         stats: &PipelineStats,
         durable: Lsn,
     ) -> Option<SummaryLine> {
+        crate::metrics::positions(self.server_end, durable, self.lag_bytes(durable));
         let elapsed = now.saturating_duration_since(self.last_at);
         if elapsed < self.interval {
             return None;
         }
-        let base = if durable == Lsn::ZERO {
-            self.first_end.unwrap_or(Lsn::ZERO)
-        } else {
-            durable
-        };
         let rows = stats.rows.saturating_sub(self.last.rows);
         let line = SummaryLine {
-            lag_bytes: self.server_end.0.saturating_sub(base.0),
+            lag_bytes: self.lag_bytes(durable),
             rows,
             rows_per_sec: (rows as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0,
             transactions: stats.transactions.saturating_sub(self.last.transactions),

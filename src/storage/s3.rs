@@ -91,12 +91,16 @@ impl Target {
             match op().await {
                 Ok(v) => {
                     self.reached.store(true, Ordering::Relaxed);
+                    if attempt > 1 {
+                        crate::metrics::sink_recovered(&self.describe());
+                    }
                     return Ok(v);
                 }
                 Err(e) => {
                     let f = classify(self, what, e);
                     match f {
                         Failure::Retry(ref err) => {
+                            crate::metrics::sink_failed(&self.describe(), &err.message);
                             tracing::warn!(
                                 target = %self.describe(),
                                 attempt,

@@ -28,6 +28,7 @@ mod least_privilege;
 mod load;
 mod logs;
 mod memory;
+mod metrics;
 mod multi_sink;
 mod pgoutput_live;
 mod publication_filters;

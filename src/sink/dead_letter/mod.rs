@@ -162,6 +162,7 @@ impl DeadLetters {
                 ))
             })?;
         self.written.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::dead_letter(&letter.table);
         // Crash tests: the dead letter is durable, the sink has not gone past its change.
         crate::failpoint::hit("dead-letter-written");
         tracing::warn!(

@@ -169,9 +169,12 @@ pub async fn run(stream: StreamRef, max_in_flight: usize, mut rx: mpsc::Receiver
                 match retry {
                     None => {
                         delay = Duration::from_millis(200);
-                        failing_since = None;
+                        if failing_since.take().is_some() {
+                            crate::metrics::sink_recovered(&format!("kinesis {}", stream.stream));
+                        }
                     }
                     Some(why) => {
+                        crate::metrics::sink_failed(&format!("kinesis {}", stream.stream), &why);
                         let since = *failing_since.get_or_insert_with(Instant::now);
                         tracing::warn!(
                             stream = %stream.stream,
