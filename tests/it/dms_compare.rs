@@ -302,3 +302,98 @@ async fn bad_inputs_are_one_clear_error_with_a_hint() {
     assert!(err.contains("cannot read the DMS file") && err.contains("LOAD00000001.parquet") && err.contains("hint"), "{err}");
     assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "one error: {err}");
 }
+
+/// Renders `html` in headless Chromium (Debian's `chromium`, see scripts/test-deps.sh): a
+/// 1200x900 screenshot and the page's DOM after layout. A missing Chromium fails the test.
+fn render_in_chromium(html: &Path, png: &Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ];
+    let run = |extra: &[String]| {
+        let out = std::process::Command::new("/usr/bin/chromium")
+            .args(common)
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .unwrap_or_else(|e| panic!("chromium cannot run ({e}): install it with scripts/test-deps.sh (apt-get install chromium)"));
+        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    run(&[format!("--screenshot={}", png.display()), "--window-size=1200,900".into()]);
+    String::from_utf8(run(&["--dump-dom".into()]).stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_renders_in_a_browser() {
+    let s = Setup::new("dms_cmp_html").await;
+    s.db.exec(
+        "CREATE TABLE orders (id int PRIMARY KEY, note text, amount numeric(10,2), at timestamptz);
+         CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO orders SELECT i, 'order <' || i || '> & \"more\"', i * 1.5, '2024-01-01 00:00:00+00'::timestamptz + i * interval '1 minute' FROM generate_series(1, 40) i;
+         INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 12) i",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "orders, items").await;
+    let cfg = s.config_with("full-load-and-cdc", "");
+    s.run_until_current(&cfg).await;
+    // DMS's files, as DMS would have written them, with differences: a LOB value cut at
+    // its limit, a row DMS lacks, one it has extra, an amount it rounded.
+    let dms = s.dir.path().join("dms");
+    let mut orders = String::from("id,note,amount,at\n");
+    for i in 1..=40 {
+        if i == 7 {
+            continue;
+        }
+        let note = if i == 3 {
+            "order <3".to_string()
+        } else if i == 2 {
+            "<script>alert(1)</script>".to_string()
+        } else { format!("\"order <{i}> & \"\"more\"\"\"") };
+        let amount = if i == 5 { "8".to_string() } else { format!("{:.2}", i as f64 * 1.5) };
+        orders.push_str(&format!("{i},{note},{amount},2024-01-01 00:{i:02}:00\n"));
+    }
+    orders.push_str("99,extra,1.00,2024-01-01 01:00:00\n");
+    let src = s.dir.path().join("orders.csv");
+    std::fs::write(&src, orders).unwrap();
+    place(&dms, "public/orders/LOAD00000001.csv", &src);
+    let items: String = (1..=12).map(|i| format!("{i},item {i}\n")).collect();
+    std::fs::write(&src, items).unwrap();
+    place(&dms, "public/items/LOAD00000001.csv.gz", &src);
+
+    let html = s.dir.path().join("report.html");
+    let out = compare(&cfg, &dms.display().to_string(), &["--format", "html", "--out", html.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(stdout(&out).contains("2 table(s) compared, 1 differ"), "{}", describe(&out));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("<script>alert"), "values are escaped");
+    assert!(!page.contains("http://") && !page.contains("https://"), "nothing is fetched");
+
+    let png = s.dir.path().join("report.png");
+    let dom = render_in_chromium(&html, &png);
+    for text in ["public.orders", "public.items", "only in DMS", "only in pgcdc", "TOAST/LOB value truncated", "&lt;script&gt;alert(1)"] {
+        assert!(dom.contains(text), "{text} in the rendered page: {dom}");
+    }
+    let stats: Value = serde_json::from_str(&crate::support::run_python_script("png_stats.py", &[png.as_os_str()])).unwrap();
+    assert_eq!((stats["width"].as_u64(), stats["height"].as_u64()), (Some(1200), Some(900)), "{stats}");
+    assert!(stats["stddev"].as_f64().unwrap() > 10.0 && stats["distinct"].as_u64().unwrap() > 20, "the page is not blank: {stats}");
+    assert!(stats["dark_fraction"].as_f64().unwrap() > 0.005, "text is drawn: {stats}");
+    if let Some(keep) = std::env::var_os("PGCDC_KEEP_REPORT_PNG") {
+        std::fs::copy(&png, keep).unwrap();
+    }
+
+    // Markdown: the same findings as a table.
+    let md = compare(&cfg, &dms.display().to_string(), &["--format", "markdown"]).await;
+    assert_eq!(md.status.code(), Some(3));
+    let md = stdout(&md);
+    assert!(md.contains("| public.orders | 40 | 40 | 36 | 1 | 1 | 3 |") && md.contains("| differs | id=`3` | note |"), "{md}");
+}
