@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is missing; idempotent and quiet when all is there.
 #
-#   scripts/test-deps.sh          PostgreSQL server, openssl, python venv (.venv) with tests/py/requirements.txt
+#   scripts/test-deps.sh          PostgreSQL server, openssl, chromium, python venv (.venv) with tests/py/requirements.txt
 #   scripts/test-deps.sh pg       only the PostgreSQL server binaries (for `make demo`)
 #
 # System packages come from apt and need root; as a normal user a missing package is an
@@ -64,6 +64,11 @@ ensure_pg() {
     command -v runuser >/dev/null 2>&1 || [ "$(id -u)" != 0 ] || apt_install util-linux
 }
 
+# Headless Chromium renders `pgcdc dms compare --format html` in tests/it/dms_compare.rs.
+ensure_chromium() {
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
+}
+
 ensure_openssl() {
     command -v openssl >/dev/null 2>&1 || apt_install openssl
 }
@@ -112,6 +117,7 @@ case "$WHAT" in
     all)
         ensure_pg
         ensure_openssl
+        ensure_chromium
         ensure_venv
         ;;
     *) die "unknown argument: $WHAT (use: pg | all)" ;;

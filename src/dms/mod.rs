@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod compare;
 pub mod names;
 pub mod plan;
 pub mod status;

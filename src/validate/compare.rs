@@ -97,7 +97,7 @@ pub struct ColumnDiff {
     pub target: Option<String>,
 }
 
-fn as_map<S: serde::Serializer>(
+pub(crate) fn as_map<S: serde::Serializer>(
     v: &[(String, Option<String>)],
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
@@ -236,7 +236,7 @@ pub fn count_rows(rows: Vec<Row>) -> RowCounts {
     counts
 }
 
-fn shorten(v: &Option<String>) -> Option<String> {
+pub(crate) fn shorten(v: &Option<String>) -> Option<String> {
     v.as_ref().map(|s| match s.char_indices().nth(VALUE_CHARS) {
         Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
         None => s.clone(),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::{repo_root, run_python_script, write_config, Running, Setup};
 
 /// The real DMS file.
-fn real_dms_file() -> PathBuf {
+pub(crate) fn real_dms_file() -> PathBuf {
     repo_root().join("tests/fixtures/dms/LOAD00000001.parquet")
 }
 
@@ -27,7 +27,7 @@ fn footers(files: &[PathBuf]) -> BTreeMap<PathBuf, Value> {
         .collect()
 }
 
-fn footer(file: &Path) -> Value {
+pub(crate) fn footer(file: &Path) -> Value {
     footers(&[file.to_path_buf()]).into_values().next().unwrap()
 }
 
@@ -101,7 +101,7 @@ fn name_of_dms_timestamp(ts: &str) -> String {
     format!("{}-{}", &d[..8], &d[8..17])
 }
 
-fn sql_literal(v: &Value) -> String {
+pub(crate) fn sql_literal(v: &Value) -> String {
     match v {
         Value::Null => "NULL".into(),
         Value::Bool(b) => b.to_string(),
@@ -111,14 +111,14 @@ fn sql_literal(v: &Value) -> String {
     }
 }
 
-const TABLE_DDL: &str =
+pub(crate) const TABLE_DDL: &str =
     "CREATE TABLE dms_test_table (id bigint PRIMARY KEY, my_int integer, my_smallint smallint,
     my_numeric numeric(15,2), my_real real, my_double double precision, my_money money,
     my_varchar varchar(100), my_text text, my_bytea bytea, my_timestamp timestamp, my_uuid uuid,
     my_json json, my_jsonb jsonb, my_bool boolean)";
 
 /// Column names of a footer.
-fn names(f: &Value) -> Vec<String> {
+pub(crate) fn names(f: &Value) -> Vec<String> {
     f["columns"]
         .as_array()
         .unwrap()

@@ -14,6 +14,7 @@ mod commands;
 mod copy_binary;
 mod crash;
 mod dead_letters;
+mod dms_compare;
 mod dms_csv;
 mod dms_layout;
 mod dms_plan;

@@ -14,8 +14,12 @@ pub fn repo_root() -> PathBuf {
 /// Environment variables that would silently change which server or credentials the binary
 /// uses (libpq's `PG*`, AWS profile settings) are removed, so a test says everything it means
 /// in its config or sets it explicitly on the returned command.
+///
+/// `PGCDC_TEST_BIN`, when set, names the binary instead of cargo's `target/…/pgcdc` (which
+/// another worktree's build sharing the target directory may have replaced).
 pub fn pgcdc() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgcdc"));
+    let bin = std::env::var_os("PGCDC_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_pgcdc").into());
+    let mut cmd = Command::new(bin);
     for var in [
         "PGHOST",
         "PGHOSTADDR",
