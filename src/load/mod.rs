@@ -210,15 +210,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
             Ok::<(), Error>(())
         }));
     }
-    let mut first_error = None;
-    for h in handles.0.iter_mut() {
-        match h.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(e) => first_error = first_error.or(Some(Error::runtime(format!("a copy worker failed: {e}")))),
-        }
-    }
-    if let Some(e) = first_error {
+    if let Some(e) = handles.join().await {
         return Err(e.context("full load"));
     }
     drop(repl);
@@ -292,6 +284,22 @@ fn refuse_used_targets(targets: &Targets) -> Result<()> {
 
 /// Copy workers that are aborted when the load is dropped unfinished.
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<Result<()>>>);
+
+impl AbortOnDrop {
+    /// Waits for every worker; the first error (a worker's, or a worker that panicked or
+    /// was cancelled), if any. Called once, by the task that spawned them.
+    async fn join(&mut self) -> Option<Error> {
+        let mut first_error = None;
+        for h in self.0.iter_mut() {
+            match h.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                Err(e) => first_error = first_error.or(Some(Error::runtime(format!("a copy worker failed: {e}")))),
+            }
+        }
+        first_error
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

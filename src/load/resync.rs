@@ -447,17 +447,7 @@ async fn copy_tables(
             Ok::<(), Error>(())
         }));
     }
-    let mut first_error = None;
-    for h in handles.0.iter_mut() {
-        match h.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => first_error = first_error.or(Some(e)),
-            Err(e) => {
-                first_error =
-                    first_error.or(Some(Error::runtime(format!("a copy worker failed: {e}"))))
-            }
-        }
-    }
+    let first_error = handles.join().await;
     drop(handles);
     let (st, _, rows) = std::mem::take(&mut *shared.lock().expect("not poisoned"));
     *state = st;
