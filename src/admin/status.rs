@@ -34,6 +34,17 @@ pub struct Status {
     pub sink_positions: Vec<SinkPosition>,
     /// `[dead_letter]`: how many changes went there, in total and per table.
     pub dead_letters: Option<crate::sink::dead_letter::DeadLetterCount>,
+    /// A `run --resync` that has not finished (`_pgcdc/resync.json`); the next `run`
+    /// finishes it before it streams.
+    pub resync_pending: Option<ResyncPending>,
+}
+
+#[derive(Serialize)]
+pub struct ResyncPending {
+    pub reason: String,
+    pub started_at: String,
+    /// Tables copied completely so far.
+    pub tables_copied: usize,
 }
 
 #[derive(Serialize)]
@@ -125,5 +136,7 @@ pub async fn status(config: &Config) -> Result<Status> {
         progress_store: Some(store.storage().describe()),
         sink_positions,
         dead_letters: crate::sink::dead_letter::DeadLetters::count(config)?,
+        resync_pending: crate::state::resync::ResyncState::read(store.storage().as_ref())?
+            .map(|r| ResyncPending { reason: r.reason, started_at: r.started_at, tables_copied: r.copied.len() }),
     })
 }

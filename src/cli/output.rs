@@ -97,6 +97,9 @@ pub fn status(s: &Status, json: bool) {
         println!("sink {}", p.sink);
         println!("  acknowledged up to    {} (written {})", p.acknowledged_lsn, p.written_at);
     }
+    if let Some(r) = &s.resync_pending {
+        println!("resync pending since {} ({}): {} table(s) copied; the next `pgcdc run` finishes it", r.started_at, r.reason, r.tables_copied);
+    }
     if let Some(d) = &s.dead_letters {
         println!("dead letters {}", d.location);
         println!("  dead letters          {}", d.total);

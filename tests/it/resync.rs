@@ -323,6 +323,15 @@ async fn a_resync_killed_midway_is_finished_by_the_next_run_with_validate_clean(
             s.out().join("_pgcdc/resync.json").exists(),
             "the resync stays pending after {point}"
         );
+        // status says so, with how far it got.
+        let st = s.pgcdc(&cfg, &["status", "--json"]).await;
+        assert_success(&st, "status during a pending resync");
+        let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        let pending = &doc["resync_pending"];
+        assert!(pending["started_at"].as_str().is_some_and(|t| !t.is_empty()), "{doc}");
+        assert!(pending["tables_copied"].as_u64().is_some_and(|n| n >= 1), "{point}: {doc}");
+        let text = s.pgcdc(&cfg, &["status"]).await;
+        assert!(String::from_utf8_lossy(&text.stdout).contains("resync pending since"), "{}", String::from_utf8_lossy(&text.stdout));
         changes(&s, round).await;
     }
     let out = s.pgcdc(&cfg, &["run", "--until-lsn", "current"]).await;
@@ -333,6 +342,9 @@ async fn a_resync_killed_midway_is_finished_by_the_next_run_with_validate_clean(
         stderr(&out)
     );
     assert!(!s.out().join("_pgcdc/resync.json").exists());
+    let st = s.pgcdc(&cfg, &["status", "--json"]).await;
+    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(doc["resync_pending"].is_null(), "{doc}");
     changes(&s, 5).await;
     s.run_until_current(&cfg).await;
     s.assert_matches_source("public", "items").await;
