@@ -29,6 +29,9 @@ pub enum Kind {
     Bytea,
     Json,
     Uuid,
+    /// A one-dimensional array (its element delimiter): PostgreSQL's text form `{a,b}` (DMS)
+    /// and a JSON list `["a","b"]` (pgcdc) both become a JSON list of element strings.
+    Array(u8),
     /// Compared as written.
     Text,
 }
@@ -48,6 +51,7 @@ impl Kind {
             PgType::Bytea => Kind::Bytea,
             PgType::Json => Kind::Json,
             PgType::Uuid => Kind::Uuid,
+            PgType::Array { delimiter, .. } => Kind::Array(*delimiter),
             _ => Kind::Text,
         }
     }
@@ -92,9 +96,29 @@ pub fn normalise(kind: Kind, millis: bool, value: Option<String>) -> Option<Stri
             .ok()
             .map(|j| j.to_string()),
         Kind::Uuid => Some(t.to_ascii_lowercase()),
+        Kind::Array(delimiter) => array_elements(t, delimiter).map(|e| serde_json::Value::from(e).to_string()),
         Kind::Text => return Some(v),
     };
     Some(out.unwrap_or(v))
+}
+
+/// The elements of an array value as strings (`None` for NULL), from PostgreSQL's text form
+/// or a JSON list; `None` when it is neither.
+fn array_elements(t: &str, delimiter: u8) -> Option<Vec<Option<String>>> {
+    if t.starts_with('{') {
+        return crate::batch::array::split_array(t, delimiter).ok();
+    }
+    let serde_json::Value::Array(items) = serde_json::from_str(t).ok()? else { return None };
+    Some(
+        items
+            .into_iter()
+            .map(|i| match i {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s),
+                other => Some(other.to_string()),
+            })
+            .collect(),
+    )
 }
 
 fn parse_float(t: &str) -> Option<f64> {
@@ -251,6 +275,15 @@ mod tests {
 
     fn n(kind: Kind, v: &str) -> String {
         normalise(kind, false, Some(v.to_string())).unwrap()
+    }
+
+    #[test]
+    fn arrays_meet_in_text_and_json_form() {
+        let a = |v: &str| normalise(Kind::Array(b','), false, Some(v.to_string())).unwrap();
+        assert_eq!(a("{a,b}"), a("[\"a\",\"b\"]"));
+        assert_eq!(a("{1,NULL,3}"), a("[1,null,3]"));
+        assert_eq!(a("{\"x,y\",\"\"}"), a("[\"x,y\",\"\"]"));
+        assert_ne!(a("{a,b}"), a("[\"a\"]"));
     }
 
     #[test]
