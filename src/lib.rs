@@ -1,7 +1,8 @@
 //! pgcdc: PostgreSQL logical replication (`pgoutput`) to Parquet and Kinesis.
 //!
 //! The folders follow the data's path: [`source`] reads PostgreSQL, [`model`] is the change
-//! model everything speaks, [`batch`] turns changes into Arrow record batches, [`sink`] writes
+//! model everything speaks, [`rules`] reshapes a table as the `[[rule]]`s say (names, columns,
+//! row filter), [`batch`] turns changes into Arrow record batches, [`sink`] writes
 //! them out through [`storage`], [`state`] keeps durable progress, and [`pipeline`] orders,
 //! acknowledges and checkpoints. [`cli`] only parses arguments and presents results.
 
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod state;

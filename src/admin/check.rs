@@ -104,6 +104,10 @@ pub async fn check(config: &Config) -> Result<Vec<CheckItem>> {
             }
         }
         items.extend(super::check_server::tables(&catalog, publication).await?);
+        match crate::source::rules::plan(&catalog, config).await {
+            Ok(plan) => items.extend(super::check_rules::findings(publication, &plan)),
+            Err(e) => items.push(failed("rules", e)),
+        }
         items.extend(super::check_types::text_mapped(&catalog, &tables).await?);
         // A blocker, not a warning: the user asked for these tables and will not get them.
         let missing = catalog.unpublished_matching_tables(publication, &config.source.tables).await?;

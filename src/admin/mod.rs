@@ -2,9 +2,11 @@
 //! `teardown`. They return reports; the CLI presents them.
 
 pub mod check;
+mod check_rules;
 mod check_server;
 mod check_types;
 pub mod setup;
+mod setup_rules;
 pub mod status;
 
 use crate::error::Result;

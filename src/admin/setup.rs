@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::quote::{qualified, quote_ident, quote_literal};
+use crate::source::rules::{table_spec, RulePlan};
 use crate::source::sql::db_error_text;
 
 const PUBLICATION_SQL: &str = include_str!("../../migrations/001_publication.sql");
@@ -41,16 +42,38 @@ pub struct SetupReport {
 
 /// A migration that applies: its file, what it does, and its SQL with values filled in.
 /// `shown` is the SQL as printed (the password replaced by a psql variable).
-struct Step {
-    file: &'static str,
+pub(super) struct Step {
+    pub(super) file: &'static str,
     /// Past tense, printed once applied ("created replication slot s (pgoutput)").
-    action: String,
-    sql: String,
-    shown: String,
-    hint: &'static str,
+    pub(super) action: String,
+    pub(super) sql: String,
+    pub(super) shown: String,
+    pub(super) hint: &'static str,
 }
 
-fn sql_body(template: &str) -> String {
+/// The rule plan for the tables the publication has or will have after this setup.
+async fn plan_rules(catalog: &Catalog, config: &Config, tables: &[(String, String)], exists: bool) -> Result<RulePlan> {
+    if !exists {
+        return crate::source::rules::plan_tables(catalog, config, tables, config.source.tables.is_empty()).await;
+    }
+    let publication = &config.source.publication;
+    let filter = TableFilter::new(&config.source.tables);
+    let mut all: Vec<(String, String)> = catalog
+        .publication_tables(publication)
+        .await?
+        .into_iter()
+        .filter(|(s, t, _, _)| filter.matches(s, t))
+        .map(|(s, t, _, _)| (s, t))
+        .collect();
+    for t in catalog.unpublished_matching_tables(publication, &config.source.tables).await? {
+        if !all.contains(&t) {
+            all.push(t);
+        }
+    }
+    crate::source::rules::plan_tables(catalog, config, &all, catalog.publication_all_tables(publication).await?).await
+}
+
+pub(super) fn sql_body(template: &str) -> String {
     template.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
 }
 
@@ -71,11 +94,18 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
             .with_hint("patterns are schema.table with * wildcards, e.g. \"public.*\""));
     }
     let publication_exists = catalog.publication_exists(publication).await?;
+    // The rules, for the tables the publication will have (checked first: a bad rule
+    // changes nothing).
+    let rule_plan = plan_rules(&catalog, config, &tables, publication_exists).await?;
+    let spec = |s: &str, t: &str| match rule_plan.tables.iter().find(|p| p.schema == s && p.table == t) {
+        Some(p) => table_spec(p),
+        None => qualified(s, t),
+    };
     if !publication_exists {
         let target = if config.source.tables.is_empty() {
             "ALL TABLES".to_string()
         } else {
-            format!("TABLE {}", tables.iter().map(|(s, t)| qualified(s, t)).collect::<Vec<_>>().join(", "))
+            format!("TABLE {}", tables.iter().map(|(s, t)| spec(s, t)).collect::<Vec<_>>().join(", "))
         };
         let sql = sql_body(PUBLICATION_SQL).replace("{{publication}}", &quote_ident(publication)).replace("{{tables}}", &target);
         steps.push(Step {
@@ -89,7 +119,7 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
         // The same notion of "missing" as `check` and `validate`: a partitioned table whose
         // partitions are published (or the other way round) is not added again.
         for (s, t) in &catalog.unpublished_matching_tables(publication, &config.source.tables).await? {
-            let sql = format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), qualified(s, t));
+            let sql = format!("ALTER PUBLICATION {} ADD TABLE {};", quote_ident(publication), spec(s, t));
             steps.push(Step {
                 file: "001_publication.sql",
                 action: format!("added {s}.{t} to publication {publication}"),
@@ -101,6 +131,9 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
     }
     if publication_exists && steps.is_empty() {
         actions.push(format!("publication {publication} exists"));
+    }
+    if publication_exists {
+        steps.extend(super::setup_rules::rule_steps(&catalog, publication, &rule_plan, &mut actions).await?);
     }
 
     let slot = &config.source.slot;
@@ -132,6 +165,9 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
         sql_lines.push(format!("-- {}: {}\n{}", step.file, step.action, step.shown));
     }
     if opts.print {
+        if let Some(comment) = super::setup_rules::record_sql(publication, &rule_plan) {
+            sql_lines.push(format!("-- 005_rules.sql: record the row filters for pgcdc\n{comment}"));
+        }
         actions.extend(steps.iter().map(|s| format!("would apply {}: {}", s.file, s.action)));
         if steps.is_empty() {
             actions.push("nothing to apply".into());
@@ -147,7 +183,7 @@ pub async fn setup(config: &Config, opts: &SetupOptions) -> Result<SetupReport> 
     }
     if steps.is_empty() {
         actions.push("nothing to apply: everything exists".into());
-    } else if let Err(e) = record(&catalog, publication, &steps).await {
+    } else if let Err(e) = record(&catalog, publication, &steps, &rule_plan).await {
         actions.push(format!("warning: could not record the applied migrations in publication {publication}'s comment: {}", e.message));
     }
     Ok(SetupReport { actions, sql: sql_lines })
@@ -254,25 +290,23 @@ async fn published_tables(catalog: &Catalog, publication: &str) -> Result<Vec<(S
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Merges the applied migrations into the JSON in the publication's comment.
-async fn record(catalog: &Catalog, publication: &str, steps: &[Step]) -> Result<()> {
+/// Merges the applied migrations, and the row filters the rules put into the publication
+/// (`crate::source::rules::RECORD_KEY`), into the JSON in the publication's comment.
+async fn record(catalog: &Catalog, publication: &str, steps: &[Step], rules: &RulePlan) -> Result<()> {
     let q = |e: tokio_postgres::Error| Error::runtime(db_error_text(&e));
-    let row = catalog
-        .client
-        .query_opt("SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1", &[&publication])
-        .await
-        .map_err(q)?;
-    let Some(row) = row else { return Ok(()) };
-    let previous: Option<String> = row.get(0);
-    let mut log: serde_json::Map<String, serde_json::Value> = previous
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
-        .and_then(|v| v.get("pgcdc_setup").and_then(|m| m.as_object().cloned()))
-        .unwrap_or_default();
+    if !catalog.publication_exists(publication).await? {
+        return Ok(());
+    }
+    let mut comment = crate::source::rules::publication_comment(catalog, publication).await?;
+    let mut log: serde_json::Map<String, serde_json::Value> =
+        comment.get("pgcdc_setup").and_then(|m| m.as_object().cloned()).unwrap_or_default();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for s in steps {
         log.insert(s.file.to_string(), serde_json::Value::String(now.clone()));
     }
-    let comment = serde_json::json!({ "pgcdc_setup": log }).to_string();
+    comment.insert("pgcdc_setup".into(), serde_json::Value::Object(log));
+    comment.insert(crate::source::rules::RECORD_KEY.into(), super::setup_rules::recorded(catalog, publication, rules).await?);
+    let comment = serde_json::Value::Object(comment).to_string();
     catalog
         .client
         .batch_execute(&format!("COMMENT ON PUBLICATION {} IS {}", quote_ident(publication), quote_literal(&comment)))

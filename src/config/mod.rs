@@ -10,6 +10,7 @@ mod dms_task;
 mod env;
 mod location;
 mod metrics;
+mod rules;
 mod s3_options;
 mod tables;
 mod units;
@@ -25,6 +26,7 @@ pub use dms::FileFormat;
 pub use dms_task::DmsTaskConfig;
 pub use location::Location;
 pub use metrics::MetricsConfig;
+pub use rules::{Patterns, Rename, RuleConfig};
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
 
@@ -49,6 +51,9 @@ pub struct Config {
     /// `[dms]`: the DMS companion's settings (`pgcdc dms`, see [`DmsTaskConfig`]).
     #[serde(default)]
     pub dms: Option<DmsTaskConfig>,
+    /// `[[rule]]`s in configuration order (SPEC 5.5, [`RuleConfig`]).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,7 +360,7 @@ impl Config {
                 return Err(Error::config("source.tables contains an empty pattern"));
             }
         }
-        Ok(())
+        rules::validate(&self.rules)
     }
 
     pub fn parquet_sinks(&self) -> impl Iterator<Item = &ParquetSinkConfig> {

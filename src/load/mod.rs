@@ -25,13 +25,13 @@ pub mod requests;
 pub mod resync;
 mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use self::progress::LoadProgress;
 use crate::state::load::LoadState;
 use self::worker::{copy_chunk, enter_snapshot, LoadContext};
-use crate::model::TableSchema;
+use crate::source::publication::PublishedTable;
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
@@ -137,15 +137,12 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         }
     };
 
-    // Only the published columns and rows (PG15 column lists and row filters), as CDC streams them.
-    let mut schemas: Vec<(String, Arc<TableSchema>)> = Vec::new();
-    let mut row_filters = HashMap::new();
+    // Only the published columns and rows (PG15 column lists and row filters), as CDC
+    // streams them, shaped by the rules.
+    let mut schemas: Vec<(String, Arc<PublishedTable>)> = Vec::new();
     for (key, t) in &state.tables {
-        let published = catalog.published_table_schema(&config.source.publication, &t.schema, &t.table).await?;
-        if let Some(f) = published.row_filter {
-            row_filters.insert(key.clone(), f);
-        }
-        schemas.push((key.clone(), published.schema));
+        let published = catalog.published_table_schema(&config.source.publication, &config.rules, &t.schema, &t.table).await?;
+        schemas.push((key.clone(), Arc::new(published)));
     }
     let progress = Arc::new(LoadProgress::new(
         &state.tables.iter().map(|(k, t)| (k.clone(), t.bytes)).collect::<Vec<_>>(),
@@ -154,7 +151,7 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         let done: u64 = t.chunks.iter().filter(|c| c.done_at.is_some()).map(|c| c.rows).sum();
         progress.table(k).add(done, 0);
     }
-    let jobs: VecDeque<(String, Arc<TableSchema>, crate::state::load::Chunk)> = schemas
+    let jobs: VecDeque<(String, Arc<PublishedTable>, crate::state::load::Chunk)> = schemas
         .iter()
         .flat_map(|(key, schema)| {
             state.tables[key]
@@ -174,7 +171,6 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
         snapshot_lsn,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         tid_ranges,
-        row_filters,
         reload: false,
         resumed,
     });

@@ -24,6 +24,7 @@ use super::outputs::LoadOutput;
 use super::worker::{copy_chunk, enter_snapshot, LoadContext};
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
+use crate::rules::TableRules;
 use super::requests::Reloads;
 use crate::sink::parquet::dms_naming::{dms_table_prefix, is_load_key};
 use crate::sink::parquet::naming::table_prefix;
@@ -46,6 +47,8 @@ pub struct ReloadTarget {
     pub filter: TableFilter,
     /// `source.publication`: a reload copies what it publishes (column list, row filter).
     pub publication: String,
+    /// The `[[rule]]`s: a reload writes the table shaped by them, under its target name.
+    pub rules: Vec<crate::config::RuleConfig>,
 }
 
 /// Performs pending reloads one after the other until `closing` is set and none is left.
@@ -79,7 +82,8 @@ async fn reload_one(
     let started = std::time::Instant::now();
     if let Some(a) = &p.attempt {
         tracing::info!(table = %format!("{}.{}", a.schema, a.table), lsn = %a.lsn, "removing the files of an interrupted reload");
-        tokio::task::block_in_place(|| remove_attempt(&target.outputs, a))?;
+        let rules = TableRules::resolve(&target.rules, &a.schema, &a.table);
+        tokio::task::block_in_place(|| remove_attempt(&target.outputs, a, (&rules.target_schema, &rules.target_table)))?;
     }
     let mut repl = ReplicationConn::connect(info).await?;
     let slot = format!("pgcdc_reload_{}_{}", std::process::id(), p.relid);
@@ -101,7 +105,8 @@ async fn reload_one(
         tracing::info!(table = %format!("{schema}.{table}"), "the table no longer matches source.tables: not reloaded");
         return reloads.finish(p.relid, p.requests, None);
     }
-    let (outputs, indexes) = tokio::task::block_in_place(|| copying_outputs(&target.outputs, &schema, &table))?;
+    let rules = TableRules::resolve(&target.rules, &schema, &table);
+    let (outputs, indexes) = tokio::task::block_in_place(|| copying_outputs(&target.outputs, &rules.target_schema, &rules.target_table))?;
     if outputs.is_empty() {
         let leaves = leaf_oids(&catalog, p.relid).await?;
         let relfilenode = catalog.relation_facts(p.relid).await?.relfilenode;
@@ -111,8 +116,7 @@ async fn reload_one(
     }
     let attempt = Attempt { lsn: s, schema: schema.clone(), table: table.clone(), outputs: Some(indexes) };
     reloads.start_attempt(p.relid, attempt)?;
-    let published = catalog.published_table_schema(&target.publication, &schema, &table).await?;
-    let ts = published.schema.clone();
+    let published = catalog.published_table_schema(&target.publication, &target.rules, &schema, &table).await?;
     let leaves = leaf_oids(&catalog, p.relid).await?;
     let pair = [(schema.clone(), table.clone())];
     let plan = super::plan::plan(&catalog, &pair, 1, None, target.tid_ranges).await?;
@@ -127,13 +131,12 @@ async fn reload_one(
         snapshot_lsn: s,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         tid_ranges: target.tid_ranges,
-        row_filters: published.row_filter.iter().map(|f| (key.clone(), f.clone())).collect(),
         reload: true,
         resumed: false,
     };
     let mut rows = 0;
     for chunk in &chunks {
-        rows += copy_chunk(&catalog.client, &ctx, &ts, chunk, &tp).await?;
+        rows += copy_chunk(&catalog.client, &ctx, &published, chunk, &tp).await?;
     }
     tp.finish();
     drop(progress);
@@ -175,16 +178,17 @@ fn copying_outputs(all: &[LoadOutput], schema: &str, table: &str) -> Result<(Vec
 
 /// Deletes what an interrupted attempt published in the sinks it wrote into: in the native
 /// layout `{table}/load/{lsn}-*.parquet`; in the DMS layout the table's `LOAD` files (it
-/// wrote there only because the table had none).
-fn remove_attempt(outputs: &[LoadOutput], a: &Attempt) -> Result<()> {
+/// wrote there only because the table had none). `(schema, table)` is the table's target
+/// name (the attempt records its source name).
+fn remove_attempt(outputs: &[LoadOutput], a: &Attempt, (schema, table): (&str, &str)) -> Result<()> {
     for (_, o) in outputs.iter().enumerate().filter(|(i, _)| a.writes_to(*i)) {
         let storage = o.storage.as_ref();
         if o.dms.is_some() {
-            remove_dms_load_files(storage, &a.schema, &a.table)?;
+            remove_dms_load_files(storage, schema, table)?;
             continue;
         }
-        let prefix = format!("{}/load/{}-", table_prefix(&a.schema, &a.table), a.lsn.file_hex());
-        for key in storage.list(&format!("{}/load", table_prefix(&a.schema, &a.table)))? {
+        let prefix = format!("{}/load/{}-", table_prefix(schema, table), a.lsn.file_hex());
+        for key in storage.list(&format!("{}/load", table_prefix(schema, table)))? {
             if key.starts_with(&prefix) {
                 storage.delete(&key)?;
             }
@@ -295,14 +299,14 @@ mod tests {
         put(&outputs[1], &dms_naming::load_key("public", "t", 0, "parquet"));
         put(&outputs[2], &dms_naming::load_key("public", "t", 0, "parquet"));
         let a = Attempt { lsn: Lsn(0x1A), schema: "public".into(), table: "t".into(), outputs: Some(vec![0, 2]) };
-        remove_attempt(&outputs, &a).unwrap();
+        remove_attempt(&outputs, &a, ("public", "t")).unwrap();
         assert_eq!(outputs[0].storage.list("public/t/load").unwrap(), vec![older.clone()]);
         assert_eq!(keys(&outputs[1]).len(), 1, "a sink the attempt did not write into keeps its files");
         assert!(keys(&outputs[2]).iter().all(|k| !dms_naming::is_load_key(k)));
 
         // A registry written before attempts named their sinks: all of them.
         let legacy = Attempt { outputs: None, ..a };
-        remove_attempt(&outputs, &legacy).unwrap();
+        remove_attempt(&outputs, &legacy, ("public", "t")).unwrap();
         assert!(keys(&outputs[1]).iter().all(|k| !dms_naming::is_load_key(k)));
     }
 

@@ -240,7 +240,14 @@ async fn resync(
         tracing::info!(snapshot = %created.consistent_point, tables = remaining.len(), "resuming the resync in a new snapshot");
         let earlier = state.attempts.clone();
         let outputs = super::outputs::load_outputs(config, targets)?;
-        tokio::task::block_in_place(|| remove_attempts(&outputs, &remaining, &earlier))?;
+        let targets_named: Vec<(String, String)> = remaining
+            .iter()
+            .map(|(s, t)| {
+                let r = crate::rules::TableRules::resolve(&config.rules, s, t);
+                (r.target_schema, r.target_table)
+            })
+            .collect();
+        tokio::task::block_in_place(|| remove_attempts(&outputs, &targets_named, &earlier))?;
         state.attempts.push(created.consistent_point);
         save(&state)?;
         snapshot = Some((created.snapshot_name, created.consistent_point));
@@ -263,7 +270,7 @@ async fn resync(
         let native: Vec<&LoadOutput> = outputs.iter().filter(|o| o.dms.is_none()).collect();
         for t in state.copied.values() {
             let published = match catalog
-                .published_table_schema(&config.source.publication, &t.schema, &t.table)
+                .published_table_schema(&config.source.publication, &config.rules, &t.schema, &t.table)
                 .await
             {
                 Ok(p) => p,
@@ -307,8 +314,8 @@ async fn drop_slot(catalog: &Catalog, slot: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes what earlier attempts published for `tables` in the native outputs (a DMS-layout
-/// chunk file is replaced by name when copied again).
+/// Deletes what earlier attempts published for `tables` (target names) in the native
+/// outputs (a DMS-layout chunk file is replaced by name when copied again).
 fn remove_attempts(
     outputs: &[LoadOutput],
     tables: &[(String, String)],
@@ -356,16 +363,14 @@ async fn copy_tables(
         .load_chunk_size
         .map(|b| (b / 8192).max(1) as u32);
     let planned = super::plan::plan(catalog, tables, workers, chunk_pages, tid_ranges).await?;
-    let mut row_filters = HashMap::new();
     let mut jobs = VecDeque::new();
     let mut left: HashMap<String, (CopiedTable, usize)> = HashMap::new();
     for (key, t) in &planned {
-        let published = catalog
-            .published_table_schema(&config.source.publication, &t.schema, &t.table)
-            .await?;
-        if let Some(f) = published.row_filter {
-            row_filters.insert(key.clone(), f);
-        }
+        let published = Arc::new(
+            catalog
+                .published_table_schema(&config.source.publication, &config.rules, &t.schema, &t.table)
+                .await?,
+        );
         let parts = t.chunks.iter().map(|c| c.part + 1).max().unwrap_or(0);
         let copied = CopiedTable {
             schema: t.schema.clone(),
@@ -380,7 +385,7 @@ async fn copy_tables(
         }
         left.insert(key.clone(), (copied, t.chunks.len()));
         for c in &t.chunks {
-            jobs.push_back((key.clone(), published.schema.clone(), c.clone()));
+            jobs.push_back((key.clone(), published.clone(), c.clone()));
         }
     }
     let progress = Arc::new(super::progress::LoadProgress::new(
@@ -397,7 +402,6 @@ async fn copy_tables(
         snapshot_lsn: lsn,
         snapshot_ts_us: crate::time_fmt::now_unix_micros(),
         tid_ranges,
-        row_filters,
         // No reset row in part 0: the resets are written once every table is copied.
         reload: false,
         // Never: a resumed load would delete the part's files of every snapshot, the old

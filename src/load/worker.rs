@@ -3,7 +3,6 @@
 //! batches and written to the chunk's Parquet file. The SELECT names only the published
 //! columns and applies the publication's row filter (see [`crate::source::publication`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -13,13 +12,14 @@ use tokio_postgres::Client;
 use super::outputs::{shapes, LoadOutput, Shape};
 use super::progress::TableProgress;
 use crate::state::load::Chunk;
-use crate::batch::{TableBatchBuilder, copy_select_expr};
+use crate::batch::{TableBatchBuilder, copy_select_expr_from};
 use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
 use crate::sink::kinesis::load::KinesisLoad;
 use crate::sink::parquet::load::{remove_part, LoadWriter};
 use crate::source::copy::BinaryCopyParser;
+use crate::source::publication::PublishedTable;
 use crate::model::TupleValue;
 use crate::source::sql::{self, db_error_text};
 
@@ -35,8 +35,6 @@ pub struct LoadContext {
     pub snapshot_lsn: Lsn,
     pub snapshot_ts_us: i64,
     pub tid_ranges: bool,
-    /// The publication's row filter of each table that has one, by `schema.table`.
-    pub row_filters: HashMap<String, String>,
     /// A reload ([`super::reload`]): part 0 starts with the reset row `T` at
     /// `(_lsn, _seq) = (snapshot_lsn, -1)`, and files of other snapshots are kept.
     pub reload: bool,
@@ -73,7 +71,7 @@ pub fn load_seq(part: u32, row: u64) -> i64 {
 pub async fn copy_chunk(
     client: &Client,
     ctx: &LoadContext,
-    table: &Arc<TableSchema>,
+    table: &PublishedTable,
     chunk: &Chunk,
     progress: &TableProgress,
 ) -> Result<u64> {
@@ -85,7 +83,7 @@ pub async fn copy_chunk(
         if copied.is_some_and(|n| n != rows) {
             return Err(Error::runtime(format!(
                 "internal: two reads of {}.{} part {} in one snapshot returned {} and {rows} rows",
-                table.schema, table.name, chunk.part, copied.unwrap_or(0)
+                table.schema.schema, table.schema.name, chunk.part, copied.unwrap_or(0)
             )));
         }
         copied = Some(rows);
@@ -99,13 +97,14 @@ pub async fn copy_chunk(
 async fn copy_into(
     client: &Client,
     ctx: &LoadContext,
-    table: &Arc<TableSchema>,
+    published: &PublishedTable,
     chunk: &Chunk,
     progress: Option<&TableProgress>,
     outputs: &[&LoadOutput],
     records: &[Arc<KinesisLoad>],
 ) -> Result<u64> {
     let dms = outputs.iter().find_map(|o| o.dms.as_ref());
+    let table = &published.schema;
     let table = &match dms {
         Some(_) => {
             // Each DMS sink checks the table against its own added columns.
@@ -122,15 +121,12 @@ async fn copy_into(
             outputs.iter().try_for_each(|o| remove_part(o.storage.as_ref(), &table.schema, &table.name, chunk.part))
         })?;
     }
-    let exprs: Vec<String> = table.columns.iter().map(copy_select_expr).collect();
+    let exprs = select_list(published, table)?;
     let sql = format!(
         "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT binary)",
-        if exprs.is_empty() { "".to_string() } else { exprs.join(", ") },
+        exprs.join(", "),
         crate::source::quote::qualified(&chunk.leaf_schema, &chunk.leaf_table),
-        crate::source::publication::with_row_filter(
-            &super::plan::chunk_filter(chunk, ctx.tid_ranges),
-            ctx.row_filters.get(&format!("{}.{}", table.schema, table.name)).map(String::as_str)
-        )
+        crate::source::publication::with_row_filter(&super::plan::chunk_filter(chunk, ctx.tid_ranges), published.row_filter.as_deref())
     );
     let what = || format!("copying {}.{} (part {})", table.schema, table.name, chunk.part);
     let stream = client.copy_out(&sql).await.map_err(|e| sql::query_error(what(), &e))?;
@@ -213,6 +209,24 @@ async fn copy_into(
         }
     }
     Ok(rows)
+}
+
+/// The COPY's SELECT list for `table`, an output schema of `published` (itself, or the
+/// columns a DMS-layout sink writes): each output column read from its source column
+/// under the source's name, as text when a rule says so. Errors name a column of `table`
+/// that `published` does not have (internal).
+fn select_list(published: &PublishedTable, table: &TableSchema) -> Result<Vec<String>> {
+    table
+        .columns
+        .iter()
+        .map(|c| {
+            let at = published.schema.columns.iter().position(|o| o.name == c.name).ok_or_else(|| {
+                Error::runtime(format!("internal: column {} of {}.{} has no source column", c.name, table.schema, table.name))
+            })?;
+            let source = &published.columns[at];
+            Ok(copy_select_expr_from(c, &source.name, source.as_text))
+        })
+        .collect()
 }
 
 /// Encodes `batch` as `load` records for each of `records` and hands them over, noting the

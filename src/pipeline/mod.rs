@@ -13,6 +13,8 @@ pub mod progress;
 pub mod relations;
 mod reconnect;
 mod reload_wiring;
+mod row_filter;
+mod shapes;
 pub mod slot_watch;
 pub mod rewrite;
 pub mod runner;
@@ -76,6 +78,11 @@ pub struct PipelineOptions {
     pub spill_dir: PathBuf,
     /// Minimum time between checkpoints written only to record idle progress.
     pub idle_checkpoint_interval: Duration,
+    /// The `[[rule]]`s: every change is shaped by them before a sink sees it.
+    pub rules: Vec<crate::config::RuleConfig>,
+    /// Tables (`schema.table`) whose rule row filter the publication already applies; the
+    /// pipeline applies the others' itself ([`row_filter`]).
+    pub server_filters: std::collections::HashSet<String>,
 }
 
 pub struct Pipeline {
@@ -83,6 +90,8 @@ pub struct Pipeline {
     protocol_version: u32,
     sinks: Vec<SinkSlot>,
     relations: Relations,
+    /// The relations shaped by the rules.
+    shapes: shapes::Shapes,
     catalog: Box<dyn CatalogLookup + Send>,
     filter: TableFilter,
     txn: Option<OpenTxn>,
@@ -142,6 +151,7 @@ impl Pipeline {
             protocol_version: opts.protocol_version,
             sinks: slots,
             relations: Relations::default(),
+            shapes: shapes::Shapes::new(opts.rules, opts.server_filters),
             catalog,
             filter: TableFilter::new(&opts.tables),
             txn: None,
@@ -370,27 +380,37 @@ impl Pipeline {
             }
             PgOutputMessage::Type { .. } => {}
             PgOutputMessage::Insert { relid, new, .. } => {
-                let table = self.relations.get(relid)?.clone();
-                self.emit(&table, RowOut { op: RowOp::Insert, values: new.as_slice().into() })?;
+                let Some(shape) = self.shape(relid)? else { return Ok(()) };
+                let rows = match &shape.filter {
+                    None => vec![RowOut { op: RowOp::Insert, values: new.as_slice().into() }],
+                    Some(f) => row_filter::insert_rows(&new, &mut self.evaluator(&shape, f))?,
+                };
+                self.emit_all(&shape, rows)?;
             }
             PgOutputMessage::Update { relid, old, new, .. } => {
-                let table = self.relations.get(relid)?.clone();
-                for row in update_rows(&table, old.as_ref(), &new) {
-                    self.emit(&table, row)?;
-                }
+                let Some(shape) = self.shape(relid)? else { return Ok(()) };
+                let rows = match &shape.filter {
+                    None => update_rows(&shape.source, old.as_ref(), &new),
+                    Some(f) => row_filter::update_rows_filtered(&shape.source, f, old.as_ref(), &new, &mut self.evaluator(&shape, f))?,
+                };
+                self.emit_all(&shape, rows)?;
             }
             PgOutputMessage::Delete { relid, old, .. } => {
-                let table = self.relations.get(relid)?.clone();
-                self.emit(&table, RowOut { op: RowOp::Delete, values: old.1.as_slice().into() })?;
+                let Some(shape) = self.shape(relid)? else { return Ok(()) };
+                let rows = match &shape.filter {
+                    None => vec![RowOut { op: RowOp::Delete, values: old.1.as_slice().into() }],
+                    Some(f) => row_filter::delete_rows(f, &old, &mut self.evaluator(&shape, f))?,
+                };
+                self.emit_all(&shape, rows)?;
             }
             PgOutputMessage::Truncate { relids, .. } => {
                 if let Some(txn) = self.txn.as_mut() {
                     txn.rewritten.retain(|r| !relids.contains(&r.relid));
                 }
                 for relid in relids {
-                    let table = self.relations.get(relid)?.clone();
-                    let values = truncate_values(&table);
-                    self.emit(&table, RowOut { op: RowOp::Truncate, values: values.as_slice().into() })?;
+                    let Some(shape) = self.shape(relid)? else { continue };
+                    let values = truncate_values(&shape.source);
+                    self.emit(&shape, RowOut { op: RowOp::Truncate, values: values.as_slice().into() })?;
                 }
             }
             other => return Err(Error::runtime(format!("unexpected pgoutput message inside a transaction: {other:?}"))),
@@ -398,7 +418,30 @@ impl Pipeline {
         Ok(())
     }
 
-    fn emit(&mut self, table: &Arc<TableSchema>, row: RowOut<'_>) -> Result<()> {
+    /// The relation's current shape (its source schema as the stream last described it);
+    /// `None` for a table `source.tables` does not select (its changes are dropped).
+    fn shape(&mut self, relid: u32) -> Result<Option<Arc<shapes::TableShape>>> {
+        let source = self.relations.get(relid)?.clone();
+        if !self.filter.matches(&source.schema, &source.name) {
+            return Ok(None);
+        }
+        self.shapes.of(&source).map(Some)
+    }
+
+    /// Evaluates `filter` on source rows of `shape` through the catalog session.
+    fn evaluator<'e>(&'e mut self, shape: &'e shapes::TableShape, filter: &'e row_filter::ClientFilter) -> impl FnMut(&[crate::model::TupleValue]) -> Result<bool> + 'e {
+        let catalog = &mut self.catalog;
+        move |values| catalog.row_matches(&shape.source, &filter.expr, values)
+    }
+
+    fn emit_all(&mut self, shape: &shapes::TableShape, rows: Vec<RowOut<'_>>) -> Result<()> {
+        rows.into_iter().try_for_each(|row| self.emit(shape, row))
+    }
+
+    /// Writes one row of `shape`'s source table (values per source column) to every active
+    /// sink, as the output table.
+    fn emit(&mut self, shape: &shapes::TableShape, row: RowOut<'_>) -> Result<()> {
+        let table = &shape.source;
         let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput sent a change outside a transaction"))?;
         if !self.filter.matches(&table.schema, &table.name) {
             return Ok(());
@@ -417,13 +460,15 @@ impl Pipeline {
                 table.columns.len()
             )));
         }
+        let values = shape.project(&row.values);
+        let table = shape.output();
         let out = OutputRow {
             op: row.op,
             lsn: txn.meta.commit_lsn,
             seq: txn.seq,
             xid: txn.meta.xid,
             commit_ts_us: txn.meta.commit_ts_us,
-            values: &row.values,
+            values: &values,
         };
         txn.seq += 1;
         self.stats.rows += 1;

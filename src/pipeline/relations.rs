@@ -25,6 +25,12 @@ pub trait CatalogLookup {
     fn relation_facts(&mut self, _relid: u32) -> Result<RelationFacts> {
         Ok(RelationFacts::default())
     }
+    /// Whether the row filter `expr` holds for `values`, a row of `table` (its source
+    /// schema; text values, `Unchanged` counted as NULL), evaluated by PostgreSQL. The
+    /// default has no server to ask and fails.
+    fn row_matches(&mut self, table: &Arc<TableSchema>, _expr: &str, _values: &[crate::model::TupleValue]) -> Result<bool> {
+        Err(Error::runtime(format!("cannot evaluate the row filter of {} without a catalog session", table.qualified_name())))
+    }
 }
 
 #[derive(Default)]

@@ -104,6 +104,7 @@ impl ReloadWiring {
             tid_ranges: self.tid_ranges,
             filter: TableFilter::new(&config.source.tables),
             publication: config.source.publication.clone(),
+            rules: config.rules.clone(),
         };
         let worker = tokio::spawn(reload_worker(
             info.clone(),

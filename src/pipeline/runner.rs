@@ -74,6 +74,8 @@ pub struct RunSummary {
 pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
+    // Bad rules stop the run before it touches the target or the slot.
+    crate::source::rules::plan(&catalog, config).await?;
     // One writer per target: before any recovery, cleanup, progress read or slot action.
     let mut targets = Targets::open(config)?;
     targets.lock()?;
@@ -152,7 +154,9 @@ async fn run_cdc(
 
     // 1. The pipeline, positioned at what the sinks already hold.
     let sinks = open_sinks(config, targets)?;
-    let lookup = Box::new(BlockingCatalog { catalog: catalog.clone(), handle: tokio::runtime::Handle::current() });
+    let lookup = Box::new(BlockingCatalog::new(catalog.clone(), tokio::runtime::Handle::current()));
+    // Where each rule runs: the pipeline applies the row filters the publication does not.
+    let rule_plan = crate::source::rules::plan(&catalog, config).await?;
     let until = match opts.until {
         Some(Until::Lsn(l)) => Some(l),
         Some(Until::Current) => {
@@ -168,6 +172,8 @@ async fn run_cdc(
         tables: config.source.tables.clone(),
         spill_dir: spill_dir(config),
         idle_checkpoint_interval: config.pipeline.status_interval,
+        rules: config.rules.clone(),
+        server_filters: rule_plan.server_filters(),
     };
     let (mut pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
 

@@ -124,6 +124,8 @@ fn open(sinks: Vec<Box<dyn Sink>>) -> Pipeline {
         tables: Vec::new(),
         spill_dir: dir.keep(),
         idle_checkpoint_interval: std::time::Duration::from_secs(3600),
+        rules: Vec::new(),
+        server_filters: Default::default(),
     };
     Pipeline::open(sinks, Box::new(NoCatalog), opts).unwrap().0
 }

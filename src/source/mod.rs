@@ -11,6 +11,8 @@ pub mod preflight;
 pub mod publication;
 pub mod quote;
 pub mod replication;
+pub mod row_filter;
+pub mod rules;
 pub mod slot_health;
 pub mod sql;
 pub mod tls;

@@ -18,24 +18,35 @@ use crate::model::TableSchema;
 use crate::error::{Error, Result};
 use crate::config::TableFilter;
 use crate::model::choose_key;
+use crate::config::RuleConfig;
+use crate::rules::{SourceColumn, TableRules};
 
-/// A table as one publication publishes it.
+/// A table as one publication publishes it, shaped by the `[[rule]]`s.
 #[derive(Debug, Clone)]
 pub struct PublishedTable {
-    /// The table's columns that the publication publishes, in table order, with the key
-    /// chosen among them as the pipeline chooses it for the Relation message: the schema of
-    /// both the load files and the CDC files of this table.
+    /// The output schema: the published columns shaped by the rules (target names, dropped
+    /// columns gone, text overrides), with the key chosen among them as the pipeline
+    /// chooses it for the Relation message: the schema of both the load files and the CDC
+    /// files of this table.
     pub schema: Arc<TableSchema>,
-    /// The publication's row filter (`pg_publication_tables.rowfilter`, an SQL expression
-    /// over the table's columns); `None` when every row is published.
+    /// The table's published columns under their source names (before the rules).
+    pub source: Arc<TableSchema>,
+    /// Per output column, the source column it is read from.
+    pub columns: Vec<SourceColumn>,
+    /// The rows to read, over source columns: the publication's row filter
+    /// (`pg_publication_tables.rowfilter`) and the rules' `where`, ANDed; `None` when
+    /// every row is published and kept.
     pub row_filter: Option<String>,
+    /// The rules as they apply to this table.
+    pub rules: TableRules,
 }
 
 /// The publication's column list and row filter of one table, as read from the catalog.
-struct PublicationEntry {
+#[derive(Debug, Clone, Default)]
+pub struct PublicationEntry {
     /// `None`: every column (no column list, or a server before PostgreSQL 15).
-    attnames: Option<Vec<String>>,
-    row_filter: Option<String>,
+    pub attnames: Option<Vec<String>>,
+    pub row_filter: Option<String>,
 }
 
 fn q(e: tokio_postgres::Error, what: &str) -> Error {
@@ -46,7 +57,7 @@ impl Catalog {
     /// The column list and row filter `publication` applies to `schema.table`; `Ok(None)`
     /// when the table is not in the publication. Before PostgreSQL 15 there are neither
     /// (the view has no such columns), so every column and row is published.
-    async fn publication_entry(
+    pub async fn publication_entry(
         &self,
         publication: &str,
         schema: &str,
@@ -70,25 +81,27 @@ impl Catalog {
         }))
     }
 
-    /// `schema.table` as `publication` publishes it (see [`PublishedTable`]): the table's
-    /// current schema ([`Catalog::table_schema`]) without the columns outside the
-    /// publication's column list, and the publication's row filter. The full load selects
-    /// exactly these columns with `WHERE <row_filter>`, and `validate` reads the source the
-    /// same way, so both agree with what pgoutput streams. A table that is not (or no
-    /// longer) in the publication is returned whole, unfiltered.
+    /// `schema.table` as `publication` publishes it and `rules` shape it (see
+    /// [`PublishedTable`]): the table's current schema ([`Catalog::table_schema`]) without
+    /// the columns outside the publication's column list, the publication's row filter, then
+    /// the rules. The full load selects exactly these columns with `WHERE <row_filter>`,
+    /// and `validate` reads the source the same way, so both agree with what pgoutput
+    /// streams and the pipeline shapes. A table that is not (or no longer) in the
+    /// publication is returned whole, unfiltered by the publication.
     pub async fn published_table_schema(
         &self,
         publication: &str,
+        rules: &[RuleConfig],
         schema: &str,
         table: &str,
     ) -> Result<PublishedTable> {
         let full = self.table_schema(schema, table).await?;
-        let (attnames, row_filter) =
+        let (attnames, pub_filter) =
             match self.publication_entry(publication, schema, table).await? {
                 Some(e) => (e.attnames, e.row_filter.filter(|f| !f.trim().is_empty())),
                 None => (None, None),
             };
-        let schema = match attnames {
+        let source = match attnames {
             Some(names) if full.columns.iter().any(|c| !names.contains(&c.name)) => {
                 let columns: Vec<_> = full
                     .columns
@@ -105,7 +118,13 @@ impl Catalog {
             }
             _ => full,
         };
-        Ok(PublishedTable { schema, row_filter })
+        let rules = TableRules::resolve(rules, schema, table);
+        let shaped = rules.shape(&source)?;
+        let row_filter = match (pub_filter, rules.row_filter()) {
+            (Some(p), Some(r)) => Some(format!("({p}) AND ({r})")),
+            (p, r) => p.or(r),
+        };
+        Ok(PublishedTable { schema: shaped.output, source, columns: shaped.columns, row_filter, rules })
     }
 
     /// Tables of the database that the `source.tables` `patterns` select but `publication`

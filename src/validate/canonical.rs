@@ -11,7 +11,7 @@ use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{Lsn, RowOp};
 use crate::model::TupleValue;
-use crate::source::publication::with_row_filter;
+use crate::source::publication::{with_row_filter, PublishedTable};
 use crate::source::quote::{qualified, quote_ident};
 use crate::source::sql;
 
@@ -25,16 +25,36 @@ pub async fn read_source_rows(
     only: bool,
     row_filter: Option<&str>,
 ) -> Result<Vec<Row>> {
+    let columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    select_text_rows(client, (&table.schema, &table.name), &columns, only, row_filter).await
+}
+
+/// [`read_source_rows`] for a table shaped by the rules: the output columns of
+/// `published.schema`, each read from its source column of the source table, with the
+/// publication's and the rules' row filter. A text override needs nothing more: the text
+/// form is what a text query returns for any type.
+pub async fn read_published_rows(
+    client: &tokio_postgres::Client,
+    published: &PublishedTable,
+    only: bool,
+) -> Result<Vec<Row>> {
+    let columns: Vec<&str> = published.columns.iter().map(|c| c.name.as_str()).collect();
+    let source = (published.source.schema.as_str(), published.source.name.as_str());
+    select_text_rows(client, source, &columns, only, published.row_filter.as_deref()).await
+}
+
+async fn select_text_rows(
+    client: &tokio_postgres::Client,
+    (schema, table): (&str, &str),
+    columns: &[&str],
+    only: bool,
+    row_filter: Option<&str>,
+) -> Result<Vec<Row>> {
     let select = format!(
         "SELECT {} FROM {}{}{}",
-        table
-            .columns
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", "),
+        columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
         if only { "ONLY " } else { "" },
-        qualified(&table.schema, &table.name),
+        qualified(schema, table),
         with_row_filter("", row_filter)
     );
     sql::simple_rows(client, &select).await

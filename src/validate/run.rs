@@ -74,6 +74,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let control = Catalog::new(sql::connect(&info).await?);
     let publication = &config.source.publication;
     crate::source::preflight::require_publication(&control, publication).await?;
+    crate::source::rules::plan(&control, config).await?;
 
     // Tables that joined, were renamed or recreated are reloaded by `run`: wait for that
     // before the snapshot, which would cut off a reload that finishes after it.
@@ -103,7 +104,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     for (schema, table, _, _) in snap.publication_tables(publication).await? {
         if filter.matches(&schema, &table) {
             // Only the published columns and rows (PG15 column lists and row filters).
-            tables.push(snap.published_table_schema(publication, &schema, &table).await?);
+            tables.push(snap.published_table_schema(publication, &config.rules, &schema, &table).await?);
         }
     }
     let unpublished = snap.unpublished_matching_tables(publication, &config.source.tables).await?;
@@ -118,7 +119,7 @@ pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<Validat
     let letters = crate::sink::dead_letter::DeadLetters::open(config)?;
     for published in &tables {
         let table = &published.schema;
-        let report = validate_table(snap, target.as_ref(), table, published.row_filter.as_deref(), v, letters.as_deref())
+        let report = validate_table(snap, target.as_ref(), published, v, letters.as_deref())
             .await
             .map_err(|e| e.context(format!("{}.{}", table.schema, table.name)))?;
         tracing::info!(

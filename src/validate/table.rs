@@ -1,32 +1,30 @@
 //! Validating one table (step 4 of [`super::run`]): its source rows read in the snapshot,
 //! its target materialised up to the validation LSN, both given to [`super::compare`].
 
-use std::sync::Arc;
-
-use super::canonical::{canonical_list, canonical_rows, read_source_rows};
+use super::canonical::{canonical_list, canonical_rows, read_published_rows};
 use super::compare::{compare_keyed, compare_multisets, count_rows};
 use super::materialize::{
     materialize_multiset, materialize_rows, project, read_stored_table_rows, ChangeRow,
 };
 use super::report::{CompareBy, Outcome, TableReport};
-use crate::model::TableSchema;
 use crate::error::{Error, Result};
 use crate::model::Lsn;
 use crate::sink::parquet::naming;
 use crate::source::catalog::Catalog;
+use crate::source::publication::PublishedTable;
 use crate::source::sql;
 
-/// Compares `table` (its published columns, and rows matching `row_filter`) as the snapshot
-/// `snap` sees it with the `target` materialised up to `v` (`_lsn < v`). Errors are
+/// Compares `published` (its published columns shaped by the rules, and the rows its row
+/// filter keeps) as the snapshot `snap` sees it with the `target` materialised up to `v` (`_lsn < v`). Errors are
 /// reading errors (catalog, Parquet), not differences: those are in the report.
 pub(super) async fn validate_table(
     snap: &Catalog,
     target: &dyn crate::storage::Storage,
-    table: &Arc<TableSchema>,
-    row_filter: Option<&str>,
+    published: &PublishedTable,
     v: Lsn,
     letters: Option<&crate::sink::dead_letter::DeadLetters>,
 ) -> Result<TableReport> {
+    let table = &published.schema;
     let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     let key: Vec<String> = table.key.iter().map(|&i| cols[i].clone()).collect();
     let whole_row = table.replica_identity == b'f'
@@ -63,7 +61,7 @@ pub(super) async fn validate_table(
     let relkind: String = relkind.get(0);
     // A partitioned table (published via its root) holds its partitions' rows; any other
     // table only its own (inheritance children are published and written separately).
-    let mut text = read_source_rows(&snap.client, table, relkind != "p", row_filter).await?;
+    let mut text = read_published_rows(&snap.client, published, relkind != "p").await?;
     let aside = tokio::task::block_in_place(|| super::dead_letters::set_aside(table, &mut text, letters))?;
 
     // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).

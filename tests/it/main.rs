@@ -35,6 +35,7 @@ mod pgoutput_live;
 mod publication_filters;
 mod reconnect;
 mod resync;
+mod rules;
 mod s3;
 mod s3_crash;
 mod s3_faults;

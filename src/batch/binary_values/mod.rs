@@ -119,8 +119,15 @@ pub fn copy_native(column: &ColumnSchema) -> bool {
 /// `format('%s', …)` always prints with the output function; `num_nulls` keeps SQL NULL
 /// apart from a composite whose fields are all NULL (for which `IS NULL` is true).
 pub fn copy_select_expr(column: &ColumnSchema) -> String {
-    let ident = format!("\"{}\"", column.name.replace('"', "\"\""));
-    if copy_native(column) {
+    copy_select_expr_from(column, &column.name, false)
+}
+
+/// [`copy_select_expr`] for an output column read from source column `source_name` (a
+/// renamed column); `as_text` reads the source's text form whatever its type (a `text`
+/// override of the rules, whose output column is `text` but whose source is not).
+pub fn copy_select_expr_from(column: &ColumnSchema, source_name: &str, as_text: bool) -> String {
+    let ident = format!("\"{}\"", source_name.replace('"', "\"\""));
+    if copy_native(column) && !as_text {
         ident
     } else {
         format!("CASE WHEN num_nulls({ident}) = 0 THEN format('%s', {ident}) END")

@@ -9,6 +9,7 @@
 
 pub mod differences;
 pub mod endpoints;
+pub mod rule_mappings;
 pub mod source_facts;
 pub mod table_mappings;
 pub mod task;
@@ -78,14 +79,29 @@ pub async fn build(config: &Config) -> Result<Plan> {
         Target::Kinesis { options, .. } => Some(options.partition_key_type),
         Target::S3 { .. } => None,
     };
-    let table_mappings = table_mappings::table_mappings(&config.source.tables, &facts, partition);
+    let mut table_mappings = table_mappings::table_mappings(&config.source.tables, &facts, partition);
+    // The [[rule]]s as DMS transformation and selection rules, after pgcdc's selection.
+    let (rules, rule_notes) = {
+        let first = table_mappings["rules"].as_array().map_or(0, Vec::len) + 1;
+        rule_mappings::rule_mappings(&config.rules, &facts, first)
+    };
+    if let Some(list) = table_mappings["rules"].as_array_mut() {
+        list.extend(rules);
+    }
     let task_settings = task::settings(&target, &lobs);
+    let mut differences = differences::differences(config, &names, &target, &facts, &lobs);
+    if !rule_notes.is_empty() {
+        differences.push_str("\n## Rules DMS cannot express\n\n");
+        for n in rule_notes {
+            differences.push_str(&format!("* {n}\n"));
+        }
+    }
     Ok(Plan {
         source_endpoint: endpoints::source_endpoint(config, &info, &names, &facts),
         target_endpoint: endpoints::target_endpoint(config, &names, &target),
         instance: task::instance(config, &names),
         task: task::task(config, &names, &table_mappings, &task_settings),
-        differences: differences::differences(config, &names, &target, &facts, &lobs),
+        differences,
         table_mappings,
         task_settings,
         lobs,
