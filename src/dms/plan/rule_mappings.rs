@@ -143,7 +143,68 @@ fn literal(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::source_facts::{ColumnFacts, TableFacts};
     use super::*;
+
+    fn facts() -> SourceFacts {
+        let col = |n: &str| ColumnFacts { name: n.into(), type_text: "text".into(), base_type: "text".into(), largest: None };
+        let table = |s: &str, n: &str| TableFacts {
+            schema: s.into(),
+            name: n.into(),
+            has_primary_key: true,
+            replica_identity: 'd',
+            columns: vec![col("id"), col("name"), col("ssn"), col("country")],
+        };
+        SourceFacts {
+            server_version_num: 150000,
+            has_pglogical: false,
+            publication_exists: true,
+            tables: vec![table("public", "customers"), table("public", "orders"), table("sales", "a"), table("sales", "b")],
+            unpublished: vec![],
+        }
+    }
+
+    #[test]
+    fn rules_become_dms_transformations() {
+        #[derive(serde::Deserialize)]
+        struct R {
+            rule: Vec<RuleConfig>,
+        }
+        let rules = toml::from_str::<R>(
+            r#"
+            [[rule]]
+            tables = "public.customers"
+            drop_columns = ["ssn"]
+            rename = "crm.customer"
+            rename_columns = { name = "full_name" }
+            text_columns = ["country"]
+            where = "country = 'NG'"
+            [[rule]]
+            tables = "public.orders"
+            where = "lower(country) = 'ng'"
+            [[rule]]
+            tables = "sales.a"
+            rename = "lake.*"
+            "#,
+        )
+        .unwrap()
+        .rule;
+        let (out, notes) = rule_mappings(&rules, &facts(), 7);
+        let actions: Vec<(String, String)> = out.iter().map(|r| (r["rule-target"].as_str().unwrap_or("-").to_string(), r["rule-action"].as_str().unwrap().to_string())).collect();
+        assert_eq!(
+            actions,
+            [("column", "remove-column"), ("column", "change-data-type"), ("column", "rename"), ("table", "rename"), ("-", "include")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        assert_eq!(out[0]["rule-id"], "7");
+        assert_eq!(out[3]["value"], "customer");
+        assert_eq!(out[4]["filters"][0]["filter-conditions"][0]["value"], "NG");
+        // The public schema keeps its name for orders, so DMS cannot rename it for customers;
+        // sales.b stays in sales while sales.a moves: no schema rename either.
+        assert_eq!(notes.len(), 3, "{notes:#?}");
+        assert!(notes.iter().any(|n| n.contains("lower(country)")));
+        assert!(notes.iter().any(|n| n.contains("schema public")) && notes.iter().any(|n| n.contains("schema sales")));
+    }
 
     #[test]
     fn simple_filters_translate() {
