@@ -57,14 +57,7 @@ async fn plan_rules(catalog: &Catalog, config: &Config, tables: &[(String, Strin
         return crate::source::rules::plan_tables(catalog, config, tables, config.source.tables.is_empty()).await;
     }
     let publication = &config.source.publication;
-    let filter = TableFilter::new(&config.source.tables);
-    let mut all: Vec<(String, String)> = catalog
-        .publication_tables(publication)
-        .await?
-        .into_iter()
-        .filter(|(s, t, _, _)| filter.matches(s, t))
-        .map(|(s, t, _, _)| (s, t))
-        .collect();
+    let mut all = catalog.selected_published_tables(publication, &config.source.tables).await?;
     for t in catalog.unpublished_matching_tables(publication, &config.source.tables).await? {
         if !all.contains(&t) {
             all.push(t);

@@ -27,6 +27,8 @@ pub use dms_task::DmsTaskConfig;
 pub use location::Location;
 pub use metrics::MetricsConfig;
 pub use rules::{Patterns, Rename, RuleConfig};
+#[cfg(test)]
+pub(crate) use rules::parse_rules;
 pub use tables::TableFilter;
 pub use units::{parse_duration, parse_size};
 

@@ -131,6 +131,16 @@ pub fn validate(rules: &[RuleConfig]) -> Result<()> {
     Ok(())
 }
 
+/// `[[rule]]` tables of a TOML text, for unit tests anywhere in the crate.
+#[cfg(test)]
+pub(crate) fn parse_rules(text: &str) -> Vec<RuleConfig> {
+    #[derive(Deserialize)]
+    struct Rules {
+        rule: Vec<RuleConfig>,
+    }
+    toml::from_str::<Rules>(text).expect("valid [[rule]] tables").rule
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,6 @@ use crate::source::publication::PublishedTable;
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
-use crate::config::TableFilter;
 use crate::storage::{Storage, Targets};
 use crate::sink::Checkpoint;
 use crate::source::catalog::Catalog;
@@ -313,12 +312,5 @@ fn default_workers() -> usize {
 pub async fn selected_tables(config: &Config, catalog: &Catalog) -> Result<Vec<(String, String)>> {
     let publication = &config.source.publication;
     preflight::require_publication(catalog, publication).await?;
-    let filter = TableFilter::new(&config.source.tables);
-    Ok(catalog
-        .publication_tables(publication)
-        .await?
-        .into_iter()
-        .filter(|(s, t, _, _)| filter.matches(s, t))
-        .map(|(s, t, _, _)| (s, t))
-        .collect())
+    catalog.selected_published_tables(publication, &config.source.tables).await
 }

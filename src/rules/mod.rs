@@ -187,13 +187,7 @@ mod tests {
     use super::*;
     use crate::model::schema::fixtures::orders;
 
-    fn rules(text: &str) -> Vec<RuleConfig> {
-        #[derive(serde::Deserialize)]
-        struct R {
-            rule: Vec<RuleConfig>,
-        }
-        toml::from_str::<R>(text).unwrap().rule
-    }
+    use crate::config::parse_rules as rules;
 
     #[test]
     fn rules_fold_in_order_by_source_name() {

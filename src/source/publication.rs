@@ -127,6 +127,19 @@ impl Catalog {
         Ok(PublishedTable { schema: shaped.output, source, columns: shaped.columns, row_filter, rules })
     }
 
+    /// The tables `publication` publishes that the `source.tables` `patterns` select (all of
+    /// them without patterns), as (schema, table) sorted: what pgcdc replicates.
+    pub async fn selected_published_tables(&self, publication: &str, patterns: &[String]) -> Result<Vec<(String, String)>> {
+        let filter = TableFilter::new(patterns);
+        Ok(self
+            .publication_tables(publication)
+            .await?
+            .into_iter()
+            .filter(|(s, t, _, _)| filter.matches(s, t))
+            .map(|(s, t, _, _)| (s, t))
+            .collect())
+    }
+
     /// Tables of the database that the `source.tables` `patterns` select but `publication`
     /// does not publish, as (schema, table), sorted. pgoutput never streams them, so the
     /// user asked for data they will not get: `check` fails on them, `run` warns, `validate`

@@ -98,14 +98,7 @@ pub async fn plan(catalog: &Catalog, config: &Config) -> Result<RulePlan> {
     if config.rules.is_empty() || !catalog.publication_exists(publication).await? {
         return Ok(RulePlan::default());
     }
-    let selected = TableFilter::new(&config.source.tables);
-    let tables: Vec<(String, String)> = catalog
-        .publication_tables(publication)
-        .await?
-        .into_iter()
-        .filter(|(s, t, _, _)| selected.matches(s, t))
-        .map(|(s, t, _, _)| (s, t))
-        .collect();
+    let tables = catalog.selected_published_tables(publication, &config.source.tables).await?;
     let all_tables = catalog.publication_all_tables(publication).await?;
     plan_tables(catalog, config, &tables, all_tables).await
 }

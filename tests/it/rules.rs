@@ -375,3 +375,39 @@ async fn bad_rules_are_refused_by_check_and_run() {
         assert_eq!(slot.as_deref(), Some("0"), "{rule}: a slot was created");
     }
 }
+
+/// Glue tables follow the renamed, reduced shape (S3 on moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_tables_follow_the_renamed_and_reduced_shape() {
+    use crate::glue::{glue_py, read_table};
+    use crate::s3::{new_bucket, pgcdc_s3, s3_config};
+    let s = Setup::new("rules_glue").await;
+    let bucket = new_bucket("rules");
+    let db = format!("pgcdc_rules_{}", std::process::id());
+    glue_py(&format!("glue.create_database(DatabaseInput={{'Name': '{db}'}})"));
+    s.db.exec(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text, ssn text, matrix int[]);
+         INSERT INTO customers SELECT g, 'n' || g, 'SSN-SECRET', '{{1,2},{3,4}}' FROM generate_series(1, 20) g",
+    )
+    .await;
+    s.db.create_publication(&s.publication, "customers").await;
+    let cfg = s3_config(&s, &format!("s3://{bucket}/out/"), &crate::support::moto().endpoint_url());
+    let toml = std::fs::read_to_string(&cfg).unwrap()
+        + &format!(
+            "\n[catalog]\nglue_database = \"{db}\"\n\n[[rule]]\ntables = \"public.customers\"\ndrop_columns = [\"ssn\"]\nrename = \"crm.customer\"\nrename_columns = {{ name = \"full_name\" }}\ntext_columns = [\"matrix\"]\n"
+        );
+    std::fs::write(&cfg, toml).unwrap();
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    s.db.exec("INSERT INTO customers VALUES (100, 'x', 'SSN-SECRET', '{{5}}')").await;
+    let out = pgcdc_s3(&cfg, &["run", "--until-lsn", "current"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let (cols, loc, _, _) = read_table(&db, "crm_customer");
+    let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).take(3).collect();
+    assert_eq!(names, ["id", "full_name", "matrix"], "{cols:?}");
+    assert!(cols.iter().any(|(n, t)| n == "matrix" && t == "string"), "{cols:?}");
+    assert!(!cols.iter().any(|(n, _)| n == "ssn" || n == "name"), "{cols:?}");
+    assert_eq!(loc, format!("s3://{bucket}/out/crm/customer/cdc/"));
+    let tables = glue_py(&format!("print(json.dumps([t['Name'] for t in glue.get_tables(DatabaseName='{db}')['TableList']]))"));
+    assert_eq!(tables, serde_json::json!(["crm_customer"]), "no table under the source name");
+}

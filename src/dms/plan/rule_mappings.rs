@@ -166,11 +166,7 @@ mod tests {
 
     #[test]
     fn rules_become_dms_transformations() {
-        #[derive(serde::Deserialize)]
-        struct R {
-            rule: Vec<RuleConfig>,
-        }
-        let rules = toml::from_str::<R>(
+        let rules = crate::config::parse_rules(
             r#"
             [[rule]]
             tables = "public.customers"
@@ -186,9 +182,7 @@ mod tests {
             tables = "sales.a"
             rename = "lake.*"
             "#,
-        )
-        .unwrap()
-        .rule;
+        );
         let (out, notes) = rule_mappings(&rules, &facts(), 7);
         let actions: Vec<(String, String)> = out.iter().map(|r| (r["rule-target"].as_str().unwrap_or("-").to_string(), r["rule-action"].as_str().unwrap().to_string())).collect();
         assert_eq!(
