@@ -13,18 +13,18 @@ use crate::model::{Lsn, RowOp};
 use crate::model::TupleValue;
 use crate::source::publication::with_row_filter;
 use crate::source::quote::{qualified, quote_ident};
-use crate::source::sql;
+use super::source_rows::SourceRows;
 
 /// `table`'s columns (in `table.columns` order) as text, as `client` sees the source now (in
 /// its transaction's snapshot, if any): `SELECT … FROM [ONLY] schema.table [WHERE (filter)]`.
 /// With `only`, rows of inheritance children and partitions are left out. The input of
-/// [`canonical_rows`] and [`canonical_list`].
-pub async fn read_source_rows(
-    client: &tokio_postgres::Client,
+/// [`canonical_rows`] and [`canonical_list`], read whole or in chunks ([`SourceRows`]).
+pub async fn read_source_rows<'a>(
+    client: &'a tokio_postgres::Client,
     table: &TableSchema,
     only: bool,
     row_filter: Option<&str>,
-) -> Result<Vec<Row>> {
+) -> Result<SourceRows<'a>> {
     let select = format!(
         "SELECT {} FROM {}{}{}",
         table
@@ -37,7 +37,7 @@ pub async fn read_source_rows(
         qualified(&table.schema, &table.name),
         with_row_filter("", row_filter)
     );
-    sql::simple_rows(client, &select).await
+    Ok(SourceRows::new(client, select))
 }
 
 /// Converts text rows (as `simple_query` returns them, in column order) through the Arrow
