@@ -1053,7 +1053,7 @@ def main():
                     help="no published transaction after the end position (an idle source at the end)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds before a consumer run counts as hung")
     ap.add_argument("--pgcdc-wrap", default="", metavar="CMD",
-                    help="prefix for pgcdc run, to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
+                    help="prefix for pgcdc run (and pgcdc validate in workload v), to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
                          "'valgrind --tool=callgrind --callgrind-out-file=/tmp/pgcdc.cg'; times and RSS are then the wrapper's")
     ap.add_argument("--targets", default="local,s3,kinesis",
                     help="pgcdc's sinks: local (a local dir, always the baseline) and s3 (the same runs into a local "

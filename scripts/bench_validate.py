@@ -109,7 +109,7 @@ def measure(bench, run_measured, log, tail, BenchError):
     log_path = os.path.join(d, "validate.log")
     json_path = os.path.join(d, "validate.json")
     # The report (stdout) into its own file; `exec`, so GNU time measures pgcdc itself.
-    cmd = ["sh", "-c", 'exec "$0" "$@" > "$JSON_OUT"', args.pgcdc, "validate", "--format", "json", "--timeout", "600s",
+    cmd = ["sh", "-c", 'exec "$0" "$@" > "$JSON_OUT"', *args.pgcdc_wrap.split(), args.pgcdc, "validate", "--format", "json", "--timeout", "600s",
            "-c", cfg]
     secs, rc, rss_kib, cpu = run_measured(cmd, log_path, args.timeout, env={**os.environ, "JSON_OUT": json_path})
     text = open(log_path, errors="replace").read()
