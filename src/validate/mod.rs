@@ -6,8 +6,9 @@
 //! and the two compared by the one comparer ([`compare`]); the demo and the tests compare a
 //! table as it is now through [`current`]. `validate` itself is
 //! orchestrated in [`run`]: `snapshot` takes the snapshot, `target_ready` waits for the
-//! target (peeking at the slot with `peek`), [`table`] validates one table, [`report`]
-//! holds what is reported.
+//! target (peeking at the slot with `peek`), [`table`] validates one table (in bounded
+//! memory: `partitioned`, with `spill`, `target_scan`, `source_rows` and `diff_parts`),
+//! [`report`] holds what is reported.
 
 pub mod canonical;
 pub mod compare;
@@ -21,7 +22,7 @@ mod peek;
 pub mod report;
 pub mod run;
 mod snapshot;
-mod source_rows;
+pub mod source_rows;
 mod spill;
 pub mod table;
 mod target_ready;

@@ -1,5 +1,6 @@
 //! Validating one table (step 4 of [`super::run`]): its source rows read in the snapshot,
-//! its target materialised up to the validation LSN, both given to [`super::compare`].
+//! its target materialised up to the validation LSN, compared partition by partition
+//! (`partitioned.rs`).
 
 use std::sync::Arc;
 
