@@ -61,7 +61,10 @@ What it does, in one run:
    Parquet alone, PutRecords calls and their fill (entries and bytes per call against the
    500 / 5 MiB limits), Kinesis records per 10k row changes, and a check that one data user
    record arrived per row change.
-8. Prints the tables and writes them, with the machine description, between the markers of
+8. Validate (workload v, scripts/bench_validate.py): `pgcdc validate` of a --rows-validate-row
+   15-column table after a full load and CDC changes: wall time, rows/s, peak RSS (GNU time),
+   beside reading both sides once (raw COPY of the source, pyarrow read of the target).
+9. Prints the tables and writes them, with the machine description, between the markers of
    bench/RESULTS.md (the rest of that file is kept).
 
 The cluster, moto_server and every temp dir are removed at exit, also on failure or Ctrl-C
@@ -85,6 +88,7 @@ import time
 sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
 import bench_kinesis  # noqa: E402
 import bench_s3  # noqa: E402
+import bench_validate  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
@@ -784,6 +788,8 @@ class Bench:
             self.one("b", self.workload_b, "bench_b")
         if "f" in self.args.workloads:
             self.full_load()
+        if "v" in self.args.workloads:
+            bench_validate.measure(self, run_measured, log, tail, BenchError)
 
     # --- report ----------------------------------------------------------------------------
 
@@ -988,6 +994,10 @@ class Bench:
             text, met = self.report_load(med, rep)
             md += text
             met_all &= met
+        if getattr(self, "validate_results", None):
+            text, met = bench_validate.report(self.validate_results)
+            md += text
+            met_all &= met
         if self.s3:
             cdc = [(f"({r['wl']})", r["rows"], r["pgcdc"], r["s3"]) for r in self.results]
             load = []
@@ -1026,8 +1036,11 @@ def main():
     ap.add_argument("--seconds-b", type=int, default=20)
     ap.add_argument("--clients", type=int, default=4, help="pgbench clients for (b)")
     ap.add_argument("--prefill-b", type=int, default=100_000)
-    ap.add_argument("--workloads", default="abf",
-                    help="which workloads to run: any of a, b (CDC) and f (full load), e.g. ab or f")
+    ap.add_argument("--workloads", default="abfv",
+                    help="which workloads to run: any of a, b (CDC), f (full load) and v (validate, "
+                         "scripts/bench_validate.py), e.g. ab, f or v")
+    ap.add_argument("--rows-validate", type=int, default=20_000_000,
+                    help="rows of the table `pgcdc validate` compares (workload v)")
     ap.add_argument("--rows-load", type=int, default=5_000_000, help="rows of the full-load table")
     ap.add_argument("--load-workers", default="1,2",
                     help="pgcdc load_workers values to measure for the full load (comma-separated)")
@@ -1040,7 +1053,7 @@ def main():
                     help="no published transaction after the end position (an idle source at the end)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds before a consumer run counts as hung")
     ap.add_argument("--pgcdc-wrap", default="", metavar="CMD",
-                    help="prefix for pgcdc run, to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
+                    help="prefix for pgcdc run (and pgcdc validate in workload v), to profile it, e.g. 'perf record -g -o /tmp/pgcdc.perf --' or "
                          "'valgrind --tool=callgrind --callgrind-out-file=/tmp/pgcdc.cg'; times and RSS are then the wrapper's")
     ap.add_argument("--targets", default="local,s3,kinesis",
                     help="pgcdc's sinks: local (a local dir, always the baseline) and s3 (the same runs into a local "

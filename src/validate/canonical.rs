@@ -13,43 +13,45 @@ use crate::model::{Lsn, RowOp};
 use crate::model::TupleValue;
 use crate::source::publication::{with_row_filter, PublishedTable};
 use crate::source::quote::{qualified, quote_ident};
-use crate::source::sql;
+use super::source_rows::SourceRows;
 
 /// `table`'s columns (in `table.columns` order) as text, as `client` sees the source now (in
 /// its transaction's snapshot, if any): `SELECT … FROM [ONLY] schema.table [WHERE (filter)]`.
 /// With `only`, rows of inheritance children and partitions are left out. The input of
-/// [`canonical_rows`] and [`canonical_list`].
-pub async fn read_source_rows(
-    client: &tokio_postgres::Client,
+/// [`canonical_rows`] and [`canonical_list`], read whole or in chunks ([`SourceRows`]).
+pub async fn read_source_rows<'a>(
+    client: &'a tokio_postgres::Client,
     table: &TableSchema,
     only: bool,
     row_filter: Option<&str>,
-) -> Result<Vec<Row>> {
+) -> Result<SourceRows<'a>> {
     let columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-    select_text_rows(client, (&table.schema, &table.name), &columns, only, row_filter).await
+    Ok(SourceRows::new(client, select_sql((&table.schema, &table.name), &columns, only, row_filter)))
 }
 
 /// [`read_source_rows`] for a table shaped by the rules: the output columns of
 /// `published.schema`, each read from its source column of the source table, with the
 /// publication's and the rules' row filter. A text override needs nothing more: the text
 /// form is what a text query returns for any type.
-pub async fn read_published_rows(
-    client: &tokio_postgres::Client,
+pub async fn read_published_rows<'a>(
+    client: &'a tokio_postgres::Client,
     published: &PublishedTable,
     only: bool,
-) -> Result<Vec<Row>> {
+) -> Result<SourceRows<'a>> {
     let columns: Vec<&str> = published.columns.iter().map(|c| c.name.as_str()).collect();
     let source = (published.source.schema.as_str(), published.source.name.as_str());
-    select_text_rows(client, source, &columns, only, published.row_filter.as_deref()).await
+    Ok(SourceRows::new(client, select_sql(source, &columns, only, published.row_filter.as_deref())))
 }
 
-async fn select_text_rows(
-    client: &tokio_postgres::Client,
-    (schema, table): (&str, &str),
-    columns: &[&str],
-    only: bool,
-    row_filter: Option<&str>,
-) -> Result<Vec<Row>> {
+fn select_sql((schema, table): (&str, &str), columns: &[&str], only: bool, row_filter: Option<&str>) -> String {
+    format!(
+        "SELECT {} FROM {}{}{}",
+        columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
+        if only { "ONLY " } else { "" },
+        qualified(schema, table),
+        with_row_filter("", row_filter)
+    )
+}
     let select = format!(
         "SELECT {} FROM {}{}{}",
         columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
@@ -57,7 +59,7 @@ async fn select_text_rows(
         qualified(schema, table),
         with_row_filter("", row_filter)
     );
-    sql::simple_rows(client, &select).await
+    Ok(SourceRows::new(client, select))
 }
 
 /// Converts text rows (as `simple_query` returns them, in column order) through the Arrow

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::diff_parts::DiffParts;
 use crate::model::Lsn;
 
 /// Examples kept per kind (missing, extra, differing, duplicate) and table.
@@ -105,7 +106,7 @@ pub(crate) fn as_map<S: serde::Serializer>(
 }
 
 impl Example {
-    fn new(kind: ExampleKind, key: Vec<(String, Option<String>)>) -> Example {
+    pub(super) fn new(kind: ExampleKind, key: Vec<(String, Option<String>)>) -> Example {
         Example {
             kind,
             key,
@@ -139,48 +140,9 @@ pub fn compare_keyed(
     source: &Rows,
     target: &Rows,
 ) -> TableDiff {
-    let mut diff = TableDiff {
-        source_rows: source.len(),
-        target_rows: target.len(),
-        ..TableDiff::default()
-    };
-    let mut missing = Vec::new();
-    let mut differing = Vec::new();
-    for (k, sv) in source {
-        match target.get(k) {
-            None => missing.push(k),
-            Some(tv) if tv != sv => differing.push(k),
-            Some(_) => {}
-        }
-    }
-    let mut extra: Vec<&Row> = target.keys().filter(|k| !source.contains_key(*k)).collect();
-    diff.missing = missing.len();
-    diff.extra = extra.len();
-    diff.differing = differing.len();
-    for (kind, keys) in [
-        (ExampleKind::Missing, &mut missing),
-        (ExampleKind::Extra, &mut extra),
-        (ExampleKind::Differing, &mut differing),
-    ] {
-        keys.sort();
-        for k in keys.iter().take(EXAMPLES_PER_KIND) {
-            let mut e = Example::new(kind, named(key, k));
-            if kind == ExampleKind::Differing {
-                let (sv, tv) = (&source[*k], &target[*k]);
-                e.columns = (0..columns.len())
-                    .filter(|&i| sv[i] != tv[i])
-                    .take(COLUMNS_PER_EXAMPLE)
-                    .map(|i| ColumnDiff {
-                        column: columns[i].clone(),
-                        source: shorten(&sv[i]),
-                        target: shorten(&tv[i]),
-                    })
-                    .collect();
-            }
-            diff.examples.push(e);
-        }
-    }
-    diff
+    let mut parts = DiffParts::default();
+    parts.add_keyed(source, target);
+    parts.finish(columns, key)
 }
 
 /// Compares a table without a key as multisets of whole rows (values in `columns` order).
@@ -189,42 +151,9 @@ pub fn compare_keyed(
 /// times, and the other way round as extra; `differing` stays 0. Examples name the whole row
 /// and both counts. Never fails.
 pub fn compare_multisets(columns: &[String], source: &RowCounts, target: &RowCounts) -> TableDiff {
-    let mut diff = TableDiff {
-        source_rows: source.values().sum(),
-        target_rows: target.values().sum(),
-        ..TableDiff::default()
-    };
-    let count = |m: &RowCounts, r: &Row| m.get(r).copied().unwrap_or(0);
-    let mut missing: Vec<&Row> = source
-        .keys()
-        .filter(|r| count(source, r) > count(target, r))
-        .collect();
-    let mut extra: Vec<&Row> = target
-        .keys()
-        .filter(|r| count(target, r) > count(source, r))
-        .collect();
-    diff.missing = missing
-        .iter()
-        .map(|r| count(source, r) - count(target, r))
-        .sum();
-    diff.extra = extra
-        .iter()
-        .map(|r| count(target, r) - count(source, r))
-        .sum();
-    for (kind, rows) in [
-        (ExampleKind::Missing, &mut missing),
-        (ExampleKind::Extra, &mut extra),
-    ] {
-        rows.sort();
-        for r in rows.iter().take(EXAMPLES_PER_KIND) {
-            diff.examples.push(Example {
-                source_count: Some(count(source, r)),
-                target_count: Some(count(target, r)),
-                ..Example::new(kind, named(columns, r))
-            });
-        }
-    }
-    diff
+    let mut parts = DiffParts::default();
+    parts.add_multisets(source, target);
+    parts.finish(columns, columns)
 }
 
 /// Counts equal rows: the source side of [`compare_multisets`].
@@ -243,7 +172,7 @@ pub(crate) fn shorten(v: &Option<String>) -> Option<String> {
     })
 }
 
-fn named(names: &[String], values: &[Option<String>]) -> Vec<(String, Option<String>)> {
+pub(super) fn named(names: &[String], values: &[Option<String>]) -> Vec<(String, Option<String>)> {
     names
         .iter()
         .cloned()

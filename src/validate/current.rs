@@ -40,7 +40,7 @@ pub async fn compare_current(
 ) -> Result<CurrentComparison> {
     let cols: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     let key: Vec<String> = table.key.iter().map(|&i| cols[i].clone()).collect();
-    let text = read_source_rows(client, table, false, row_filter).await?;
+    let text = read_source_rows(client, table, false, row_filter).await?.all().await?;
     let source = canonical_rows(table, &text)?;
     drop(text);
     let dir = dir.to_path_buf();

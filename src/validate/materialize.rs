@@ -38,6 +38,9 @@ pub struct ChangeRow {
     pub key: Arc<Vec<String>>,
 }
 
+/// One row's values: column name → canonical value.
+pub type RowValues = BTreeMap<String, Option<String>>;
+
 /// A table's state: key → row (column name → canonical value).
 pub type TableState = BTreeMap<Vec<Option<String>>, BTreeMap<String, Option<String>>>;
 
@@ -87,48 +90,57 @@ pub fn read_stored_table_rows(storage: &dyn Storage, prefix: &str) -> Result<(Ve
     let plans = identity::plan(&shapes);
     let key = plans.last().map(|p| p.key.as_ref().clone()).unwrap_or_default();
     let mut out = Vec::with_capacity(files.iter().map(|(_, r)| r.len()).sum());
-    let mut converted: HashMap<((u32, i32), String), Option<String>> = HashMap::new();
+    let mut converted = Conversions::new();
     for ((shape, rows), plan) in files.into_iter().zip(&plans) {
-        let as_written = plan.fill.is_empty()
-            && plan.convert.iter().all(Option::is_none)
-            && shape.columns.iter().zip(&plan.names).all(|(c, n)| &c.name == n);
-        for mut row in rows {
-            if as_written {
-                row.key = plan.key.clone();
-                out.push(row);
-                continue;
-            }
-            let mut values = BTreeMap::new();
-            for ((col, name), convert) in shape.columns.iter().zip(&plan.names).zip(&plan.convert) {
-                let mut v = row.values.remove(&col.name).flatten();
-                if let (Some(to), Some(text)) = (convert, &v) {
-                    let c = converted
-                        .entry((*to, text.clone()))
-                        .or_insert_with(|| identity::to_canonical(to.0, to.1, text).or_else(|| Some(text.clone())));
-                    v = c.clone();
-                }
-                values.insert(name.clone(), v);
-            }
-            if row.op != RowOp::Truncate {
-                for (name, fill) in &plan.fill {
-                    values.insert(name.clone(), fill.clone());
-                }
-            }
-            row.unchanged = row
-                .unchanged
-                .iter()
-                .map(|u| shape.columns.iter().position(|c| &c.name == u).map_or_else(|| u.clone(), |i| plan.names[i].clone()))
-                .collect();
-            row.values = values;
-            row.key = plan.key.clone();
-            out.push(row);
+        for row in rows {
+            out.push(apply_plan(row, &shape, plan, &mut converted));
         }
     }
     Ok((out, keys.len(), key))
 }
 
+/// Values already converted to another column type (see [`apply_plan`]).
+pub(super) type Conversions = HashMap<((u32, i32), String), Option<String>>;
+
+/// One row of a file as it enters the materialisation: its columns named, filled and
+/// converted by its file's `plan` ([`identity::plan`]), `unchanged` renamed, and the file's
+/// key attached. `converted` caches conversions (the caller may clear it any time).
+pub(super) fn apply_plan(mut row: ChangeRow, shape: &FileShape, plan: &identity::FilePlan, converted: &mut Conversions) -> ChangeRow {
+    let as_written = plan.fill.is_empty()
+        && plan.convert.iter().all(Option::is_none)
+        && shape.columns.iter().zip(&plan.names).all(|(c, n)| &c.name == n);
+    if as_written {
+        row.key = plan.key.clone();
+        return row;
+    }
+    let mut values = BTreeMap::new();
+    for ((col, name), convert) in shape.columns.iter().zip(&plan.names).zip(&plan.convert) {
+        let mut v = row.values.remove(&col.name).flatten();
+        if let (Some(to), Some(text)) = (convert, &v) {
+            let c = converted
+                .entry((*to, text.clone()))
+                .or_insert_with(|| identity::to_canonical(to.0, to.1, text).or_else(|| Some(text.clone())));
+            v = c.clone();
+        }
+        values.insert(name.clone(), v);
+    }
+    if row.op != RowOp::Truncate {
+        for (name, fill) in &plan.fill {
+            values.insert(name.clone(), fill.clone());
+        }
+    }
+    row.unchanged = row
+        .unchanged
+        .iter()
+        .map(|u| shape.columns.iter().position(|c| &c.name == u).map_or_else(|| u.clone(), |i| plan.names[i].clone()))
+        .collect();
+    row.values = values;
+    row.key = plan.key.clone();
+    row
+}
+
 /// The columns (with attnum, missing value and PostgreSQL type) and key of one file.
-fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
+pub(super) fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
     let meta = schema.metadata();
     let key = meta.get(META_KEY).map(|k| k.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default();
     let pg_types: HashMap<String, (u32, i32)> = meta
@@ -152,7 +164,7 @@ fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
     FileShape { columns, key }
 }
 
-fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ChangeRow>) -> Result<()> {
+pub(super) fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ChangeRow>) -> Result<()> {
     let schema = batch.schema();
     let col = |name: &str| {
         schema
@@ -199,7 +211,18 @@ fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ChangeRow>) -> Result<()> {
 /// changes from one row to the next, the state is re-keyed (its rows are whole rows, so
 /// the new key's columns are there). The state returned is keyed by `key` (when not empty).
 /// With `up_to`, rows with `_lsn > up_to` are ignored.
-pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<i64>) -> (TableState, Vec<(i64, i64)>) {
+pub fn materialize_rows(rows: Vec<ChangeRow>, key: &[String], up_to: Option<i64>) -> (TableState, Vec<(i64, i64)>) {
+    materialize_rows_seeing_deletes(rows, key, up_to, &mut |_, _, _| {})
+}
+
+/// [`materialize_rows`], calling `deleted(lsn, seq, row)` with each row a `D` removes from
+/// the state (before any later row is applied).
+pub fn materialize_rows_seeing_deletes(
+    mut rows: Vec<ChangeRow>,
+    key: &[String],
+    up_to: Option<i64>,
+    deleted: &mut dyn FnMut(i64, i64, &RowValues),
+) -> (TableState, Vec<(i64, i64)>) {
     rows.sort_by_key(|r| (r.lsn, r.seq));
     let mut duplicates = Vec::new();
     for w in rows.windows(2) {
@@ -244,6 +267,9 @@ pub fn materialize_rows(mut rows: Vec<ChangeRow>, key: &[String], up_to: Option<
             RowOp::Delete => {
                 let k = key_of(&state_key, &row.values);
                 let removed = state.remove(&k);
+                if let Some(r) = &removed {
+                    deleted(row.lsn, row.seq, r);
+                }
                 last_deleted = removed.map(|v| (row.lsn, row.seq, v));
                 continue;
             }

@@ -6,19 +6,25 @@
 //! and the two compared by the one comparer ([`compare`]); the demo and the tests compare a
 //! table as it is now through [`current`]. `validate` itself is
 //! orchestrated in [`run`]: `snapshot` takes the snapshot, `target_ready` waits for the
-//! target (peeking at the slot with `peek`), [`table`] validates one table, [`report`]
-//! holds what is reported.
+//! target (peeking at the slot with `peek`), [`table`] validates one table (in bounded
+//! memory: `partitioned`, with `spill`, `target_scan`, `source_rows` and `diff_parts`),
+//! [`report`] holds what is reported.
 
 pub mod canonical;
 pub mod compare;
 pub mod current;
 mod dead_letters;
+mod diff_parts;
 pub mod identity;
 pub mod materialize;
+mod partitioned;
 mod peek;
 pub mod report;
 pub mod run;
 mod snapshot;
+pub mod source_rows;
+mod spill;
 pub mod table;
 mod target_ready;
+mod target_scan;
 mod waiting;

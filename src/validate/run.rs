@@ -27,10 +27,9 @@
 //!    are counted, with a few examples (key and first differing columns, in key order);
 //!    duplicate `(_lsn, _seq)` pairs in the target are differences too (SPEC 2.2).
 //!
-//! Limits: each table's source rows and target state are held in memory (one table at a
-//! time); Parquet files are read from local targets only
-//! ([`super::table::read_target_table`]); creating the temporary slot waits for
-//! transactions already running on the source to finish.
+//! Memory is bounded: a table is compared partition by partition through spill files
+//! (`partitioned.rs`). Creating the temporary slot waits for transactions already
+//! running on the source to finish.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,11 +1,10 @@
 //! Validating one table (step 4 of [`super::run`]): its source rows read in the snapshot,
-//! its target materialised up to the validation LSN, both given to [`super::compare`].
+//! its target materialised up to the validation LSN, compared partition by partition
+//! (`partitioned.rs`).
 
-use super::canonical::{canonical_list, canonical_rows, read_published_rows};
-use super::compare::{compare_keyed, compare_multisets, count_rows};
-use super::materialize::{
-    materialize_multiset, materialize_rows, project, read_stored_table_rows, ChangeRow,
-};
+use super::canonical::read_published_rows;
+use super::materialize::{read_stored_table_rows, ChangeRow};
+use super::partitioned::compare_table;
 use super::report::{CompareBy, Outcome, TableReport};
 use crate::error::{Error, Result};
 use crate::model::Lsn;
@@ -15,8 +14,10 @@ use crate::source::publication::PublishedTable;
 use crate::source::sql;
 
 /// Compares `published` (its published columns shaped by the rules, and the rows its row
-/// filter keeps) as the snapshot `snap` sees it with the `target` materialised up to `v` (`_lsn < v`). Errors are
-/// reading errors (catalog, Parquet), not differences: those are in the report.
+/// filter keeps) as the snapshot `snap` sees it with the `target` materialised up to `v`
+/// (`_lsn < v`). The source is read under its source names, the target under the output's
+/// (`published.schema`). Errors are reading errors (catalog, Parquet), not differences:
+/// those are in the report.
 pub(super) async fn validate_table(
     snap: &Catalog,
     target: &dyn crate::storage::Storage,
@@ -61,47 +62,24 @@ pub(super) async fn validate_table(
     let relkind: String = relkind.get(0);
     // A partitioned table (published via its root) holds its partitions' rows; any other
     // table only its own (inheritance children are published and written separately).
-    let mut text = read_published_rows(&snap.client, published, relkind != "p").await?;
-    let aside = tokio::task::block_in_place(|| super::dead_letters::set_aside(table, &mut text, letters))?;
+    let source = read_published_rows(&snap.client, published, relkind != "p").await?;
+    let source_bytes = super::partitioned::source_bytes(snap, table.relid, &relkind).await;
 
     // The target, up to V: `_lsn < V` (V is a commit LSN of no transaction in the snapshot).
     let up_to = v.0 as i64 - 1;
-    let (rows, files, _) =
-        tokio::task::block_in_place(|| read_target_table(target, &table.schema, &table.name))?;
-    let change_rows = rows.len();
-    let duplicates = duplicates(&rows);
-
-    let (by, diff) = if whole_row {
-        let source = count_rows(canonical_list(table, &text)?);
-        drop(text);
-        let target = tokio::task::block_in_place(|| materialize_multiset(rows, &cols, up_to));
-        (
-            CompareBy::WholeRow,
-            compare_multisets(&cols, &source, &target),
-        )
-    } else {
-        let source = canonical_rows(table, &text)?;
-        drop(text);
-        let mut target = tokio::task::block_in_place(|| {
-            let (state, _) = materialize_rows(rows, &key, Some(up_to));
-            project(&state, &cols)
-        });
-        for k in &aside.keys {
-            target.remove(k);
-        }
-        (CompareBy::Key, compare_keyed(&cols, &key, &source, &target))
-    };
+    let compared = compare_table(source, source_bytes, target, table, whole_row, up_to, letters).await?;
+    let by = if whole_row { CompareBy::WholeRow } else { CompareBy::Key };
     let mut report = report(
         key,
         Outcome::Compared {
             by,
-            files,
-            change_rows,
-            duplicates,
-            diff,
+            files: compared.files,
+            change_rows: compared.change_rows,
+            duplicates: compared.duplicates,
+            diff: compared.diff,
         },
     );
-    report.dead_lettered = aside.rows;
+    report.dead_lettered = compared.dead_lettered;
     Ok(report)
 }
 
@@ -116,9 +94,15 @@ async fn has_key_index(snap: &Catalog, relid: u32) -> Result<bool> {
     Ok(row.get(0))
 }
 
-/// `(_lsn, _seq)` pairs that occur more than once, sorted, each once.
+/// `(_lsn, _seq)` pairs that occur more than once, sorted, each once (the in-memory form
+/// of [`super::target_scan::TargetScan::duplicates`]).
+#[cfg(test)]
 fn duplicates(rows: &[ChangeRow]) -> Vec<(i64, i64)> {
-    let mut pairs: Vec<(i64, i64)> = rows.iter().map(|r| (r.lsn, r.seq)).collect();
+    repeated_pairs(rows.iter().map(|r| (r.lsn, r.seq)).collect())
+}
+
+/// The pairs of `pairs` that occur more than once, sorted, each once.
+pub(super) fn repeated_pairs(mut pairs: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     pairs.sort_unstable();
     let mut out: Vec<(i64, i64)> = pairs
         .windows(2)

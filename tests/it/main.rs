@@ -45,3 +45,4 @@ mod table_changes;
 mod target_safety;
 mod types;
 mod validate;
+mod validate_bounded;
