@@ -6,7 +6,7 @@ use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMi
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
-use super::binary_values::{binary_conv, parse_binary, BinaryConv};
+use super::binary_values::{binary_conv, copy_value_text, parse_binary, BinaryConv};
 use super::columns::{parse, Cell, ColumnBuilder, Scratch};
 use super::types::Conv;
 use crate::model::{OutputRow, TableSchema, TupleValue};
@@ -158,7 +158,11 @@ impl TableBatchBuilder {
                     // Columns not read natively were selected as text: their bytes are the text form.
                     match parse_binary(self.binary[i], &self.convs[i], b, &mut self.scratch) {
                         Ok(c) => c,
-                        Err(reason) => return Err(self.value_error(i, Some(b), reason)),
+                        Err(reason) => {
+                            // Shown as text where it is known (natively read arrays are printed).
+                            let text = copy_value_text(&self.table.columns[i], b);
+                            return Err(self.value_error(i, Some(text.as_ref().map_or(&b[..], |t| t.as_bytes())), reason));
+                        }
                     }
                 }
             };
