@@ -41,6 +41,9 @@ What it does, in one run:
    (GNU time), CPU of the server backends serving the run (/proc). pgcdc's output is checked:
    row count from the Parquet metadata, ids exactly 1..N, at least 2 load chunk files, and no
    replication slot left behind.
+5b. Wide full load (workload w, scripts/bench_wide.py): the same runs as (f), local directory
+   only, on `bench_wide` (--rows-wide rows, default 2M, of 15 columns shaped like an orders
+   table), plus pgcdc's CPU by thread kind (copy workers vs Parquet encoders).
 6. S3 (--targets local,s3, the default; `--targets local` skips it): a moto_server from the
    venv (scripts/bench_s3.py) on 127.0.0.1, one bucket. Every pgcdc run of (a), (b) and the
    full load (each --load-workers value) is made once more, in the same rotation, with the
