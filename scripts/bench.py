@@ -41,6 +41,9 @@ What it does, in one run:
    (GNU time), CPU of the server backends serving the run (/proc). pgcdc's output is checked:
    row count from the Parquet metadata, ids exactly 1..N, at least 2 load chunk files, and no
    replication slot left behind.
+5b. Wide full load (workload w, scripts/bench_wide.py): the same runs as (f), local directory
+   only, on `bench_wide` (--rows-wide rows, default 2M, of 15 columns shaped like an orders
+   table), plus pgcdc's CPU by thread kind (copy workers vs Parquet encoders).
 6. S3 (--targets local,s3, the default; `--targets local` skips it): a moto_server from the
    venv (scripts/bench_s3.py) on 127.0.0.1, one bucket. Every pgcdc run of (a), (b) and the
    full load (each --load-workers value) is made once more, in the same rotation, with the
@@ -87,6 +90,7 @@ import time
 
 sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
 import bench_kinesis  # noqa: E402
+import bench_wide  # noqa: E402
 import bench_s3  # noqa: E402
 import bench_validate  # noqa: E402
 
@@ -350,6 +354,9 @@ class Bench:
         self.workdir = workdir
         self.cluster = Cluster(args.pgcdc)
         self.results = []
+        # The table of the full-load runs (bench_wide for workload w) and its row count.
+        self.lt = "bench_load"
+        self.load_rows = args.rows_load
         self.failures = []
         # The local S3 endpoint, started by run() when --targets has s3.
         self.moto = None
@@ -630,7 +637,7 @@ class Bench:
 
     def raw_copy_cmd(self, where=""):
         return [os.path.join(self.cluster.bindir, "psql"), *self.cluster.conn_args(), "-X", "-q",
-                "-v", "ON_ERROR_STOP=1", "-c", f"COPY (SELECT * FROM bench_load{where}) TO STDOUT (FORMAT binary)"]
+                "-v", "ON_ERROR_STOP=1", "-c", f"COPY (SELECT * FROM {self.lt}{where}) TO STDOUT (FORMAT binary)"]
 
     def ctid_ranges(self, n):
         """n WHERE clauses splitting bench_load into equal block ranges (the last open-ended)."""
@@ -671,7 +678,7 @@ class Bench:
         cfg = os.path.join(d, "pgcdc.toml")
         with open(cfg, "w") as f:
             f.write(
-                f'[source]\nurl = "{self.cluster.url()}"\npublication = "bench_load"\nslot = "pgcdc_load_bench"\n\n'
+                f'[source]\nurl = "{self.cluster.url()}"\npublication = "{self.lt}"\nslot = "pgcdc_load_bench"\n\n'
                 f'[pipeline]\nmode = "full-load"\nload_workers = {workers}\n\n'
                 + (bench_s3.aws_toml(self.moto.endpoint) if s3 else "") +
                 f'[[sink]]\nkind = "parquet"\nurl = "{out}"\n'
@@ -679,11 +686,12 @@ class Bench:
         log_path = os.path.join(d, "pgcdc.log")
         cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg]
         srv = WalsenderCpu(self.cluster.postmaster_pid(), SERVER_BACKENDS)
+        threads = bench_wide.ThreadCpu(srv, exclude=self.cluster.proc.pid)
         what = f"pgcdc load_workers={workers}{' into S3' if s3 else ''}"
 
         def measured():
-            secs, rc, rss, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=srv, env=self.pgcdc_env(out))
-            return {"secs": secs, "rc": rc, "rss": rss, "cpu": cpu, "ws": srv.seconds()}
+            secs, rc, rss, cpu = run_measured(cmd, log_path, self.args.timeout, sampler=threads, env=self.pgcdc_env(out))
+            return {"secs": secs, "rc": rc, "rss": rss, "cpu": cpu, "ws": srv.seconds(), "threads": threads.seconds()}
 
         m = bench_s3.measure(self.moto, measured) if s3 else measured()
         secs, rss, cpu = m["secs"], m["rss"], m["cpu"]
@@ -691,12 +699,12 @@ class Bench:
             raise BenchError(f"(full load) {what} exited with {m['rc']}:{tail(log_path)}")
         slots = self.cluster.psql("SELECT count(*) FROM pg_replication_slots")
         rows, files, ids_ok, nbytes = self.load_output(out)
-        ok = rows == self.args.rows_load and ids_ok and files >= 2 and slots == "0"
+        ok = rows == self.load_rows and ids_ok and files >= 2 and slots == "0"
         check = {"ok": ok, "rows": rows, "files": files, "ids_ok": ids_ok, "slots": int(slots), "mib": nbytes / 1048576}
         if not ok:
             self.failures.append(
                 f"(full load) {what} run {i + 1}: {rows:,} rows in {files} load file(s), "
-                f"ids 1..N distinct: {ids_ok}, replication slots left: {slots}; expected {self.args.rows_load:,} rows "
+                f"ids 1..N distinct: {ids_ok}, replication slots left: {slots}; expected {self.load_rows:,} rows "
                 f"in >= 2 files, no slot")
         log(f"(full load) {what}: {secs:.2f} s, peak RSS {rss / 1024:.0f} MiB, CPU {cpu:.2f} s, "
             f"server CPU {srv.seconds():.2f} s; {rows:,} rows in {files} files ({nbytes / 1048576:.0f} MiB)"
@@ -713,28 +721,31 @@ class Bench:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        fs, listed = self.output_files(out, "public/bench_load/load")
+        fs, listed = self.output_files(out, f"public/{self.lt}/load")
         files = [f for f, _ in listed]
         rows = sum(pq.ParquetFile(f, filesystem=fs).metadata.num_rows for f in files)
         nbytes = sum(size for _, size in listed)
         ids_ok = False
-        if rows == self.args.rows_load:
+        if rows == self.load_rows:
             ids = pq.ParquetDataset(files, filesystem=fs).read(columns=["id"]).column("id")
             mm = pc.min_max(ids).as_py()
             ids_ok = mm["min"] == 1 and mm["max"] == rows and pc.count_distinct(ids).as_py() == rows
         return rows, len(files), ids_ok, nbytes
 
-    def full_load(self):
-        self.load_table()
-        n = self.args.rows_load
+    def full_load(self, rows=None, s3=True):
+        """The full-load runs on table self.lt (bench_load unless rows: then already created)."""
+        if rows is None:
+            self.load_table()
+        n = rows or self.args.rows_load
+        self.load_rows = n
         where = self.ctid_ranges(max(2, self.args.raw_parallel))[0]
-        plan = self.cluster.psql(f"EXPLAIN SELECT * FROM bench_load{where}")
+        plan = self.cluster.psql(f"EXPLAIN SELECT * FROM {self.lt}{where}")
         self.tid_range_scan = "Tid Range Scan" in plan
         kinds = [("raw", 1)]
         if self.args.raw_parallel > 1:
             kinds.append(("raw", self.args.raw_parallel))
         kinds += [("pgcdc", w) for w in self.args.load_workers]
-        if self.s3:
+        if self.s3 and s3:
             kinds += [("pgcdc-s3", w) for w in self.args.load_workers]
         measured = {k: [] for k in kinds}
         for i in range(self.args.repeat):
@@ -747,7 +758,8 @@ class Bench:
                 else:
                     log(f"(full load) pgcdc load_workers={w}{' into S3' if kind == 'pgcdc-s3' else ''}, run {i + 1} ...")
                     measured[(kind, w)].append(self.run_pgcdc_load(w, i, s3=kind == "pgcdc-s3"))
-        self.load_results = {"rows": n, "measured": measured, "kinds": kinds}
+        self.load_results = {"rows": n, "measured": measured, "kinds": kinds,
+                             "heap_mib": getattr(self, "load_heap_mib", 0), "total_mib": getattr(self, "load_total_mib", 0)}
 
     def run(self):
         c = self.cluster
@@ -788,6 +800,8 @@ class Bench:
             self.one("b", self.workload_b, "bench_b")
         if "f" in self.args.workloads:
             self.full_load()
+        if "w" in self.args.workloads and self.args.rows_wide > 0:
+            bench_wide.full_load(self)
         if "v" in self.args.workloads:
             bench_validate.measure(self, run_measured, log, tail, BenchError)
 
@@ -851,8 +865,8 @@ class Bench:
                                       f"parallel raw COPY {'by Tid Range Scan' if self.tid_range_scan else 'on CTID ranges'}"))
         return rows
 
-    def report_load(self, med, rep):
-        lr = self.load_results
+    def report_load(self, med, rep, lr=None):
+        lr = lr or self.load_results
         n = lr["rows"]
         raw = lr["measured"][("raw", 1)]
         raw_s = med([m["secs"] for m in raw])
@@ -867,7 +881,7 @@ class Bench:
             ws = med([m["ws"] for m in ms])
             rss = max(m["rss"] for m in ms) / 1024
             if kind == "raw":
-                what = ("`COPY (SELECT * FROM bench_load) TO STDOUT (FORMAT binary)` > /dev/null, one psql" if w == 1
+                what = (f"`COPY (SELECT * FROM {lr.get('table', 'bench_load')}) TO STDOUT (FORMAT binary)` > /dev/null, one psql" if w == 1
                         else f"the same, {w} psql processes at once, one CTID range each")
                 check = "-"
             else:
@@ -882,9 +896,9 @@ class Bench:
                          f"({c0['mib']:.0f} MiB), {max(c['slots'] for c in cs)} slots left")
             rows.append(f"| {what} | {walls} | {secs:.2f} | {n / secs:,.0f} | **{raw_s / secs:.2f}** | {cpu:.2f} "
                         f"| {ws:.2f} | {rss:.0f} | {check} |")
-        md = ["### Full load: pgcdc vs raw binary COPY", "",
-              f"{n:,} rows of `bench_load` (same columns and values as (a); heap {self.load_heap_mib:.0f} MiB, "
-              f"{self.load_total_mib:.0f} MiB with index and TOAST; VACUUM ANALYZEd, in the OS page cache), "
+        md = [f"### Full load: pgcdc vs raw binary COPY{lr.get('title', '')}", "",
+              f"{n:,} rows of `{lr.get('table', 'bench_load')}` ({lr.get('desc', 'same columns and values as (a)')}; heap {lr['heap_mib']:.0f} MiB, "
+              f"{lr['total_mib']:.0f} MiB with index and TOAST; VACUUM ANALYZEd, in the OS page cache), "
               f"each run alone{rep}. Seconds: wall time from process start to exit; for pgcdc that includes "
               "connecting, the temporary slot and its exported snapshot, planning the CTID chunks, encoding, "
               "fsync and publishing the files (a fresh output directory per run). ratio = raw COPY seconds / "
@@ -994,6 +1008,10 @@ class Bench:
             text, met = self.report_load(med, rep)
             md += text
             met_all &= met
+        if getattr(self, "wide_results", None):
+            text, met = self.report_load(med, rep, self.wide_results)
+            md += text + bench_wide.report(self.wide_results, med)
+            met_all &= met
         if getattr(self, "validate_results", None):
             text, met = bench_validate.report(self.validate_results)
             md += text
@@ -1036,9 +1054,10 @@ def main():
     ap.add_argument("--seconds-b", type=int, default=20)
     ap.add_argument("--clients", type=int, default=4, help="pgbench clients for (b)")
     ap.add_argument("--prefill-b", type=int, default=100_000)
-    ap.add_argument("--workloads", default="abfv",
-                    help="which workloads to run: any of a, b (CDC), f (full load) and v (validate, "
-                         "scripts/bench_validate.py), e.g. ab, f or v")
+    ap.add_argument("--workloads", default="abfwv",
+                    help="which workloads to run: any of a, b (CDC), f (full load), w (full load of the "
+                         "15-column wide table) and v (validate, scripts/bench_validate.py), e.g. ab, fw or v")
+    ap.add_argument("--rows-wide", type=int, default=2_000_000, help="rows of the wide full-load table (w)")
     ap.add_argument("--rows-validate", type=int, default=20_000_000,
                     help="rows of the table `pgcdc validate` compares (workload v)")
     ap.add_argument("--rows-load", type=int, default=5_000_000, help="rows of the full-load table")

@@ -6,7 +6,7 @@ use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMi
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
-use super::binary_values::{binary_conv, parse_binary, BinaryConv};
+use super::binary_values::{binary_conv, copy_value_text, parse_binary, BinaryConv};
 use super::columns::{parse, Cell, ColumnBuilder, Scratch};
 use super::types::Conv;
 use crate::model::{OutputRow, TableSchema, TupleValue};
@@ -89,6 +89,8 @@ pub struct TableBatchBuilder {
     scratch: Scratch,
     rows: usize,
     bytes: usize,
+    /// See [`keep_capacity`](Self::keep_capacity).
+    keep_capacity: bool,
 }
 
 impl TableBatchBuilder {
@@ -110,6 +112,7 @@ impl TableBatchBuilder {
             scratch: Scratch::default(),
             rows: 0,
             bytes: 0,
+            keep_capacity: false,
             table,
         }
     }
@@ -158,7 +161,11 @@ impl TableBatchBuilder {
                     // Columns not read natively were selected as text: their bytes are the text form.
                     match parse_binary(self.binary[i], &self.convs[i], b, &mut self.scratch) {
                         Ok(c) => c,
-                        Err(reason) => return Err(self.value_error(i, Some(b), reason)),
+                        Err(reason) => {
+                            // Shown as text where it is known (natively read arrays are printed).
+                            let text = copy_value_text(&self.table.columns[i], b);
+                            return Err(self.value_error(i, Some(text.as_ref().map_or(&b[..], |t| t.as_bytes())), reason));
+                        }
                     }
                 }
             };
@@ -212,9 +219,27 @@ impl TableBatchBuilder {
         self.bytes
     }
 
+    /// After each [`finish`](Self::finish), the data columns' builders get room for a batch
+    /// like the last one (the full load's batches all have one size; CDC's vary, and idle
+    /// tables should not hold buffers, so this is off by default).
+    pub fn keep_capacity(&mut self) {
+        self.keep_capacity = true;
+    }
+
     /// The rows appended so far as one record batch; resets the builder.
     pub fn finish(&mut self) -> RecordBatch {
-        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| c.finish()).collect();
+        let keep = self.keep_capacity;
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| {
+                let a = c.finish();
+                if keep {
+                    c.reserve_like(&a);
+                }
+                a
+            })
+            .collect();
         arrays.push(Arc::new(self.op.finish()));
         arrays.push(Arc::new(self.lsn.finish()));
         arrays.push(Arc::new(self.seq.finish()));

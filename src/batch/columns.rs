@@ -268,6 +268,35 @@ impl ColumnBuilder {
         }
     }
 
+    /// Re-creates the (just finished) builder with room for as many values and bytes as
+    /// `like`, its last array: the next batch of a similar size then neither regrows nor
+    /// copies its buffers (Arrow's `finish` leaves a builder with no capacity).
+    pub fn reserve_like(&mut self, like: &ArrayRef) {
+        use arrow_array::cast::AsArray;
+        use arrow_array::Array;
+        let n = like.len();
+        match self {
+            ColumnBuilder::Bool(b) => *b = BooleanBuilder::with_capacity(n),
+            ColumnBuilder::I16(b) => *b = Int16Builder::with_capacity(n),
+            ColumnBuilder::I32(b) => *b = Int32Builder::with_capacity(n),
+            ColumnBuilder::I64(b) => *b = Int64Builder::with_capacity(n),
+            ColumnBuilder::F32(b) => *b = Float32Builder::with_capacity(n),
+            ColumnBuilder::F64(b) => *b = Float64Builder::with_capacity(n),
+            ColumnBuilder::D128(b) => *b = Decimal128Builder::with_capacity(n).with_data_type(like.data_type().clone()),
+            ColumnBuilder::D256(b) => *b = Decimal256Builder::with_capacity(n).with_data_type(like.data_type().clone()),
+            ColumnBuilder::Utf8(b) => *b = StringBuilder::with_capacity(n, like.as_string::<i32>().value_data().len()),
+            ColumnBuilder::Binary(b) => *b = BinaryBuilder::with_capacity(n, like.as_binary::<i32>().value_data().len()),
+            ColumnBuilder::Uuid(b) => *b = FixedSizeBinaryBuilder::with_capacity(n, 16),
+            ColumnBuilder::Date(b) => *b = Date32Builder::with_capacity(n),
+            ColumnBuilder::Time(b) => *b = Time64MicrosecondBuilder::with_capacity(n),
+            ColumnBuilder::Ts(b) => *b = TimestampMicrosecondBuilder::with_capacity(n).with_data_type(like.data_type().clone()),
+            ColumnBuilder::List(l) => {
+                l.offsets.reserve(n + 1);
+                l.values.reserve_like(like.as_list::<i32>().values());
+            }
+        }
+    }
+
     /// The column's array; resets the builder.
     pub fn finish(&mut self) -> ArrayRef {
         match self {

@@ -21,6 +21,6 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-pub use binary_values::{copy_native, copy_select_expr, copy_select_expr_from};
+pub use binary_values::{copy_native, copy_select_expr, copy_select_expr_from, copy_value_text};
 pub use builder::{TableBatchBuilder, ValueError};
 pub use display::cell_to_string;

@@ -133,6 +133,7 @@ async fn copy_into(
     futures_util::pin_mut!(stream);
     let mut parser = BinaryCopyParser::with_field_count(table.columns.len());
     let mut builder = TableBatchBuilder::new(table.clone());
+    builder.keep_capacity();
     let mut writers: Vec<LoadWriter> = Vec::new();
     let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
     let mut rows = 0u64;

@@ -52,15 +52,6 @@ fn select_sql((schema, table): (&str, &str), columns: &[&str], only: bool, row_f
         with_row_filter("", row_filter)
     )
 }
-    let select = format!(
-        "SELECT {} FROM {}{}{}",
-        columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
-        if only { "ONLY " } else { "" },
-        qualified(schema, table),
-        with_row_filter("", row_filter)
-    );
-    Ok(SourceRows::new(client, select))
-}
 
 /// Converts text rows (as `simple_query` returns them, in column order) through the Arrow
 /// type mapping of `table`, keyed by `table.key`: the source side of

@@ -12,6 +12,9 @@
 //! same text (`numeric_out`'s, scale digits kept, `NaN`, `±Infinity`) for unconstrained
 //! numeric, the same errors for values Arrow cannot hold.
 
+mod arrays;
+
+pub(crate) use arrays::ArrayElem;
 use super::columns::{parse, Cell, Scratch};
 use super::text::{DATE_INFINITY, DATE_NEG_INFINITY, MICROS_PER_DAY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY};
 use super::types::Conv;
@@ -58,6 +61,8 @@ pub(crate) enum BinaryConv {
     },
     /// numeric without a usable typmod: formatted exactly as `numeric_out`.
     NumericText,
+    /// A builtin array of elements of type `elem_oid`, decoded as `elem` (see [`arrays`]).
+    Array { elem_oid: u32, elem: ArrayElem },
 }
 
 /// The one decision of how a column travels through binary COPY.
@@ -68,7 +73,8 @@ pub(crate) enum BinaryConv {
 /// base type's binary form). Where several PostgreSQL types share a [`PgType`] (`Int8`: int8
 /// and oid; `Json`: json and jsonb; `Text`: text, varchar, bpchar, name and `"char"`, whose
 /// binary form is a raw byte), the column's own builtin type OID decides, and a domain over
-/// one of them is read as text. Everything else (arrays, `Other`) is read as text.
+/// one of them is read as text. Builtin arrays of the element types [`arrays::array_elem`]
+/// lists are read natively; everything else (other arrays, `Other`) is read as text.
 pub(crate) fn binary_conv(column: &ColumnSchema) -> BinaryConv {
     use BinaryConv as B;
     match &column.pg_type {
@@ -101,7 +107,11 @@ pub(crate) fn binary_conv(column: &ColumnSchema) -> BinaryConv {
         PgType::Date => B::Date,
         PgType::Time => B::Time,
         PgType::Timestamp | PgType::Timestamptz => B::Timestamp,
-        PgType::Array { .. } | PgType::Other(_) => B::Text,
+        PgType::Array { element, .. } => match arrays::array_elem(column.type_oid, element) {
+            Some((elem_oid, elem)) => B::Array { elem_oid, elem },
+            None => B::Text,
+        },
+        PgType::Other(_) => B::Text,
     }
 }
 
@@ -131,6 +141,18 @@ pub fn copy_select_expr_from(column: &ColumnSchema, source_name: &str, as_text: 
         ident
     } else {
         format!("CASE WHEN num_nulls({ident}) = 0 THEN format('%s', {ident}) END")
+    }
+}
+
+/// The PostgreSQL text form (what the type's output function prints) of a binary COPY value
+/// of `column`, where it is known without the server: a value selected as text is its own
+/// text, a natively read array is printed as `array_out` prints it. `None` for other natively
+/// read values (and malformed arrays). Error reports and dead letters show this text.
+pub fn copy_value_text(column: &ColumnSchema, b: &[u8]) -> Option<String> {
+    match binary_conv(column) {
+        BinaryConv::Text => Some(String::from_utf8_lossy(b).into_owned()),
+        BinaryConv::Array { elem, .. } => arrays::array_text(elem, b).ok(),
+        _ => None,
     }
 }
 
@@ -205,6 +227,7 @@ pub(crate) fn parse_binary(bc: BinaryConv, conv: &Conv, b: &[u8], sc: &mut Scrat
             let v = acc.value();
             Cell::D256(if n.sign == NUMERIC_NEG { v.wrapping_neg() } else { v })
         }
+        B::Array { elem_oid, elem } => return arrays::parse_array(elem_oid, elem, conv, b, sc),
         B::NumericText => {
             let n = Numeric::parse(b)?;
             let start = sc.bytes.len() as u32;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use arrow_array::{Array, RecordBatch};
 
 use super::DeadLetter;
-use crate::batch::{cell_to_string, copy_native, TableBatchBuilder, ValueError};
+use crate::batch::{cell_to_string, copy_native, copy_value_text, TableBatchBuilder, ValueError};
 use crate::model::{Lsn, OutputRow, RowOp, TableSchema, TupleValue};
 
 fn commit_timestamp(us: i64) -> String {
@@ -55,7 +55,8 @@ fn fill_key(table: &TableSchema, d: &mut DeadLetter) {
 /// The dead letter of `row` of `table`, which `sink` refused with `error` (a conversion
 /// error of [`TableBatchBuilder::append`]), and its key ([`DeadLetter::key`]).
 ///
-/// Values come as PostgreSQL sent them: text as is; a value the full load read in binary
+/// Values come as PostgreSQL sent them: text as is (a natively read array as `array_out`
+/// prints it, see [`copy_value_text`]); another value the full load read in binary
 /// form as the canonical text of its converted Arrow value (the form `validate` compares),
 /// or, when it cannot be converted either, in `omitted` with its bytes in hex.
 pub fn from_row(
@@ -71,8 +72,7 @@ pub fn from_row(
         .as_ref()
         .and_then(|n| table.columns.iter().position(|c| &c.name == n))
     {
-        if matches!(row.values.get(i), Some(TupleValue::Binary(_)))
-            && copy_native(&table.columns[i])
+        if matches!(row.values.get(i), Some(TupleValue::Binary(b)) if copy_value_text(&table.columns[i], b).is_none())
         {
             shown.value = None;
         }
@@ -127,11 +127,10 @@ pub fn from_row(
                 None
             }
             TupleValue::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-            TupleValue::Binary(b) if !copy_native(c) => {
-                Some(String::from_utf8_lossy(b).into_owned())
-            }
-            TupleValue::Binary(b) => match (&batch, refused.contains(&i)) {
-                (Some(batch), false) => cell_to_string(batch.column(i).as_ref(), 0),
+            TupleValue::Binary(b) => match (copy_value_text(c, b), &batch, refused.contains(&i)) {
+                // Selected as text, or a natively read array: its PostgreSQL text.
+                (Some(text), _, _) => Some(text),
+                (None, Some(batch), false) => cell_to_string(batch.column(i).as_ref(), 0),
                 _ => {
                     d.omitted.insert(
                         c.name.clone(),
