@@ -125,8 +125,8 @@ pub async fn plan_tables(catalog: &Catalog, config: &Config, tables: &[(String, 
                 .with_hint(format!("patterns are schema.table with * wildcards; the tables are: {}", names.join(", "))));
         }
         for (s, t) in &matched {
-            if !fulls.contains_key(&(s.clone(), t.clone())) {
-                fulls.insert((s.clone(), t.clone()), catalog.table_schema(s, t).await?);
+            if let std::collections::hash_map::Entry::Vacant(e) = fulls.entry((s.clone(), t.clone())) {
+                e.insert(catalog.table_schema(s, t).await?);
             }
         }
         let named = rule.drop_columns.iter().chain(&rule.text_columns).chain(rule.rename_columns.keys());
