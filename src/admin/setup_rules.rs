@@ -17,7 +17,7 @@ const RULES_SQL: &str = include_str!("../../migrations/005_rules.sql");
 pub(super) async fn rule_steps(catalog: &Catalog, publication: &str, plan: &RulePlan, actions: &mut Vec<String>) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     for p in plan.tables.iter().filter(|p| p.published) {
-        if in_step(p) {
+        if publication_agrees(p) {
             actions.push(format!("publication {publication} applies the rules of {}", p.name()));
             continue;
         }
@@ -43,7 +43,7 @@ pub(super) async fn rule_steps(catalog: &Catalog, publication: &str, plan: &Rule
 }
 
 /// Whether the publication's entry of `p` is what the plan wants.
-fn in_step(p: &TablePlan) -> bool {
+fn publication_agrees(p: &TablePlan) -> bool {
     let names: Vec<&str> = p.full.columns.iter().map(|c| c.name.as_str()).collect();
     let published: Vec<&str> = match &p.entry.attnames {
         Some(a) => names.iter().copied().filter(|n| a.iter().any(|x| x == n)).collect(),

@@ -441,11 +441,9 @@ impl Pipeline {
     /// Writes one row of `shape`'s source table (values per source column) to every active
     /// sink, as the output table.
     fn emit(&mut self, shape: &shapes::TableShape, row: RowOut<'_>) -> Result<()> {
+        // `shape` comes from `Pipeline::shape`: its table is selected by `source.tables`.
         let table = &shape.source;
         let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput sent a change outside a transaction"))?;
-        if !self.filter.matches(&table.schema, &table.name) {
-            return Ok(());
-        }
         if !self.unobserved.is_empty() && self.unobserved.remove(&table.relid) {
             if let Some(r) = &self.reloads {
                 r.observe(table.relid, &table.schema, &table.name, None, txn.meta.commit_lsn)?;

@@ -75,7 +75,7 @@ pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
     // Bad rules stop the run before it touches the target or the slot.
-    crate::source::rules::plan(&catalog, config).await?;
+    warn_unruled_exclusions(&crate::source::rules::plan(&catalog, config).await?, &config.source.publication);
     // One writer per target: before any recovery, cleanup, progress read or slot action.
     let mut targets = Targets::open(config)?;
     targets.lock()?;
@@ -323,4 +323,17 @@ fn pipeline_thread(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<SourceEven
     // The reader stopped (error or end of stream): keep what is complete.
     pipeline.close()?;
     Ok(pipeline.stats.clone())
+}
+
+/// Warns about columns of ruled tables that the publication's column list leaves out but no
+/// rule drops: a column added after `setup` wrote a column list is not published (PostgreSQL
+/// column lists name their columns) until `setup` runs again.
+fn warn_unruled_exclusions(plan: &crate::source::rules::RulePlan, publication: &str) {
+    for t in plan.tables.iter().filter(|t| !t.unruled_excluded.is_empty()) {
+        tracing::warn!(
+            "publication {publication} leaves out column(s) {} of {}, which no rule drops: they are not replicated (hint: `pgcdc setup -c FILE` publishes them, or drop them with a rule to say so)",
+            t.unruled_excluded.join(", "),
+            t.name()
+        );
+    }
 }

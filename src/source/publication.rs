@@ -37,8 +37,6 @@ pub struct PublishedTable {
     /// (`pg_publication_tables.rowfilter`) and the rules' `where`, ANDed; `None` when
     /// every row is published and kept.
     pub row_filter: Option<String>,
-    /// The rules as they apply to this table.
-    pub rules: TableRules,
 }
 
 /// The publication's column list and row filter of one table, as read from the catalog.
@@ -124,7 +122,7 @@ impl Catalog {
             (Some(p), Some(r)) => Some(format!("({p}) AND ({r})")),
             (p, r) => p.or(r),
         };
-        Ok(PublishedTable { schema: shaped.output, source, columns: shaped.columns, row_filter, rules })
+        Ok(PublishedTable { schema: shaped.output, source, columns: shaped.columns, row_filter })
     }
 
     /// The tables `publication` publishes that the `source.tables` `patterns` select (all of

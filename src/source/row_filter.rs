@@ -16,16 +16,20 @@ impl Catalog {
     /// over every column of `table` (source names and types): the statement
     /// [`Catalog::row_filter_holds`] runs. Errors name the table and the server's message.
     pub async fn row_filter_statement(&self, table: &TableSchema, expr: &str) -> Result<Statement> {
-        let mut columns = Vec::with_capacity(table.columns.len());
-        for (i, c) in table.columns.iter().enumerate() {
-            let row = self
-                .client
-                .query_one("SELECT format_type($1, $2)", &[&c.type_oid, &c.type_modifier])
-                .await
-                .map_err(|e| super::sql::query_error("reading a column's type name", &e))?;
-            let type_name: String = row.get(0);
-            columns.push(format!("${}::text::{type_name} AS {}", i + 1, quote_ident(&c.name)));
-        }
+        let oids: Vec<u32> = table.columns.iter().map(|c| c.type_oid).collect();
+        let typmods: Vec<i32> = table.columns.iter().map(|c| c.type_modifier).collect();
+        let names = self
+            .client
+            .query("SELECT format_type(t, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS u(t, m, n) ORDER BY n", &[&oids, &typmods])
+            .await
+            .map_err(|e| super::sql::query_error("reading the columns' type names", &e))?;
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .map(|(i, (c, row))| format!("${}::text::{} AS {}", i + 1, row.get::<_, String>(0), quote_ident(&c.name)))
+            .collect();
         let sql = format!("SELECT ({expr}) IS TRUE FROM (SELECT {}) AS {}", columns.join(", "), quote_ident(&table.name));
         self.client.prepare(&sql).await.map_err(|e| {
             Error::config(format!("the row filter of {} ({expr}) is not valid: {}", table.qualified_name(), super::sql::db_error_text(&e)))
