@@ -30,6 +30,11 @@ What it does, in one run:
          insert/update/delete transactions on bench_b. The row changes it produced are
          counted from pg_stat_user_tables (n_tup_ins/upd/del deltas), independent of
          either consumer.
+     (c), (d): the same two on the 15-column wide table of issue 13 (scripts/bench_wide_cdc.py):
+         one transaction inserting --rows-c rows into bench_wc; --seconds-d seconds of pgbench
+         on bench_wd.
+   pg_recvlogical runs once per --recv-protos variant (default: proto_version=1, and the newest
+   the server has with streaming=on); pgcdc is compared with the fastest of them.
 4. Checks pgcdc's output: Parquet row count (and I/U/D split) equals the expected count, and
    no (_lsn, _seq) pair appears twice.
 5. Full load (workload f): creates `bench_load` with --rows-load rows (default 5M) of the same
@@ -91,6 +96,7 @@ import time
 sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
 import bench_kinesis  # noqa: E402
 import bench_wide  # noqa: E402
+import bench_wide_cdc  # noqa: E402
 import bench_s3  # noqa: E402
 import bench_validate  # noqa: E402
 
@@ -337,6 +343,29 @@ def lsn_int(s):
     return (int(hi, 16) << 32) | int(lo, 16)
 
 
+def recv_variants(spec, newest):
+    """pg_recvlogical variants from --recv-protos ("1,max"): "v1" (no streaming) and
+    "v{newest}-streaming" (proto 2+ streams large transactions while they run)."""
+    out = []
+    for p in spec.split(","):
+        p = p.strip()
+        n = newest if p == "max" else int(p)
+        v = f"v{n}-streaming" if n >= 2 else f"v{n}"
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def recv_options(variant):
+    """(proto_version, streaming) of a variant named by recv_variants."""
+    return int(variant[1:].split("-")[0]), variant.endswith("-streaming")
+
+
+def recv_describe(variant):
+    proto, streaming = recv_options(variant)
+    return f"{variant}: proto_version={proto}{', streaming=on' if streaming else ''}"
+
+
 def pgoutput_proto(version_num):
     major = version_num // 10000
     if major >= 16:
@@ -407,15 +436,16 @@ class Bench:
                 if r.returncode != 0:
                     raise BenchError(f"pgcdc setup failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}")
                 runs.append((tool, slot, cfg, out))
-            rslot = f"recv_{wl}_{i}"
-            r = subprocess.run(
-                [os.path.join(self.cluster.bindir, "pg_recvlogical"), *self.cluster.conn_args(),
-                 "-S", rslot, "--create-slot", "-P", "pgoutput"],
-                capture_output=True, text=True,
-            )
-            if r.returncode != 0:
-                raise BenchError(f"pg_recvlogical --create-slot failed: {r.stderr.strip()}")
-            runs.append(("pg_recvlogical", rslot, None, None))
+            for variant in self.recv_variants:
+                rslot = f"recv_{wl}_{i}_{variant.replace('-', '_')}"
+                r = subprocess.run(
+                    [os.path.join(self.cluster.bindir, "pg_recvlogical"), *self.cluster.conn_args(),
+                     "-S", rslot, "--create-slot", "-P", "pgoutput"],
+                    capture_output=True, text=True,
+                )
+                if r.returncode != 0:
+                    raise BenchError(f"pg_recvlogical --create-slot failed: {r.stderr.strip()}")
+                runs.append((f"pg_recvlogical {variant}", rslot, None, None))
         # Rotate who goes first when repeating (pg_recvlogical, pgcdc, pgcdc into S3, then
         # pgcdc, ...), so page cache / catalog warmth is fair.
         ordered = []
@@ -438,10 +468,11 @@ class Bench:
         if tool == "pgcdc":
             cmd = [*self.args.pgcdc_wrap.split(), self.args.pgcdc, "run", "-c", cfg, "--until-lsn", endpos]
         else:
+            proto, streaming = recv_options(tool.split(" ", 1)[1])
             cmd = [os.path.join(self.cluster.bindir, "pg_recvlogical"), *self.cluster.conn_args(),
                    "-S", slot, "--start", "-n", "-f", "/dev/null", "-E", endpos,
-                   "-o", f"proto_version={self.proto}", "-o", "publication_names=bench"]
-            if self.proto >= 2:
+                   "-o", f"proto_version={proto}", "-o", "publication_names=bench"]
+            if streaming:
                 cmd += ["-o", "streaming=on"]
         into = f" into {out}" if out and out.startswith("s3://") else ""
         log(f"({wl}) {tool}{into}: catching up to {endpos} ...")
@@ -495,8 +526,8 @@ class Bench:
 
     # --- workloads -------------------------------------------------------------------------
 
-    def tup_counts(self):
-        r = self.cluster.psql("SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'bench_b'")
+    def tup_counts(self, table):
+        r = self.cluster.psql(f"SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = '{table}'")
         return tuple(int(x) for x in r.split("|"))
 
     def workload_a(self):
@@ -513,12 +544,16 @@ class Bench:
         return {"I": n}, f"1 transaction, INSERT of {n:,} rows"
 
     def workload_b(self):
-        secs = self.args.seconds_b
-        script = os.path.join(self.workdir, "bench_b.sql")
+        return self.pgbench_mix("b", "bench_b", PGBENCH_SCRIPT, self.args.seconds_b)
+
+    def pgbench_mix(self, wl, table, script_text, secs):
+        """secs seconds of pgbench running script_text (on table, pre-filled with --prefill-b
+        rows); the row changes it made, counted from pg_stat_user_tables."""
+        script = os.path.join(self.workdir, f"{table}.sql")
         with open(script, "w") as f:
-            f.write(PGBENCH_SCRIPT)
-        before = self.tup_counts()
-        log(f"(b) pgbench {secs} s, {self.args.clients} clients ...")
+            f.write(script_text)
+        before = self.tup_counts(table)
+        log(f"({wl}) pgbench {secs} s, {self.args.clients} clients ...")
         r = subprocess.run(
             [os.path.join(self.cluster.bindir, "pgbench"), *self.cluster.conn_args()[:-2], "-n",
              "-c", str(self.args.clients), "-j", str(min(self.args.clients, os.cpu_count() or 1)),
@@ -539,7 +574,7 @@ class Bench:
         while True:
             busy = int(self.cluster.psql(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'"))
-            cur = self.tup_counts()
+            cur = self.tup_counts(table)
             if busy == 0 and cur == prev:
                 break
             if time.monotonic() > deadline:
@@ -570,13 +605,14 @@ class Bench:
         wal_mib = (lsn_int(endpos) - lsn_int(start_lsn)) / 1048576
         rows = sum(expected.values())
         log(f"({wl}) {rows:,} row changes, {wal_mib:.0f} MiB of WAL; end position {endpos}")
-        measured = {"pgcdc": [], "pg_recvlogical": [], "pgcdc-s3": []}
+        measured = {"pgcdc": [], "pgcdc-s3": []}
+        measured.update({f"pg_recvlogical {v}": [] for v in self.recv_variants})
         measured.update({f"pgcdc-kinesis-{a}": [] for a in self.args.kinesis_aggregations})
         check = []
         for tool, slot, cfg, out in runs:
             m = self.run_consumer(wl, tool, slot, cfg, out, endpos)
             measured[tool].append(m)
-            if tool != "pg_recvlogical":
+            if not tool.startswith("pg_recvlogical"):
                 total, ops, dups, nfiles = self.pgcdc_output(out, table)
                 ok = total == rows and dups == 0 and all(ops.get(k, 0) == v for k, v in expected.items())
                 if tool == "pgcdc":
@@ -591,9 +627,13 @@ class Bench:
                         f"({wl}) {tool} output has {total} rows {ops} in {nfiles} files, {dups} duplicate (_lsn,_seq); "
                         f"expected {rows} {expected}")
                 shutil.rmtree(os.path.dirname(cfg), ignore_errors=True)
+        # pgcdc is compared with the fastest pg_recvlogical variant (lowest median).
+        variants = {v: measured[f"pg_recvlogical {v}"] for v in self.recv_variants}
+        best = min(variants, key=lambda v: sorted(m["secs"] for m in variants[v])[len(variants[v]) // 2])
         self.results.append({
             "wl": wl, "desc": desc, "rows": rows, "expected": expected, "wal_mib": wal_mib,
-            "pgcdc": measured["pgcdc"], "recv": measured["pg_recvlogical"], "check": check,
+            "pgcdc": measured["pgcdc"], "recv": variants[best], "recv_best": best, "recv_variants": variants,
+            "check": check,
             "s3": measured["pgcdc-s3"],
             "kinesis": {a: measured[f"pgcdc-kinesis-{a}"] for a in self.args.kinesis_aggregations} if self.kinesis else {},
         })
@@ -785,6 +825,7 @@ class Bench:
         self.version = c.psql("SHOW server_version")
         self.version_num = int(c.psql("SHOW server_version_num"))
         self.proto = pgoutput_proto(self.version_num)
+        self.recv_variants = recv_variants(self.args.recv_protos, self.proto)
         self.work_mem = c.psql("SHOW logical_decoding_work_mem")
         c.psql(TABLE_DDL.format(name="bench_a", ident=""))
         c.psql(TABLE_DDL.format(name="bench_b", ident="GENERATED BY DEFAULT AS IDENTITY"))
@@ -793,11 +834,16 @@ class Bench:
             f"jsonb_build_object('g', g) FROM generate_series(1, {self.args.prefill_b}) g")
         c.psql("VACUUM ANALYZE bench_b")
         c.psql("CREATE TABLE bench_sentinel (id serial PRIMARY KEY, at timestamptz DEFAULT now())")
-        c.psql("CREATE PUBLICATION bench FOR TABLE bench_a, bench_b, bench_sentinel")
+        bench_wide_cdc.create(self)
+        c.psql(f"CREATE PUBLICATION bench FOR TABLE bench_a, bench_b, bench_sentinel, {bench_wide_cdc.TABLES}")
         if "a" in self.args.workloads:
             self.one("a", self.workload_a, "bench_a")
         if "b" in self.args.workloads:
             self.one("b", self.workload_b, "bench_b")
+        if "c" in self.args.workloads:
+            self.one("c", lambda: bench_wide_cdc.workload_c(self), "bench_wc")
+        if "d" in self.args.workloads:
+            self.one("d", lambda: bench_wide_cdc.workload_d(self), "bench_wd")
         if "f" in self.args.workloads:
             self.full_load()
         if "w" in self.args.workloads and self.args.rows_wide > 0:
@@ -841,7 +887,8 @@ class Bench:
             ("kernel", platform.release()),
             ("load average (1/5/15 min) at start / end", f"{self.load_start} / {load_end} "
              "(other work on the machine competes for the same cores: compare with care)"),
-            ("PostgreSQL", f"{self.version} (pgoutput proto_version={self.proto}, streaming={'on' if self.proto >= 2 else 'off'})"),
+            ("PostgreSQL", f"{self.version} (pgcdc asks for pgoutput proto_version={self.proto}, "
+                           f"streaming={'on' if self.proto >= 2 else 'off'})"),
             ("server settings", "wal_level=logical, fsync=off, max_wal_size=4GB, "
                                 f"logical_decoding_work_mem={self.work_mem} (default), everything else default"),
             ("pgcdc", f"{self.args.pgcdc} ({version}, built {built}); source tree at {commit}"
@@ -947,9 +994,9 @@ class Bench:
             return xs[len(xs) // 2]
 
         main = [
-            "| workload | rows | pg_recvlogical s | pg_recvlogical rows/s | pgcdc s | pgcdc rows/s "
+            "| workload | rows | fastest pg_recvlogical | its s | its rows/s | pgcdc s | pgcdc rows/s "
             "| ratio pgcdc/pg_recvlogical | pgcdc peak RSS MiB | pgcdc output check |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         detail = [
             "| workload | WAL MiB | tool | wall s (each run) | CPU s (user+sys) | server walsender CPU s "
@@ -968,11 +1015,12 @@ class Bench:
             check = f"{'OK' if ok else 'MISMATCH'}: {c0[1]:,} rows ({ops}), {c0[4]} file(s), no duplicate (_lsn,_seq)" \
                 if ok else f"MISMATCH: {c0[1]:,} rows ({ops}), {c0[3]} duplicates"
             main.append(
-                f"| ({r['wl']}) {r['desc']} | {r['rows']:,} | {rs:.2f} | {r['rows'] / rs:,.0f} "
+                f"| ({r['wl']}) {r['desc']} | {r['rows']:,} | {r['recv_best']} | {rs:.2f} | {r['rows'] / rs:,.0f} "
                 f"| {ps:.2f} | {r['rows'] / ps:,.0f} | **{ratio:.2f}** | {prss:.0f} | {check} |"
             )
-            for tool, key in (("pg_recvlogical", "recv"), ("pgcdc", "pgcdc")):
-                ms = r[key]
+            tools = [(f"pg_recvlogical {v}{' (fastest)' if v == r['recv_best'] else ''}", ms)
+                     for v, ms in r["recv_variants"].items()] + [("pgcdc", r["pgcdc"])]
+            for tool, ms in tools:
                 st = [m["startup"] for m in ms if m.get("startup") is not None]
                 walls = ", ".join("%.2f" % m["secs"] for m in ms)
                 startup = "%.2f" % med(st) if st else "-"
@@ -989,7 +1037,9 @@ class Bench:
             md += ["### CDC: pgcdc vs pg_recvlogical", "",
                    f"Each consumer alone, catching up on the already-written WAL of the workload{rep}. Seconds: wall "
                    "time from process start to exit. Rows: row changes (inserts + updates + deletes) the workload "
-                   "produced. rows/s = rows / seconds; ratio = pgcdc rows/s / pg_recvlogical rows/s.", ""]
+                   "produced. rows/s = rows / seconds; ratio = pgcdc rows/s / pg_recvlogical rows/s, against the "
+                   f"fastest of the pg_recvlogical variants ({', '.join(recv_describe(v) for v in self.recv_variants)}; "
+                   "each one's times are in the table below).", ""]
             md += main
             md.append("")
             for wl, ratio, rss, ok in verdicts:
@@ -1054,9 +1104,12 @@ def main():
     ap.add_argument("--seconds-b", type=int, default=20)
     ap.add_argument("--clients", type=int, default=4, help="pgbench clients for (b)")
     ap.add_argument("--prefill-b", type=int, default=100_000)
-    ap.add_argument("--workloads", default="abfwv",
-                    help="which workloads to run: any of a, b (CDC), f (full load), w (full load of the "
+    ap.add_argument("--workloads", default="abcdfwv",
+                    help="which workloads to run: any of a, b (CDC), c, d (the same CDC workloads on the 15-column "
+                         "wide table, scripts/bench_wide_cdc.py), f (full load), w (full load of the "
                          "15-column wide table) and v (validate, scripts/bench_validate.py), e.g. ab, fw or v")
+    ap.add_argument("--rows-c", type=int, default=1_000_000, help="rows of the one transaction of workload c")
+    ap.add_argument("--seconds-d", type=int, default=20, help="seconds of pgbench in workload d")
     ap.add_argument("--rows-wide", type=int, default=2_000_000, help="rows of the wide full-load table (w)")
     ap.add_argument("--rows-validate", type=int, default=20_000_000,
                     help="rows of the table `pgcdc validate` compares (workload v)")
@@ -1065,6 +1118,9 @@ def main():
                     help="pgcdc load_workers values to measure for the full load (comma-separated)")
     ap.add_argument("--raw-parallel", type=int, default=2, metavar="N",
                     help="also time N psql COPYs at once on CTID ranges of the full-load table (0: skip)")
+    ap.add_argument("--recv-protos", default="1,max",
+                    help="pg_recvlogical variants (comma-separated pgoutput proto versions; max = the newest the "
+                         "server has, with streaming=on); pgcdc is compared with the fastest")
     ap.add_argument("--repeat", type=int, default=3, help="consumer runs per tool and workload (median reported)")
     ap.add_argument("--flush-interval", default="60s")
     ap.add_argument("--max-file-size", default="128MiB")

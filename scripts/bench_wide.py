@@ -14,15 +14,15 @@ import os
 import time
 
 WIDE_DDL = """
-CREATE TABLE bench_wide (
-    id bigint PRIMARY KEY, customer text, qty int, price numeric(12,2), amount numeric,
+CREATE TABLE {name} (
+    id bigint {key}, customer text, qty int, price numeric(12,2), amount numeric,
     ratio float8, note text, tags text[], payload jsonb, created timestamptz,
     local_ts timestamp, day date, flag bool, uid uuid, blob bytea
 );
 """
 
 WIDE_FILL = """
-INSERT INTO bench_wide
+INSERT INTO {name}
 SELECT g, 'customer ' || (g % 50000), (g % 100)::int, (g % 100000) / 100.0,
        (g * 7 % 1000003) / 1000.0, g / 7.0::float8, 'order note number ' || g || ' for delivery',
        ARRAY['tag' || (g % 10), 'group' || (g % 7), 'x'],
@@ -89,10 +89,10 @@ class ThreadCpu:
 
 def create(bench, n):
     c = bench.cluster
-    c.psql(WIDE_DDL)
+    c.psql(WIDE_DDL.format(name="bench_wide", key="PRIMARY KEY"))
     bench_log(f"(wide) filling bench_wide with {n:,} rows ...")
     t0 = time.monotonic()
-    c.psql(WIDE_FILL.format(n=n))
+    c.psql(WIDE_FILL.format(name="bench_wide", n=n))
     c.psql("VACUUM ANALYZE bench_wide")
     c.psql("CHECKPOINT")
     c.psql("CREATE PUBLICATION bench_wide FOR TABLE bench_wide")
