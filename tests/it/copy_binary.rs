@@ -213,8 +213,13 @@ INSERT INTO alltypes VALUES
   NULL, NULL, NULL, NULL, NULL, NULL, NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 -- numerics of every shape: weights, scales and trailing zeros around the base-10000 groups
-INSERT INTO alltypes (id, n10, n38, n50, nu, am, an, an10, at)
+INSERT INTO alltypes (id, iv, ttz, n10, n38, n50, nu, am, an, an10, at)
   SELECT 100 + g,
+         make_interval(years => (g % 7 - 3) * (g % 5), months => g % 13 - 6, days => g % 61 - 30,
+                       hours => CASE WHEN g % 3 = 0 THEN -(g % 100) ELSE g % 1000 END, mins => g % 59,
+                       secs => (CASE WHEN g % 4 = 0 THEN -1 ELSE 1 END) * (g % 60 + (g % 7) / 8.0 + g * 0.000001)),
+         make_time(g % 24, g % 60, (g % 60) + (g % 9) * 0.1 + (g % 11) * 0.000001)::timetz
+           AT TIME ZONE (CASE g % 4 WHEN 0 THEN '+05:30' WHEN 1 THEN '-08' WHEN 2 THEN '+00:00:17' ELSE '+13:45' END),
          round((g * 1234.5678 - 5e7)::numeric, 2),
          (g::numeric ^ 7 / 997)::numeric(38,4),
          (CASE WHEN g % 2 = 0 THEN 1 ELSE -1 END * g::numeric ^ 11 / 7)::numeric(50,5),
@@ -239,11 +244,11 @@ async fn every_type_decodes_like_the_text_path() {
     for native in [
         "b", "i2", "i4", "i8", "o", "f4", "f8", "n10", "n38", "n50", "nu", "cn", "vc", "nm", "t", "by", "d", "tm",
         "ts", "tstz", "u", "j", "jb", "pi", "am", "dy", "ai", "ajb", "ab", "ai2", "ai8", "an", "an10", "at", "avc",
-        "au", "aj",
+        "au", "aj", "ttz", "iv",
     ] {
         assert_eq!(expr(native), format!("\"{native}\""), "{native} is read natively");
     }
-    for cast in ["m", "c1", "ttz", "iv", "ip", "x", "r", "e", "lb", "dc", "bg", "ats", "af8", "aby", "ae", "ac1"] {
+    for cast in ["m", "c1", "ip", "x", "r", "e", "lb", "dc", "bg", "ats", "af8", "aby", "ae", "ac1"] {
         assert_eq!(
             expr(cast),
             format!("CASE WHEN num_nulls(\"{cast}\") = 0 THEN format('%s', \"{cast}\") END"),
@@ -287,6 +292,10 @@ async fn every_type_decodes_like_the_text_path() {
     assert_eq!(cell("u", 0).as_deref(), Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
     assert_eq!(cell("e", 0).as_deref(), Some("happy"));
     assert_eq!(cell("ai", 0).as_deref(), Some("[1,null,3]"));
+    assert_eq!(cell("iv", 0).as_deref(), Some("1 year 2 mons -3 days +04:05:06.5"));
+    assert_eq!(cell("iv", 1).as_deref(), Some("-178000000 years"));
+    assert_eq!(cell("ttz", 0).as_deref(), Some("24:00:00+05:30"));
+    assert_eq!(cell("ttz", 1).as_deref(), Some("00:00:00-15:59"));
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Date32Type, TimestampMicrosecondType};
     let d = b.column_by_name("dy").unwrap().as_primitive::<Date32Type>();

@@ -13,6 +13,7 @@
 //! numeric, the same errors for values Arrow cannot hold.
 
 mod arrays;
+mod time_text;
 
 pub(crate) use arrays::ArrayElem;
 use super::columns::{parse, Cell, Scratch};
@@ -61,6 +62,10 @@ pub(crate) enum BinaryConv {
     },
     /// numeric without a usable typmod: formatted exactly as `numeric_out`.
     NumericText,
+    /// interval: printed as `interval_out` prints it (see [`time_text`]).
+    Interval,
+    /// timetz: printed as `timetz_out` prints it (see [`time_text`]).
+    TimeTz,
     /// A builtin array of elements of type `elem_oid`, decoded as `elem` (see [`arrays`]).
     Array { elem_oid: u32, elem: ArrayElem },
 }
@@ -74,7 +79,8 @@ pub(crate) enum BinaryConv {
 /// and oid; `Json`: json and jsonb; `Text`: text, varchar, bpchar, name and `"char"`, whose
 /// binary form is a raw byte), the column's own builtin type OID decides, and a domain over
 /// one of them is read as text. Builtin arrays of the element types [`arrays::array_elem`]
-/// lists are read natively; everything else (other arrays, `Other`) is read as text.
+/// lists are read natively, and so are `interval` and `timetz` (printed by [`time_text`]);
+/// everything else (other arrays, the rest of `Other`) is read as text.
 pub(crate) fn binary_conv(column: &ColumnSchema) -> BinaryConv {
     use BinaryConv as B;
     match &column.pg_type {
@@ -111,7 +117,13 @@ pub(crate) fn binary_conv(column: &ColumnSchema) -> BinaryConv {
             Some((elem_oid, elem)) => B::Array { elem_oid, elem },
             None => B::Text,
         },
-        PgType::Other(_) => B::Text,
+        // interval and timetz (not domains over them: their OID differs) have no Arrow type
+        // here; their binary form is printed as their output function prints it.
+        PgType::Other(_) => match column.type_oid {
+            1186 => B::Interval,
+            1266 => B::TimeTz,
+            _ => B::Text,
+        },
     }
 }
 
@@ -232,6 +244,15 @@ pub(crate) fn parse_binary(bc: BinaryConv, conv: &Conv, b: &[u8], sc: &mut Scrat
             let n = Numeric::parse(b)?;
             let start = sc.bytes.len() as u32;
             n.write_text(&mut sc.bytes)?;
+            Cell::Bytes { start, end: sc.bytes.len() as u32 }
+        }
+        B::Interval | B::TimeTz => {
+            let start = sc.bytes.len() as u32;
+            if bc == B::Interval {
+                time_text::write_interval(b, &mut sc.bytes)?;
+            } else {
+                time_text::write_timetz(b, &mut sc.bytes)?;
+            }
             Cell::Bytes { start, end: sc.bytes.len() as u32 }
         }
     })
