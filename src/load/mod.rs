@@ -181,8 +181,10 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
     for _ in 0..workers.min(chunks.max(1)) {
         let (info, name, jobs, ctx, state, progress, progress_target) =
             (info.clone(), snapshot_name.clone(), jobs.clone(), ctx.clone(), shared_state.clone(), progress.clone(), storage.clone());
+        // The session is driven in the worker's own task (`sql::driven`): the COPY stream
+        // is read on the thread that decodes it.
         handles.0.push(tokio::spawn(async move {
-            let client = sql::connect(&info).await?;
+            sql::driven(&info, |client| async move {
             enter_snapshot(&client, &name).await?;
             loop {
                 let job = jobs.lock().expect("not poisoned").pop_front();
@@ -203,6 +205,8 @@ pub async fn full_load(config: &Config, targets: &Targets, info: &ConnInfo, cata
             }
             let _ = client.batch_execute("COMMIT").await;
             Ok::<(), Error>(())
+            })
+            .await
         }));
     }
     if let Some(e) = handles.join().await {

@@ -24,6 +24,43 @@ pub async fn connect(info: &ConnInfo) -> Result<Client> {
     Ok(client)
 }
 
+/// [`connect`], with the connection driven inside the caller's task instead of a task of its
+/// own: `work` gets the client, and the connection is polled by the same future as `work`
+/// until `work` ends (then both are dropped and the session closes). A bulk reader such as
+/// a full-load COPY then reads the socket on the thread that consumes the rows, without a
+/// cross-thread wake-up per batch of messages. If the connection ends first, `work` sees
+/// its requests fail as with [`connect`]. Blocking inside `work` (`block_in_place`) also
+/// pauses the connection, which is what a consumer that stops reading does anyway.
+pub async fn driven<T, F, Fut>(info: &ConnInfo, work: F) -> Result<T>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    use std::future::Future;
+    use std::task::Poll;
+    let stream = tls::connect(info).await?;
+    let (client, connection) = info
+        .sql_config()
+        .connect_raw(stream, NoTls)
+        .await
+        .map_err(|e| describe_connect_error(info, &e))?;
+    let mut connection = Some(Box::pin(connection));
+    let work = work(client);
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Some(c) = connection.as_mut() {
+            if let Poll::Ready(r) = c.as_mut().poll(cx) {
+                if let Err(e) = r {
+                    tracing::debug!("SQL connection ended: {e}");
+                }
+                connection = None;
+            }
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
 /// Turns a connection error into a message that says what to fix, without the password.
 pub fn describe_connect_error(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
     let (msg, code) = match e.as_db_error() {
