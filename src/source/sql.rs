@@ -10,18 +10,22 @@ use crate::error::{Error, Result};
 /// Connects an ordinary session with pgcdc's session settings (UTC, ISO dates, hex bytea).
 /// The connection task runs on the current tokio runtime until the client is dropped.
 pub async fn connect(info: &ConnInfo) -> Result<Client> {
-    let stream = tls::connect(info).await?;
-    let (client, connection) = info
-        .sql_config()
-        .connect_raw(stream, NoTls)
-        .await
-        .map_err(|e| describe_connect_error(info, &e))?;
+    let (client, connection) = open(info).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("SQL connection ended: {e}");
         }
     });
     Ok(client)
+}
+
+/// A session's client and its connection future, which must be polled for the client to
+/// make progress.
+async fn open(
+    info: &ConnInfo,
+) -> Result<(Client, tokio_postgres::Connection<tls::PgStream, tokio_postgres::tls::NoTlsStream>)> {
+    let stream = tls::connect(info).await?;
+    info.sql_config().connect_raw(stream, NoTls).await.map_err(|e| describe_connect_error(info, &e))
 }
 
 /// [`connect`], with the connection driven inside the caller's task instead of a task of its
@@ -38,12 +42,7 @@ where
 {
     use std::future::Future;
     use std::task::Poll;
-    let stream = tls::connect(info).await?;
-    let (client, connection) = info
-        .sql_config()
-        .connect_raw(stream, NoTls)
-        .await
-        .map_err(|e| describe_connect_error(info, &e))?;
+    let (client, connection) = open(info).await?;
     let mut connection = Some(Box::pin(connection));
     let work = work(client);
     let mut work = std::pin::pin!(work);
