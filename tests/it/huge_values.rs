@@ -26,7 +26,12 @@ async fn source_digests(s: &Setup, id: i64) -> serde_json::Value {
         ))
         .await;
     let r = &rows[0];
-    let d = |i: usize| serde_json::json!({"md5": r[i].clone().unwrap(), "len": r[i + 1].as_ref().unwrap().parse::<i64>().unwrap()});
+    let d = |i: usize| match (&r[i], &r[i + 1]) {
+        (Some(md5), Some(len)) => {
+            serde_json::json!({"md5": md5, "len": len.parse::<i64>().unwrap()})
+        }
+        _ => serde_json::Value::Null,
+    };
     serde_json::json!({"t": d(0), "b": d(2), "j": d(4)})
 }
 
