@@ -72,6 +72,8 @@ What it does, in one run:
 8. Validate (workload v, scripts/bench_validate.py): `pgcdc validate` of a --rows-validate-row
    15-column table after a full load and CDC changes: wall time, rows/s, peak RSS (GNU time),
    beside reading both sides once (raw COPY of the source, pyarrow read of the target).
+8b. Huge values (workload h, scripts/bench_huge.py): peak RSS of pgcdc's full load and CDC of one
+   --huge-mib MiB value (text, bytea, jsonb), each against 3 x the value + a small-row baseline.
 9. Prints the tables and writes them, with the machine description, between the markers of
    bench/RESULTS.md (the rest of that file is kept).
 
@@ -99,6 +101,7 @@ import bench_wide  # noqa: E402
 import bench_wide_cdc  # noqa: E402
 import bench_s3  # noqa: E402
 import bench_validate  # noqa: E402
+import bench_huge  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
@@ -850,6 +853,8 @@ class Bench:
             bench_wide.full_load(self)
         if "v" in self.args.workloads:
             bench_validate.measure(self, run_measured, log, tail, BenchError)
+        if "h" in self.args.workloads:
+            bench_huge.measure(self, run_measured, log, tail, BenchError)
 
     # --- report ----------------------------------------------------------------------------
 
@@ -1066,6 +1071,10 @@ class Bench:
             text, met = bench_validate.report(self.validate_results)
             md += text
             met_all &= met
+        if getattr(self, "huge_results", None):
+            text, met = bench_huge.report(self.huge_results)
+            md += text
+            met_all &= met
         if self.s3:
             cdc = [(f"({r['wl']})", r["rows"], r["pgcdc"], r["s3"]) for r in self.results]
             load = []
@@ -1104,12 +1113,15 @@ def main():
     ap.add_argument("--seconds-b", type=int, default=20)
     ap.add_argument("--clients", type=int, default=4, help="pgbench clients for (b)")
     ap.add_argument("--prefill-b", type=int, default=100_000)
-    ap.add_argument("--workloads", default="abcdfwv",
+    ap.add_argument("--workloads", default="abcdfwvh",
                     help="which workloads to run: any of a, b (CDC), c, d (the same CDC workloads on the 15-column "
                          "wide table, scripts/bench_wide_cdc.py), f (full load), w (full load of the "
-                         "15-column wide table) and v (validate, scripts/bench_validate.py), e.g. ab, fw or v")
+                         "15-column wide table), v (validate, scripts/bench_validate.py) and h (one huge value, "
+                         "scripts/bench_huge.py), e.g. ab, fw or v")
     ap.add_argument("--rows-c", type=int, default=1_000_000, help="rows of the one transaction of workload c")
     ap.add_argument("--seconds-d", type=int, default=20, help="seconds of pgbench in workload d")
+    ap.add_argument("--huge-mib", type=int, default=100, help="size of the huge value (workload h), MiB")
+    ap.add_argument("--huge-types", default="text,bytea,jsonb", help="types of the huge value (workload h)")
     ap.add_argument("--rows-wide", type=int, default=2_000_000, help="rows of the wide full-load table (w)")
     ap.add_argument("--rows-validate", type=int, default=20_000_000,
                     help="rows of the table `pgcdc validate` compares (workload v)")

@@ -8,6 +8,7 @@ use arrow_schema::SchemaRef;
 
 use super::binary_values::{binary_conv, copy_value_text, parse_binary, BinaryConv};
 use super::columns::{parse, Cell, ColumnBuilder, Scratch};
+use super::huge::{self, HugeValue};
 use super::types::Conv;
 use crate::model::{OutputRow, TableSchema, TupleValue};
 
@@ -64,6 +65,11 @@ impl ValueError {
     }
 }
 
+/// A batch is handed on once its [`buffered_bytes`](TableBatchBuilder::buffered_bytes)
+/// reach this, whatever its row count ([`TableBatchBuilder::is_full`]): the memory of a batch
+/// stays bounded with wide or huge values, and a row with a value this large ends its batch.
+pub const BATCH_BYTES: usize = 16 << 20;
+
 /// Fixed per-row estimate of the metadata columns' bytes.
 const ROW_OVERHEAD_BYTES: usize = 40;
 /// Per-value estimate besides the text (offsets, validity, fixed-width slots).
@@ -87,6 +93,8 @@ pub struct TableBatchBuilder {
     unchanged: ListBuilder<StringBuilder>,
     cells: Vec<Cell>,
     scratch: Scratch,
+    /// Values of the batch's first row held without a copy ([`super::huge`]).
+    huge: Vec<HugeValue>,
     rows: usize,
     bytes: usize,
     /// See [`keep_capacity`](Self::keep_capacity).
@@ -110,6 +118,7 @@ impl TableBatchBuilder {
             commit_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             unchanged: ListBuilder::new(StringBuilder::new()),
             scratch: Scratch::default(),
+            huge: Vec::new(),
             rows: 0,
             bytes: 0,
             keep_capacity: false,
@@ -172,12 +181,28 @@ impl TableBatchBuilder {
             self.cells.push(cell);
         }
 
+        // A huge value of the first row is kept as it is; one of an earlier row is copied
+        // into its builder now that the batch has a second row.
+        for h in self.huge.drain(..) {
+            let column = h.column;
+            h.append_to(&mut self.columns[column]);
+        }
+        let mut held = Vec::new();
         for (i, col) in self.columns.iter_mut().enumerate() {
+            if self.rows == 0 && huge::is_huge(col, &self.cells[i], &row.values[i]) {
+                held.push(i);
+                continue;
+            }
             let raw: &[u8] = match &row.values[i] {
                 TupleValue::Text(t) | TupleValue::Binary(t) => t,
                 _ => &[],
             };
             col.append(&self.cells[i], raw, &self.scratch);
+        }
+        // After the other columns: the last held value may move the scratch out.
+        let last = held.len().saturating_sub(1);
+        for (n, i) in held.into_iter().enumerate() {
+            self.huge.push(huge::hold(i, &self.cells[i], &row.values[i], &mut self.scratch, n == last));
         }
         self.op.append_value(row.op.code());
         self.lsn.append_value(row.lsn.0 as i64);
@@ -219,9 +244,16 @@ impl TableBatchBuilder {
         self.bytes
     }
 
+    /// True once the batch holds `max_rows` rows or [`BATCH_BYTES`]: time to
+    /// [`finish`](Self::finish) it.
+    pub fn is_full(&self, max_rows: usize) -> bool {
+        self.rows >= max_rows || self.bytes >= BATCH_BYTES
+    }
+
     /// After each [`finish`](Self::finish), the data columns' builders get room for a batch
     /// like the last one (the full load's batches all have one size; CDC's vary, and idle
-    /// tables should not hold buffers, so this is off by default).
+    /// tables should not hold buffers, so this is off by default), at most [`BATCH_BYTES`]
+    /// of values per column: a batch with a huge value does not make the next one reserve it.
     pub fn keep_capacity(&mut self) {
         self.keep_capacity = true;
     }
@@ -240,6 +272,10 @@ impl TableBatchBuilder {
                 a
             })
             .collect();
+        for h in self.huge.drain(..) {
+            let column = h.column;
+            arrays[column] = h.into_array(&self.columns[column]);
+        }
         arrays.push(Arc::new(self.op.finish()));
         arrays.push(Arc::new(self.lsn.finish()));
         arrays.push(Arc::new(self.seq.finish()));

@@ -270,8 +270,11 @@ impl ColumnBuilder {
 
     /// Re-creates the (just finished) builder with room for as many values and bytes as
     /// `like`, its last array: the next batch of a similar size then neither regrows nor
-    /// copies its buffers (Arrow's `finish` leaves a builder with no capacity).
+    /// copies its buffers (Arrow's `finish` leaves a builder with no capacity). Value bytes
+    /// are reserved up to [`super::builder::BATCH_BYTES`] only: after a huge value the next
+    /// batch must not hold its size again.
     pub fn reserve_like(&mut self, like: &ArrayRef) {
+        const MAX_RESERVED: usize = super::builder::BATCH_BYTES;
         use arrow_array::cast::AsArray;
         use arrow_array::Array;
         let n = like.len();
@@ -284,8 +287,8 @@ impl ColumnBuilder {
             ColumnBuilder::F64(b) => *b = Float64Builder::with_capacity(n),
             ColumnBuilder::D128(b) => *b = Decimal128Builder::with_capacity(n).with_data_type(like.data_type().clone()),
             ColumnBuilder::D256(b) => *b = Decimal256Builder::with_capacity(n).with_data_type(like.data_type().clone()),
-            ColumnBuilder::Utf8(b) => *b = StringBuilder::with_capacity(n, like.as_string::<i32>().value_data().len()),
-            ColumnBuilder::Binary(b) => *b = BinaryBuilder::with_capacity(n, like.as_binary::<i32>().value_data().len()),
+            ColumnBuilder::Utf8(b) => *b = StringBuilder::with_capacity(n, like.as_string::<i32>().value_data().len().min(MAX_RESERVED)),
+            ColumnBuilder::Binary(b) => *b = BinaryBuilder::with_capacity(n, like.as_binary::<i32>().value_data().len().min(MAX_RESERVED)),
             ColumnBuilder::Uuid(b) => *b = FixedSizeBinaryBuilder::with_capacity(n, 16),
             ColumnBuilder::Date(b) => *b = Date32Builder::with_capacity(n),
             ColumnBuilder::Time(b) => *b = Time64MicrosecondBuilder::with_capacity(n),

@@ -14,6 +14,7 @@ mod binary_values;
 pub mod builder;
 mod columns;
 pub mod display;
+mod huge;
 pub mod schema;
 pub mod text;
 pub mod types;
@@ -22,5 +23,5 @@ pub mod types;
 mod tests;
 
 pub use binary_values::{copy_native, copy_select_expr, copy_select_expr_from, copy_value_text};
-pub use builder::{TableBatchBuilder, ValueError};
+pub use builder::{TableBatchBuilder, ValueError, BATCH_BYTES};
 pub use display::cell_to_string;

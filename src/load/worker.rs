@@ -23,6 +23,7 @@ use crate::source::publication::PublishedTable;
 use crate::model::TupleValue;
 use crate::source::sql::{self, db_error_text};
 
+/// A batch is written once it holds this many rows, or [`crate::batch::BATCH_BYTES`].
 const BATCH_ROWS: usize = 16 * 1024;
 
 /// What every chunk of one load shares.
@@ -178,7 +179,10 @@ async fn copy_into(
                 tokio::task::block_in_place(|| crate::sink::dead_letter::refuse_loaded_row(letters, dms.is_some(), table, &row, &e, &what))?;
             }
             rows += 1;
-            if builder.len() >= BATCH_ROWS {
+            // The row's values are slices of the COPY stream's buffer: release it before the
+            // batch goes to the encoders, so a huge value is not held twice meanwhile.
+            values.clear();
+            if builder.is_full(BATCH_ROWS) {
                 let batch = builder.finish();
                 if let Some(p) = progress {
                     p.add(batch.num_rows() as u64, 0);

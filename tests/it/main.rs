@@ -22,6 +22,7 @@ mod errors;
 mod glue;
 mod glue_faults;
 mod harness;
+mod huge_values;
 mod kinesis;
 mod kinesis_kpl;
 mod kinesis_load;

@@ -12,6 +12,7 @@
 pub mod csv_writer;
 pub mod dms_naming;
 pub mod dms_schema;
+mod encoder;
 pub mod glue;
 mod history;
 pub mod load;
@@ -41,9 +42,9 @@ use crate::storage::Storage;
 use crate::sink::dead_letter::{DeadLetterRoute, DeadLetters};
 use crate::sink::{Checkpoint, Sink};
 
-/// Hand a batch to the part writer once it holds this many rows or bytes.
+/// Hand a batch to the part writer once it holds this many rows or
+/// [`crate::batch::BATCH_BYTES`], when the next row of its table comes (or at a seal).
 const BATCH_ROWS: usize = 16 * 1024;
-const BATCH_BYTES: usize = 16 << 20;
 
 struct TableState {
     schema: Arc<TableSchema>,
@@ -249,6 +250,18 @@ impl Sink for ParquetSink {
         if self.dms.as_ref().is_some_and(|(d, _)| !d.keeps(row.op)) {
             return Ok(());
         }
+        // A full batch goes to its part before the next row is appended, not right after its
+        // last row: by then the source message of that row (which may hold a huge value) has
+        // been released, so the encoder does not work while it is still in memory.
+        if state.builder.is_full(BATCH_ROWS) {
+            self.drain_builder(relid)?;
+            let size = self.tables[&relid].part.as_ref().map_or(0, |p| p.size());
+            if size >= self.max_file_size {
+                // Mid-transaction is fine: parts are only published together at a flush.
+                self.seal_part(relid)?;
+            }
+        }
+        let state = self.tables.get_mut(&relid).expect("checked above");
         if let Err(e) = state.builder.append(row) {
             // The builder holds nothing of a refused row.
             return match &self.dead_letters {
@@ -261,15 +274,6 @@ impl Sink for ParquetSink {
         let range = state.range.get_or_insert(LsnRange { first_lsn: row.lsn, last_lsn: row.lsn, first_ts_us: row.commit_ts_us });
         range.last_lsn = row.lsn;
         state.unflushed[op_index(row.op)] += 1;
-        let full = state.builder.len() >= BATCH_ROWS || state.builder.buffered_bytes() >= BATCH_BYTES;
-        if full {
-            self.drain_builder(relid)?;
-            let size = self.tables[&relid].part.as_ref().map_or(0, |p| p.size());
-            if size >= self.max_file_size {
-                // Mid-transaction is fine: parts are only published together at a flush.
-                self.seal_part(relid)?;
-            }
-        }
         Ok(())
     }
 

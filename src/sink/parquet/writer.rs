@@ -3,8 +3,10 @@
 //! A part belongs to one table and one schema. Batches are appended as they fill. Encoding
 //! (Parquet pages, dictionaries, zstd) runs on the part's own encoder thread, fed through a
 //! channel of [`QUEUED_BATCHES`] batches, so that it overlaps the decoding and conversion of
-//! the next rows; the channel's bound is the back-pressure that keeps memory flat. The Arrow
-//! writer's buffered row group is flushed to disk once it passes [`ROW_GROUP_BYTES`].
+//! the next rows; the channel's bound is the back-pressure that keeps memory flat. The
+//! encoder ([`super::encoder`]) flushes its buffered row group to disk once it passes
+//! [`ROW_GROUP_BYTES`], and writes a batch holding a huge value as a row group of its own
+//! that copies the value once (see there for the memory contract).
 //! Nothing here is visible to readers: the sink publishes finished parts.
 
 use std::fs::File;
@@ -25,9 +27,8 @@ use crate::config::Compression as CompressionConfig;
 use crate::error::{Error, Result, ResultExt};
 use crate::model::Lsn;
 
-/// Flush a row group once this many bytes are buffered in memory.
-pub const ROW_GROUP_BYTES: usize = 32 << 20;
-const MAX_ROW_GROUP_ROWS: usize = 256 * 1024;
+pub use super::encoder::ROW_GROUP_BYTES;
+use super::encoder::{Encoder, MAX_ROW_GROUP_ROWS};
 /// Batches waiting for the encoder thread at most.
 pub const QUEUED_BATCHES: usize = 2;
 /// A column chunk's dictionary grows to this size at most before the column falls back to
@@ -103,8 +104,9 @@ impl PartWriter {
         options: ArrowWriterOptions,
     ) -> Result<PartWriter> {
         let file = File::create(&path).runtime_ctx(|| format!("creating {}", path.display()))?;
-        let mut writer = ArrowWriter::try_new_with_options(file, arrow_schema, options)
+        let writer = ArrowWriter::try_new_with_options(file, arrow_schema, options)
             .runtime_ctx(|| format!("starting Parquet file {}", path.display()))?;
+        let mut writer = Encoder::new(writer);
         let (sender, receiver) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
         let encoded_size = Arc::new(AtomicU64::new(0));
         let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -115,11 +117,9 @@ impl PartWriter {
             .spawn(move || -> Result<File> {
                 for batch in receiver {
                     queued.fetch_sub(batch.get_array_memory_size() as u64, Ordering::Relaxed);
-                    writer.write(&batch).runtime_ctx(|| format!("writing {}", p.display()))?;
-                    if writer.in_progress_size() >= ROW_GROUP_BYTES {
-                        writer.flush().runtime_ctx(|| format!("writing {}", p.display()))?;
-                    }
-                    size.store((writer.bytes_written() + writer.in_progress_size()) as u64, Ordering::Relaxed);
+                    // By value: a huge batch is released before its row group is compressed.
+                    writer.write(batch).runtime_ctx(|| format!("writing {}", p.display()))?;
+                    size.store(writer.size() as u64, Ordering::Relaxed);
                 }
                 writer.into_inner().runtime_ctx(|| format!("finishing {}", p.display()))
             })

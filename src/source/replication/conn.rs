@@ -61,6 +61,10 @@ pub struct SlotCreated {
     pub snapshot_name: Option<String>,
 }
 
+/// A read buffer above this capacity is replaced after the message that grew it
+/// ([`ReplicationConn::release_large_buffer`]).
+const LARGE_READ_BUFFER: usize = 8 << 20;
+
 /// A connected, authenticated walsender session. Owns its socket and read buffer.
 pub struct ReplicationConn {
     pub(super) stream: PgStream,
@@ -333,16 +337,31 @@ impl ReplicationConn {
 
     /// Parses one complete message from the read buffer, without reading the socket.
     pub(super) fn try_parse(&mut self) -> Result<Option<Message>> {
-        Message::parse(&mut self.buf).map_err(io_err)
+        let msg = Message::parse(&mut self.buf).map_err(io_err)?;
+        self.release_large_buffer();
+        Ok(msg)
     }
 
     /// Reads one backend message. Cancel-safe: a partial message stays in the buffer.
     pub(super) async fn read_message(&mut self) -> Result<Message> {
         loop {
             if let Some(msg) = Message::parse(&mut self.buf).map_err(io_err)? {
+                self.release_large_buffer();
                 return Ok(msg);
             }
             self.fill().await?;
+        }
+    }
+
+    /// After a message larger than [`LARGE_READ_BUFFER`] (a huge value) the read buffer
+    /// grew to hold it, and would keep that allocation (and its resident pages) for the
+    /// connection's life: the few bytes after the message move to a small buffer, and the
+    /// large one is freed once the message handed out is dropped.
+    fn release_large_buffer(&mut self) {
+        if self.buf.capacity() > LARGE_READ_BUFFER && self.buf.len() < LARGE_READ_BUFFER / 4 {
+            let mut small = BytesMut::with_capacity((1 << 16).max(self.buf.len()));
+            small.extend_from_slice(&self.buf);
+            self.buf = small;
         }
     }
 }
