@@ -181,7 +181,8 @@ pub fn put_region<'v>(out: &mut Vec<u8>, values: impl ExactSizeIterator<Item = O
     }
 }
 
-/// A source row's region.
+/// A source row's region (the comparison builds them in [`super::canonical::canonical_regions`]).
+#[cfg(test)]
 pub fn encode_row(row: &Row, out: &mut Vec<u8>) {
     out.clear();
     put_region(out, row.iter().map(|v| v.as_deref().map(str::as_bytes)));
@@ -222,6 +223,9 @@ pub fn projected(region: &[u8], n: usize) -> Result<Cow<'_, [u8]>> {
     let mut at = 0;
     let has = varint(region, &mut at)? as usize;
     let start = at;
+    if has == n {
+        return Ok(Cow::Borrowed(&region[start..]));
+    }
     for _ in 0..has.min(n) {
         value(region, &mut at)?;
     }

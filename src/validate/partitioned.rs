@@ -37,12 +37,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::canonical::canonical_list;
+use super::canonical::canonical_regions;
 use super::compare::{Row, Rows, TableDiff};
 use super::dead_letters::set_aside;
 use super::diff_parts::DiffParts;
 use super::packed::{
-    decode_values, encode_row, encoded_value, key_of, parse_change, partition_of_encoded, projected, put_value, records,
+    decode_values, encoded_value, key_of, parse_change, partition_of_encoded, projected, put_value, records,
     region_values, value_at, Bytes, Columns, FastMap,
 };
 use super::packed_rule::{count_whole_rows, materialize};
@@ -179,14 +179,11 @@ impl Carry {
     fn mark(&mut self, row: &mut TargetRow) {
         let pair = (row.lsn, row.seq - 1);
         for &c in row.unchanged {
-            let i = c as usize;
-            if row.values.len() <= i {
-                row.values.resize(i + 1, None);
+            if let Some(v) = row.values.get(c as usize) {
+                self.own.insert((pair, c), lossy(v));
             }
-            if let Some(v) = row.values[i].take() {
-                self.own.insert((pair, c), v);
-            }
-            row.values[i] = Some(format!("{CARRY}{}\0{}\0{c}", pair.0, pair.1));
+            let placeholder = format!("{CARRY}{}\0{}\0{c}", pair.0, pair.1);
+            row.values.set(c as usize, Some(placeholder.as_bytes()));
             self.wanted.entry(pair).or_default().push(c);
         }
     }
@@ -387,16 +384,11 @@ fn source_into_parts(
 ) -> Result<(Files, usize, Vec<Row>)> {
     let mut writers: Vec<SpillWriter> = (0..n).map(|_| SpillWriter::new(spill.file("source"))).collect();
     let (mut dead_lettered, mut aside_keys) = (0, Vec::new());
-    let mut buf = Vec::new();
     let mut write = |mut chunk: Vec<Row>| -> Result<()> {
         let aside = set_aside(shape.table, &mut chunk, letters)?;
         dead_lettered += aside.rows;
         aside_keys.extend(aside.keys);
-        for row in canonical_list(shape.table, &chunk)? {
-            encode_row(&row, &mut buf);
-            writers[shape.partition(&buf, 0, n)?].write(&buf)?;
-        }
-        Ok(())
+        canonical_regions(shape.table, chunk, |region| writers[shape.partition(region, 0, n)?].write(region))
     };
     let mut next = handle.block_on(source.next_chunk(CHUNK))?;
     while let Some(chunk) = next {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
 
 use super::identity::{self, FilePlan, FileShape};
 use super::materialize::Conversions;
@@ -18,16 +19,15 @@ use crate::batch::cell_to_string;
 use crate::error::{Error, Result};
 use crate::model::RowOp;
 
-/// One change row being handed over: its values by column number (`None`: NULL, or a
-/// column the row does not have), which the receiver may change before [`TargetRow::encode`].
+/// One change row being handed over: its values by column number ([`Cells`]), which the
+/// receiver may change before [`TargetRow::encode`].
 pub struct TargetRow<'s> {
     pub op: RowOp,
     pub lsn: i64,
     pub seq: i64,
     pub key_id: u32,
     pub unchanged: &'s [u32],
-    /// May grow (a column past the file's own: NULL until set).
-    pub values: &'s mut Vec<Option<String>>,
+    pub values: &'s mut Cells,
 }
 
 impl TargetRow<'_> {
@@ -41,10 +41,49 @@ impl TargetRow<'_> {
             self.key_id,
             self.unchanged,
         );
+        let Cells { text, at } = &*self.values;
         put_region(
             out,
-            self.values.iter().map(|v| v.as_deref().map(str::as_bytes)),
+            at.iter()
+                .map(|r| r.map(|(s, e)| &text[s as usize..e as usize])),
         );
+    }
+}
+
+/// One row's values by column number, in one buffer reused row after row (`None`: NULL,
+/// or a column the row does not have).
+#[derive(Default)]
+pub struct Cells {
+    text: Vec<u8>,
+    at: Vec<Option<(u32, u32)>>,
+}
+
+impl Cells {
+    fn clear(&mut self, width: usize) {
+        self.text.clear();
+        self.at.clear();
+        self.at.resize(width, None);
+    }
+
+    /// Value `i` (its canonical text).
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.at
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|(s, e)| &self.text[s as usize..e as usize])
+    }
+
+    /// Sets value `i` (the row grows when `i` is past its columns).
+    pub fn set(&mut self, i: usize, v: Option<&[u8]>) {
+        if self.at.len() <= i {
+            self.at.resize(i + 1, None);
+        }
+        self.at[i] = v.map(|b| {
+            let start = self.text.len() as u32;
+            self.text.extend_from_slice(b);
+            (start, self.text.len() as u32)
+        });
     }
 }
 
@@ -120,7 +159,7 @@ impl FileEncoder {
             .iter()
             .map(|(name, id, conv)| col(name).map(|a| (a, *id, *conv)))
             .collect::<Result<_>>()?;
-        let mut values: Vec<Option<String>> = vec![None; self.width];
+        let mut values = Cells::default();
         let mut unchanged: Vec<u32> = Vec::new();
         for r in 0..batch.num_rows() {
             let code = op.value(r);
@@ -140,20 +179,33 @@ impl FileEncoder {
                     );
                 }
             }
-            values.iter_mut().for_each(|v| *v = None);
+            values.clear(self.width);
             for (array, id, convert) in &arrays {
-                let mut v = cell_to_string(array.as_ref(), r);
-                if let (Some(to), Some(text)) = (convert, &v) {
-                    let c = converted.entry((*to, text.clone())).or_insert_with(|| {
-                        identity::to_canonical(to.0, to.1, text).or_else(|| Some(text.clone()))
-                    });
-                    v = c.clone();
+                let (array, id) = (array.as_ref(), *id as usize);
+                match (convert, array.data_type()) {
+                    // A Utf8 value is its own canonical text (`cell_to_string`), copied as is.
+                    (None, DataType::Utf8) if !array.is_null(r) => {
+                        values.set(id, Some(array.as_string::<i32>().value(r).as_bytes()))
+                    }
+                    (None, _) => {
+                        values.set(id, cell_to_string(array, r).as_deref().map(str::as_bytes))
+                    }
+                    (Some(to), _) => {
+                        let v = cell_to_string(array, r).and_then(|text| {
+                            converted
+                                .entry((*to, text.clone()))
+                                .or_insert_with(|| {
+                                    identity::to_canonical(to.0, to.1, &text).or(Some(text))
+                                })
+                                .clone()
+                        });
+                        values.set(id, v.as_deref().map(str::as_bytes));
+                    }
                 }
-                values[*id as usize] = v;
             }
             if op != RowOp::Truncate {
                 for (id, fill) in &self.fills {
-                    values[*id as usize] = fill.clone();
+                    values.set(*id as usize, fill.as_deref().map(str::as_bytes));
                 }
             }
             f(&mut TargetRow {
