@@ -12,6 +12,9 @@ use crate::error::Result;
 use crate::model::RowOp;
 use std::borrow::Cow;
 
+/// What sees each row a `D` removes: `(lsn, seq, region)`.
+pub type Deleted<'d> = dyn FnMut(i64, i64, &[u8]) -> Result<()> + 'd;
+
 /// A materialised partition: key (its values encoded, [`key_of`]) → the row's region.
 pub type State<'a> = FastMap<Bytes<'a>, Bytes<'a>>;
 
@@ -25,10 +28,11 @@ pub fn materialize<'a>(
     columns: &Columns,
     key: &[u32],
     up_to: i64,
-    deleted: &mut dyn FnMut(i64, i64, &[u8]) -> Result<()>,
+    deleted: &mut Deleted,
 ) -> Result<State<'a>> {
     changes.sort_by_key(|c| (c.lsn, c.seq));
     let mut state: State<'a> = FastMap::default();
+    state.reserve(changes.len());
     let mut state_key: Vec<u32> = key.to_vec();
     let mut last_deleted: Option<(i64, i64, Bytes<'a>)> = None;
     for row in changes.into_iter().filter(|r| r.lsn <= up_to) {

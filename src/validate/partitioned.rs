@@ -279,6 +279,7 @@ pub(super) async fn compare_table(
     let (sources, dead_lettered, aside_keys) = source_side?;
     let targets = targets?;
     let spilled_bytes: u64 = sources.iter().chain(&targets).map(|(_, b)| b).sum();
+    tracing::debug!(table = %table.qualified_name(), spilled_bytes, "both sides partitioned");
     // Dead-lettered keys, encoded as the state's keys are.
     let aside: Vec<Vec<u8>> = aside_keys
         .iter()
@@ -396,7 +397,6 @@ fn source_into_parts(
         written?;
         next = fetched?;
     }
-    drop(write);
     Ok((finish_all(writers)?, dead_lettered, aside_keys))
 }
 
@@ -489,6 +489,7 @@ fn compare_part(
         return parts.add_multisets_with(&source, &target, |k| decode_values(k));
     }
     let mut source: FastMap<Bytes, &[u8]> = FastMap::default();
+    source.reserve(records(&source_file).count());
     for r in records(&source_file) {
         let r = r?;
         source.insert(key_of(&Cow::Borrowed(r), &shape.key_ids)?, r);

@@ -87,10 +87,13 @@ impl Cells {
     }
 }
 
+/// The type `(oid, typmod)` a column's values are converted to, if any.
+type Convert = Option<(u32, i32)>;
+
 /// How one file's columns become column numbers (built from its shape and plan).
 pub struct FileEncoder {
     /// Per data column of the file: its name in the batches, number, conversion.
-    data: Vec<(String, u32, Option<(u32, i32)>)>,
+    data: Vec<(String, u32, Convert)>,
     fills: Vec<(u32, Option<String>)>,
     /// `_unchanged` names as written → their numbers.
     unchanged: HashMap<String, u32>,
@@ -100,7 +103,7 @@ pub struct FileEncoder {
 
 impl FileEncoder {
     pub fn new(shape: &FileShape, plan: &FilePlan, columns: &mut Columns) -> FileEncoder {
-        let data: Vec<(String, u32, Option<(u32, i32)>)> = shape
+        let data: Vec<(String, u32, Convert)> = shape
             .columns
             .iter()
             .zip(&plan.names)
@@ -154,7 +157,7 @@ impl FileEncoder {
             seq.as_primitive::<Int64Type>(),
             unch.as_list::<i32>(),
         );
-        let arrays: Vec<(arrow_array::ArrayRef, u32, Option<(u32, i32)>)> = self
+        let arrays: Vec<(arrow_array::ArrayRef, u32, Convert)> = self
             .data
             .iter()
             .map(|(name, id, conv)| col(name).map(|a| (a, *id, *conv)))
