@@ -109,12 +109,33 @@ pub fn non_finite_text(v: f64) -> Option<&'static str> {
 }
 
 fn bytes(b: &[u8]) -> String {
-    format!("\\x{}", hex::encode(b))
+    let mut s = String::with_capacity(2 + 2 * b.len());
+    s.push_str("\\x");
+    push_hex(&mut s, b);
+    s
+}
+
+/// Lower-case hex digits of `b` (as `hex::encode`), without an intermediate string.
+fn push_hex(s: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 15)] as char);
+    }
 }
 
 fn uuid(b: &[u8]) -> String {
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    if b.len() != 16 {
+        return bytes(b);
+    }
+    let mut s = String::with_capacity(36);
+    for (i, part) in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]].into_iter().enumerate() {
+        if i > 0 {
+            s.push('-');
+        }
+        push_hex(&mut s, part);
+    }
+    s
 }
 
 /// Sub-microsecond digits (not produced by pgcdc) appended so they are never lost.
@@ -138,6 +159,12 @@ fn list(values: &dyn Array) -> String {
         }
         match cell_to_string(values, i) {
             None => s.push_str("null"),
+            // JSON escapes only `"`, `\\` and control characters: others are quoted as they are.
+            Some(v) if quote && !v.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
+                s.push('"');
+                s.push_str(&v);
+                s.push('"');
+            }
             Some(v) if quote => s.push_str(&serde_json::Value::String(v).to_string()),
             Some(v) => s.push_str(&v),
         }

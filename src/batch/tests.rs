@@ -543,3 +543,24 @@ fn throughput() {
     let secs = start.elapsed().as_secs_f64();
     println!("{:.0} rows/s ({} rows of 8 columns in {secs:.2}s)", n as f64 / secs, n);
 }
+
+#[test]
+fn binary_uuid_and_quoted_list_text_match_their_reference_forms() {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{BinaryArray, FixedSizeBinaryArray};
+    let bin = BinaryArray::from(vec![&[0u8, 0xab, 0xff][..], &[][..]]);
+    assert_eq!(cell_to_string(&bin, 0).as_deref(), Some("\\x00abff"));
+    assert_eq!(cell_to_string(&bin, 1).as_deref(), Some("\\x"));
+    let id: Vec<u8> = (0u8..16).map(|i| i * 17).collect();
+    let uuids = FixedSizeBinaryArray::try_from_iter(vec![id.clone()].into_iter()).unwrap();
+    let h = hex::encode(&id);
+    let reference = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+    assert_eq!(cell_to_string(&uuids, 0), Some(reference));
+    let mut lists = ListBuilder::new(StringBuilder::new());
+    lists.values().append_value("a b");
+    lists.values().append_value("q\"\\\n");
+    lists.values().append_null();
+    lists.append(true);
+    let lists = lists.finish();
+    assert_eq!(cell_to_string(&lists, 0).as_deref(), Some(r#"["a b","q\"\\\n",null]"#));
+}

@@ -100,3 +100,48 @@ pub fn canonical_list(table: &Arc<TableSchema>, text_rows: &[Row]) -> Result<Vec
     }
     Ok(out)
 }
+
+/// [`canonical_list`] for the partitioned comparison: each row of `text_rows` (taken, its
+/// strings moved into the builder without a copy) through the type mapping of `table`,
+/// encoded as a region of [`super::packed`] into `f`, in order. A `Utf8` value is its own
+/// canonical string ([`cell_to_string`]) and is copied straight from the batch.
+pub(super) fn canonical_regions(
+    table: &Arc<TableSchema>,
+    text_rows: Vec<Row>,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    let mut builder = TableBatchBuilder::new(table.clone());
+    let mut values: Vec<TupleValue> = Vec::with_capacity(table.columns.len());
+    let mut region = Vec::new();
+    let mut rows = text_rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        for r in rows.by_ref().take(8192) {
+            values.clear();
+            values.extend(r.into_iter().map(|v| match v {
+                None => TupleValue::Null,
+                Some(s) => TupleValue::Text(Bytes::from(s)),
+            }));
+            builder
+                .append(&OutputRow { op: RowOp::Load, lsn: Lsn::ZERO, seq: 0, xid: None, commit_ts_us: 0, values: &values })
+                .map_err(|e| Error::runtime(format!("{}.{}: {e}", table.schema, table.name)))?;
+        }
+        let batch = builder.finish();
+        let columns: Vec<&dyn Array> = (0..table.columns.len()).map(|c| batch.column(c).as_ref()).collect();
+        for r in 0..batch.num_rows() {
+            region.clear();
+            super::packed::put_varint(&mut region, columns.len() as u64);
+            for a in &columns {
+                match a.data_type() {
+                    arrow_schema::DataType::Utf8 if !a.is_null(r) => {
+                        super::packed::put_value(&mut region, Some(a.as_string::<i32>().value(r).as_bytes()))
+                    }
+                    _ => super::packed::put_value(&mut region, cell_to_string(*a, r).as_deref().map(str::as_bytes)),
+                }
+            }
+            f(&region)?;
+        }
+    }
+    Ok(())
+}

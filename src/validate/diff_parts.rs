@@ -3,9 +3,13 @@
 //! [`TableDiff`] as comparing the whole table at once. The whole-table comparisons of
 //! [`super::compare`] are one part.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
 use super::compare::{
     named, shorten, ColumnDiff, Example, ExampleKind, Row, RowCounts, Rows, TableDiff, COLUMNS_PER_EXAMPLE, EXAMPLES_PER_KIND,
 };
+use crate::error::Result;
 
 /// What an example needs besides its key (or whole row).
 enum Detail {
@@ -22,13 +26,14 @@ struct Smallest(Vec<(Row, Detail)>);
 
 impl Smallest {
     /// Keeps `key` when it is among the smallest so far (`detail` is only called then).
-    fn offer(&mut self, key: &Row, detail: impl FnOnce() -> Detail) {
+    fn offer(&mut self, key: &Row, detail: impl FnOnce() -> Result<Detail>) -> Result<()> {
         if self.0.len() >= EXAMPLES_PER_KIND && self.0.last().is_some_and(|(k, _)| k <= key) {
-            return;
+            return Ok(());
         }
         let at = self.0.partition_point(|(k, _)| k < key);
-        self.0.insert(at, (key.clone(), detail()));
+        self.0.insert(at, (key.clone(), detail()?));
         self.0.truncate(EXAMPLES_PER_KIND);
+        Ok(())
     }
 }
 
@@ -47,6 +52,23 @@ impl DiffParts {
     /// Adds one part of a comparison by key: rows matched by key, differing when any value
     /// differs (see [`super::compare::compare_keyed`]).
     pub fn add_keyed(&mut self, source: &Rows, target: &Rows) {
+        let same = |s: &Row, t: &Row| Ok(s == t);
+        let row = |r: &Row| Ok(r.clone());
+        self.add_keyed_with(source, target, same, row, row, row).expect("rows never fail");
+    }
+
+    /// [`DiffParts::add_keyed`] over any form of rows: `same` says whether a source and a
+    /// target row are equal, `key_row`, `source_row` and `target_row` give the [`Row`]
+    /// forms (called for differences only). Errors are those of the callbacks.
+    pub fn add_keyed_with<K: Eq + Hash, S, T, H: BuildHasher>(
+        &mut self,
+        source: &HashMap<K, S, H>,
+        target: &HashMap<K, T, H>,
+        same: impl Fn(&S, &T) -> Result<bool>,
+        key_row: impl Fn(&K) -> Result<Row>,
+        source_row: impl Fn(&S) -> Result<Row>,
+        target_row: impl Fn(&T) -> Result<Row>,
+    ) -> Result<()> {
         self.source_rows += source.len();
         self.target_rows += target.len();
         let [missing, extra, differing] = &mut self.kinds;
@@ -54,40 +76,67 @@ impl DiffParts {
             match target.get(k) {
                 None => {
                     self.missing += 1;
-                    missing.offer(k, || Detail::None);
+                    missing.offer(&key_row(k)?, || Ok(Detail::None))?;
                 }
-                Some(tv) if tv != sv => {
+                Some(tv) if !same(sv, tv)? => {
                     self.differing += 1;
-                    differing.offer(k, || Detail::Values(sv.clone(), tv.clone()));
+                    differing.offer(&key_row(k)?, || Ok(Detail::Values(source_row(sv)?, target_row(tv)?)))?;
                 }
                 Some(_) => {}
             }
         }
         for k in target.keys().filter(|k| !source.contains_key(*k)) {
             self.extra += 1;
-            extra.offer(k, || Detail::None);
+            extra.offer(&key_row(k)?, || Ok(Detail::None))?;
         }
+        Ok(())
     }
 
     /// Adds one part of a comparison of whole-row multisets (see
     /// [`super::compare::compare_multisets`]).
     pub fn add_multisets(&mut self, source: &RowCounts, target: &RowCounts) {
+        self.add_multisets_with(source, target, |r| Ok(r.clone())).expect("rows never fail");
+    }
+
+    /// [`DiffParts::add_multisets`] over any form of whole rows, `row` giving their [`Row`]
+    /// form (called for differences only).
+    pub fn add_multisets_with<K: Eq + Hash, H: BuildHasher>(
+        &mut self,
+        source: &HashMap<K, usize, H>,
+        target: &HashMap<K, usize, H>,
+        row: impl Fn(&K) -> Result<Row>,
+    ) -> Result<()> {
         self.source_rows += source.values().sum::<usize>();
         self.target_rows += target.values().sum::<usize>();
-        let count = |m: &RowCounts, r: &Row| m.get(r).copied().unwrap_or(0);
+        let count = |m: &HashMap<K, usize, H>, r: &K| m.get(r).copied().unwrap_or(0);
         let [missing, extra, _] = &mut self.kinds;
         for (r, &s) in source {
             let t = count(target, r);
             if s > t {
                 self.missing += s - t;
-                missing.offer(r, || Detail::Counts(s, t));
+                missing.offer(&row(r)?, || Ok(Detail::Counts(s, t)))?;
             }
         }
         for (r, &t) in target {
             let s = count(source, r);
             if t > s {
                 self.extra += t - s;
-                extra.offer(r, || Detail::Counts(s, t));
+                extra.offer(&row(r)?, || Ok(Detail::Counts(s, t)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the parts `other` added (parts compared elsewhere, e.g. on another thread).
+    pub fn merge(&mut self, other: DiffParts) {
+        self.source_rows += other.source_rows;
+        self.target_rows += other.target_rows;
+        self.missing += other.missing;
+        self.extra += other.extra;
+        self.differing += other.differing;
+        for (mine, theirs) in self.kinds.iter_mut().zip(other.kinds) {
+            for (k, detail) in theirs.0 {
+                let _ = mine.offer(&k, || Ok(detail));
             }
         }
     }

@@ -7,7 +7,8 @@
 //! table as it is now through [`current`]. `validate` itself is
 //! orchestrated in [`run`]: `snapshot` takes the snapshot, `target_ready` waits for the
 //! target (peeking at the slot with `peek`), [`table`] validates one table (in bounded
-//! memory: `partitioned`, with `spill`, `target_scan`, `source_rows` and `diff_parts`),
+//! memory: `partitioned`, with `spill`, `packed` records, `packed_rule`, `target_scan`,
+//! `target_records`, `source_rows` and `diff_parts`),
 //! [`report`] holds what is reported.
 
 pub mod canonical;
@@ -17,6 +18,8 @@ mod dead_letters;
 mod diff_parts;
 pub mod identity;
 pub mod materialize;
+mod packed;
+mod packed_rule;
 mod partitioned;
 mod peek;
 pub mod report;
@@ -26,5 +29,6 @@ pub mod source_rows;
 mod spill;
 pub mod table;
 mod target_ready;
+mod target_records;
 mod target_scan;
 mod waiting;

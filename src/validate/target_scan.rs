@@ -5,8 +5,9 @@
 //! `_lsn`/`_seq` columns: the files' order (oldest first, by their first change), the
 //! identity plans of [`super::identity`], the number of change rows, and every `(_lsn, _seq)`
 //! pair into a spill file for [`TargetScan::duplicates`]. [`TargetScan::for_each_row`]
-//! (second pass) then gives every change row, named, filled and converted exactly as
-//! [`super::materialize::read_stored_table_rows`] gives them, file by file, batch by batch.
+//! (second pass) then gives every change row, named, filled and converted as
+//! [`super::materialize::read_stored_table_rows`] does, file by file, batch by batch, with
+//! its columns numbered ([`super::target_records`]).
 //! Each file is fetched whole through [`Storage::get`] (one file in memory at a time), once
 //! per pass.
 
@@ -16,7 +17,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use super::identity::{self, FilePlan, FileShape};
-use super::materialize::{apply_plan, file_shape, rows_of_batch, ChangeRow, Conversions};
+use super::materialize::{file_shape, Conversions};
+use super::packed::Columns;
+use super::target_records::{FileEncoder, TargetRow};
 use super::spill::{partition_of_bytes, read_records, SpillDir, SpillWriter};
 use crate::error::{Error, Result, ResultExt};
 use crate::storage::Storage;
@@ -168,18 +171,21 @@ impl TargetScan {
     }
 
     /// The second pass: every change row, oldest file first, each file's rows in order, as
-    /// the materialisation takes them (see the module docs).
-    pub fn for_each_row(&self, storage: &dyn Storage, mut f: impl FnMut(ChangeRow) -> Result<()>) -> Result<()> {
+    /// the materialisation takes them (see the module docs), its columns numbered in
+    /// `columns` ([`super::target_records`]).
+    pub fn for_each_row(
+        &self,
+        storage: &dyn Storage,
+        columns: &mut Columns,
+        mut f: impl FnMut(&mut TargetRow) -> Result<()>,
+    ) -> Result<()> {
         let mut converted = Conversions::new();
-        let mut rows = Vec::new();
         for (key, shape, plan) in &self.ordered {
             let name = || format!("{}/{key}", storage.describe());
+            let encoder = FileEncoder::new(shape, plan, columns);
             for batch in reader(storage, key)?.build().runtime_ctx(|| format!("reading {}", name()))? {
                 let batch = batch.runtime_ctx(|| format!("reading {}", name()))?;
-                rows_of_batch(&batch, &mut rows).map_err(|e| e.context(name()))?;
-                for row in rows.drain(..) {
-                    f(apply_plan(row, shape, plan, &mut converted))?;
-                }
+                encoder.rows(&batch, columns, &mut converted, &mut f).map_err(|e| e.context(name()))?;
                 if converted.len() > CONVERSIONS_KEPT {
                     converted.clear();
                 }

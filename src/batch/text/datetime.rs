@@ -265,21 +265,58 @@ pub fn format_date(days: i32) -> String {
 }
 
 fn push_date(s: &mut String, y: i64, m: u32, d: u32) {
-    use std::fmt::Write;
     let year = if y <= 0 { 1 - y } else { y };
-    let _ = write!(s, "{year:04}-{m:02}-{d:02}");
+    push_padded(s, year, 4);
+    s.push('-');
+    push_padded(s, i64::from(m), 2);
+    s.push('-');
+    push_padded(s, i64::from(d), 2);
+}
+
+/// `v` in decimal, zero-padded to `width` digits (as `format!("{v:0width$}")`), without
+/// the formatting machinery (dates and times are the bulk of `validate`'s values).
+fn push_padded(s: &mut String, v: i64, width: usize) {
+    if v < 0 {
+        use std::fmt::Write;
+        let _ = write!(s, "{v:0width$}");
+        return;
+    }
+    let (mut digits, mut at, mut v) = ([b'0'; 20], 20, v as u64);
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in (20 - at)..width {
+        s.push('0');
+    }
+    s.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// `HH:MM:SS` plus the fraction without trailing zeros, from microseconds.
 fn push_time(s: &mut String, us: i64) {
-    use std::fmt::Write;
     let secs = us / 1_000_000;
     let frac = us % 1_000_000;
-    let _ = write!(s, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    push_padded(s, secs / 3600, 2);
+    s.push(':');
+    push_padded(s, secs / 60 % 60, 2);
+    s.push(':');
+    push_padded(s, secs % 60, 2);
     if frac != 0 {
-        let f = format!("{frac:06}");
+        if frac < 0 {
+            let f = format!("{frac:06}");
+            s.push('.');
+            s.push_str(f.trim_end_matches('0'));
+            return;
+        }
+        let start = s.len() + 1;
         s.push('.');
-        s.push_str(f.trim_end_matches('0'));
+        push_padded(s, frac, 6);
+        let end = s.trim_end_matches('0').len().max(start);
+        s.truncate(end);
     }
 }
 
