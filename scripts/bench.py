@@ -109,6 +109,8 @@ BEGIN_MARK = "<!-- bench:begin (written by scripts/bench.py; edits inside are ov
 END_MARK = "<!-- bench:end -->"
 
 TARGET_RATIO = 0.9
+# The wide-table CDC workloads (c, d): at least the fastest pg_recvlogical (issue 13).
+TARGET_RATIO_WIDE = 1.0
 TARGET_RSS_MIB = 256
 # Full load: pgcdc writing Parquet vs one raw `COPY ... TO STDOUT (FORMAT binary)` into /dev/null.
 TARGET_LOAD_RATIO = 0.9
@@ -1048,10 +1050,11 @@ class Bench:
             md += main
             md.append("")
             for wl, ratio, rss, ok in verdicts:
-                r_ok = ratio >= TARGET_RATIO
+                target = TARGET_RATIO_WIDE if wl in ("c", "d") else TARGET_RATIO
+                r_ok = ratio >= target
                 m_ok = rss <= TARGET_RSS_MIB
                 met_all &= r_ok and m_ok and ok
-                md.append(f"* ({wl}) ratio {ratio:.2f} {'>=' if r_ok else '<'} {TARGET_RATIO}: "
+                md.append(f"* ({wl}) ratio {ratio:.2f} {'>=' if r_ok else '<'} {target}: "
                           f"**{'met' if r_ok else 'NOT met'}**; pgcdc peak RSS {rss:.0f} MiB {'<=' if m_ok else '>'} "
                           f"{TARGET_RSS_MIB} MiB: **{'met' if m_ok else 'NOT met'}**; output check: "
                           f"**{'OK' if ok else 'FAILED'}**")
