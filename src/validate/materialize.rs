@@ -164,14 +164,18 @@ pub(super) fn file_shape(schema: &arrow_schema::SchemaRef) -> FileShape {
     FileShape { columns, key }
 }
 
+/// The column `name` of a target file's batch; an error names it when the file lacks it.
+pub(super) fn meta_column(batch: &RecordBatch, name: &str) -> Result<arrow_array::ArrayRef> {
+    batch
+        .schema()
+        .index_of(name)
+        .map(|i| batch.column(i).clone())
+        .map_err(|_| Error::runtime(format!("missing column {name}")))
+}
+
 pub(super) fn rows_of_batch(batch: &RecordBatch, out: &mut Vec<ChangeRow>) -> Result<()> {
     let schema = batch.schema();
-    let col = |name: &str| {
-        schema
-            .index_of(name)
-            .map(|i| batch.column(i).clone())
-            .map_err(|_| Error::runtime(format!("missing column {name}")))
-    };
+    let col = |name: &str| meta_column(batch, name);
     let op = col("_op")?;
     let op = op.as_string::<i32>();
     let lsn = col("_lsn")?;

@@ -143,13 +143,7 @@ impl FileEncoder {
         converted: &mut Conversions,
         f: &mut dyn FnMut(&mut TargetRow) -> Result<()>,
     ) -> Result<()> {
-        let schema = batch.schema();
-        let col = |name: &str| {
-            schema
-                .index_of(name)
-                .map(|i| batch.column(i).clone())
-                .map_err(|_| Error::runtime(format!("missing column {name}")))
-        };
+        let col = |name: &str| super::materialize::meta_column(batch, name);
         let (op, lsn, seq, unch) = (col("_op")?, col("_lsn")?, col("_seq")?, col("_unchanged")?);
         let (op, lsn, seq, unch) = (
             op.as_string::<i32>(),
