@@ -2,7 +2,8 @@
 //! pipeline, preflight ([`crate::source::preflight`]), create the slot, start streaming, wait,
 //! stop in order.
 //!
-//! The replication reader ([`crate::source::replication::reader`], a tokio task) reads the
+//! The replication reader ([`crate::source::replication::reader`], a tokio task on a thread
+//! of its own, [`crate::source::replication::own_thread`]) reads the
 //! socket, answers keepalives and sends standby status updates carrying
 //! [`super::progress::Progress::durable`]. The pipeline (one OS thread) does all decoding and
 //! writing. They talk through a bounded channel of event batches; this module adds the
@@ -23,6 +24,7 @@ use crate::sink::open_sinks;
 use crate::source::catalog::Catalog;
 use crate::source::conninfo::ConnInfo;
 use crate::source::preflight;
+use crate::source::replication::own_thread::{joined, OwnThread};
 use crate::source::replication::{pgoutput_options, reader, ReplicationConn, SnapshotAction};
 use crate::source::sql;
 use crate::storage::Targets;
@@ -185,16 +187,22 @@ async fn run_cdc(
     }
     // Recorded: a later attempt after a lost source must not ask again.
     opts.reload.clear();
-    let mut conn = ReplicationConn::connect(&info).await?;
-    if !slot_exists {
-        let created = conn.create_slot(&config.source.slot, false, SnapshotAction::NoExport).await?;
-        tracing::info!(slot = %config.source.slot, lsn = %created.consistent_point, "created replication slot");
-    }
-
-    // 3. Streaming: the reader task feeds the pipeline thread.
+    // 3. Streaming: the reader task, on a thread of its own with its connection, feeds the
+    //    pipeline thread.
+    let replication = OwnThread::start("pgcdc-replication")?;
     let options = pgoutput_options(proto, &config.source.publication, server_version);
     let start_lsn = start.unwrap_or(Lsn::ZERO);
-    let stream = conn.start_replication(&config.source.slot, start_lsn, &options).await?;
+    let stream = {
+        let (info, slot) = (info.clone(), config.source.slot.clone());
+        joined(replication.spawn(async move {
+            let mut conn = ReplicationConn::connect(&info).await?;
+            if !slot_exists {
+                let created = conn.create_slot(&slot, false, SnapshotAction::NoExport).await?;
+                tracing::info!(%slot, lsn = %created.consistent_point, "created replication slot");
+            }
+            conn.start_replication(&slot, start_lsn, &options).await
+        }), "connecting for replication").await??
+    };
     tracing::info!(slot = %config.source.slot, from = %start_lsn, protocol = proto, until = ?until, "replicating");
     if until.is_some() {
         emit_until_marker(&catalog).await;
@@ -208,7 +216,7 @@ async fn run_cdc(
         let progress = progress.clone();
         move || progress.durable()
     };
-    let mut reader = tokio::spawn(reader::read(stream, start_lsn, config.pipeline.status_interval, durable, tx.clone(), stop_rx));
+    let mut reader = replication.spawn(reader::read(stream, start_lsn, config.pipeline.status_interval, durable, tx.clone(), stop_rx));
 
     // 4. Until the pipeline is done: signals, a later until-LSN and heartbeats go in; a
     //    failed reader, reload worker or publication watch stops the run.
@@ -268,9 +276,10 @@ async fn run_cdc(
         .map_err(|_| Error::runtime("the pipeline thread panicked"))?;
     let durable = progress.durable();
     let reader_error = match ended {
-        Ok(end) => end.finish(durable).await,
+        Ok(end) => replication.spawn(end.finish(durable)).await.unwrap_or(None),
         Err(e) => Some(Error::runtime(format!("the replication reader failed: {e}"))),
     };
+    tokio::task::block_in_place(|| drop(replication));
     let error = task_error.or(reader_error);
     watch_task.abort();
     if reloads.is_none() || result.is_err() || error.is_some() {

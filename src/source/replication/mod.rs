@@ -3,6 +3,7 @@
 //! pipeline from it.
 
 mod conn;
+pub mod own_thread;
 mod pgoutput_options;
 pub mod reader;
 mod stream;
