@@ -13,6 +13,7 @@ pub mod progress;
 pub mod relations;
 mod reconnect;
 mod reload_wiring;
+mod replay;
 mod row_filter;
 mod shapes;
 pub mod slot_watch;
@@ -42,7 +43,7 @@ use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{pg_ts_to_unix_micros, Lsn, RowOp, TxnMeta};
 use crate::sink::{Checkpoint, Sink};
-use crate::source::pgoutput::{Decoder, PgOutputMessage, decode_message};
+use crate::source::pgoutput::{Decoder, PgOutputMessage};
 
 pub use crate::source::replication::SourceEvent;
 
@@ -333,18 +334,11 @@ impl Pipeline {
         self.begin(meta)?;
         self.stats.streamed_transactions += 1;
         crate::metrics::streamed_transaction();
-        if let Some(mut spilled) = self.spill.take(xid)? {
+        if let Some(spilled) = self.spill.take(xid)? {
             crate::failpoint::hit("stream-replay");
-            while let Some(raw) = spilled.next_message()? {
-                let msg = decode_message(raw, self.protocol_version, true)
-                    .map_err(|e| Error::runtime(format!("decoding spilled pgoutput: {e}")))?;
-                if msg.stream_xid().is_some_and(|x| spilled.aborted_subxacts.contains(&x)) {
-                    continue;
-                }
-                match msg {
-                    PgOutputMessage::Message { .. } => {}
-                    change => self.apply_change(change)?,
-                }
+            let mut replay = replay::Replay::start(spilled, self.protocol_version)?;
+            while let Some(change) = replay.next()? {
+                self.apply_change(change)?;
             }
         }
         let txn = self.txn.take().expect("begun above");

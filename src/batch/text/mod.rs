@@ -180,7 +180,7 @@ pub fn parse_decimal256(s: &[u8], precision: u8, scale: i8) -> ParseResult<i256>
 // bytea, uuid
 
 #[inline]
-fn hex_val(c: u8) -> Option<u8> {
+const fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -227,6 +227,9 @@ pub fn decode_bytea(s: &[u8], out: &mut Vec<u8>) -> ParseResult<()> {
 
 /// A uuid (`a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`, hyphens optional) as its 16 bytes.
 pub fn parse_uuid(s: &[u8]) -> ParseResult<[u8; 16]> {
+    if let Some(u) = canonical_uuid(s) {
+        return Ok(u);
+    }
     let mut out = [0u8; 16];
     let mut n = 0;
     let mut i = 0;
@@ -250,6 +253,37 @@ pub fn parse_uuid(s: &[u8]) -> ParseResult<[u8; 16]> {
     }
     Ok(out)
 }
+
+/// The canonical form PostgreSQL prints (`8-4-4-4-12` hex digits), branch-free; `None` for
+/// anything else, which [`parse_uuid`] then reads (or refuses) the general way.
+fn canonical_uuid(s: &[u8]) -> Option<[u8; 16]> {
+    /// Where each byte's two digits start.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    if s.len() != 36 || s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+        return None;
+    }
+    let (mut out, mut bad) = ([0u8; 16], 0u8);
+    for (o, &p) in out.iter_mut().zip(AT.iter()) {
+        let (h, l) = (HEX_DIGIT[s[p] as usize], HEX_DIGIT[s[p + 1] as usize]);
+        bad |= h | l;
+        *o = h << 4 | l;
+    }
+    (bad & 0xF0 == 0).then_some(out)
+}
+
+/// A hex digit's value, 0xFF for any other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match hex_val(c as u8) {
+            Some(v) => v,
+            None => 0xFF,
+        };
+        c += 1;
+    }
+    t
+};
 
 // ---------------------------------------------------------------------------------------
 // decimal formatting (the reverse direction)

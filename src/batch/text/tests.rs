@@ -222,4 +222,11 @@ fn uuids() {
     assert!(parse_uuid(b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111").is_err());
     assert!(parse_uuid(b"a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a11").is_err());
     assert!(parse_uuid(b"").is_err());
+    // The canonical fast path refuses what the general path refuses.
+    assert!(parse_uuid(b"g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").is_err());
+    assert!(parse_uuid(b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1 ").is_err());
+    assert!(parse_uuid(b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1\xff").is_err());
+    assert_eq!(parse_uuid(b"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), Ok(u));
+    assert_eq!(parse_uuid(b"00000000-0000-0000-0000-000000000000"), Ok([0; 16]));
+    assert_eq!(parse_uuid(b"ffffffff-ffff-ffff-ffff-ffffffffffff"), Ok([0xff; 16]));
 }
