@@ -336,10 +336,12 @@ impl Pipeline {
         crate::metrics::streamed_transaction();
         if let Some(spilled) = self.spill.take(xid)? {
             crate::failpoint::hit("stream-replay");
+            let (started, rows) = (Instant::now(), self.stats.rows);
             let mut replay = replay::Replay::start(spilled, self.protocol_version)?;
             while let Some(change) = replay.next()? {
                 self.apply_change(change)?;
             }
+            tracing::debug!(xid, rows = self.stats.rows - rows, seconds = started.elapsed().as_secs_f64(), "replayed a streamed transaction");
         }
         let txn = self.txn.take().expect("begun above");
         self.commit(txn)
