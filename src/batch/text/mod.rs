@@ -225,6 +225,31 @@ pub fn decode_bytea(s: &[u8], out: &mut Vec<u8>) -> ParseResult<()> {
     Ok(())
 }
 
+/// Decodes a bytea in hex text form (`\\x`, then two hex digits of either case per byte)
+/// in place: `buf` becomes the bytes and its allocation is shrunk to them (for a large
+/// buffer glibc's realloc hands the tail back to the system without copying), so the text
+/// and the bytes are never in memory together. On error `buf` is unchanged (every digit is
+/// checked before the first byte is written). Called by the CDC pipeline for huge values
+/// (`crate::pipeline::huge_bytea`); [`decode_bytea`] is the general decoder.
+pub fn decode_bytea_hex_in_place(buf: &mut Vec<u8>) -> ParseResult<()> {
+    let hex = buf.strip_prefix(b"\\x").ok_or("bytea is not in hex format (\\x...)")?;
+    if hex.len() % 2 != 0 {
+        return Err("bytea hex has an odd number of digits".into());
+    }
+    if let Some(at) = hex.iter().position(|&c| hex_val(c).is_none()) {
+        return Err(format!("bytea hex has a non-hex digit at offset {}", at + 2));
+    }
+    let n = hex.len() / 2;
+    // Byte i is read from 2 + 2i and 3 + 2i, both past i: nothing is overwritten unread.
+    for i in 0..n {
+        let (h, l) = (hex_val(buf[2 + 2 * i]), hex_val(buf[3 + 2 * i]));
+        buf[i] = h.unwrap_or(0) << 4 | l.unwrap_or(0);
+    }
+    buf.truncate(n);
+    buf.shrink_to_fit();
+    Ok(())
+}
+
 /// A uuid (`a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`, hyphens optional) as its 16 bytes.
 pub fn parse_uuid(s: &[u8]) -> ParseResult<[u8; 16]> {
     let mut out = [0u8; 16];
