@@ -15,10 +15,11 @@
 //! receive as such (not dropped, not written as text by a rule) and no row filter is
 //! evaluated by pgcdc itself for the table (that filter reads values as text). The value
 //! can only be decoded in place when nothing else refers to the message: the other values
-//! of the change (small, or other huge ones: those are decoded into a copy) are copied
-//! first, and if the message is still shared the value stays text and is decoded the
-//! usual way. A value that is not valid hex stays text, so the sinks refuse it with the
-//! usual error.
+//! of the change are copied first (other huge `bytea` values are decoded into a copy),
+//! which is only done when those copies are smaller than the value's bytes (a row that
+//! also holds a huge text is left as it is); if the message is still shared the value
+//! stays text and is decoded the usual way. A value that is not valid hex stays text, so
+//! the sinks refuse it with the usual error.
 
 use bytes::Bytes;
 
@@ -58,7 +59,27 @@ pub fn decode_huge_bytea(shape: &TableShape, tuples: &mut [Option<&mut Vec<Tuple
         })
         .collect();
     let Some(&last) = huge.last() else { return };
-    // Everything else that may share the message's allocation becomes a copy of its own.
+    // Everything else that may share the message's allocation becomes a copy of its own
+    // (the other huge bytea values are decoded into theirs, as the sinks would): only
+    // worth it when those copies are smaller than the bytes of the value decoded in place.
+    let copied: usize = tuples
+        .iter()
+        .enumerate()
+        .filter_map(|(t, tuple)| tuple.as_ref().map(|tuple| (t, tuple)))
+        .flat_map(|(t, tuple)| tuple.iter().enumerate().map(move |(i, v)| ((t, i), v)))
+        .filter(|(at, _)| !huge.contains(at))
+        .map(|(_, v)| match v {
+            TupleValue::Text(b) | TupleValue::Binary(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    let last_len = match &tuples[last.0].as_ref().expect("found above")[last.1] {
+        TupleValue::Text(b) => b.len(),
+        _ => 0,
+    };
+    if copied >= last_len / 2 {
+        return;
+    }
     for (t, tuple) in tuples.iter_mut().enumerate() {
         let Some(tuple) = tuple else { continue };
         for (i, v) in tuple.iter_mut().enumerate() {
@@ -171,6 +192,12 @@ mod tests {
         let mut bad = message("0g");
         decode_huge_bytea(&shape(""), &mut [Some(&mut bad)]);
         assert!(matches!(&bad[1], TupleValue::Text(b) if b.starts_with(b"\\x0g0g")));
+
+        // Besides a huge text, copying the text would cost more than decoding in place saves.
+        let mut with_text = message("ff");
+        with_text[2] = TupleValue::Text(Bytes::from("t".repeat(BATCH_BYTES / 2)));
+        decode_huge_bytea(&shape(""), &mut [Some(&mut with_text)]);
+        assert!(matches!(&with_text[1], TupleValue::Text(_)));
 
         let as_text = "[[rule]]\ntables = \"public.h\"\ntext_columns = [\"b\"]\n";
         let mut text = message("ff");
