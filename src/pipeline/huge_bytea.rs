@@ -40,9 +40,17 @@ pub fn decode_huge_bytea(shape: &TableShape, tuples: &mut [Option<&mut Vec<Tuple
         TupleValue::Text(b) => {
             b.len() >= BATCH_BYTES
                 && b.starts_with(b"\\x")
-                && shape.source.columns.get(i).is_some_and(|c| c.pg_type == PgType::Bytea)
+                && shape
+                    .source
+                    .columns
+                    .get(i)
+                    .is_some_and(|c| c.pg_type == PgType::Bytea)
                 && shape.shaped.columns.iter().any(|c| c.index == i)
-                && !shape.shaped.columns.iter().any(|c| c.index == i && c.as_text)
+                && !shape
+                    .shaped
+                    .columns
+                    .iter()
+                    .any(|c| c.index == i && c.as_text)
         }
         _ => false,
     };
@@ -125,8 +133,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::TableSchema;
     use crate::model::schema::fixtures::col;
+    use crate::model::TableSchema;
 
     fn shape(rules: &str) -> Arc<TableShape> {
         let table = Arc::new(TableSchema {
@@ -138,14 +146,21 @@ mod tests {
             replica_identity: b'f',
             relfilenode: None,
         });
-        let rules = if rules.is_empty() { Vec::new() } else { crate::config::parse_rules(rules) };
+        let rules = if rules.is_empty() {
+            Vec::new()
+        } else {
+            crate::config::parse_rules(rules)
+        };
         let mut shapes = super::super::shapes::Shapes::new(rules, Default::default());
         shapes.of(&table).unwrap()
     }
 
     /// One message holding the id, a huge hex bytea and a text value, as pgoutput slices it.
     fn message(hex_digits: &str) -> Vec<TupleValue> {
-        let hex = format!("\\x{}", hex_digits.repeat(BATCH_BYTES / 2 / hex_digits.len() * 2));
+        let hex = format!(
+            "\\x{}",
+            hex_digits.repeat(BATCH_BYTES / 2 / hex_digits.len() * 2)
+        );
         let body = format!("1{hex}small");
         let m = Bytes::from(body.into_bytes());
         let n = hex.len();
@@ -164,7 +179,9 @@ mod tests {
             _ => unreachable!(),
         };
         decode_huge_bytea(&shape(""), &mut [Some(&mut new), None]);
-        let TupleValue::Binary(b) = &new[1] else { panic!("{:?}", &new[1]) };
+        let TupleValue::Binary(b) = &new[1] else {
+            panic!("{:?}", &new[1])
+        };
         assert_eq!(b.len(), BATCH_BYTES / 2);
         assert!(b.iter().all(|&x| x == 0xab));
         // The message's allocation, moved to its front (the id byte came first).
@@ -187,7 +204,10 @@ mod tests {
         let mut shared = message("ff");
         let keep = shared[1].clone();
         decode_huge_bytea(&shape(""), &mut [Some(&mut shared)]);
-        assert_eq!(shared[1], keep, "a message referred to elsewhere is not changed");
+        assert_eq!(
+            shared[1], keep,
+            "a message referred to elsewhere is not changed"
+        );
 
         let mut bad = message("0g");
         decode_huge_bytea(&shape(""), &mut [Some(&mut bad)]);

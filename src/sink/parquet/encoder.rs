@@ -138,8 +138,8 @@ pub struct Split {
 
 /// A column chunk of a huge row group: from a column writer, or streamed.
 enum HugeLeaf {
-    Writer(ArrowColumnWriter),
-    Streamed(StreamedChunk, ColumnCloseResult),
+    Writer(Box<ArrowColumnWriter>),
+    Streamed(StreamedChunk, Box<ColumnCloseResult>),
 }
 
 struct Group {
@@ -220,11 +220,11 @@ impl Split {
                 match StreamedChunk::encode(column, descr, &self.huge_props) {
                     Some(chunk) => {
                         let (chunk, close) = chunk?;
-                        leaves.push(HugeLeaf::Streamed(chunk, close));
+                        leaves.push(HugeLeaf::Streamed(chunk, Box::new(close)));
                     }
                     None => {
                         writer.write(&leaf)?;
-                        leaves.push(HugeLeaf::Writer(writer));
+                        leaves.push(HugeLeaf::Writer(Box::new(writer)));
                     }
                 }
             }
@@ -234,7 +234,7 @@ impl Split {
         for leaf in leaves {
             match leaf {
                 HugeLeaf::Writer(w) => w.close()?.append_to_row_group(&mut row_group)?,
-                HugeLeaf::Streamed(chunk, close) => row_group.append_column(&chunk, close)?,
+                HugeLeaf::Streamed(chunk, close) => row_group.append_column(&chunk, *close)?,
             }
         }
         row_group.close()?;

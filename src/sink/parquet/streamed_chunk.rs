@@ -394,7 +394,9 @@ fn page_header(h: &PageHeader) -> PqResult<Vec<u8>> {
     const PLAIN: i32 = 0;
     let int = |v: u64, what: &str| {
         i32::try_from(v).map_err(|_| {
-            ParquetError::General(format!("a page's {what} of {v} does not fit a Parquet page"))
+            ParquetError::General(format!(
+                "a page's {what} of {v} does not fit a Parquet page"
+            ))
         })
     };
     let mut out = Vec::with_capacity(48);

@@ -44,12 +44,8 @@ fn round_trip(column: ArrayRef, codec: Compression) -> (ArrayRef, ColumnChunkMet
         Field::new("v", column.data_type().clone(), true),
     ]));
     let path = tempfile::NamedTempFile::new().unwrap();
-    let w = ArrowWriter::try_new(
-        path.reopen().unwrap(),
-        schema.clone(),
-        Some(props(codec)),
-    )
-    .unwrap();
+    let w =
+        ArrowWriter::try_new(path.reopen().unwrap(), schema.clone(), Some(props(codec))).unwrap();
     let (mut file, factory) = w.into_serialized_writer().unwrap();
     let rows = column.len() as i64;
     let descr = file.schema_descr().column(1);
@@ -59,8 +55,7 @@ fn round_trip(column: ArrayRef, codec: Compression) -> (ArrayRef, ColumnChunkMet
     drop(column);
     let mut writers = factory.create_column_writers(0).unwrap();
     let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
-    let id_field = schema.field(0).clone().into();
-    for leaf in parquet::arrow::arrow_writer::compute_leaves(&id_field, &ids).unwrap() {
+    for leaf in parquet::arrow::arrow_writer::compute_leaves(schema.field(0), &ids).unwrap() {
         writers[0].write(&leaf).unwrap();
     }
     let mut rg = file.next_row_group().unwrap();
@@ -81,7 +76,11 @@ fn round_trip(column: ArrayRef, codec: Compression) -> (ArrayRef, ColumnChunkMet
     assert_eq!(batches.len(), 1, "one small row group reads as one batch");
     let batch = &batches[0];
     assert_eq!(
-        batch.column(0).as_primitive::<arrow_array::types::Int64Type>().values().to_vec(),
+        batch
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .values()
+            .to_vec(),
         (0..rows).collect::<Vec<_>>()
     );
     (batch.column(1).clone(), meta)
@@ -145,9 +144,10 @@ fn incompressible_values_are_stored_plain() {
     assert!(matches!(chunk.body, Body::Stored(_)));
     assert!(chunk.len() < 1000, "{}", chunk.len());
     assert_eq!(close.rows_written, 1);
-    let list = arrow_array::ListArray::from_iter_primitive::<arrow_array::types::Int32Type, _, _>(
-        vec![Some(vec![Some(1)])],
-    );
+    let list =
+        arrow_array::ListArray::from_iter_primitive::<arrow_array::types::Int32Type, _, _>(vec![
+            Some(vec![Some(1)]),
+        ]);
     let list: ArrayRef = Arc::new(list);
     assert!(StreamedChunk::encode(&list, &descr(DataType::Binary), &zstd).is_none());
 }
@@ -178,7 +178,11 @@ fn page_header_matches_parquet_rs() {
                 }
                 Body::Plain { levels, .. } => {
                     let all = chunk.to_vec();
-                    (levels.len(), false, Bytes::from(all[chunk.header.len()..].to_vec()))
+                    (
+                        levels.len(),
+                        false,
+                        Bytes::from(all[chunk.header.len()..].to_vec()),
+                    )
                 }
             };
             let uncompressed = levels_len + ByteValues::of(column).unwrap().plain_len();
@@ -195,9 +199,9 @@ fn page_header_matches_parquet_rs() {
             };
             let mut sink = TrackedWrite::new(Vec::new());
             let mut w = SerializedPageWriter::new(&mut sink);
-            w.write_page(CompressedPage::new(page, uncompressed)).unwrap();
+            w.write_page(CompressedPage::new(page, uncompressed))
+                .unwrap();
             w.close().unwrap();
-            drop(w);
             let expected = sink.into_inner().unwrap();
             assert_eq!(chunk.to_vec(), expected, "{codec:?}");
             assert_eq!(close.metadata.compressed_size(), expected.len() as i64);
@@ -218,13 +222,17 @@ fn definition_levels_are_rle_runs() {
 #[test]
 fn the_reader_starts_anywhere() {
     let column: ArrayRef = Arc::new(StringArray::from(vec![Some("ab"), None, Some("cde")]));
-    let (chunk, _) = StreamedChunk::encode(&column, &{
-        let schema = Schema::new(vec![Field::new("v", DataType::Utf8, true)]);
-        parquet::arrow::ArrowSchemaConverter::new()
-            .convert(&schema)
-            .unwrap()
-            .column(0)
-    }, &props(Compression::UNCOMPRESSED))
+    let (chunk, _) = StreamedChunk::encode(
+        &column,
+        &{
+            let schema = Schema::new(vec![Field::new("v", DataType::Utf8, true)]);
+            parquet::arrow::ArrowSchemaConverter::new()
+                .convert(&schema)
+                .unwrap()
+                .column(0)
+        },
+        &props(Compression::UNCOMPRESSED),
+    )
     .unwrap()
     .unwrap();
     let all = chunk.to_vec();
