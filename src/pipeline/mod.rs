@@ -19,6 +19,7 @@ mod shapes;
 pub mod slot_watch;
 pub mod rewrite;
 pub mod runner;
+mod huge_bytea;
 mod spill;
 mod stop;
 mod summary;
@@ -375,24 +376,27 @@ impl Pipeline {
                 }
             }
             PgOutputMessage::Type { .. } => {}
-            PgOutputMessage::Insert { relid, new, .. } => {
+            PgOutputMessage::Insert { relid, mut new, .. } => {
                 let Some(shape) = self.shape(relid)? else { return Ok(()) };
+                huge_bytea::decode_huge_bytea(&shape, &mut [Some(&mut new)]);
                 let rows = match &shape.filter {
                     None => vec![RowOut { op: RowOp::Insert, values: new.as_slice().into() }],
                     Some(f) => row_filter::insert_rows(&new, &mut self.evaluator(&shape, f))?,
                 };
                 self.emit_all(&shape, rows)?;
             }
-            PgOutputMessage::Update { relid, old, new, .. } => {
+            PgOutputMessage::Update { relid, mut old, mut new, .. } => {
                 let Some(shape) = self.shape(relid)? else { return Ok(()) };
+                huge_bytea::decode_huge_bytea(&shape, &mut [Some(&mut new), old.as_mut().map(|(_, t)| t)]);
                 let rows = match &shape.filter {
                     None => update_rows(&shape.source, old.as_ref(), &new),
                     Some(f) => row_filter::update_rows_filtered(&shape.source, f, old.as_ref(), &new, &mut self.evaluator(&shape, f))?,
                 };
                 self.emit_all(&shape, rows)?;
             }
-            PgOutputMessage::Delete { relid, old, .. } => {
+            PgOutputMessage::Delete { relid, mut old, .. } => {
                 let Some(shape) = self.shape(relid)? else { return Ok(()) };
+                huge_bytea::decode_huge_bytea(&shape, &mut [Some(&mut old.1)]);
                 let rows = match &shape.filter {
                     None => vec![RowOut { op: RowOp::Delete, values: old.1.as_slice().into() }],
                     Some(f) => row_filter::delete_rows(f, &old, &mut self.evaluator(&shape, f))?,

@@ -179,14 +179,24 @@ pub fn parse_decimal256(s: &[u8], precision: u8, scale: i8) -> ParseResult<i256>
 // ---------------------------------------------------------------------------------------
 // bytea, uuid
 
-#[inline]
-const fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// The value of each hex digit (either case); 0xff for every other byte. A table rather
+/// than a match: random digits make the branches unpredictable (10x slower on 100 MiB).
+const HEX_DIGITS: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        let d = b"0123456789abcdef"[i];
+        t[d as usize] = i as u8;
+        t[d.to_ascii_uppercase() as usize] = i as u8;
+        i += 1;
     }
+    t
+};
+
+#[inline]
+fn hex_val(c: u8) -> Option<u8> {
+    let v = HEX_DIGITS[c as usize];
+    (v != 0xff).then_some(v)
 }
 
 /// Decodes a bytea text value (`\x0a0b`, or the legacy escape format) appending to `out`.
@@ -222,6 +232,32 @@ pub fn decode_bytea(s: &[u8], out: &mut Vec<u8>) -> ParseResult<()> {
             i += 4;
         }
     }
+    Ok(())
+}
+
+/// Decodes a bytea in hex text form (`\\x`, then two hex digits of either case per byte)
+/// in place: `buf` becomes the bytes and its allocation is shrunk to them (for a large
+/// buffer glibc's realloc hands the tail back to the system without copying), so the text
+/// and the bytes are never in memory together. On error `buf` is unchanged (every digit is
+/// checked before the first byte is written). Called by the CDC pipeline for huge values
+/// (`crate::pipeline::huge_bytea`); [`decode_bytea`] is the general decoder.
+pub fn decode_bytea_hex_in_place(buf: &mut Vec<u8>) -> ParseResult<()> {
+    let hex = buf.strip_prefix(b"\\x").ok_or("bytea is not in hex format (\\x...)")?;
+    if hex.len() % 2 != 0 {
+        return Err("bytea hex has an odd number of digits".into());
+    }
+    // All digits at once (no branch per byte), the position only for the error.
+    if hex.iter().fold(0, |acc, &c| acc | HEX_DIGITS[c as usize]) == 0xff {
+        let at = hex.iter().position(|&c| hex_val(c).is_none()).unwrap_or(0);
+        return Err(format!("bytea hex has a non-hex digit at offset {}", at + 2));
+    }
+    let n = hex.len() / 2;
+    // Byte i is read from 2 + 2i and 3 + 2i, both past i: nothing is overwritten unread.
+    for i in 0..n {
+        buf[i] = HEX_DIGITS[buf[2 + 2 * i] as usize] << 4 | HEX_DIGITS[buf[3 + 2 * i] as usize];
+    }
+    buf.truncate(n);
+    buf.shrink_to_fit();
     Ok(())
 }
 
@@ -264,26 +300,12 @@ fn canonical_uuid(s: &[u8]) -> Option<[u8; 16]> {
     }
     let (mut out, mut bad) = ([0u8; 16], 0u8);
     for (o, &p) in out.iter_mut().zip(AT.iter()) {
-        let (h, l) = (HEX_DIGIT[s[p] as usize], HEX_DIGIT[s[p + 1] as usize]);
+        let (h, l) = (HEX_DIGITS[s[p] as usize], HEX_DIGITS[s[p + 1] as usize]);
         bad |= h | l;
         *o = h << 4 | l;
     }
     (bad & 0xF0 == 0).then_some(out)
 }
-
-/// A hex digit's value, 0xFF for any other byte.
-const HEX_DIGIT: [u8; 256] = {
-    let mut t = [0xFFu8; 256];
-    let mut c = 0;
-    while c < 256 {
-        t[c] = match hex_val(c as u8) {
-            Some(v) => v,
-            None => 0xFF,
-        };
-        c += 1;
-    }
-    t
-};
 
 // ---------------------------------------------------------------------------------------
 // decimal formatting (the reverse direction)

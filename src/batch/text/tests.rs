@@ -214,6 +214,35 @@ fn bytea() {
 }
 
 #[test]
+fn bytea_hex_in_place() {
+    let decode = |s: &[u8]| {
+        let mut v = s.to_vec();
+        decode_bytea_hex_in_place(&mut v).map(|()| v)
+    };
+    assert_eq!(decode(b"\\x0a0bFFfF"), Ok(vec![0x0a, 0x0b, 0xff, 0xff]));
+    assert_eq!(decode(b"\\x"), Ok(vec![]));
+    // A long value is shrunk to its bytes.
+    let mut long = b"\\x".to_vec();
+    long.extend(std::iter::repeat_n(*b"c3", 100_000).flatten());
+    decode_bytea_hex_in_place(&mut long).unwrap();
+    assert!(long.len() == 100_000 && long.iter().all(|&b| b == 0xc3));
+    assert!(long.capacity() < 200_000, "{}", long.capacity());
+    // Errors name the problem and leave the text as it was.
+    for (bad, why) in [
+        (&b"\\x0a0g"[..], "non-hex digit at offset 5"),
+        (b"\\x0", "odd number of digits"),
+        (b"\\x 0", "non-hex digit at offset 2"),
+        (b"ab\\001", "not in hex format"),
+        (b"", "not in hex format"),
+    ] {
+        let mut v = bad.to_vec();
+        let e = decode_bytea_hex_in_place(&mut v).unwrap_err();
+        assert!(e.contains(why), "{e}");
+        assert_eq!(v, bad);
+    }
+}
+
+#[test]
 fn uuids() {
     let u = parse_uuid(b"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
     assert_eq!(u, [0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11]);

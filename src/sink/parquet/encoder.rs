@@ -10,14 +10,16 @@
 //!   form), which is nothing for small values and 5x for one 100 MiB value.
 //! * **A batch holding a huge value** (a single string or binary value of at least
 //!   [`HUGE_VALUE_BYTES`], see [`has_huge_value`]) becomes a row group of its own, written
-//!   with properties that copy it once: no dictionary, no min/max statistics for
+//!   with properties that do not copy it: no dictionary, no min/max statistics for
 //!   byte-array columns (the chunk then has no statistics and no column index for them;
-//!   readers treat that as unknown), and no page size limit, so the value stays in one plain
-//!   page until the row group is closed. [`Encoder::write`] takes the batch by value and
-//!   drops it after encoding and before closing the row group: the plain page is compressed
-//!   only once the Arrow array is gone (when the caller no longer holds it either). Peak
-//!   inside the encoder: the array plus the plain page while encoding, then the plain page
-//!   plus its compressed form while closing — twice the value.
+//!   readers treat that as unknown), one data page per column. Its top-level string and
+//!   binary columns are encoded by [`StreamedChunk`]: the values go from the Arrow array
+//!   straight into the compressor, without a plain page, so the only copy is the
+//!   compressed page (none when it is stored uncompressed). Peak inside the encoder: the
+//!   array plus its compressed form. Other columns of that batch (lists holding a huge
+//!   element) go through parquet-rs's column writers, which hold the plain page besides the
+//!   array while encoding and the plain page plus its compressed form while closing; the
+//!   batch is dropped between the two ([`Encoder::write`] takes it by value).
 //! * The values written are the same either way; only the row group layout and its
 //!   encodings differ. The first huge batch turns the file's writer into its lower-level
 //!   parts ([`ArrowWriter::into_serialized_writer`]); from then on ordinary batches are
@@ -34,10 +36,13 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
+use parquet::column::writer::ColumnCloseResult;
 use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::errors::{ParquetError, Result as PqResult};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
+
+use super::streamed_chunk::StreamedChunk;
 
 /// Flush a row group once this many bytes are buffered in memory.
 pub const ROW_GROUP_BYTES: usize = 32 << 20;
@@ -125,14 +130,21 @@ pub struct Split {
     file: SerializedFileWriter<File>,
     normal: ArrowRowGroupWriterFactory,
     huge: ArrowRowGroupWriterFactory,
+    /// The properties of `huge`'s writers (what [`StreamedChunk`]s are encoded with).
+    huge_props: WriterProperties,
     schema: SchemaRef,
     group: Option<Group>,
+}
+
+/// A column chunk of a huge row group: from a column writer, or streamed.
+enum HugeLeaf {
+    Writer(Box<ArrowColumnWriter>),
+    Streamed(StreamedChunk, Box<ColumnCloseResult>),
 }
 
 struct Group {
     writers: Vec<ArrowColumnWriter>,
     rows: usize,
-    huge: bool,
 }
 
 impl Group {
@@ -153,24 +165,21 @@ impl Split {
         let sink = SerializedFileWriter::new(
             std::io::sink(),
             file.schema_descr().root_schema_ptr(),
-            Arc::new(props),
+            Arc::new(props.clone()),
         )?;
         let huge = ArrowRowGroupWriterFactory::new(&sink, schema.clone());
         Ok(Split {
             file,
             normal,
             huge,
+            huge_props: props,
             schema,
             group: None,
         })
     }
 
-    /// An ordinary batch: into the current ordinary row group (a huge one is closed
-    /// first), split at [`MAX_ROW_GROUP_ROWS`], flushed past [`ROW_GROUP_BYTES`].
+    /// An ordinary batch: into the current ordinary row group, split at [`MAX_ROW_GROUP_ROWS`], flushed past [`ROW_GROUP_BYTES`].
     fn write(&mut self, mut batch: RecordBatch) -> PqResult<()> {
-        if self.group.as_ref().is_some_and(|g| g.huge) {
-            self.flush()?;
-        }
         while batch.num_rows() > 0 {
             if self.group.is_none() {
                 let writers = self
@@ -179,7 +188,6 @@ impl Split {
                 self.group = Some(Group {
                     writers,
                     rows: 0,
-                    huge: false,
                 });
             }
             let group = self.group.as_mut().expect("created above");
@@ -194,21 +202,43 @@ impl Split {
         Ok(())
     }
 
-    /// A batch with a huge value: a row group of its own, closed after `batch` is dropped.
+    /// A batch with a huge value: a row group of its own. Its top-level string and binary
+    /// columns are encoded by [`StreamedChunk`] (compressed while `batch` is alive, without
+    /// a plain page); the other columns by column writers, closed after `batch` is dropped.
     fn write_huge(&mut self, batch: RecordBatch) -> PqResult<()> {
         self.flush()?;
         let mut writers = self
             .huge
-            .create_column_writers(self.file.flushed_row_groups().len())?;
-        let rows = batch.num_rows();
-        write_leaves(&mut writers, &self.schema, &batch)?;
+            .create_column_writers(self.file.flushed_row_groups().len())?
+            .into_iter();
+        let descrs = self.file.schema_descr().columns().to_vec();
+        let mut leaves = Vec::with_capacity(descrs.len());
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            for leaf in compute_leaves(field, column)? {
+                let mut writer = writers.next().expect("one writer per leaf");
+                let descr = &descrs[leaves.len()];
+                match StreamedChunk::encode(column, descr, &self.huge_props) {
+                    Some(chunk) => {
+                        let (chunk, close) = chunk?;
+                        leaves.push(HugeLeaf::Streamed(chunk, Box::new(close)));
+                    }
+                    None => {
+                        writer.write(&leaf)?;
+                        leaves.push(HugeLeaf::Writer(Box::new(writer)));
+                    }
+                }
+            }
+        }
         drop(batch);
-        self.group = Some(Group {
-            writers,
-            rows,
-            huge: true,
-        });
-        self.flush()
+        let mut row_group = self.file.next_row_group()?;
+        for leaf in leaves {
+            match leaf {
+                HugeLeaf::Writer(w) => w.close()?.append_to_row_group(&mut row_group)?,
+                HugeLeaf::Streamed(chunk, close) => row_group.append_column(&chunk, *close)?,
+            }
+        }
+        row_group.close()?;
+        Ok(())
     }
 
     /// Closes the row group in progress (compressing its last pages) and appends it.

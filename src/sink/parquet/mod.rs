@@ -19,6 +19,7 @@ pub mod load;
 pub mod manifest;
 pub mod naming;
 pub mod part_file;
+mod streamed_chunk;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
