@@ -68,6 +68,8 @@ impl Default for ValidateOptions {
 pub async fn validate(config: &Config, opts: &ValidateOptions) -> Result<ValidateReport> {
     // `--timeout` bounds both waits together: for the snapshot and for the target.
     let deadline = Instant::now() + opts.timeout;
+    // A bad PGCDC_VALIDATE_MEMORY is refused before anything connects or takes a snapshot.
+    super::partitioned::memory_budget()?;
     let sink = chosen_sink(config, opts.sink)?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let control = Catalog::new(sql::connect(&info).await?);

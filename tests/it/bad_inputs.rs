@@ -34,10 +34,12 @@ struct Case {
     phrases: Vec<String>,
     /// The fix is clap's list of valid values rather than a `hint:` line.
     usage: bool,
+    /// Environment variables set for the command.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 fn case(name: &'static str, toml: String, args: &[&str], code: i32, phrases: &[&str]) -> Case {
-    Case { name, toml: Some(toml), args: args.iter().map(|a| a.to_string()).collect(), code, phrases: phrases.iter().map(|p| p.to_string()).collect(), usage: false }
+    Case { name, toml: Some(toml), args: args.iter().map(|a| a.to_string()).collect(), code, phrases: phrases.iter().map(|p| p.to_string()).collect(), usage: false, env: Vec::new() }
 }
 
 fn sink_line(toml: &str, line: &str) -> String {
@@ -111,11 +113,16 @@ async fn every_bad_input_gets_one_clear_error_the_right_exit_and_leaves_nothing(
         case("dead-letter-bad-url", format!("{}\n[dead_letter]\nurl = \"ftp://x/y\"\n", base("dead-letter-bad-url")), RUN, 2, &["ftp://x/y"]),
         case("bad-reconnect-timeout", base("bad-reconnect-timeout").replace("slot = ", "reconnect_timeout = \"forever\"\nslot = "), RUN, 2, &["`forever` is not a duration"]),
         case("teardown-without-yes", base("teardown-without-yes"), &["teardown"], 2, &["refusing without --yes", "hint: run `pgcdc teardown -c FILE --yes`"]),
-        Case { name: "missing-config-file", toml: None, args: vec!["run".into()], code: 2, phrases: vec!["cannot read configuration file".into(), "hint: pass an existing TOML file".into()], usage: false },
+        Case { name: "missing-config-file", toml: None, args: vec!["run".into()], code: 2, phrases: vec!["cannot read configuration file".into(), "hint: pass an existing TOML file".into()], usage: false, env: Vec::new() },
         Case { usage: true, ..case("bad-mode-argument", base("bad-mode-argument"), &["run", "--mode", "bogus"], 2, &["invalid value 'bogus'", "expected full-load, cdc or full-load-and-cdc"]) },
         Case { usage: true, ..case("bad-until-lsn", base("bad-until-lsn"), &["run", "--until-lsn", "12/zz"], 2, &["`12/zz` is not an LSN", "as in 16/B374D848"]) },
         // ---- the server and the role (exit 1 at run time unless the configuration is at fault) ----
         case("unreachable-host", base("unreachable-host").replace(&format!(":{port}/"), &format!(":{}/", closed_port())), RUN, 1, &["cannot connect to PostgreSQL", "hint:"]),
+        // Refused before connecting: the source here is unreachable.
+        Case {
+            env: vec![("PGCDC_VALIDATE_MEMORY", "lots")],
+            ..case("validate-memory-not-a-size", base("validate-memory-not-a-size").replace(&format!(":{port}/"), &format!(":{}/", closed_port())), &["validate"], 2, &["PGCDC_VALIDATE_MEMORY", "`lots` is not a size", "hint: unset it"])
+        },
         case("wrong-password", base("wrong-password").replace(SCRAM_PASSWORD, "not-the-password"), RUN, 1, &["password authentication failed", "hint: check the user and password"]),
         case("missing-database", base("missing-database").replace(&format!("/{}", s.db.name), "/no_such_db_catalogue"), RUN, 1, &["no_such_db_catalogue"]),
         case("no-replication-privilege", config_toml(&s.db.url_as(NOREPL_USER), &s.publication, &s.slot, &out("no-replication-privilege"), ""), RUN, 1, &["REPLICATION"]),
@@ -160,7 +167,7 @@ async fn run_case(c: &Case, root: &Path) -> Result<(), String> {
         None => dir.join("does-not-exist.toml"),
     };
     let mut cmd = crate::support::pgcdc();
-    cmd.args(&c.args).arg("-c").arg(&cfg).env("AWS_ACCESS_KEY_ID", AWS_KEY_ID).env("AWS_SECRET_ACCESS_KEY", AWS_SECRET);
+    cmd.args(&c.args).arg("-c").arg(&cfg).env("AWS_ACCESS_KEY_ID", AWS_KEY_ID).env("AWS_SECRET_ACCESS_KEY", AWS_SECRET).envs(c.env.iter().copied());
     let out = output_of(cmd).await;
     check_output(c, &out)?;
     check_nothing_written(&dir.join("out"))
@@ -247,7 +254,7 @@ async fn full_spill_disk(s: &Setup, url: &str, root: &Path) -> Result<(), String
     // The slot first (an empty target's cdc run makes it), then the big transaction.
     s.db.exec(&format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")).await;
     s.db.exec("INSERT INTO t SELECT g, repeat('x', 500) FROM generate_series(1000, 11000) g").await;
-    let c = Case { name: "full-spill-disk", toml: Some(toml), args: RUN.iter().map(|a| a.to_string()).collect(), code: 1, phrases: vec![spill.display().to_string(), "No space left".into()], usage: false };
+    let c = Case { name: "full-spill-disk", toml: Some(toml), args: RUN.iter().map(|a| a.to_string()).collect(), code: 1, phrases: vec![spill.display().to_string(), "No space left".into()], usage: false, env: Vec::new() };
     let mut cmd = crate::support::pgcdc();
     cmd.args(RUN).arg("-c").arg(&cfg).env("AWS_ACCESS_KEY_ID", AWS_KEY_ID).env("AWS_SECRET_ACCESS_KEY", AWS_SECRET);
     let result = output_of(cmd).await;
