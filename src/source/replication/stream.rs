@@ -17,6 +17,9 @@ pub enum StreamEvent {
     Keepalive { wal_end: Lsn, reply_requested: bool },
 }
 
+/// How long [`ReplicationStream::close`] waits for the server to answer its CopyDone.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A running logical replication stream. Owns the connection.
 pub struct ReplicationStream {
     conn: ReplicationConn,
@@ -105,11 +108,23 @@ impl ReplicationStream {
         self.conn.send(&out).await
     }
 
-    /// Ends the copy politely (CopyDone, then Terminate). Errors are ignored: the
-    /// positions were already sent.
+    /// Ends the copy politely: CopyDone, then, once the server has answered it (at most
+    /// [`CLOSE_WAIT`]), Terminate. The walsender handles its client's messages in order, so
+    /// when it answers, the status update sent before the CopyDone has moved the slot: the
+    /// slot shows the final position by the time pgcdc exits. Errors are ignored: the
+    /// positions were already sent, and the next run starts from what the slot holds.
     pub async fn close(mut self) {
         let mut out = BytesMut::new();
         frontend::copy_done(&mut out);
+        if self.conn.send(&out).await.is_ok() {
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                // XLogData still in flight, the server's CopyDone and CommandComplete, then
+                // ReadyForQuery.
+                while !matches!(self.conn.read_message().await, Ok(Message::ReadyForQuery(_)) | Err(_)) {}
+            })
+            .await;
+        }
+        let mut out = BytesMut::new();
         frontend::terminate(&mut out);
         let _ = self.conn.send(&out).await;
     }
