@@ -276,7 +276,7 @@ async fn run_cdc(
         .map_err(|_| Error::runtime("the pipeline thread panicked"))?;
     let durable = progress.durable();
     let reader_error = match ended {
-        Ok(end) => replication.spawn(end.finish(durable)).await.unwrap_or(None),
+        Ok(end) => joined(replication.spawn(end.finish(durable)), "closing the replication stream").await.unwrap_or_else(Some),
         Err(e) => Some(Error::runtime(format!("the replication reader failed: {e}"))),
     };
     tokio::task::block_in_place(|| drop(replication));
