@@ -20,8 +20,8 @@ pub fn run_summary(s: &RunSummary) {
     }
     if let Some(st) = &s.stats {
         println!(
-            "replicated {} transactions ({} streamed, {} aborted streams skipped), {} rows; durable up to {}",
-            st.transactions, st.streamed_transactions, st.aborted_streams, st.rows, s.durable
+            "replicated {} transactions ({} streamed, {} of them staged; {} aborted streams skipped), {} rows; durable up to {}",
+            st.transactions, st.streamed_transactions, st.staged_transactions, st.aborted_streams, st.rows, s.durable
         );
     }
 }

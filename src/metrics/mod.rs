@@ -113,7 +113,7 @@ impl Metrics {
         self.registry.encode()
     }
 
-    fn change(&self, table: &TableSchema, op: RowOp) {
+    fn change(&self, table: &TableSchema, op: RowOp, n: u64) {
         let mut map = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(table.relid).or_insert_with(|| TableCounters {
             schema: table.schema.clone(),
@@ -136,7 +136,7 @@ impl Metrics {
             ];
             self.registry.changes.get_or_create_owned(&labels)
         });
-        counter.inc();
+        counter.inc_by(n);
     }
 }
 
@@ -192,8 +192,13 @@ pub fn sink_label(describe: &str) -> &str {
 
 /// The pipeline emitted one output row of `table` (a change, not a loaded row).
 pub fn change(table: &TableSchema, op: RowOp) {
+    changes(table, op, 1);
+}
+
+/// `n` row changes of one operation at once (a staged streamed transaction's).
+pub fn changes(table: &TableSchema, op: RowOp, n: u64) {
     if let Some(m) = get() {
-        m.change(table, op);
+        m.change(table, op, n);
     }
 }
 
@@ -393,10 +398,10 @@ mod tests {
         let m = Metrics::new(limits());
         let t = table(1, "public", "t");
         for _ in 0..3 {
-            m.change(&t, RowOp::Insert);
+            m.change(&t, RowOp::Insert, 1);
         }
-        m.change(&t, RowOp::Delete);
-        m.change(&table(1, "public", "t2"), RowOp::Insert);
+        m.change(&t, RowOp::Delete, 1);
+        m.change(&table(1, "public", "t2"), RowOp::Insert, 1);
         let text = m.exposition();
         assert!(
             text.contains("pgcdc_changes_total{table=\"public.t\",op=\"insert\"} 3\n"),

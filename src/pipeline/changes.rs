@@ -15,13 +15,32 @@ use std::borrow::Cow;
 
 use crate::model::TableSchema;
 use crate::model::RowOp;
-use crate::source::pgoutput::{OldKind, Tuple};
+use crate::source::pgoutput::{OldKind, PgOutputMessage, Tuple};
 use crate::model::TupleValue;
 
 /// One output row before the transaction metadata is attached.
 pub struct RowOut<'a> {
     pub op: RowOp,
     pub values: Cow<'a, [TupleValue]>,
+}
+
+/// The rows of an Insert, Update or Delete (none for any other message), when pgcdc
+/// applies no row filter of its own.
+pub fn change_rows<'a>(table: &TableSchema, msg: &'a PgOutputMessage) -> Vec<RowOut<'a>> {
+    match msg {
+        PgOutputMessage::Insert { new, .. } => vec![RowOut { op: RowOp::Insert, values: Cow::Borrowed(new.as_slice()) }],
+        PgOutputMessage::Update { old, new, .. } => update_rows(table, old.as_ref(), new),
+        PgOutputMessage::Delete { old, .. } => vec![RowOut { op: RowOp::Delete, values: Cow::Borrowed(old.1.as_slice()) }],
+        _ => Vec::new(),
+    }
+}
+
+/// The relation of an Insert, Update or Delete.
+pub fn change_relid(msg: &PgOutputMessage) -> Option<u32> {
+    match msg {
+        PgOutputMessage::Insert { relid, .. } | PgOutputMessage::Update { relid, .. } | PgOutputMessage::Delete { relid, .. } => Some(*relid),
+        _ => None,
+    }
 }
 
 /// The rows of an Update, in order.

@@ -27,6 +27,17 @@ use super::shapes::TableShape;
 use crate::batch::text::{decode_bytea, decode_bytea_hex_in_place};
 use crate::batch::BATCH_BYTES;
 use crate::model::{PgType, TupleValue};
+use crate::source::pgoutput::PgOutputMessage;
+
+/// [`decode_huge_bytea`] on the tuples of an Insert, Update or Delete.
+pub fn decode_change(shape: &TableShape, msg: &mut PgOutputMessage) {
+    match msg {
+        PgOutputMessage::Insert { new, .. } => decode_huge_bytea(shape, &mut [Some(new)]),
+        PgOutputMessage::Update { old, new, .. } => decode_huge_bytea(shape, &mut [Some(new), old.as_mut().map(|(_, t)| t)]),
+        PgOutputMessage::Delete { old, .. } => decode_huge_bytea(shape, &mut [Some(&mut old.1)]),
+        _ => {}
+    }
+}
 
 /// Decodes the huge `bytea` values of one change's tuples (its new and old tuple, either
 /// absent) in place where it can (see the module docs). Called by the pipeline for every

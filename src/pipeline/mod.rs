@@ -21,6 +21,7 @@ pub mod rewrite;
 pub mod runner;
 mod huge_bytea;
 mod spill;
+mod staging;
 mod stop;
 mod summary;
 pub mod table_watch;
@@ -34,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use self::changes::{truncate_values, update_rows, RowOut};
+use self::changes::{change_relid, change_rows, truncate_values, RowOut};
+use self::staging::{Staged, Staging};
 use crate::config::TableFilter;
 use self::progress::Progress;
 use self::relations::{CatalogLookup, Relations};
@@ -44,7 +46,7 @@ use crate::model::{OutputRow, TableSchema};
 use crate::error::{Error, Result};
 use crate::model::{pg_ts_to_unix_micros, Lsn, RowOp, TxnMeta};
 use crate::sink::{Checkpoint, Sink};
-use crate::source::pgoutput::{Decoder, PgOutputMessage};
+use crate::source::pgoutput::{decode_message, Decoder, PgOutputMessage};
 
 pub use crate::source::replication::SourceEvent;
 
@@ -100,6 +102,10 @@ pub struct Pipeline {
     spill: StreamSpill,
     /// Top-level xid of the stream chunk being received.
     stream_xid: Option<u32>,
+    /// The streamed transaction being staged ([`staging`]).
+    staging: Staging,
+    /// The rules and server-side filters, for the staged transaction's own shapes.
+    stage_rules: (Vec<crate::config::RuleConfig>, std::collections::HashSet<String>),
     /// The lowest watermark over the sinks, reported to the slot by the reader.
     progress: Arc<Progress>,
     until: Option<Lsn>,
@@ -122,6 +128,8 @@ pub struct PipelineStats {
     pub transactions: u64,
     pub rows: u64,
     pub streamed_transactions: u64,
+    /// Streamed transactions written from their staging ([`staging`]), not replayed.
+    pub staged_transactions: u64,
     pub aborted_streams: u64,
     pub flushes: u64,
 }
@@ -153,12 +161,14 @@ impl Pipeline {
             protocol_version: opts.protocol_version,
             sinks: slots,
             relations: Relations::default(),
+            stage_rules: (opts.rules.clone(), opts.server_filters.clone()),
             shapes: shapes::Shapes::new(opts.rules, opts.server_filters),
             catalog,
             filter: TableFilter::new(&opts.tables),
             txn: None,
             spill: StreamSpill::new(opts.spill_dir)?,
             stream_xid: None,
+            staging: Staging::from_env(),
             progress,
             until: opts.until,
             last_commit: None,
@@ -223,6 +233,7 @@ impl Pipeline {
             // Changes inside a stream are only stored now and decoded once, at Stream Commit.
             if matches!(data.first(), Some(b'R' | b'Y' | b'I' | b'U' | b'D' | b'T' | b'M')) {
                 self.spill.append(top, &data)?;
+                self.stage(top, data);
                 return Ok(Flow::Continue);
             }
         }
@@ -249,12 +260,22 @@ impl Pipeline {
                 txn.meta.commit_ts_us = pg_ts_to_unix_micros(commit_ts);
                 return self.commit(txn);
             }
-            PgOutputMessage::StreamStart { xid, .. } => self.stream_xid = Some(xid),
+            PgOutputMessage::StreamStart { xid, first_segment } => {
+                self.stream_xid = Some(xid);
+                if first_segment {
+                    self.start_staging(xid);
+                }
+            }
             PgOutputMessage::StreamStop => self.stream_xid = None,
             PgOutputMessage::StreamAbort { xid, subxid, .. } => {
                 if xid == subxid {
                     self.stats.aborted_streams += 1;
                     crate::metrics::streamed_transaction_aborted();
+                    if self.staging.end(xid).is_some() {
+                        self.discard_staging();
+                    }
+                } else if self.staging.active(xid).is_some_and(|s| s.has_changes_of(subxid)) {
+                    self.abandon_staging(xid, &"a subtransaction with staged changes was rolled back");
                 }
                 self.spill.abort(xid, subxid);
             }
@@ -332,10 +353,16 @@ impl Pipeline {
             return self.finish();
         }
         let meta = TxnMeta { xid: Some(xid), commit_lsn, end_lsn, commit_ts_us: pg_ts_to_unix_micros(commit_ts) };
-        self.begin(meta)?;
+        self.begin(meta.clone())?;
         self.stats.streamed_transactions += 1;
         crate::metrics::streamed_transaction();
-        if let Some(spilled) = self.spill.take(xid)? {
+        let staged = self.staging.end(xid);
+        let spilled = self.spill.take(xid)?;
+        let written = match staged {
+            Some(staged) => self.commit_staged(*staged, &meta)?,
+            None => false,
+        };
+        if let (false, Some(spilled)) = (written, spilled) {
             crate::failpoint::hit("stream-replay");
             let (started, rows) = (Instant::now(), self.stats.rows);
             let mut replay = replay::Replay::start(spilled, self.protocol_version)?;
@@ -346,6 +373,143 @@ impl Pipeline {
         }
         let txn = self.txn.take().expect("begun above");
         self.commit(txn)
+    }
+
+    /// Stages streamed transaction `xid` (at its first segment) if nothing is staged and
+    /// every sink can ([`staging`]).
+    fn start_staging(&mut self, xid: u32) {
+        if !matches!(self.staging, Staging::Idle) || self.sinks.iter_mut().any(|s| s.sink.staging().is_none()) {
+            return;
+        }
+        self.staging = Staging::Active(Box::new(Staged::new(xid, self.stage_rules.0.clone(), self.stage_rules.1.clone())));
+        let opened = self.sinks.iter_mut().try_for_each(|s| s.sink.staging().expect("checked above").open());
+        if let Err(e) = opened {
+            self.abandon_staging(xid, &e);
+        }
+    }
+
+    /// Hands one change of streamed transaction `top` to the sinks' staging, if `top` is
+    /// staged; the first error abandons the staging (the spill is replayed at the commit).
+    fn stage(&mut self, top: u32, data: Bytes) {
+        let mut staged = match std::mem::replace(&mut self.staging, Staging::Idle) {
+            Staging::Active(s) if s.xid == top => s,
+            other => {
+                self.staging = other;
+                return;
+            }
+        };
+        match self.stage_message(&mut staged, data) {
+            Ok(()) => self.staging = Staging::Active(staged),
+            Err(e) => self.abandon_staging(top, &e),
+        }
+    }
+
+    fn stage_message(&mut self, staged: &mut Staged, data: Bytes) -> Result<()> {
+        let mut msg = decode_message(data.clone(), self.protocol_version, true)
+            .map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
+        match &msg {
+            PgOutputMessage::Relation { relation, .. } => {
+                let before = staged.relations().get(relation.relid).ok().cloned();
+                let (table, _, _) = staged.relations().apply(relation, self.catalog.as_mut())?;
+                if before.is_some_and(|b| !Arc::ptr_eq(&b, &table)) {
+                    return Err(Error::runtime(format!("{} changes schema inside the transaction", table.qualified_name())));
+                }
+                staged.relation_messages.push(data);
+                return Ok(());
+            }
+            PgOutputMessage::Type { .. } | PgOutputMessage::Message { .. } => return Ok(()),
+            PgOutputMessage::Truncate { .. } => return Err(Error::runtime("a TRUNCATE")),
+            _ => {}
+        }
+        let relid = change_relid(&msg).ok_or_else(|| Error::runtime(format!("unexpected pgoutput message inside a transaction: {msg:?}")))?;
+        let source = staged.relations().get(relid)?.clone();
+        if !self.filter.matches(&source.schema, &source.name) {
+            return Ok(());
+        }
+        let shape = staged.shape(relid)?;
+        if shape.filter.is_some() {
+            return Err(Error::runtime("a row filter pgcdc evaluates itself"));
+        }
+        huge_bytea::decode_change(&shape, &mut msg);
+        let subxid = msg.stream_xid();
+        for row in change_rows(&shape.source, &msg) {
+            if row.values.len() != source.columns.len() {
+                return Err(Error::runtime(format!("a change of {} has {} values for {} columns", source.qualified_name(), row.values.len(), source.columns.len())));
+            }
+            let values = shape.project(&row.values);
+            let out = OutputRow { op: row.op, lsn: Lsn::ZERO, seq: staged.seq, xid: Some(staged.xid), commit_ts_us: 0, values: &values };
+            for slot in &mut self.sinks {
+                slot.sink.staging().ok_or_else(|| Error::runtime("internal: a sink lost its staging"))?.row(shape.output(), &out)?;
+            }
+            staged.staged(&shape, row.op, subxid);
+        }
+        Ok(())
+    }
+
+    /// Stops staging `xid` for good: its spill is replayed at its commit.
+    fn abandon_staging(&mut self, xid: u32, reason: &dyn std::fmt::Display) {
+        self.discard_staging();
+        tracing::debug!(xid, %reason, "streamed transaction no longer staged: replayed at its commit");
+        self.staging = Staging::Abandoned(xid);
+    }
+
+    /// Drops what every sink staged.
+    fn discard_staging(&mut self) {
+        for slot in &mut self.sinks {
+            if let Some(s) = slot.sink.staging() {
+                s.discard();
+            }
+        }
+        if matches!(self.staging, Staging::Active(_)) {
+            self.staging = Staging::Idle;
+        }
+    }
+
+    /// Writes the staged transaction `staged` (begun as `meta`) in the sinks; `false` when
+    /// the stream now describes one of its tables otherwise than it was staged under (the
+    /// staging is dropped, and the caller replays the spill instead).
+    fn commit_staged(&mut self, staged: Staged, meta: &TxnMeta) -> Result<bool> {
+        let started = Instant::now();
+        // The transaction's Relation messages, as the replay would apply them.
+        for raw in &staged.relation_messages {
+            let msg = decode_message(raw.clone(), self.protocol_version, true)
+                .map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
+            self.apply_change(msg)?;
+        }
+        let mut shapes = Vec::with_capacity(staged.tables.len());
+        for t in &staged.tables {
+            match self.shape(t.shape.source.relid)? {
+                Some(now) if now.output() == t.shape.output() => shapes.push(now),
+                _ => {
+                    self.discard_staging();
+                    tracing::debug!(xid = staged.xid, table = %t.shape.source.qualified_name(), "a staged table changed before the commit: replaying");
+                    return Ok(false);
+                }
+            }
+        }
+        for shape in &shapes {
+            self.announce(shape)?;
+        }
+        crate::failpoint::hit("stream-staged-commit");
+        for slot in &mut self.sinks {
+            let staging = slot.sink.staging().ok_or_else(|| Error::runtime("internal: a sink lost its staging"))?;
+            if slot.active {
+                staging.commit(meta)?;
+            } else {
+                staging.discard();
+            }
+        }
+        for (shape, t) in shapes.iter().zip(&staged.tables) {
+            for &(op, n) in &t.counts {
+                crate::metrics::changes(shape.output(), op, n);
+            }
+        }
+        let rows = staged.rows();
+        self.stats.rows += rows;
+        self.stats.staged_transactions += 1;
+        self.txn.as_mut().expect("begun").seq = staged.seq;
+        tracing::debug!(xid = staged.xid, rows, seconds = started.elapsed().as_secs_f64(), "wrote a staged streamed transaction");
+        Ok(true)
     }
 
     /// Relation, Type, Insert, Update, Delete, Truncate inside a transaction.
@@ -376,30 +540,12 @@ impl Pipeline {
                 }
             }
             PgOutputMessage::Type { .. } => {}
-            PgOutputMessage::Insert { relid, mut new, .. } => {
-                let Some(shape) = self.shape(relid)? else { return Ok(()) };
-                huge_bytea::decode_huge_bytea(&shape, &mut [Some(&mut new)]);
+            mut change @ (PgOutputMessage::Insert { .. } | PgOutputMessage::Update { .. } | PgOutputMessage::Delete { .. }) => {
+                let Some(shape) = self.shape(changes::change_relid(&change).expect("a change"))? else { return Ok(()) };
+                huge_bytea::decode_change(&shape, &mut change);
                 let rows = match &shape.filter {
-                    None => vec![RowOut { op: RowOp::Insert, values: new.as_slice().into() }],
-                    Some(f) => row_filter::insert_rows(&new, &mut self.evaluator(&shape, f))?,
-                };
-                self.emit_all(&shape, rows)?;
-            }
-            PgOutputMessage::Update { relid, mut old, mut new, .. } => {
-                let Some(shape) = self.shape(relid)? else { return Ok(()) };
-                huge_bytea::decode_huge_bytea(&shape, &mut [Some(&mut new), old.as_mut().map(|(_, t)| t)]);
-                let rows = match &shape.filter {
-                    None => update_rows(&shape.source, old.as_ref(), &new),
-                    Some(f) => row_filter::update_rows_filtered(&shape.source, f, old.as_ref(), &new, &mut self.evaluator(&shape, f))?,
-                };
-                self.emit_all(&shape, rows)?;
-            }
-            PgOutputMessage::Delete { relid, mut old, .. } => {
-                let Some(shape) = self.shape(relid)? else { return Ok(()) };
-                huge_bytea::decode_huge_bytea(&shape, &mut [Some(&mut old.1)]);
-                let rows = match &shape.filter {
-                    None => vec![RowOut { op: RowOp::Delete, values: old.1.as_slice().into() }],
-                    Some(f) => row_filter::delete_rows(f, &old, &mut self.evaluator(&shape, f))?,
+                    None => changes::change_rows(&shape.source, &change),
+                    Some(f) => row_filter::change_rows_filtered(&shape.source, f, &change, &mut self.evaluator(&shape, f))?,
                 };
                 self.emit_all(&shape, rows)?;
             }
@@ -442,13 +588,8 @@ impl Pipeline {
     /// sink, as the output table.
     fn emit(&mut self, shape: &shapes::TableShape, row: RowOut<'_>) -> Result<()> {
         // `shape` comes from `Pipeline::shape`: its table is selected by `source.tables`.
+        self.announce(shape)?;
         let table = &shape.source;
-        let txn = self.txn.as_mut().ok_or_else(|| Error::runtime("pgoutput sent a change outside a transaction"))?;
-        if !self.unobserved.is_empty() && self.unobserved.remove(&table.relid) {
-            if let Some(r) = &self.reloads {
-                r.observe(table.relid, &table.schema, &table.name, None, txn.meta.commit_lsn)?;
-            }
-        }
         if row.values.len() != table.columns.len() {
             return Err(Error::runtime(format!(
                 "a change of {}.{} has {} values for {} columns",
@@ -460,6 +601,7 @@ impl Pipeline {
         }
         let values = shape.project(&row.values);
         let table = shape.output();
+        let txn = self.txn.as_mut().expect("announce checked it");
         let out = OutputRow {
             op: row.op,
             lsn: txn.meta.commit_lsn,
@@ -472,12 +614,29 @@ impl Pipeline {
         self.stats.rows += 1;
         crate::metrics::change(table, row.op);
         for slot in self.sinks.iter_mut().filter(|s| s.active) {
+            slot.sink.row(table, &out)?;
+        }
+        Ok(())
+    }
+
+    /// What a change of `shape`'s table does before its rows are written: reports the table
+    /// to the reload book at its first change, and announces the output schema to every
+    /// active sink that has not seen it.
+    fn announce(&mut self, shape: &shapes::TableShape) -> Result<()> {
+        let source = &shape.source;
+        let txn = self.txn.as_ref().ok_or_else(|| Error::runtime("pgoutput sent a change outside a transaction"))?;
+        if !self.unobserved.is_empty() && self.unobserved.remove(&source.relid) {
+            if let Some(r) = &self.reloads {
+                r.observe(source.relid, &source.schema, &source.name, None, txn.meta.commit_lsn)?;
+            }
+        }
+        let table = shape.output();
+        for slot in self.sinks.iter_mut().filter(|s| s.active) {
             let announced = slot.announced.get(&table.relid).is_some_and(|a| Arc::ptr_eq(a, table));
             if !announced {
                 slot.sink.relation(table, &txn.meta)?;
                 slot.announced.insert(table.relid, table.clone());
             }
-            slot.sink.row(table, &out)?;
         }
         Ok(())
     }
@@ -555,6 +714,7 @@ impl Pipeline {
     /// Flushes what is committed, then waits until every sink holds it durably. Every way
     /// to [`Flow::Done`] goes through here or does the same.
     fn finish(&mut self) -> Result<Flow> {
+        self.discard_staging();
         self.flush_all(None)?;
         self.drain_all()?;
         Ok(Flow::Done)
@@ -570,6 +730,7 @@ impl Pipeline {
     /// Flushes what is committed and waits until it is durable; used when the source ends
     /// without a Shutdown event.
     pub fn close(&mut self) -> Result<()> {
+        self.discard_staging();
         if self.txn.is_none() {
             self.flush_all(None)?;
             self.drain_all()?;

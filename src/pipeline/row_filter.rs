@@ -27,7 +27,7 @@ use super::changes::{update_rows, RowOut};
 use crate::error::Result;
 use crate::model::{RowOp, TableSchema, TupleValue};
 use crate::rules::columns::referenced_columns;
-use crate::source::pgoutput::{OldKind, Tuple};
+use crate::source::pgoutput::{OldKind, PgOutputMessage, Tuple};
 
 /// A row filter pgcdc applies to one table.
 #[derive(Debug, Clone)]
@@ -52,6 +52,17 @@ impl ClientFilter {
 
 /// Evaluates the filter on one source row: `Ok(true)` when it holds.
 pub type Eval<'e> = dyn FnMut(&[TupleValue]) -> Result<bool> + 'e;
+
+/// The rows of an Insert, Update or Delete that `filter` lets through (none for any other
+/// message).
+pub fn change_rows_filtered<'a>(table: &TableSchema, filter: &ClientFilter, msg: &'a PgOutputMessage, eval: &mut Eval) -> Result<Vec<RowOut<'a>>> {
+    match msg {
+        PgOutputMessage::Insert { new, .. } => insert_rows(new, eval),
+        PgOutputMessage::Update { old, new, .. } => update_rows_filtered(table, filter, old.as_ref(), new, eval),
+        PgOutputMessage::Delete { old, .. } => delete_rows(filter, old, eval),
+        _ => Ok(Vec::new()),
+    }
+}
 
 /// The rows of an insert.
 pub fn insert_rows<'a>(new: &'a Tuple, eval: &mut Eval) -> Result<Vec<RowOut<'a>>> {

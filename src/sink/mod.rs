@@ -24,6 +24,9 @@
 //!   loses nothing.
 //! * Each sink states its [`Delivery`]: what a restart after a crash repeats.
 //! * [`Sink::drain`] at the end of a run waits until everything handed over is durable.
+//! * A sink may also offer [`Staging`]: the rows of a streamed transaction, handed over
+//!   while it still streams and written with placeholders for its commit LSN and time,
+//!   which its commit then fills in.
 //! * Any `Err` stops the pipeline. Nothing is confirmed to the slot past the lowest
 //!   watermark, so the next run repeats what was not durable and `recover` cleans up. An
 //!   asynchronous sink reports a failure of its sender tasks at its next call (the pipeline
@@ -107,4 +110,43 @@ pub trait Sink: Send {
     fn drain(&mut self) -> Result<()> {
         Ok(())
     }
+    /// The sink's [`Staging`] of streamed transactions, `None` when it has none (the
+    /// pipeline then replays such a transaction from its spill at the commit). Pure.
+    fn staging(&mut self) -> Option<&mut dyn Staging> {
+        None
+    }
+}
+
+/// Writing a streamed transaction while it streams (pgoutput `streaming`), so that its
+/// commit finds most of the work done instead of replaying it all.
+///
+/// The pipeline stages at most one transaction at a time, and only while its changes need
+/// no decision that the commit could overturn. It keeps the transaction's spill as the
+/// source of truth: whenever staging stops short (a subtransaction is rolled back, a table
+/// changes schema, any `Err` from here), it [`discard`](Staging::discard)s and replays the
+/// spill at the commit as if nothing had been staged. So:
+///
+/// * Nothing staged may become visible to readers, or count in a checkpoint, before
+///   [`Staging::commit`]; a discarded or abandoned staging leaves nothing behind but files
+///   in the sink's staging area, which the next [`Sink::recover`] removes.
+/// * `Err` from [`Staging::open`] or [`Staging::row`] is not an error of the run: the
+///   pipeline discards and falls back. `Err` from [`Staging::commit`] is (as `row`'s).
+///
+/// Called from the pipeline thread, between and inside other transactions: staged rows
+/// must not touch what the sink holds for the transactions it is handed meanwhile.
+pub trait Staging {
+    /// Starts staging a transaction (discarding whatever was staged before).
+    fn open(&mut self) -> Result<()>;
+    /// One row of the staged transaction, in `_seq` order; `row.lsn` and
+    /// `row.commit_ts_us` are placeholders. `table` is the schema the transaction itself
+    /// describes; the pipeline stages a table under one schema only.
+    fn row(&mut self, table: &Arc<TableSchema>, row: &OutputRow<'_>) -> Result<()>;
+    /// Drops what was staged.
+    fn discard(&mut self);
+    /// Called between [`Sink::begin`] and [`Sink::commit`] of the staged transaction, after
+    /// [`Sink::relation`] announced each of its tables (with the schema it was staged
+    /// under), instead of its rows: the staged rows become the transaction's, with
+    /// `txn.commit_lsn` and `txn.commit_ts_us`, exactly as if they had been handed over by
+    /// [`Sink::row`].
+    fn commit(&mut self, txn: &TxnMeta) -> Result<()>;
 }

@@ -19,6 +19,8 @@ pub mod load;
 pub mod manifest;
 pub mod naming;
 pub mod part_file;
+mod restamp;
+mod staged;
 mod streamed_chunk;
 mod writer;
 
@@ -100,6 +102,8 @@ pub struct ParquetSink {
     watermark: Arc<crate::sink::Watermark>,
     /// `[dead_letter]`: where rows with a value this layout cannot hold go.
     dead_letters: Option<DeadLetterRoute>,
+    /// The streamed transaction being staged ([`staged`]).
+    staged: Option<staged::StagedTxn>,
 }
 
 impl ParquetSink {
@@ -125,6 +129,7 @@ impl ParquetSink {
             }),
             watermark: Arc::default(),
             dead_letters: None,
+            staged: None,
         })
     }
 
@@ -358,5 +363,14 @@ impl Sink for ParquetSink {
         self.oversized = false;
         self.watermark.raise(checkpoint.end_lsn);
         Ok(())
+    }
+
+    /// The native layout stages streamed transactions; the DMS layout (its own columns,
+    /// CSV) replays them.
+    fn staging(&mut self) -> Option<&mut dyn crate::sink::Staging> {
+        if self.dms.is_some() {
+            return None;
+        }
+        Some(self)
     }
 }

@@ -155,6 +155,19 @@ impl PartWriter {
         }
     }
 
+    /// Writes the footer and returns the file's path, without fsync: for a part that is read
+    /// back at once ([`super::staged`]), not published.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        self.join()?;
+        Ok(self.path.clone())
+    }
+
+    /// Stops the encoder and removes the file (a staged part no longer wanted).
+    pub fn abandon(mut self) {
+        self.join().ok();
+        std::fs::remove_file(&self.path).ok();
+    }
+
     /// Writes the footer and fsyncs.
     pub fn seal(mut self, range: LsnRange) -> Result<SealedPart> {
         let file = self.join()?;
