@@ -274,7 +274,7 @@ impl Pipeline {
                     if self.staging.end(xid).is_some() {
                         self.discard_staging();
                     }
-                } else if self.staging.active(xid).is_some_and(|s| s.has_changes_of(subxid)) {
+                } else if self.staging.active(xid).is_some_and(|s| s.touched_by(subxid)) {
                     self.abandon_staging(xid, &"a subtransaction with staged changes was rolled back");
                 }
                 self.spill.abort(xid, subxid);
@@ -405,28 +405,25 @@ impl Pipeline {
     }
 
     fn stage_message(&mut self, staged: &mut Staged, data: Bytes) -> Result<()> {
-        let mut msg = decode_message(data.clone(), self.protocol_version, true)
-            .map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
+        // A Relation message is kept (copied); a change's message must stay the only owner
+        // of its bytes, or a huge bytea cannot be decoded in place (`huge_bytea`).
+        let relation_message = (data.first() == Some(&b'R')).then(|| data.clone());
+        let mut msg = decode_streamed(data, self.protocol_version)?;
         match &msg {
-            PgOutputMessage::Relation { relation, .. } => {
-                let before = staged.relations().get(relation.relid).ok().cloned();
-                let (table, _, _) = staged.relations().apply(relation, self.catalog.as_mut())?;
-                if before.is_some_and(|b| !Arc::ptr_eq(&b, &table)) {
-                    return Err(Error::runtime(format!("{} changes schema inside the transaction", table.qualified_name())));
-                }
-                staged.relation_messages.push(data);
-                return Ok(());
+            PgOutputMessage::Relation { relation, xid } => {
+                let raw = relation_message.expect("a Relation message starts with R");
+                return staged.relation(&raw, relation, *xid, self.catalog.as_mut());
             }
             PgOutputMessage::Type { .. } | PgOutputMessage::Message { .. } => return Ok(()),
             PgOutputMessage::Truncate { .. } => return Err(Error::runtime("a TRUNCATE")),
             _ => {}
         }
         let relid = change_relid(&msg).ok_or_else(|| Error::runtime(format!("unexpected pgoutput message inside a transaction: {msg:?}")))?;
-        let source = staged.relations().get(relid)?.clone();
+        let source = staged.source(relid)?;
         if !self.filter.matches(&source.schema, &source.name) {
             return Ok(());
         }
-        let shape = staged.shape(relid)?;
+        let shape = staged.shape(&source)?;
         if shape.filter.is_some() {
             return Err(Error::runtime("a row filter pgcdc evaluates itself"));
         }
@@ -441,7 +438,7 @@ impl Pipeline {
             for slot in &mut self.sinks {
                 slot.sink.staging().ok_or_else(|| Error::runtime("internal: a sink lost its staging"))?.row(shape.output(), &out)?;
             }
-            staged.staged(&shape, row.op, subxid);
+            staged.staged(&shape, row.op, subxid)?;
         }
         Ok(())
     }
@@ -471,10 +468,8 @@ impl Pipeline {
     fn commit_staged(&mut self, staged: Staged, meta: &TxnMeta) -> Result<bool> {
         let started = Instant::now();
         // The transaction's Relation messages, as the replay would apply them.
-        for raw in &staged.relation_messages {
-            let msg = decode_message(raw.clone(), self.protocol_version, true)
-                .map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))?;
-            self.apply_change(msg)?;
+        for raw in staged.relation_messages() {
+            self.apply_change(decode_streamed(raw.clone(), self.protocol_version)?)?;
         }
         let mut shapes = Vec::with_capacity(staged.tables.len());
         for t in &staged.tables {
@@ -507,7 +502,6 @@ impl Pipeline {
         let rows = staged.rows();
         self.stats.rows += rows;
         self.stats.staged_transactions += 1;
-        self.txn.as_mut().expect("begun").seq = staged.seq;
         tracing::debug!(xid = staged.xid, rows, seconds = started.elapsed().as_secs_f64(), "wrote a staged streamed transaction");
         Ok(true)
     }
@@ -653,6 +647,7 @@ impl Pipeline {
         let reached = self.until.is_some_and(|u| pos >= u);
         if reached || self.stopping {
             tracing::debug!(%pos, "at or past the until-LSN between transactions: stopping");
+            self.discard_staging();
             self.flush_all(if self.spill.open_count() == 0 { Some(pos) } else { None })?;
             self.drain_all()?;
             return Ok(Flow::Done);
@@ -737,4 +732,9 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// Decodes a message of a streamed transaction.
+fn decode_streamed(raw: Bytes, protocol_version: u32) -> Result<PgOutputMessage> {
+    decode_message(raw, protocol_version, true).map_err(|e| Error::runtime(format!("decoding pgoutput: {e}")))
 }

@@ -19,8 +19,9 @@
 //!   one they were staged under.
 //! * Staging stops for good (the spill is replayed at the commit) on what only the commit
 //!   order, or a second look, could settle: a rolled-back subtransaction that had staged
-//!   changes, a second schema for a table, a TRUNCATE, a row filter pgcdc evaluates
-//!   itself, or any error a sink's staging returns. The spill is written whatever happens:
+//!   changes or Relation messages, a second schema for a table, a TRUNCATE, a row filter
+//!   pgcdc evaluates itself, more than [`MAX_TABLES`] tables or [`MAX_SUBXACTS`]
+//!   subtransactions (memory), or any error a sink's staging returns. The spill is written whatever happens:
 //!   it stays the source of truth.
 //! * `PGCDC_STREAM_STAGING=off` turns staging off (every streamed transaction is replayed),
 //!   to compare the two paths or to rule staging out while diagnosing.
@@ -30,28 +31,37 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::relations::Relations;
+use super::relations::{CatalogLookup, Relations};
 use super::shapes::{Shapes, TableShape};
 use crate::config::RuleConfig;
-use crate::model::RowOp;
+use crate::error::{Error, Result};
+use crate::model::{RowOp, TableSchema};
+use crate::source::pgoutput::Relation;
+
+/// Tables one staged transaction may touch; past them it is replayed. Each staged table
+/// holds a batch builder and a part writer besides the ones of the ordinary path.
+const MAX_TABLES: usize = 16;
+/// Subtransactions with staged changes it may have; past them it is replayed.
+const MAX_SUBXACTS: usize = 4096;
 
 /// What the pipeline knows of the staged transaction.
 pub struct Staged {
     pub xid: u32,
     relations: Relations,
     shapes: Shapes,
-    /// The transaction's Relation messages, in order, for the pipeline's cache at the commit.
-    pub relation_messages: Vec<Bytes>,
+    /// The transaction's Relation messages (copies, one per relation), in order, for the
+    /// pipeline's cache at the commit.
+    relation_messages: Vec<Bytes>,
     /// The tables with staged rows, in the order of their first row.
-    pub tables: Vec<StagedTable>,
-    /// Transaction and subtransaction ids of the staged changes.
-    xids: HashSet<u32>,
+    pub tables: Vec<TableRows>,
+    /// Subtransactions whose changes or Relation messages were staged.
+    subxacts: HashSet<u32>,
     /// `_seq` of the next row.
     pub seq: i64,
 }
 
-/// A table with staged rows.
-pub struct StagedTable {
+/// The staged rows of one table.
+pub struct TableRows {
     pub shape: Arc<TableShape>,
     /// Rows staged, per operation.
     pub counts: Vec<(RowOp, u64)>,
@@ -106,48 +116,111 @@ impl Staged {
             shapes: Shapes::new(rules, server_filters),
             relation_messages: Vec::new(),
             tables: Vec::new(),
-            xids: HashSet::new(),
+            subxacts: HashSet::new(),
             seq: 0,
         }
     }
 
-    /// Whether staged changes belong to (sub)transaction `xid`.
-    pub fn has_changes_of(&self, xid: u32) -> bool {
-        self.xids.contains(&xid)
-    }
-
-    pub fn relations(&mut self) -> &mut Relations {
-        &mut self.relations
-    }
-
-    /// The shape of `relid` as the transaction describes it; `None` when the stream has not
-    /// described it in this transaction (then the transaction cannot be staged).
-    pub fn shape(&mut self, relid: u32) -> crate::error::Result<Arc<TableShape>> {
-        let source = self.relations.get(relid)?.clone();
-        self.shapes.of(&source)
-    }
-
-    /// Counts a staged row of `shape`'s table, of (sub)transaction `xid`.
-    pub fn staged(&mut self, shape: &Arc<TableShape>, op: RowOp, xid: Option<u32>) {
-        self.seq += 1;
-        if let Some(x) = xid {
-            self.xids.insert(x);
-        }
-        let table = match self.tables.iter_mut().position(|t| Arc::ptr_eq(&t.shape, shape)) {
-            Some(i) => &mut self.tables[i],
-            None => {
-                self.tables.push(StagedTable { shape: shape.clone(), counts: Vec::new() });
-                self.tables.last_mut().expect("pushed")
+    /// A Relation message of the transaction (`raw`, decoded as `relation`, sent for
+    /// (sub)transaction `xid`): describes its table for the changes that follow. `Err` when
+    /// it describes a table the transaction described otherwise before.
+    pub fn relation(&mut self, raw: &[u8], relation: &Relation, xid: Option<u32>, catalog: &mut dyn CatalogLookup) -> Result<()> {
+        let before = self.relations.get(relation.relid).ok().cloned();
+        let (table, _, _) = self.relations.apply(relation, catalog)?;
+        match before {
+            Some(b) if !Arc::ptr_eq(&b, &table) => {
+                Err(Error::runtime(format!("{} changes schema inside the transaction", table.qualified_name())))
             }
-        };
-        match table.counts.iter_mut().find(|(o, _)| *o == op) {
-            Some((_, n)) => *n += 1,
-            None => table.counts.push((op, 1)),
+            Some(_) => Ok(()),
+            None => {
+                self.note_subxact(xid)?;
+                // A copy: the message is a slice of the connection's read buffer.
+                self.relation_messages.push(Bytes::copy_from_slice(raw));
+                Ok(())
+            }
         }
+    }
+
+    /// The transaction's Relation messages, in order.
+    pub fn relation_messages(&self) -> &[Bytes] {
+        &self.relation_messages
+    }
+
+    /// The source schema of `relid` as the transaction describes it (`Err` when it did not).
+    pub fn source(&self, relid: u32) -> Result<Arc<TableSchema>> {
+        self.relations.get(relid).cloned()
+    }
+
+    /// `source` shaped by the rules.
+    pub fn shape(&mut self, source: &Arc<TableSchema>) -> Result<Arc<TableShape>> {
+        self.shapes.of(source)
+    }
+
+    /// Whether something of subtransaction `xid` was staged.
+    pub fn touched_by(&self, xid: u32) -> bool {
+        self.subxacts.contains(&xid)
+    }
+
+    /// Counts a row of `shape`'s table staged for (sub)transaction `xid`. `Err` past
+    /// [`MAX_TABLES`] or [`MAX_SUBXACTS`].
+    pub fn staged(&mut self, shape: &Arc<TableShape>, op: RowOp, xid: Option<u32>) -> Result<()> {
+        self.seq += 1;
+        self.note_subxact(xid)?;
+        let i = match self.tables.iter().position(|t| Arc::ptr_eq(&t.shape, shape)) {
+            Some(i) => i,
+            None if self.tables.len() < MAX_TABLES => {
+                self.tables.push(TableRows { shape: shape.clone(), counts: Vec::new() });
+                self.tables.len() - 1
+            }
+            None => return Err(Error::runtime(format!("more than {MAX_TABLES} tables"))),
+        };
+        let counts = &mut self.tables[i].counts;
+        match counts.iter_mut().find(|(o, _)| *o == op) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((op, 1)),
+        }
+        Ok(())
+    }
+
+    fn note_subxact(&mut self, xid: Option<u32>) -> Result<()> {
+        if let Some(x) = xid.filter(|x| *x != self.xid) {
+            if self.subxacts.insert(x) && self.subxacts.len() > MAX_SUBXACTS {
+                return Err(Error::runtime(format!("more than {MAX_SUBXACTS} subtransactions")));
+            }
+        }
+        Ok(())
     }
 
     /// Rows staged in all.
     pub fn rows(&self) -> u64 {
         self.tables.iter().flat_map(|t| t.counts.iter().map(|(_, n)| n)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_counted_per_table_and_the_limits_stop_staging() {
+        let mut s = Staged::new(100, Vec::new(), HashSet::new());
+        let shapes: Vec<_> = (0..=MAX_TABLES as u32)
+            .map(|relid| {
+                let mut t = crate::model::schema::fixtures::orders();
+                t.relid = relid;
+                s.shape(&Arc::new(t)).unwrap()
+            })
+            .collect();
+        for shape in &shapes[..MAX_TABLES] {
+            s.staged(shape, RowOp::Insert, Some(100)).unwrap();
+        }
+        assert!(s.staged(&shapes[MAX_TABLES], RowOp::Insert, Some(100)).is_err(), "one table too many");
+        s.staged(&shapes[0], RowOp::Delete, Some(7)).unwrap();
+        s.staged(&shapes[0], RowOp::Delete, Some(7)).unwrap();
+        assert_eq!(s.tables[0].counts, vec![(RowOp::Insert, 1), (RowOp::Delete, 2)]);
+        assert_eq!(s.rows(), MAX_TABLES as u64 + 2);
+        assert!(s.touched_by(7) && !s.touched_by(8) && !s.touched_by(100), "the top-level xid is no subtransaction");
+        let subxacts: Result<Vec<_>> = (1000..1000 + MAX_SUBXACTS as u32).map(|x| s.staged(&shapes[1], RowOp::Insert, Some(x))).collect();
+        assert!(subxacts.is_err(), "one subtransaction too many");
     }
 }

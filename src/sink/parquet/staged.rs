@@ -99,6 +99,7 @@ impl Staging for ParquetSink {
         let staged = self.staged.take().ok_or_else(|| Error::runtime("internal: Staging::commit without a staged transaction"))?;
         let mut tables: Vec<_> = staged.tables.into_iter().collect();
         tables.sort_by_key(|(relid, _)| *relid);
+        let any = !tables.is_empty();
         for (relid, table) in tables {
             let announced = self.tables.get(&relid).map(|s| s.schema.clone());
             if announced.as_deref() != Some(table.builder.table().as_ref()) {
@@ -130,7 +131,9 @@ impl Staging for ParquetSink {
             let state = self.tables.get_mut(&relid).expect("announced");
             state.unflushed.iter_mut().zip(counts).for_each(|(n, c)| *n += c);
         }
-        self.pending_since.get_or_insert_with(Instant::now);
+        if any {
+            self.pending_since.get_or_insert_with(Instant::now);
+        }
         Ok(())
     }
 }
