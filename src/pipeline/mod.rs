@@ -104,8 +104,6 @@ pub struct Pipeline {
     stream_xid: Option<u32>,
     /// The streamed transaction being staged ([`staging`]).
     staging: Staging,
-    /// The rules and server-side filters, for the staged transaction's own shapes.
-    stage_rules: (Vec<crate::config::RuleConfig>, std::collections::HashSet<String>),
     /// The lowest watermark over the sinks, reported to the slot by the reader.
     progress: Arc<Progress>,
     until: Option<Lsn>,
@@ -161,7 +159,6 @@ impl Pipeline {
             protocol_version: opts.protocol_version,
             sinks: slots,
             relations: Relations::default(),
-            stage_rules: (opts.rules.clone(), opts.server_filters.clone()),
             shapes: shapes::Shapes::new(opts.rules, opts.server_filters),
             catalog,
             filter: TableFilter::new(&opts.tables),
@@ -381,7 +378,7 @@ impl Pipeline {
         if !matches!(self.staging, Staging::Idle) || self.sinks.iter_mut().any(|s| s.sink.staging().is_none()) {
             return;
         }
-        self.staging = Staging::Active(Box::new(Staged::new(xid, self.stage_rules.0.clone(), self.stage_rules.1.clone())));
+        self.staging = Staging::Active(Box::new(Staged::new(xid, self.shapes.empty_like())));
         let opened = self.sinks.iter_mut().try_for_each(|s| s.sink.staging().expect("checked above").open());
         if let Err(e) = opened {
             self.abandon_staging(xid, &e);
@@ -430,10 +427,7 @@ impl Pipeline {
         huge_bytea::decode_change(&shape, &mut msg);
         let subxid = msg.stream_xid();
         for row in change_rows(&shape.source, &msg) {
-            if row.values.len() != source.columns.len() {
-                return Err(Error::runtime(format!("a change of {} has {} values for {} columns", source.qualified_name(), row.values.len(), source.columns.len())));
-            }
-            let values = shape.project(&row.values);
+            let values = shape.output_values(&row.values)?;
             let out = OutputRow { op: row.op, lsn: Lsn::ZERO, seq: staged.seq, xid: Some(staged.xid), commit_ts_us: 0, values: &values };
             for slot in &mut self.sinks {
                 slot.sink.staging().ok_or_else(|| Error::runtime("internal: a sink lost its staging"))?.row(shape.output(), &out)?;
@@ -583,17 +577,7 @@ impl Pipeline {
     fn emit(&mut self, shape: &shapes::TableShape, row: RowOut<'_>) -> Result<()> {
         // `shape` comes from `Pipeline::shape`: its table is selected by `source.tables`.
         self.announce(shape)?;
-        let table = &shape.source;
-        if row.values.len() != table.columns.len() {
-            return Err(Error::runtime(format!(
-                "a change of {}.{} has {} values for {} columns",
-                table.schema,
-                table.name,
-                row.values.len(),
-                table.columns.len()
-            )));
-        }
-        let values = shape.project(&row.values);
+        let values = shape.output_values(&row.values)?;
         let table = shape.output();
         let txn = self.txn.as_mut().expect("announce checked it");
         let out = OutputRow {

@@ -30,6 +30,22 @@ impl TableShape {
         &self.shaped.output
     }
 
+    /// `values` (one per source column) as output values; `Err` when their number is not
+    /// the source's number of columns.
+    pub fn output_values<'a>(&self, values: &'a [TupleValue]) -> Result<std::borrow::Cow<'a, [TupleValue]>> {
+        let table = &self.source;
+        if values.len() != table.columns.len() {
+            return Err(crate::error::Error::runtime(format!(
+                "a change of {}.{} has {} values for {} columns",
+                table.schema,
+                table.name,
+                values.len(),
+                table.columns.len()
+            )));
+        }
+        Ok(self.project(values))
+    }
+
     /// `values` (one per source column) as output values.
     pub fn project<'a>(&self, values: &'a [TupleValue]) -> std::borrow::Cow<'a, [TupleValue]> {
         if self.shaped.identity {
@@ -49,6 +65,11 @@ pub struct Shapes {
 impl Shapes {
     pub fn new(rules: Vec<RuleConfig>, server_filters: HashSet<String>) -> Shapes {
         Shapes { rules, server_filters, by_relid: HashMap::new() }
+    }
+
+    /// The same rules with nothing cached (for a transaction's own relation cache).
+    pub fn empty_like(&self) -> Shapes {
+        Shapes::new(self.rules.clone(), self.server_filters.clone())
     }
 
     /// The shape of `source` (the relation cache's current schema of the relation).

@@ -33,7 +33,6 @@ use bytes::Bytes;
 
 use super::relations::{CatalogLookup, Relations};
 use super::shapes::{Shapes, TableShape};
-use crate::config::RuleConfig;
 use crate::error::{Error, Result};
 use crate::model::{RowOp, TableSchema};
 use crate::source::pgoutput::Relation;
@@ -109,11 +108,12 @@ impl Staging {
 }
 
 impl Staged {
-    pub fn new(xid: u32, rules: Vec<RuleConfig>, server_filters: HashSet<String>) -> Staged {
+    /// Transaction `xid`, shaped by `shapes` (the pipeline's rules, nothing cached).
+    pub fn new(xid: u32, shapes: Shapes) -> Staged {
         Staged {
             xid,
             relations: Relations::default(),
-            shapes: Shapes::new(rules, server_filters),
+            shapes,
             relation_messages: Vec::new(),
             tables: Vec::new(),
             subxacts: HashSet::new(),
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn rows_are_counted_per_table_and_the_limits_stop_staging() {
-        let mut s = Staged::new(100, Vec::new(), HashSet::new());
+        let mut s = Staged::new(100, Shapes::new(Vec::new(), HashSet::new()));
         let shapes: Vec<_> = (0..=MAX_TABLES as u32)
             .map(|relid| {
                 let mut t = crate::model::schema::fixtures::orders();
