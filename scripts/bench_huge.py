@@ -177,7 +177,7 @@ def report(r):
           f"One row holding a {r['mib']} MiB value (`bench_huge_<type>`: id bigint primary key, v <type>), "
           "local directory, Parquet, default config; each pgcdc process alone, peak RSS by GNU time. Bound: "
           f"{BOUND_FACTOR} x the value + the baseline of the same mode (1000 small rows). The CDC update is a "
-          "streamed transaction (default logical_decoding_work_mem), spilled and replayed at commit.", "",
+          "streamed transaction (default logical_decoding_work_mem), spilled and staged while it streams (written at its commit).", "",
           "| run | value | seconds | peak RSS MiB | bound MiB | RSS - baseline, x value | within bound | output |",
           "|---|---|---:|---:|---:|---:|---|---|"]
     for x in r["runs"]:
