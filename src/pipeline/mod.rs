@@ -21,7 +21,7 @@ pub mod rewrite;
 pub mod runner;
 mod huge_bytea;
 mod spill;
-mod staging;
+pub mod staging;
 mod stop;
 mod summary;
 pub mod table_watch;
@@ -87,6 +87,8 @@ pub struct PipelineOptions {
     /// Tables (`schema.table`) whose rule row filter the publication already applies; the
     /// pipeline applies the others' itself ([`row_filter`]).
     pub server_filters: std::collections::HashSet<String>,
+    /// Whether streamed transactions are staged ([`staging`]); `PGCDC_STREAM_STAGING`.
+    pub stage_streamed: bool,
 }
 
 pub struct Pipeline {
@@ -165,7 +167,7 @@ impl Pipeline {
             txn: None,
             spill: StreamSpill::new(opts.spill_dir)?,
             stream_xid: None,
-            staging: Staging::from_env(),
+            staging: Staging::new(opts.stage_streamed),
             progress,
             until: opts.until,
             last_commit: None,

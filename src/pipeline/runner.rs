@@ -74,6 +74,7 @@ pub struct RunSummary {
 /// Runs the configured mode: the full load (if any), then CDC until the until-LSN, a
 /// signal, or an error.
 pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
+    let stage_streamed = super::staging::enabled_by_env()?;
     let info = ConnInfo::from_url(config.source.url.as_deref())?;
     let catalog = Arc::new(Catalog::new(sql::connect(&info).await?));
     // Bad rules stop the run before it touches the target or the slot.
@@ -116,7 +117,7 @@ pub async fn run(config: &Config, mut opts: RunOptions) -> Result<RunSummary> {
     let mut catalog = catalog;
     loop {
         let mut stopping = false;
-        let lost = match run_cdc(config, &targets, &mut opts, &info, catalog, &mut sigterm, &mut stopping).await {
+        let lost = match run_cdc(config, &targets, &mut opts, &info, catalog, &mut sigterm, &mut stopping, stage_streamed).await {
             Ok(mut summary) => {
                 summary.load = load;
                 return Ok(summary);
@@ -149,6 +150,7 @@ async fn run_cdc(
     catalog: Arc<Catalog>,
     sigterm: &mut tokio::signal::unix::Signal,
     stopping: &mut bool,
+    stage_streamed: bool,
 ) -> Result<RunSummary> {
     let info = info.clone();
     let server_version = catalog.server_version_num().await?;
@@ -176,6 +178,7 @@ async fn run_cdc(
         idle_checkpoint_interval: config.pipeline.status_interval,
         rules: config.rules.clone(),
         server_filters: rule_plan.server_filters(),
+        stage_streamed,
     };
     let (mut pipeline, start) = tokio::task::block_in_place(|| Pipeline::open(sinks, lookup, pipeline_opts))?;
 

@@ -77,12 +77,25 @@ pub enum Staging {
     Off,
 }
 
+/// Whether `PGCDC_STREAM_STAGING` lets streamed transactions be staged (unset, `on`: yes;
+/// `off`: no). Read by `run` before it connects; any other value is a configuration error.
+pub fn enabled_by_env() -> Result<bool> {
+    match std::env::var("PGCDC_STREAM_STAGING") {
+        Err(_) => Ok(true),
+        Ok(v) if v == "on" => Ok(true),
+        Ok(v) if v == "off" => Ok(false),
+        Ok(v) => Err(Error::config(format!("PGCDC_STREAM_STAGING: `{v}` is neither `on` nor `off`"))
+            .with_hint("unset it (staging on), or set it to `off` to replay every streamed transaction")),
+    }
+}
+
 impl Staging {
-    /// `Off` when the environment turns staging off, else `Idle`.
-    pub fn from_env() -> Staging {
-        match std::env::var("PGCDC_STREAM_STAGING").as_deref() {
-            Ok("off" | "0" | "false") => Staging::Off,
-            _ => Staging::Idle,
+    /// `Idle` when streamed transactions are staged, else `Off`.
+    pub fn new(enabled: bool) -> Staging {
+        if enabled {
+            Staging::Idle
+        } else {
+            Staging::Off
         }
     }
 

@@ -126,6 +126,7 @@ fn open(sinks: Vec<Box<dyn Sink>>) -> Pipeline {
         idle_checkpoint_interval: std::time::Duration::from_secs(3600),
         rules: Vec::new(),
         server_filters: Default::default(),
+        stage_streamed: true,
     };
     Pipeline::open(sinks, Box::new(NoCatalog), opts).unwrap().0
 }

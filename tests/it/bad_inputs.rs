@@ -123,6 +123,10 @@ async fn every_bad_input_gets_one_clear_error_the_right_exit_and_leaves_nothing(
             env: vec![("PGCDC_VALIDATE_MEMORY", "lots")],
             ..case("validate-memory-not-a-size", base("validate-memory-not-a-size").replace(&format!(":{port}/"), &format!(":{}/", closed_port())), &["validate"], 2, &["PGCDC_VALIDATE_MEMORY", "`lots` is not a size", "hint: unset it"])
         },
+        Case {
+            env: vec![("PGCDC_STREAM_STAGING", "sometimes")],
+            ..case("stream-staging-not-on-or-off", base("stream-staging-not-on-or-off").replace(&format!(":{port}/"), &format!(":{}/", closed_port())), RUN, 2, &["PGCDC_STREAM_STAGING", "`sometimes` is neither `on` nor `off`", "hint: unset it"])
+        },
         case("wrong-password", base("wrong-password").replace(SCRAM_PASSWORD, "not-the-password"), RUN, 1, &["password authentication failed", "hint: check the user and password"]),
         case("missing-database", base("missing-database").replace(&format!("/{}", s.db.name), "/no_such_db_catalogue"), RUN, 1, &["no_such_db_catalogue"]),
         case("no-replication-privilege", config_toml(&s.db.url_as(NOREPL_USER), &s.publication, &s.slot, &out("no-replication-privilege"), ""), RUN, 1, &["REPLICATION"]),
